@@ -1,0 +1,33 @@
+# Finds qtensor's dependencies and gives them the target names qtensor links:
+# hwy::hwy and xsimd. Used by the build and by the installed qtensorConfig.cmake.
+# Expects QTENSOR_WITH_HIGHWAY / QTENSOR_WITH_XSIMD to be set.
+
+if(QTENSOR_WITH_HIGHWAY AND NOT TARGET hwy::hwy)
+    # Highway's own config names the target hwy::hwy; Conan's CMakeDeps names the
+    # package "highway" and the target highway::highway.
+    find_package(hwy CONFIG QUIET)
+    if(NOT TARGET hwy::hwy)
+        find_package(highway CONFIG QUIET)
+        if(TARGET highway::highway)
+            add_library(hwy::hwy INTERFACE IMPORTED)
+            target_link_libraries(hwy::hwy INTERFACE highway::highway)
+        endif()
+    endif()
+    if(NOT TARGET hwy::hwy)
+        message(FATAL_ERROR "qtensor: Highway not found (Debian: apt-get install libhwy-dev), "
+                            "or configure with -DQTENSOR_WITH_HIGHWAY=OFF")
+    endif()
+endif()
+
+if(QTENSOR_WITH_XSIMD AND NOT TARGET xsimd)
+    find_package(xsimd CONFIG QUIET)
+    if(NOT TARGET xsimd)
+        message(FATAL_ERROR "qtensor: xsimd not found (Debian: apt-get install libxsimd-dev), "
+                            "or configure with -DQTENSOR_WITH_XSIMD=OFF")
+    endif()
+endif()
+# Debian's xsimd 8.1 target links "xtl" without finding it (-lxtl fails to link);
+# xtl is header-only and unused by the parts of xsimd we include.
+if(TARGET xsimd AND NOT TARGET xtl)
+    add_library(xtl INTERFACE IMPORTED)
+endif()

@@ -1,0 +1,10 @@
+// qtensor/qtensor.hpp: the umbrella header: everything the library offers.
+#pragma once
+
+#include "qtensor/core/aligned_buffer.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/core/half.hpp"
+#include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/scheme.hpp"
