@@ -8,3 +8,6 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/scheme.hpp"
+#include "qtensor/tensor/extents.hpp"
+#include "qtensor/tensor/tensor.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
