@@ -50,12 +50,14 @@ constexpr fp16_t fp32_to_fp16(float f) noexcept {
     return {static_cast<std::uint16_t>(sign | r)};
 }
 
-// fp16 -> fp32 is exact for every pattern (NaN payloads are kept).
+// fp16 -> fp32 is exact for every number. NaN keeps its sign and payload and
+// comes out quiet, as F16C (vcvtph2ps) and ggml's table do.
 constexpr float fp16_to_fp32(fp16_t h) noexcept {
     const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
     const std::uint32_t exp = (h.bits >> 10) & 0x1fu;
     std::uint32_t mant = h.bits & 0x3ffu;
-    if (exp == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0x1f)
+        return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13) | (mant != 0 ? 0x00400000u : 0u));
     if (exp != 0) return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
     if (mant == 0) return std::bit_cast<float>(sign);
     // Subnormal: normalise the significand.
