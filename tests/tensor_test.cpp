@@ -1,6 +1,8 @@
 // tensor: owning storage, quantize/dequantize factories, clone and move.
 #include <doctest/doctest.h>
 
+#include "test_util.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -13,6 +15,7 @@
 #include "qtensor/tensor/tensor.hpp"
 
 using namespace qtensor;
+using qtensor_test::message_of;
 
 namespace {
 
@@ -22,15 +25,6 @@ std::vector<float> ramp(std::size_t n) {
     return x;
 }
 
-template <class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const qtensor::error& e) {
-        return e.what();
-    }
-    return "(no qtensor::error thrown)";
-}
 
 } // namespace
 

@@ -2,6 +2,8 @@
 // strides, and the checks that guard them.
 #include <doctest/doctest.h>
 
+#include "test_util.hpp"
+
 #include <cstddef>
 #include <cstring>
 #include <span>
@@ -15,6 +17,7 @@
 #include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
+using qtensor_test::message_of;
 
 namespace {
 
@@ -46,15 +49,6 @@ std::vector<float> dequantized_row(std::span<const std::byte> bytes, std::size_t
     return y;
 }
 
-template <class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const qtensor::error& e) {
-        return e.what();
-    }
-    return "(no qtensor::error thrown)";
-}
 
 } // namespace
 

@@ -46,8 +46,8 @@ struct q4_0 {
     static constexpr std::string_view name = "q4_0";
 
     // x[n] -> y[n/32]. Throws qtensor::error on NaN/Inf input or a scale past
-    // the fp16 range (|max| > 8 * 65504). saturated[i] = 1 where the code was
-    // clamped from 16 to 15.
+    // the fp16 range (d = max / -8 rounds to fp16 inf: |d| >= 65520).
+    // saturated[i] = 1 where the code was clamped from 16 to 15.
     static void quantize_row(const float* x, block_q4_0* y, std::size_t n,
                              std::uint8_t* saturated = nullptr) {
         detail::check_finite(name, x, n);

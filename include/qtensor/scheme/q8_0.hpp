@@ -50,7 +50,7 @@ struct q8_0 {
     static constexpr std::string_view name = "q8_0";
 
     // x[n] -> y[n/32]. Throws qtensor::error on NaN/Inf input or a scale past
-    // the fp16 range (amax > 127 * 65504). `saturated`, if given, is all zeros:
+    // the fp16 range (d = amax / 127 rounds to fp16 inf: d >= 65520). `saturated`, if given, is all zeros:
     // Q8_0 never clamps a code.
     static void quantize_row(const float* x, block_q8_0* y, std::size_t n,
                              std::uint8_t* saturated = nullptr) {

@@ -101,12 +101,12 @@ inline void check_finite(std::string_view name, const float* x, std::size_t n) {
                         "; quantized schemes need finite input");
 }
 
-// A block scale stored as fp16 must be finite; beyond 65504 the block could not
-// be dequantized to anything meaningful.
+// A block scale stored as fp16 must be finite (65520 and above round to inf);
+// an infinite scale would dequantize the block to inf and NaN.
 inline void check_fp16_scale(std::string_view name, std::size_t block, float scale, float stored) {
     if (!std::isfinite(stored))
         throw error(std::string(name) + ": block " + std::to_string(block) + " needs scale " +
-                    std::to_string(scale) + ", beyond the fp16 range (65504)");
+                    std::to_string(scale) + ", past the fp16 range (65520 and above round to inf)");
 }
 
 } // namespace detail

@@ -1,0 +1,30 @@
+# tests/cli/roundtrip.cmake: quantize generated rows with the CLI, check the
+# quantized file's size, dequantize it, and check the values against the
+# type's error bound (testutil check).
+#
+#   -DCLI= -DUTIL= -DWORK_DIR= -DTYPE= -DROWS= -DCOLS=
+#   -DROW_BYTES=n   bytes of one quantized row, from formats.md's table
+cmake_minimum_required(VERSION 3.21)
+
+function(step)
+    execute_process(COMMAND ${ARGN} WORKING_DIRECTORY "${WORK_DIR}"
+        RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT rc STREQUAL "0")
+        message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}${err}")
+    endif()
+    message(STATUS "${out}${err}")
+endfunction()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+step("${UTIL}" gen in.f32 ${ROWS} ${COLS})
+step("${CLI}" quantize --type ${TYPE} --cols ${COLS} in.f32 q.bin)
+
+file(SIZE "${WORK_DIR}/q.bin" got)
+math(EXPR want "${ROWS} * ${ROW_BYTES}")
+if(NOT got EQUAL want)
+    message(FATAL_ERROR "q.bin holds ${got} bytes, expected ${ROWS} rows x ${ROW_BYTES} = ${want}")
+endif()
+
+step("${CLI}" dequantize --type ${TYPE} --cols ${COLS} q.bin back.f32)
+step("${UTIL}" check ${TYPE} ${COLS} in.f32 back.f32)

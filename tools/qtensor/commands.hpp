@@ -1,0 +1,17 @@
+// tools/qtensor/commands.hpp: the subcommands main.cpp dispatches to. Each
+// takes the arguments after its name and returns the exit status, or throws
+// cli::failure / qtensor::error.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+namespace qtensor::cli {
+
+void print_quantize_help();
+int run_quantize(std::span<const std::string_view> args);
+
+void print_dequantize_help();
+int run_dequantize(std::span<const std::string_view> args);
+
+} // namespace qtensor::cli
