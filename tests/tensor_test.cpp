@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -24,7 +25,6 @@ std::vector<float> ramp(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 5) % 48) / 4.0f - 6.0f;
     return x;
 }
-
 
 } // namespace
 
@@ -90,6 +90,13 @@ TEST_CASE("tensor: shape errors name the shape") {
     m = message_of([&] { (void)t(0, 32); });
     CHECK(m.find("index 32") != std::string::npos);
     CHECK(m.find("[2, 32]") != std::string::npos);
+}
+
+TEST_CASE("tensor: a bad value is reported with its row and the shape") {
+    std::vector<float> x = ramp(4 * 64);
+    x[2 * 64 + 5] = std::numeric_limits<float>::quiet_NaN();
+    const std::string m = message_of([&] { (void)tensor<q4_0, 2>::quantize(x, {4, 64}); });
+    CHECK(m.find("q4_0 tensor of shape [4, 64], row 2: q4_0: element 5 is NaN") != std::string::npos);
 }
 
 TEST_CASE("tensor: clone copies, move hands the storage over") {

@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/q8_k.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
@@ -94,6 +97,27 @@ TEST_CASE_TEMPLATE("tensor_view: an element reads as S::dequantize_row of its ro
     const std::vector<float> all = v.dequantize();
     REQUIRE(all.size() == rows * cols);
     CHECK(all[2 * cols + 5] == dequantized_row<S>(bytes, rb, 2, cols)[5]);
+}
+
+TEST_CASE_TEMPLATE("tensor_view: K-quant rows of 256-element blocks", S, q2_k, q4_k, q8_k) {
+    constexpr std::size_t rows = 3, cols = 512;
+    const std::size_t rb = row_bytes<S>(cols);
+    const auto bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
+    const tensor_view<const S, 2> v(bytes, {rows, cols});
+    CHECK(v.blocks_per_row() == 2);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const auto y = dequantized_row<S>(bytes, rb, r, cols);
+        for (std::size_t c = 0; c < cols; c += 7) CHECK(v(r, c) == y[c]);
+    }
+    // 384 columns are one and a half blocks.
+    CHECK(message_of([&] { (void)tensor_view<const S, 2>(bytes, {rows, 384}); }).find("256") !=
+          std::string::npos);
+    // block_q8_k starts with a float: its views need 4-byte alignment.
+    if constexpr (std::is_same_v<S, q8_k>) {
+        const std::span<const std::byte> shifted(bytes.data() + 2, bytes.size() - 2);
+        CHECK(message_of([&] { (void)tensor_view<const S, 2>(shifted, {1, 256}); }).find("aligned") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE("tensor_view: a hand-built q4_0 block reads as (code - 8) * d") {

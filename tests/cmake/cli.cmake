@@ -183,4 +183,14 @@ qtensor_cli_run(failure_keeps_old_output CODE 1 ONE_LINE KEEP out.bin
     STDERR "^qtensor: row 1: q4_0: element 3 is NaN"
     ARGS quantize -t q4_0 -c 32 ${in}/nan.f32 out.bin)
 
+# Byte-exact against ggml for every type: tests/data/ggml_golden holds ggml's
+# own output for the same input (see its README).
+foreach(type IN ITEMS q4_0 q8_0 q2_k q4_k q8_k)
+    add_test(NAME cli_golden_${type} COMMAND ${CMAKE_COMMAND}
+        -DCLI=$<TARGET_FILE:qtensor_cli> -DTYPE=${type}
+        -DGOLDEN=${CMAKE_CURRENT_LIST_DIR}/../data/ggml_golden
+        -DWORK_DIR=${QTENSOR_CLI_WORK}/golden_${type}
+        -P ${QTENSOR_CLI_TEST_DIR}/golden.cmake)
+endforeach()
+
 endif()

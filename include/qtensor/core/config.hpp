@@ -11,10 +11,17 @@
 #define QTENSOR_BEGIN_NAMESPACE namespace qtensor { inline namespace v0 {
 #define QTENSOR_END_NAMESPACE } }
 
-// The scalar reference quantizers promise ggml's bytes. -ffast-math allows the
-// compiler to replace x / y by x * (1 / y), reassociate sums and drop NaN
-// checks, each of which changes bytes. Refuse rather than produce silent
-// differences; a user who accepts that can opt out.
-#if defined(__FAST_MATH__) && !defined(QTENSOR_ALLOW_FAST_MATH)
-#error "qtensor: -ffast-math breaks the byte-exact reference quantizers; compile this TU without it (or define QTENSOR_ALLOW_FAST_MATH to accept different bytes)"
+// The scalar reference quantizers promise ggml's bytes, and that needs IEEE
+// float semantics. Each of these flags breaks them, so refuse rather than
+// produce silently different bytes (a user who accepts that can opt out):
+//   -ffast-math            all of the below
+//   -ffinite-math-only     folds away the NaN/Inf checks on input
+//   -freciprocal-math      x / y becomes x * (1 / y): other codes (Q8_0, K-quants)
+//   -fassociative-math     reorders the float sums of the K-quant search
+//   -fno-signed-zeros      loses the -0.0 scale of an all-zero Q4_0 block
+// GCC defines a macro for each; other compilers define at least __FAST_MATH__.
+#if !defined(QTENSOR_ALLOW_FAST_MATH) &&                                          \
+    (defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) || \
+     defined(__RECIPROCAL_MATH__) || defined(__ASSOCIATIVE_MATH__) || defined(__NO_SIGNED_ZEROS__))
+#error "qtensor: -ffast-math (or -ffinite-math-only, -freciprocal-math, -fassociative-math, -fno-signed-zeros) breaks the byte-exact reference quantizers; compile this TU without it, or define QTENSOR_ALLOW_FAST_MATH to accept different bytes"
 #endif

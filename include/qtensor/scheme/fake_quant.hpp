@@ -152,7 +152,11 @@ private:
 
     // x[n] -> y[n] (and saturated[n] unless null), block by block: the block is
     // quantized completely before its outputs are written, so y == x is safe.
+    // NaN/Inf are looked for in all of x before anything is written; a scale
+    // past fp16 in block k is only found there, after blocks 0..k-1 of y (of x,
+    // in place) have been written.
     static void run_forward(const float* x, float* y, std::uint8_t* saturated, std::size_t n) {
+        detail::check_finite(detail::fake_quant_name<S>(), x, n);
         for (std::size_t i = 0; i < n; i += block_elems) {
             block_of<S> q{};
             detail::quantize_block_at<S>(x + i, &q, saturated ? saturated + i : nullptr, i);

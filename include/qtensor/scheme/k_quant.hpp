@@ -23,6 +23,9 @@
 QTENSOR_BEGIN_NAMESPACE
 namespace detail {
 
+// Every K-quant super-block holds 256 elements.
+inline constexpr std::size_t k_block_elems = 256;
+
 // The arguments ggml passes to make_qkx2_quants.
 //   Q2_K: {nmax 3,  rmin -0.5, rdelta 0.1, nstep 15, use_mad true}
 //   Q4_K: {nmax 15, rmin -1.0, rdelta 0.1, nstep 20, use_mad false}
@@ -174,9 +177,6 @@ inline void requantize_sub_block(const float* x, std::size_t n, float D, float d
 // (step 2, S's scale packing), pack_codes (step 4), and the readers scale_of,
 // min_of, code_at. Step 3, requantization, is the same for both formats.
 // Sub-blocks are sub_elems long and line up with Q8_K's 16-element bsums.
-// Every K-quant super-block holds 256 elements.
-inline constexpr std::size_t k_block_elems = 256;
-
 template <class S, class B>
 struct k_quant_rows {
     // x[n] -> y[n/256]. Throws qtensor::error on NaN/Inf input or a super-scale
@@ -184,7 +184,7 @@ struct k_quant_rows {
     static void quantize_row(const float* x, B* y, std::size_t n, std::uint8_t* saturated = nullptr) {
         check_finite(S::name, x, n);
         for (std::size_t b = 0; b < n / S::block_elems; ++b, x += S::block_elems) {
-            std::array<std::uint8_t, S::block_elems> codes;
+            std::array<std::uint8_t, k_block_elems> codes;
             const auto fits = S::fit_sub_blocks(x, codes);
             S::quantize_scales(fits, y[b], b);
             requantize(x, y[b], codes, saturated);

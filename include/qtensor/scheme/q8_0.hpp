@@ -37,7 +37,7 @@ namespace detail {
 // conversion of inf would be undefined, so such blocks get zero codes.
 inline float code_reciprocal(float d) noexcept {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    return std::isinf(id) ? 0.0f : id;
+    return is_finite_bits(id) ? id : 0.0f;
 }
 } // namespace detail
 

@@ -55,9 +55,11 @@ struct q8_k {
     static constexpr ggml_type type_id = ggml_type::q8_k;
     static constexpr std::string_view name = "q8_k";
 
-    // x[n] -> y[n/256]. Throws qtensor::error on NaN/Inf input (the scale is
-    // fp32, so no finite input overflows it). saturated[i] = 1 where the code
-    // was clamped at 127 (never, for finite input; see above).
+    // x[n] -> y[n/256]. Throws qtensor::error on NaN/Inf input. The scale is
+    // fp32, so it never overflows; but with |max| near FLT_MAX the product
+    // -127 * d can round past FLT_MAX, and such a block dequantizes to +-inf
+    // (the same bytes and values as ggml). saturated[i] = 1 where the code was
+    // clamped at 127 (never, for finite input; see above).
     static void quantize_row(const float* x, block_q8_k* y, std::size_t n,
                              std::uint8_t* saturated = nullptr) {
         detail::check_finite(name, x, n);
@@ -66,7 +68,7 @@ struct q8_k {
             const float iscale = max != 0.0f ? -127.0f / max : 0.0f;
             for (std::size_t j = 0; j < block_elems; ++j) {
                 int code = 0;
-                if (std::isfinite(iscale)) code = detail::nearest_int(detail::fmul(iscale, x[j]));
+                if (detail::is_finite_bits(iscale)) code = detail::nearest_int(detail::fmul(iscale, x[j]));
                 y[b].qs[j] = static_cast<std::int8_t>(std::min(127, code));
                 if (saturated != nullptr) *saturated++ = code > 127 ? 1 : 0;
             }

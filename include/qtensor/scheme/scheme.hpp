@@ -8,6 +8,7 @@
 // n / block_elems * block_bytes bytes with no padding (ggml's ggml_row_size).
 #pragma once
 
+#include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -93,18 +94,24 @@ inline void check_size(std::string_view what, std::string_view name, std::size_t
 
 // Quantized schemes reject NaN and +-Inf: ggml's float-to-int conversions are
 // undefined for them, and a scale computed from them is meaningless.
+// The test reads the exponent bits, so it holds even where a user's flags let
+// the compiler assume floats are finite.
+inline bool is_finite_bits(float f) noexcept {
+    return (std::bit_cast<std::uint32_t>(f) & 0x7f800000u) != 0x7f800000u;
+}
+
 inline void check_finite(std::string_view name, const float* x, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
-        if (!std::isfinite(x[i]))
+        if (!is_finite_bits(x[i]))
             throw error(std::string(name) + ": element " + std::to_string(i) + " is " +
-                        (std::isnan(x[i]) ? "NaN" : "infinite") +
+                        ((std::bit_cast<std::uint32_t>(x[i]) & 0x007fffffu) != 0 ? "NaN" : "infinite") +
                         "; quantized schemes need finite input");
 }
 
 // A block scale stored as fp16 must be finite (65520 and above round to inf);
 // an infinite scale would dequantize the block to inf and NaN.
 inline void check_fp16_scale(std::string_view name, std::size_t block, float scale, float stored) {
-    if (!std::isfinite(stored))
+    if (!is_finite_bits(stored))
         throw error(std::string(name) + ": block " + std::to_string(block) + " needs scale " +
                     std::to_string(scale) + ", past the fp16 range (65520 and above round to inf)");
 }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,14 +59,21 @@ public:
     }
 
     // values[shape.size()], row major -> a tensor, row by row with S::quantize_row.
+    // A failing row (NaN, a scale past fp16) is named with its index and the shape.
     static tensor quantize(std::span<const float> values, const extents_type& shape) {
-        tensor t(shape);
         if (values.size() != shape.size())
             throw error(detail::describe<S>(shape) + " has " + std::to_string(shape.size()) +
                         " elements, got " + std::to_string(values.size()) + " values");
+        tensor t(shape);
         const view_type v = t.view();
-        for (index_type r = 0; r < v.num_rows(); ++r)
-            S::quantize_row(values.data() + r * v.cols(), v.blocks(r).data(), v.cols());
+        for (index_type r = 0; r < v.num_rows(); ++r) {
+            try {
+                S::quantize_row(values.data() + r * v.cols(), v.blocks(r).data(), v.cols());
+            } catch (const error& e) {
+                throw error(detail::describe<S>(shape) + ", row " + std::to_string(r) + ": " +
+                            (e.what() + std::string_view("qtensor: ").size()));
+            }
+        }
         return t;
     }
 
