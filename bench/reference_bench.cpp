@@ -6,19 +6,14 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "qtensor/qtensor.hpp"
 
 namespace {
 
-constexpr std::size_t cols = 4096;
+using qtensor_bench::random_floats;
 
-std::vector<float> random_floats(std::size_t n) {
-    std::mt19937 rng(42);
-    std::normal_distribution<float> gauss(0.0f, 1.0f);
-    std::vector<float> x(n);
-    for (auto& v : x) v = gauss(rng);
-    return x;
-}
+constexpr std::size_t cols = 4096;
 
 template <class S>
 void quantize_reference(benchmark::State& state) {

@@ -3,6 +3,8 @@
 // the exact double-precision sum of the dequantized products.
 #include <doctest/doctest.h>
 
+#include "test_util.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -41,17 +43,8 @@ TEST_CASE("q8_0 . q8_0: signed products, one scale product per block") {
 
 namespace {
 
-// Random row whose blocks have scales spread over many orders of magnitude,
-// so the float sum really does round.
 std::vector<float> random_row(std::size_t n, std::mt19937& rng) {
-    std::normal_distribution<float> gauss(0.0f, 1.0f);
-    std::uniform_real_distribution<float> log_scale(-3.0f, 3.0f);
-    std::vector<float> x(n);
-    for (std::size_t b = 0; b < n / 32; ++b) {
-        const float s = std::pow(10.0f, log_scale(rng));
-        for (std::size_t j = 0; j < 32; ++j) x[b * 32 + j] = s * gauss(rng);
-    }
-    return x;
+    return qtensor_test::spread_blocks(n, 32, rng);
 }
 
 template <class W>
@@ -59,16 +52,7 @@ void check_budget(std::size_t n, std::uint32_t seed) {
     std::mt19937 rng(seed);
     const auto wq = quantize<W>(random_row(n, rng));
     const auto aq = quantize<q8_0>(random_row(n, rng));
-    const auto w = dequantize<W>(wq);
-    const auto a = dequantize<q8_0>(aq);
-    double exact = 0.0;
-    double magnitude = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        // Dequantized values have at most 8 + 11 significant bits: their
-        // product is exact in double, and so is this sum to ~2^-53 relative.
-        exact += static_cast<double>(w[i]) * a[i];
-        magnitude += std::fabs(static_cast<double>(w[i]) * a[i]);
-    }
+    const auto [exact, magnitude] = qtensor_test::exact_dot_of(dequantize<W>(wq), dequantize<q8_0>(aq));
     const double budget = static_cast<double>(n / 32 + 1) * std::ldexp(1.0, -24) * magnitude;
     const float got = dot<W>(wq, aq);
     INFO("n=" << n << " exact=" << exact << " got=" << got << " budget=" << budget);

@@ -3,6 +3,8 @@
 // budget of the dot products Q8_K is the partner of (q2_k, q4_k).
 #include <doctest/doctest.h>
 
+#include "test_util.hpp"
+
 #include <array>
 #include <bit>
 #include <cmath>
@@ -160,18 +162,9 @@ TEST_CASE("q8_k round trip: |x - y| <= |d|/2 + rounding, and |d|/2 is reached") 
 
 namespace {
 
-// Super-blocks with scales spread over many orders of magnitude, so the float
-// sum of the block terms really does round.
+// Some super-blocks with large mins (odd ones shifted by half their scale).
 std::vector<float> random_row(std::size_t n, std::mt19937& rng) {
-    std::normal_distribution<float> gauss(0.0f, 1.0f);
-    std::uniform_real_distribution<float> log_scale(-3.0f, 3.0f);
-    std::vector<float> x(n);
-    for (std::size_t b = 0; b < n / 256; ++b) {
-        const float s = std::pow(10.0f, log_scale(rng));
-        const float shift = b % 2 ? 0.5f : 0.0f; // some blocks with large mins
-        for (std::size_t j = 0; j < 256; ++j) x[b * 256 + j] = s * (gauss(rng) + shift);
-    }
-    return x;
+    return qtensor_test::spread_blocks(n, 256, rng, -3.0f, 3.0f, 0.5f);
 }
 
 } // namespace

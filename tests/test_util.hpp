@@ -1,7 +1,11 @@
 // Helpers shared by the doctest files.
 #pragma once
 
+#include <cmath>
+#include <cstddef>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "qtensor/core/error.hpp"
 
@@ -17,6 +21,41 @@ std::string message_of(F&& f) {
         return e.what();
     }
     return "(no qtensor::error thrown)";
+}
+
+// n Gaussian values in blocks of `block`, each block scaled by 10^e with e
+// uniform in [min_exp, max_exp], so float sums over blocks really round. Odd
+// blocks are shifted by `odd_shift` (times their scale): large mins for the
+// K-quants.
+inline std::vector<float> spread_blocks(std::size_t n, std::size_t block, std::mt19937& rng,
+                                        float min_exp = -3.0f, float max_exp = 3.0f,
+                                        float odd_shift = 0.0f) {
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::uniform_real_distribution<float> log_scale(min_exp, max_exp);
+    std::vector<float> x(n);
+    for (std::size_t b = 0; b < n / block; ++b) {
+        const float s = std::pow(10.0f, log_scale(rng));
+        const float shift = b % 2 ? odd_shift : 0.0f;
+        for (std::size_t j = 0; j < block; ++j) x[b * block + j] = s * (gauss(rng) + shift);
+    }
+    return x;
+}
+
+// The exact sum of w[i] * a[i] over dequantized rows, and sum |w[i] * a[i]|.
+// Dequantized Q4_0/Q8_0 values have at most 8 + 11 significant bits, so each
+// product is exact in double and the sums are good to about 2^-53 relative.
+struct exact_dot {
+    double sum = 0.0;
+    double magnitude = 0.0;
+};
+
+inline exact_dot exact_dot_of(const std::vector<float>& w, const std::vector<float>& a) {
+    exact_dot r;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        r.sum += static_cast<double>(w[i]) * a[i];
+        r.magnitude += std::fabs(static_cast<double>(w[i]) * a[i]);
+    }
+    return r;
 }
 
 } // namespace qtensor_test

@@ -11,6 +11,9 @@
 file(GLOB_RECURSE qtensor_public_headers CONFIGURE_DEPENDS
     RELATIVE "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/include/qtensor/*.hpp")
 list(FILTER qtensor_public_headers EXCLUDE REGEX "-inl\\.hpp$")
+if(NOT QTENSOR_WITH_HIGHWAY)
+    list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/") # need Highway
+endif()
 
 set(qtensor_header_tus)
 foreach(header IN LISTS qtensor_public_headers)
