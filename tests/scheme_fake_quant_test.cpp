@@ -453,6 +453,31 @@ void check_unit_slope(float yp, float ym, float h, bool exact) {
     }
 }
 
+// Outputs yp, ym of fake_quant at x with element i moved by +h and -h, against
+// y at x. A saturated element: nothing moves (difference quotient 0) and no
+// gradient passes.
+void check_saturated(std::size_t i, std::span<const float> yp, std::span<const float> ym,
+                     std::span<const float> y, std::uint8_t mask_i, float dx_i) {
+    CHECK(bits(yp[i]) == bits(ym[i]));
+    CHECK(first_difference(yp, y) == y.size());
+    CHECK(first_difference(ym, y) == y.size());
+    CHECK(mask_i == 1);
+    CHECK(bits(dx_i) == bits(0.0f));
+}
+
+// A pass-through element: slope 1 at i, every other output stays, and the
+// gradient passes unchanged.
+void check_pass(std::size_t i, float h, bool exact, std::vector<float> yp, std::vector<float> ym,
+                std::span<const float> y, std::uint8_t mask_i, float dx_i, float dy_i) {
+    check_unit_slope(yp[i], ym[i], h, exact);
+    yp[i] = y[i];
+    ym[i] = y[i];
+    CHECK(first_difference(yp, y) == y.size());
+    CHECK(first_difference(ym, y) == y.size());
+    CHECK(mask_i == 0);
+    CHECK(bits(dx_i) == bits(dy_i));
+}
+
 // Pivot schemes, per block of E elements:
 //  - pass-through element i (not the pivot, so d does not move): perturb by
 //    h = k steps, k in 1..3, where x+-h still rounds k codes away from x's
@@ -509,11 +534,7 @@ void fd_pivot_block(std::mt19937& rng, std::size_t b, fd_counts& count) {
             xm[i] = x[i] - toward_larger_v * h;
             fake_quant<S>::forward(xp, yp);
             fake_quant<S>::forward(xm, ym);
-            CHECK(bits(yp[i]) == bits(ym[i])); // difference quotient 0
-            CHECK(first_difference(yp, y) == E);
-            CHECK(first_difference(ym, y) == E);
-            CHECK(mask[i] == 1);
-            CHECK(bits(dx[i]) == bits(0.0f));
+            check_saturated(i, yp, ym, y, mask[i], dx[i]);
             ++count.saturated;
             continue;
         }
@@ -531,13 +552,7 @@ void fd_pivot_block(std::mt19937& rng, std::size_t b, fd_counts& count) {
         if (!(away && inside && k_codes)) continue;
         fake_quant<S>::forward(xp, yp);
         fake_quant<S>::forward(xm, ym);
-        check_unit_slope(yp[i], ym[i], h, R::exact_outputs);
-        yp[i] = y[i]; // every other output stays where it was
-        ym[i] = y[i];
-        CHECK(first_difference(yp, y) == E);
-        CHECK(first_difference(ym, y) == E);
-        CHECK(mask[i] == 0);
-        CHECK(bits(dx[i]) == bits(dy[i]));
+        check_pass(i, h, R::exact_outputs, yp, ym, y, mask[i], dx[i], dy[i]);
         ++count.pass;
     }
 }
@@ -597,11 +612,7 @@ void fd_k_quant_block(std::mt19937& rng, std::size_t b, fd_counts& count) {
             if (!scales_kept(xp) || !scales_kept(xm)) continue;
             fake_quant<S>::forward(xp, yp);
             fake_quant<S>::forward(xm, ym);
-            CHECK(bits(yp[i]) == bits(ym[i]));
-            CHECK(first_difference(yp, y) == E);
-            CHECK(first_difference(ym, y) == E);
-            CHECK(mask[i] == 1);
-            CHECK(bits(dx[i]) == bits(0.0f));
+            check_saturated(i, yp, ym, y, mask[i], dx[i]);
             ++count.saturated;
             continue;
         }
@@ -616,13 +627,7 @@ void fd_k_quant_block(std::mt19937& rng, std::size_t b, fd_counts& count) {
         if (!(away && inside) || !scales_kept(xp) || !scales_kept(xm)) continue;
         fake_quant<S>::forward(xp, yp);
         fake_quant<S>::forward(xm, ym);
-        check_unit_slope(yp[i], ym[i], h, false);
-        yp[i] = y[i];
-        ym[i] = y[i];
-        CHECK(first_difference(yp, y) == E);
-        CHECK(first_difference(ym, y) == E);
-        CHECK(mask[i] == 0);
-        CHECK(bits(dx[i]) == bits(dy[i]));
+        check_pass(i, h, false, yp, ym, y, mask[i], dx[i], dy[i]);
         ++count.pass;
     }
 }

@@ -7,13 +7,7 @@
 #   -DFLOATS=tokens -DBYTES=tokens -DBACK=tokens   (testutil's v*count / hh*count)
 cmake_minimum_required(VERSION 3.21)
 
-function(step)
-    execute_process(COMMAND ${ARGN} WORKING_DIRECTORY "${WORK_DIR}"
-        RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-    if(NOT rc STREQUAL "0")
-        message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}${err}")
-    endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/step.cmake)
 
 function(same_bytes got want)
     execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files "${WORK_DIR}/${got}" "${WORK_DIR}/${want}"

@@ -6,14 +6,7 @@
 #   -DROW_BYTES=n   bytes of one quantized row, from formats.md's table
 cmake_minimum_required(VERSION 3.21)
 
-function(step)
-    execute_process(COMMAND ${ARGN} WORKING_DIRECTORY "${WORK_DIR}"
-        RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-    if(NOT rc STREQUAL "0")
-        message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}${err}")
-    endif()
-    message(STATUS "${out}${err}")
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/step.cmake)
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")

@@ -1,31 +1,32 @@
-# One program from two TUs that both include qtensor/qtensor.hpp and instantiate
-# the same templates (tests/odr/): it must link (no duplicate definitions from the
-# headers) and compute the same bytes in both. b.cpp is compiled with the flags
-# of the *_v3fast tests, so the linker keeps inline functions from TUs built with
-# different flags, as it does in a user's program.
-add_executable(odr_two_tus odr/main.cpp odr/a.cpp odr/b.cpp)
-target_link_libraries(odr_two_tus PRIVATE qtensor::qtensor)
-target_compile_options(odr_two_tus PRIVATE ${QTENSOR_WARNINGS})
-if(QTENSOR_CAN_RUN_X86_64_V3)
-    set_source_files_properties(odr/b.cpp PROPERTIES
-        COMPILE_OPTIONS "-O3;-march=x86-64-v3;-ffp-contract=fast")
-endif()
-add_test(NAME odr_two_tus COMMAND odr_two_tus)
+# ODR tests: one source compiled twice into one program, under two names, once
+# with the default flags and once with the flags of the *_v3fast tests. It must
+# link (no duplicate definitions from the headers) and both copies must compute
+# the reference's results, so the linker's choice among inline functions from
+# TUs built with different flags, as in a user's program, changes nothing.
 
-# The same for the SIMD kernels' dispatch header (tests/odr/kernels_tu.cpp,
-# built twice under two names, once with -O3 -march=x86-64-v3).
-if(QTENSOR_WITH_HIGHWAY)
-    set(odr_kernels_v3 ${CMAKE_CURRENT_BINARY_DIR}/odr_kernels_tu_v3.cpp)
-    configure_file(${CMAKE_CURRENT_SOURCE_DIR}/odr/kernels_tu.cpp ${odr_kernels_v3} COPYONLY)
-    add_executable(odr_kernels odr/kernels_main.cpp odr/kernels_tu.cpp ${odr_kernels_v3})
-    target_link_libraries(odr_kernels PRIVATE qtensor::qtensor)
-    target_compile_options(odr_kernels PRIVATE ${QTENSOR_WARNINGS})
-    set_source_files_properties(odr/kernels_tu.cpp PROPERTIES COMPILE_DEFINITIONS ODR_TU_NAME=odr_kernels_default)
-    set(odr_v3_options "")
+# qtensor_odr_test(<test> <main.cpp> <tu.cpp> <name for the default TU> <name for the v3 TU>)
+function(qtensor_odr_test test main tu default_name v3_name)
+    get_filename_component(tu_base ${tu} NAME_WE)
+    set(tu_v3 ${CMAKE_CURRENT_BINARY_DIR}/${test}_${tu_base}_v3.cpp)
+    configure_file(${CMAKE_CURRENT_SOURCE_DIR}/${tu} ${tu_v3} COPYONLY)
+    add_executable(${test} ${main} ${tu} ${tu_v3})
+    target_link_libraries(${test} PRIVATE qtensor::qtensor)
+    target_compile_options(${test} PRIVATE ${QTENSOR_WARNINGS})
+    target_include_directories(${test} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/odr)
+    set_source_files_properties(${tu} PROPERTIES COMPILE_DEFINITIONS ODR_TU_NAME=${default_name})
+    set(v3_options "")
     if(QTENSOR_CAN_RUN_X86_64_V3)
-        set(odr_v3_options "-O3;-march=x86-64-v3")
+        set(v3_options "-O3;-march=x86-64-v3;-ffp-contract=fast")
     endif()
-    set_source_files_properties(${odr_kernels_v3} PROPERTIES
-        COMPILE_DEFINITIONS ODR_TU_NAME=odr_kernels_v3 COMPILE_OPTIONS "${odr_v3_options}")
-    add_test(NAME odr_kernels COMMAND odr_kernels)
+    set_source_files_properties(${tu_v3} PROPERTIES
+        COMPILE_DEFINITIONS ODR_TU_NAME=${v3_name} COMPILE_OPTIONS "${v3_options}")
+    add_test(NAME ${test} COMMAND ${test})
+endfunction()
+
+# The umbrella header qtensor/qtensor.hpp.
+qtensor_odr_test(odr_two_tus odr/main.cpp odr/tu.cpp odr_a odr_b)
+
+# The SIMD kernels' dispatch header: its per-target code has internal linkage.
+if(QTENSOR_WITH_HIGHWAY)
+    qtensor_odr_test(odr_kernels odr/kernels_main.cpp odr/kernels_tu.cpp odr_kernels_default odr_kernels_v3)
 endif()

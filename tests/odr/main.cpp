@@ -1,4 +1,4 @@
-// tests/odr/main.cpp: links a.cpp and b.cpp, which both include the umbrella
+// tests/odr/main.cpp: links the two builds of tu.cpp (odr_a, odr_b), which both include the umbrella
 // header and instantiate the same templates, and checks that both give the
 // bytes derived by hand, undo each other, and throw a qtensor::error that this
 // third TU catches by type.
@@ -61,12 +61,12 @@ int main() {
 
     const auto qa = odr_a::quantize(x);
     const auto qb = odr_b::quantize(x);
-    check(has_bytes(qa, want), "a.cpp: q4_0 bytes differ from the hand-derived ones");
-    check(has_bytes(qb, want), "b.cpp: q4_0 bytes differ from the hand-derived ones");
-    check(odr_b::dequantize(qa) == x, "b.cpp does not dequantize a.cpp's blocks back to x");
-    check(odr_a::dequantize(qb) == x, "a.cpp does not dequantize b.cpp's blocks back to x");
-    check(throws_qtensor_error(odr_a::quantize_bad_row), "a.cpp: no qtensor::error for 33 elements");
-    check(throws_qtensor_error(odr_b::quantize_bad_row), "b.cpp: no qtensor::error for 33 elements");
+    check(has_bytes(qa, want), "odr_a: q4_0 bytes differ from the hand-derived ones");
+    check(has_bytes(qb, want), "odr_b: q4_0 bytes differ from the hand-derived ones");
+    check(odr_b::dequantize(qa) == x, "odr_b does not dequantize odr_a's blocks back to x");
+    check(odr_a::dequantize(qb) == x, "odr_a does not dequantize odr_b's blocks back to x");
+    check(throws_qtensor_error(odr_a::quantize_bad_row), "odr_a: no qtensor::error for 33 elements");
+    check(throws_qtensor_error(odr_b::quantize_bad_row), "odr_b: no qtensor::error for 33 elements");
 
     if (failures == 0) std::puts("odr_two_tus: OK");
     return failures == 0 ? 0 : 1;

@@ -1,4 +1,4 @@
-// tests/odr/odr.hpp: what the two TUs of the ODR test (a.cpp, b.cpp) export to
+// tests/odr/odr.hpp: what the two builds of tests/odr/tu.cpp export to
 // main.cpp. Each does the same work with the same qtensor templates.
 #pragma once
 

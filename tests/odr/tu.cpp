@@ -1,7 +1,13 @@
-// tests/odr/a.cpp: one of the two TUs of the ODR test; b.cpp is its twin.
+// tests/odr/tu.cpp: compiled twice into the odr_two_tus program, as namespace
+// odr_a with the default flags and as odr_b with -O3 -march=x86-64-v3
+// -ffp-contract=fast (where the CPU runs that); see tests/cmake/odr.cmake.
 #include "odr.hpp"
 
-namespace odr_a {
+#ifndef ODR_TU_NAME
+#error "define ODR_TU_NAME"
+#endif
+
+namespace ODR_TU_NAME {
 
 std::vector<qtensor::block_q4_0> quantize(std::span<const float> x) {
     return qtensor::quantize<qtensor::q4_0>(x);
@@ -16,4 +22,4 @@ void quantize_bad_row() {
     static_cast<void>(qtensor::quantize<qtensor::q4_0>(x));
 }
 
-} // namespace odr_a
+} // namespace ODR_TU_NAME
