@@ -26,10 +26,12 @@ class QtensorConan(ConanFile):
     options = {
         "with_highway": [True, False],  # QTENSOR_WITH_HIGHWAY: run-time SIMD dispatch
         "with_xsimd": [True, False],    # QTENSOR_WITH_XSIMD: the xsimd backend
+        "with_json": [True, False],     # QTENSOR_WITH_JSON: safetensors/config.json readers, Gemma 4
     }
     default_options = {
         "with_highway": True,
         "with_xsimd": True,
+        "with_json": True,
     }
     exports_sources = "include/*", "LICENSE"
     no_copy_source = True
@@ -62,6 +64,8 @@ class QtensorConan(ConanFile):
             self.requires("highway/[>=1.0.3 <2]", transitive_headers=True, transitive_libs=True)
         if self.options.with_xsimd:
             self.requires("xsimd/[>=8.1.0 <15]", transitive_headers=True)
+        if self.options.with_json:
+            self.requires("nlohmann_json/[>=3.11 <4]", transitive_headers=True)
 
     def package_id(self):
         # The package is the same headers whatever the options; they only change
@@ -97,3 +101,6 @@ class QtensorConan(ConanFile):
         if self.options.with_xsimd:
             self.cpp_info.defines.append("QTENSOR_HAVE_XSIMD=1")
             self.cpp_info.requires.append("xsimd::xsimd")
+        if self.options.with_json:
+            self.cpp_info.defines.append("QTENSOR_HAVE_JSON=1")
+            self.cpp_info.requires.append("nlohmann_json::nlohmann_json")

@@ -1,4 +1,4 @@
-// Q4_0 kernels on every compiled target, against the scalar reference and the
+// The kernels on every compiled target, against the scalar reference and the
 // machine's own memory bandwidth.
 //
 // main() first measures the streaming-read roof (summing a 256 MiB buffer, far
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
-#include "qtensor/kernels/dispatch.hpp"
+#include "qtensor/kernels/kernels.hpp"
 
 namespace {
 
@@ -83,6 +83,55 @@ void dequantize(benchmark::State& state, Dequant dequant) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * cols * sizeof(float)));
 }
 
+// One cache-resident row of `cols` floats quantized per iteration: GB/s of f32 read.
+template <scheme S, class Quant>
+void quantize_row(benchmark::State& state, Quant quant) {
+    const auto x = random_floats(cols);
+    std::vector<block_of<S>> q(blocks_per_row<S>(cols));
+    for (auto _ : state) {
+        quant(x.data(), q.data());
+        benchmark::DoNotOptimize(q.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * cols * sizeof(float)));
+}
+
+// One cache-resident row of `cols` elements dequantized per iteration: GB/s of f32 written.
+template <scheme S, class Dequant>
+void dequantize_row(benchmark::State& state, Dequant dequant) {
+    const auto q = quantize<S>(random_floats(cols));
+    std::vector<float> y(cols);
+    for (auto _ : state) {
+        dequant(q.data(), y.data());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * cols * sizeof(float)));
+}
+
+// quantize_<S>/reference and quantize_<S>/<target> for every compiled target.
+template <scheme S>
+void register_quantize() {
+    const std::string name = "quantize_" + std::string(S::name) + "/";
+    benchmark::RegisterBenchmark((name + "reference").c_str(), [](benchmark::State& s) {
+        quantize_row<S>(s, [](const float* x, block_of<S>* y) { S::quantize_row(x, y, cols); });
+    });
+    for (const auto t : kernels::compiled_targets())
+        benchmark::RegisterBenchmark((name + t.name()).c_str(), [t](benchmark::State& s) {
+            quantize_row<S>(s, [t](const float* x, block_of<S>* y) { kernels::quantize_row<S>(x, y, cols, t); });
+        });
+}
+
+template <scheme S>
+void register_dequantize() {
+    const std::string name = "dequantize_" + std::string(S::name) + "/";
+    benchmark::RegisterBenchmark((name + "reference").c_str(), [](benchmark::State& s) {
+        dequantize_row<S>(s, [](const block_of<S>* q, float* y) { S::dequantize_row(q, y, cols); });
+    });
+    for (const auto t : kernels::compiled_targets())
+        benchmark::RegisterBenchmark((name + t.name()).c_str(), [t](benchmark::State& s) {
+            dequantize_row<S>(s, [t](const block_of<S>* q, float* y) { kernels::dequantize_row<S>(q, y, cols, t); });
+        });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -103,6 +152,13 @@ int main(int argc, char** argv) {
             dequantize(s, [t](const block_q4_0* q, float* y) { kernels::dequantize_q4_0(q, y, cols, t); });
         });
     }
+    register_quantize<q4_0>();
+    register_quantize<q8_0>();
+    register_quantize<q8_k>();
+    register_dequantize<q8_0>();
+    register_dequantize<q2_k>();
+    register_dequantize<f16>();
+    register_dequantize<bf16>();
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

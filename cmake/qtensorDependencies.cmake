@@ -1,6 +1,6 @@
 # Finds qtensor's dependencies and gives them the target names qtensor links:
-# hwy::hwy and xsimd. Used by the build and by the installed qtensorConfig.cmake.
-# Expects QTENSOR_WITH_HIGHWAY / QTENSOR_WITH_XSIMD to be set.
+# hwy::hwy, xsimd and nlohmann_json::nlohmann_json. Used by the build and by the
+# installed qtensorConfig.cmake. Expects QTENSOR_WITH_HIGHWAY / _XSIMD / _JSON to be set.
 #
 # A missing dependency is not fatal here: QTENSOR_MISSING_DEPENDENCY is set to a
 # message instead. The build stops on it; the package config reports "not found"
@@ -32,6 +32,14 @@ if(QTENSOR_WITH_XSIMD AND NOT TARGET xsimd)
         string(APPEND QTENSOR_MISSING_DEPENDENCY
             "qtensor: xsimd not found (Debian: apt-get install libxsimd-dev), "
             "or configure with -DQTENSOR_WITH_XSIMD=OFF\n")
+    endif()
+endif()
+if(QTENSOR_WITH_JSON AND NOT TARGET nlohmann_json::nlohmann_json)
+    find_package(nlohmann_json CONFIG QUIET)
+    if(NOT TARGET nlohmann_json::nlohmann_json)
+        string(APPEND QTENSOR_MISSING_DEPENDENCY
+            "qtensor: nlohmann-json not found (Debian: apt-get install nlohmann-json3-dev), "
+            "or configure with -DQTENSOR_WITH_JSON=OFF\n")
     endif()
 endif()
 # Debian's xsimd 8.1 target links "xtl" without finding it (-lxtl fails to link);

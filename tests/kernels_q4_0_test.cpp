@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "qtensor/kernels/dispatch.hpp"
+#include "qtensor/kernels/kernels.hpp"
 
 using namespace qtensor;
 
@@ -33,7 +33,9 @@ constexpr std::size_t lengths[] = {32, 96, 160, 4096 + 32};
 TEST_CASE("kernels: every compiled target is listed, best first, the fallback last") {
     const auto targets = kernels::compiled_targets();
     REQUIRE(!targets.empty());
+#if defined(QTENSOR_KERNELS_BACKEND_HIGHWAY)
     for (std::size_t i = 1; i < targets.size(); ++i) CHECK(targets[i - 1].bit() < targets[i].bit());
+#endif
     // Only compiled_targets() and best() make targets: no way to name one that
     // this CPU cannot run.
     static_assert(!std::is_constructible_v<kernels::target, std::int64_t>);

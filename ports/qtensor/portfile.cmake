@@ -11,6 +11,7 @@ vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         highway QTENSOR_WITH_HIGHWAY
         xsimd   QTENSOR_WITH_XSIMD
+        json    QTENSOR_WITH_JSON
 )
 
 vcpkg_cmake_configure(

@@ -184,8 +184,10 @@ qtensor_cli_run(failure_keeps_old_output CODE 1 ONE_LINE KEEP out.bin
     ARGS quantize -t q4_0 -c 32 ${in}/nan.f32 out.bin)
 
 # Byte-exact against ggml for every type: tests/data/ggml_golden holds ggml's
-# own output for the same input (see its README).
-foreach(type IN ITEMS q4_0 q8_0 q2_k q4_k q8_k)
+# own output for the same input (see its README). Not q4_1: rows 161 and 162
+# have block minimums below -65504, which ggml stores as fp16 -inf and the CLI
+# rejects (scheme_golden_test checks those rows throw).
+foreach(type IN ITEMS q4_0 q8_0 q2_k q4_k q6_k q8_k)
     add_test(NAME cli_golden_${type} COMMAND ${CMAKE_COMMAND}
         -DCLI=$<TARGET_FILE:qtensor_cli> -DTYPE=${type}
         -DGOLDEN=${CMAKE_CURRENT_LIST_DIR}/../data/ggml_golden

@@ -7,12 +7,16 @@
 #
 # *-inl.hpp headers are skipped: they are SIMD bodies meant to be re-included once
 # per Highway target from their aggregating header (style.md), not used alone.
+# In a build without Highway the kernels headers compile the scalar backend.
 
 file(GLOB_RECURSE qtensor_public_headers CONFIGURE_DEPENDS
     RELATIVE "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/include/qtensor/*.hpp")
 list(FILTER qtensor_public_headers EXCLUDE REGEX "-inl\\.hpp$")
-if(NOT QTENSOR_WITH_HIGHWAY)
-    list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/") # need Highway
+# The parts of one kernel backend are included only by that backend's
+# backend.hpp, which is tested (through kernels/backend.hpp).
+list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/(highway|scalar|xsimd)/")
+if(NOT QTENSOR_WITH_JSON) # these stop with #error without nlohmann-json
+    list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/(io/safetensors|gemma4/)")
 endif()
 
 set(qtensor_header_tus)

@@ -2,7 +2,7 @@
 // with the default flags and once with -O3 -march=x86-64-v3 (tests/cmake/odr.cmake); each copy includes
 // the kernels' dispatch header. Their per-target functions and tables have
 // internal linkage, so the program links and each copy runs its own code.
-#include "qtensor/kernels/dispatch.hpp"
+#include "qtensor/kernels/kernels.hpp"
 
 #include <vector>
 

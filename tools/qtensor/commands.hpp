@@ -14,4 +14,7 @@ int run_quantize(std::span<const std::string_view> args);
 void print_dequantize_help();
 int run_dequantize(std::span<const std::string_view> args);
 
+void print_inspect_help();
+int run_inspect(std::span<const std::string_view> args);
+
 } // namespace qtensor::cli

@@ -18,12 +18,14 @@
 namespace qtensor::cli {
 namespace {
 
-// New subcommands (inspect, convert, logits, generate) are one entry each.
+// A new subcommand is one entry.
 constexpr command commands[] = {
     {"quantize", "float32 rows -> rows of blocks of a type (q4_0, q8_0, ...)",
      print_quantize_help, run_quantize},
     {"dequantize", "rows of blocks of a type -> float32 rows", print_dequantize_help,
      run_dequantize},
+    {"inspect", "metadata and tensors of a GGUF file or safetensors checkpoint", print_inspect_help,
+     run_inspect},
 };
 
 void print_usage(std::FILE* to) {

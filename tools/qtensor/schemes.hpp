@@ -15,7 +15,9 @@
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
@@ -61,7 +63,7 @@ struct scheme_list {
 
 // Quantized formats first, then the float formats (which are free: a
 // "quantize" to f16 is a conversion, and "dequantize" from bf16 widens).
-using schemes = scheme_list<q4_0, q8_0, q2_k, q4_k, q8_k, f32, f16, bf16>;
+using schemes = scheme_list<q4_0, q8_0, q4_1, q2_k, q4_k, q6_k, q8_k, f32, f16, bf16>;
 
 // Runs fn for the scheme named `name`; an unknown name is a usage error that
 // lists the valid ones.

@@ -1,4 +1,4 @@
-// tools/qtensor/convert.cpp: `qtensor quantize` and `qtensor dequantize`,
+// tools/qtensor/quantize.cpp: `qtensor quantize` and `qtensor dequantize`,
 // raw float32 rows <-> rows of blocks, streamed one row at a time.
 //
 // Layout (formats.md section 1): a row of N elements is N / block_elems blocks

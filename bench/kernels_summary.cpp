@@ -1,0 +1,239 @@
+// One short table of the kernels' speed on this machine, in about a minute:
+//
+//   <kernel> threads=<n> shape=<rows>x<cols> GBps=<x> roof=<fraction>
+//   <kernel> threads=<n> shape=<rows>x<cols> batch=<T> GFLOPs=<x per thread>
+//
+// GEMV lines count GB/s of weight bytes (out of cache: every matrix is at
+// least 32 MiB), and `roof` is that rate over the streaming-read bandwidth of
+// the same thread count, measured first in the same run, so the fraction
+// holds on a noisy shared machine. GEMM lines count 2 * rows * cols * batch
+// flops per second, divided by the thread count. Quantize/dequantize lines
+// count GB/s of f32 read or written on a cache-resident row of 4096 (roof is
+// then only a scale, as the data never leaves the cache). Each figure is the
+// best of several timed runs (at least 5, and at least 0.3 s in all), on the
+// best target of this CPU.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.hpp"
+#include "qtensor/kernels/kernels.hpp"
+
+namespace {
+
+using namespace qtensor;
+using clock_type = std::chrono::steady_clock;
+
+// With --cpu, 1-thread figures use the calling thread's CPU time instead of
+// wall time: on a machine shared with other jobs that is the figure an idle
+// machine would give (memory bandwidth shared with other jobs aside).
+bool cpu_time = false;
+std::size_t timed_threads = 1;
+
+double now_seconds() {
+    if (cpu_time && timed_threads == 1) {
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    }
+    return std::chrono::duration<double>(clock_type::now().time_since_epoch()).count();
+}
+
+// Best seconds per call of f() over at least 5 calls and 0.3 s, on `threads` threads.
+template <class F>
+double best_seconds(std::size_t threads, F&& f) {
+    timed_threads = threads;
+    f(); // warm up: page faults, first-touch, thread start
+    double best = 1e30, total = 0.0;
+    for (int i = 0; i < 5 || total < 0.3; ++i) {
+        const double t0 = now_seconds();
+        f();
+        const double s = now_seconds() - t0;
+        best = std::min(best, s);
+        total += s;
+    }
+    return best;
+}
+
+// Streaming read of a 256 MiB buffer split over the pool's threads: GB/s.
+// Each thread reads its slice with the f32 dot kernel against itself (one
+// stream, full-width vector loads): a scalar loop would measure the adder,
+// not the memory.
+double streaming_read(kernels::thread_pool& pool) {
+    std::vector<float> buf(std::size_t{64} << 20, 1.0f);
+    std::vector<float> sums(pool.size() * 16);
+    const double s = best_seconds(pool.size(), [&] {
+        pool.run(pool.size(), [&](std::size_t i) {
+            const std::size_t n = buf.size() / pool.size();
+            sums[i * 16] = kernels::dot_f32_f32(buf.data() + i * n, buf.data() + i * n, n);
+        });
+    });
+    if (sums[0] == 0.0f) std::printf("(impossible)\n");
+    return static_cast<double>(buf.size() * sizeof(float)) / s / 1e9;
+}
+
+// Random bytes for a weight matrix whose block scales are then made finite:
+// GEMV speed does not depend on the values, and quantizing 64M floats (Q2_K's
+// search above all) would take longer than the whole table.
+std::uint64_t next_random(std::uint64_t& state) {
+    state += 0x9e3779b97f4a7c15ull;
+    std::uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+template <class S>
+aligned_buffer random_weights(std::size_t rows, std::size_t cols) {
+    aligned_buffer buf(rows * row_bytes<S>(cols));
+    std::uint64_t state = 42;
+    for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
+        const std::uint64_t v = next_random(state);
+        std::memcpy(buf.data() + i, &v, 8);
+    }
+    auto* blocks = reinterpret_cast<block_of<S>*>(buf.data());
+    const std::size_t count = buf.size() / sizeof(block_of<S>);
+    for (std::size_t b = 0; b < count; ++b) {
+        if constexpr (std::is_same_v<S, q2_k>) {
+            blocks[b].d = fp32_to_fp16(0.01f);
+            blocks[b].dmin = fp32_to_fp16(0.002f);
+        } else if constexpr (std::is_same_v<S, f32>) {
+            blocks[b] = static_cast<float>(b % 13) * 0.01f;
+        } else if constexpr (std::is_same_v<S, bf16>) {
+            blocks[b] = fp32_to_bf16(static_cast<float>(b % 13) * 0.01f);
+        } else {
+            blocks[b].d = fp32_to_fp16(0.01f);
+        }
+    }
+    return buf;
+}
+
+template <class S>
+tensor_view<const S, 2> view_of(const aligned_buffer& buf, std::size_t rows, std::size_t cols) {
+    return {std::span<const std::byte>(buf.data(), buf.size()), extents<2>{rows, cols}};
+}
+
+struct roofs {
+    double one = 0.0, two = 0.0;
+    double of(std::size_t threads) const { return threads == 1 ? one : two; }
+};
+
+void print_gbps(const char* kernel, std::size_t threads, std::size_t rows, std::size_t cols, double bytes,
+                double seconds, double roof) {
+    const double gbps = bytes / seconds / 1e9;
+    std::printf("%s threads=%zu shape=%zux%zu GBps=%.1f roof=%.2f\n", kernel, threads, rows, cols, gbps,
+                gbps / roof);
+    std::fflush(stdout);
+}
+
+// GEMV of a [rows, cols] matrix of S, plain or interleaved.
+template <class S>
+void gemv_line(const char* kernel, std::size_t rows, std::size_t cols, bool interleave,
+               const std::vector<kernels::thread_pool*>& pools, const roofs& roof) {
+    const auto w = random_weights<S>(rows, cols);
+    const auto view = view_of<S>(w, rows, cols);
+    const auto x = qtensor_bench::random_floats(cols);
+    std::vector<float> y(rows);
+    if constexpr (kernels::interleavable_scheme<S>) {
+        if (interleave) {
+            const kernels::interleaved<S> iw(view, pools.back()->get_executor());
+            for (auto* pool : pools) {
+                const auto ex = pool->get_executor();
+                const double s = best_seconds(pool->size(), [&] { kernels::gemm(iw, x.data(), 1, y.data(), ex); });
+                print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(w.size()), s, roof.of(pool->size()));
+            }
+            return;
+        }
+    }
+    for (auto* pool : pools) {
+        const auto ex = pool->get_executor();
+        const double s = best_seconds(pool->size(), [&] { kernels::gemm(view, x.data(), 1, y.data(), ex); });
+        print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(w.size()), s, roof.of(pool->size()));
+    }
+}
+
+template <class S>
+void gemm_line(const char* kernel, std::size_t rows, std::size_t cols, std::size_t batch, bool interleave,
+               kernels::thread_pool& pool) {
+    const auto w = random_weights<S>(rows, cols);
+    const auto view = view_of<S>(w, rows, cols);
+    const auto x = qtensor_bench::random_floats(cols * batch);
+    std::vector<float> y(rows * batch);
+    const auto ex = pool.get_executor();
+    double s = 0.0;
+    if (interleave) {
+        const kernels::interleaved<S> iw(view);
+        s = best_seconds(pool.size(), [&] { kernels::gemm(iw, x.data(), batch, y.data(), ex); });
+    } else {
+        s = best_seconds(pool.size(), [&] { kernels::gemm(view, x.data(), batch, y.data(), ex); });
+    }
+    const double flops = 2.0 * static_cast<double>(rows * cols * batch);
+    std::printf("%s threads=%zu shape=%zux%zu batch=%zu GFLOPs=%.0f\n", kernel, pool.size(), rows, cols, batch,
+                flops / s / 1e9 / static_cast<double>(pool.size()));
+    std::fflush(stdout);
+}
+
+constexpr std::size_t quant_cols = 4096;
+
+template <class S>
+void quantize_line(const roofs& roof) {
+    const auto x = qtensor_bench::random_floats(quant_cols);
+    std::vector<block_of<S>> q(blocks_per_row<S>(quant_cols));
+    const double s = best_seconds(1, [&] {
+        for (int i = 0; i < 100; ++i) kernels::quantize_row<S>(x.data(), q.data(), quant_cols);
+    });
+    const std::string name = "quantize_" + std::string(S::name);
+    print_gbps(name.c_str(), 1, 1, quant_cols, 100.0 * quant_cols * sizeof(float), s, roof.one);
+}
+
+template <class S>
+void dequantize_line(const roofs& roof) {
+    const auto q = quantize<S>(qtensor_bench::random_floats(quant_cols));
+    std::vector<float> y(quant_cols);
+    const double s = best_seconds(1, [&] {
+        for (int i = 0; i < 100; ++i) kernels::dequantize_row<S>(q.data(), y.data(), quant_cols);
+    });
+    const std::string name = "dequantize_" + std::string(S::name);
+    print_gbps(name.c_str(), 1, 1, quant_cols, 100.0 * quant_cols * sizeof(float), s, roof.one);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // [--cpu] [name]: see cpu_time; keep only the lines whose kernel name contains `name`.
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--cpu") cpu_time = true;
+        else only = argv[i];
+    }
+    const auto want = [&](const char* kernel) { return std::string(kernel).find(only) != std::string::npos; };
+    kernels::thread_pool one(1), two(2);
+    const roofs roof{streaming_read(one), streaming_read(two)};
+    std::printf("streaming_read threads=1 GBps=%.1f\nstreaming_read threads=2 GBps=%.1f\n", roof.one, roof.two);
+    std::printf("target=%s hardware_threads=%u\n", kernels::compiled_targets().front().name().c_str(),
+                std::thread::hardware_concurrency());
+    const std::vector<kernels::thread_pool*> both{&one, &two};
+    if (want("gemv_q4_0")) gemv_line<q4_0>("gemv_q4_0", 8192, 8192, false, both, roof);
+    if (want("gemv_q4_0_interleaved")) gemv_line<q4_0>("gemv_q4_0_interleaved", 8192, 8192, true, both, roof);
+    if (want("gemv_q8_0")) gemv_line<q8_0>("gemv_q8_0", 8192, 4096, false, both, roof);
+    if (want("gemv_q8_0_interleaved")) gemv_line<q8_0>("gemv_q8_0_interleaved", 8192, 4096, true, both, roof);
+    if (want("gemv_q2_k")) gemv_line<q2_k>("gemv_q2_k", 16384, 8192, false, {&one}, roof);
+    if (want("gemv_bf16")) gemv_line<bf16>("gemv_bf16", 8192, 4096, false, both, roof);
+    if (want("gemv_f32")) gemv_line<f32>("gemv_f32", 4096, 4096, false, both, roof);
+    if (want("gemm_q4_0_interleaved")) gemm_line<q4_0>("gemm_q4_0_interleaved", 4096, 4096, 64, true, one);
+    if (want("gemm_q4_0_interleaved")) gemm_line<q4_0>("gemm_q4_0_interleaved", 4096, 4096, 64, true, two);
+    if (want("gemm_q4_0")) gemm_line<q4_0>("gemm_q4_0", 4096, 4096, 64, false, one);
+    if (want("quantize_q4_0")) quantize_line<q4_0>(roof);
+    if (want("quantize_q8_0")) quantize_line<q8_0>(roof);
+    if (want("quantize_q8_k")) quantize_line<q8_k>(roof);
+    if (want("dequantize_q4_0")) dequantize_line<q4_0>(roof);
+    if (want("dequantize_q8_0")) dequantize_line<q8_0>(roof);
+    if (want("dequantize_q2_k")) dequantize_line<q2_k>(roof);
+    if (want("dequantize_bf16")) dequantize_line<bf16>(roof);
+}

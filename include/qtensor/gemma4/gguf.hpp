@@ -1,0 +1,247 @@
+// qtensor/gemma4/gguf.hpp: Gemma 4 hyperparameters as GGUF metadata, the way
+// llama.cpp writes and reads them (gemma4-architecture.md §9): config ->
+// gemma4.* keys for a writer, and gemma4.* keys (plus what the tensors say)
+// -> config for a reader.
+//
+// Not every config field has a key. llama.cpp derives these from tensors:
+//   vocab sizes          the rows of token_embd / per_layer_token_embd
+//   tied head            no output.weight
+//   attention_k_eq_v     full layers with their own K but no attn_v
+//   proportional RoPE    rope_freqs.weight: 1 for the rotated pairs, 1e30 after
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/names.hpp"
+#include "qtensor/io/gguf.hpp"
+#include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/scheme/float.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4 {
+namespace detail {
+
+inline constexpr std::string_view gguf_arch = "gemma4";
+
+inline std::string key(std::string_view k) { return std::string(gguf_arch) + "." + std::string(k); }
+
+// The one head size of the layers of type t (0 when there are none); throws
+// when they differ, which GGUF's two keys cannot say.
+inline std::size_t head_dim_of(const config& c, attention_type t) {
+    std::size_t d = 0;
+    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
+        if (c.layer_types[l] == t) {
+            if (d != 0 && d != c.layer_head_dim[l])
+                throw error("gemma4 GGUF: layers of one attention type have different head sizes");
+            d = c.layer_head_dim[l];
+        }
+    return d;
+}
+
+// A u32 scalar when every layer has the same value, else a per-layer array
+// (llama.cpp reads either).
+inline io::gguf_value per_layer_u32(const std::vector<std::size_t>& v) {
+    bool same = true;
+    for (std::size_t x : v) same = same && x == v.front();
+    if (same) return io::gguf_value::u32(static_cast<std::uint32_t>(v.front()));
+    std::vector<std::uint32_t> a;
+    for (std::size_t x : v) a.push_back(static_cast<std::uint32_t>(x));
+    return io::gguf_value::array(std::move(a));
+}
+
+// Reads a per-layer count stored as a scalar or an array of L integers.
+inline std::vector<std::size_t> read_per_layer(const io::gguf_file& f, std::string_view k, std::size_t layers) {
+    const io::gguf_value& v = f.require_metadata(k);
+    std::vector<std::size_t> out;
+    const auto count = [&](const io::gguf_value& x) {
+        const std::int64_t n = x.to_integer();
+        if (n < 0) throw error(f.path() + ": metadata " + std::string(k) + " holds a negative value");
+        return static_cast<std::size_t>(n);
+    };
+    if (!v.is_array()) return std::vector<std::size_t>(layers, count(v));
+    if (v.array_size() != layers)
+        throw error(f.path() + ": metadata " + std::string(k) + " has " + std::to_string(v.array_size()) +
+                    " entries for " + std::to_string(layers) + " layers");
+    for (std::size_t l = 0; l < layers; ++l) out.push_back(count(v.at(l)));
+    return out;
+}
+
+inline std::size_t read_count(const io::gguf_file& f, std::string_view k, std::size_t fallback) {
+    if (!f.find_metadata(k)) return fallback;
+    const std::int64_t n = f.metadata_integer(k);
+    if (n < 0) throw error(f.path() + ": metadata " + std::string(k) + " is negative");
+    return static_cast<std::size_t>(n);
+}
+
+} // namespace detail
+
+// llama.cpp's rope_freqs tensor for the full layers ([d / 2] for their head
+// size d): its RoPE divides each pair's frequency by the factor, so 1 keeps a
+// pair and 1e30 stops it (angle ~0). Empty when the full layers rotate every
+// pair (no tensor needed).
+inline std::vector<float> rope_freq_factors(const config& c) {
+    const std::size_t d = detail::head_dim_of(c, attention_type::full);
+    if (d == 0) return {};
+    const std::size_t rotated = detail::rotated_pairs(c.rope_full, d, "full_attention");
+    if (rotated == d / 2) return {};
+    std::vector<float> f(d / 2, 1e30f);
+    for (std::size_t i = 0; i < rotated; ++i) f[i] = 1.0f;
+    return f;
+}
+
+// The gemma4.* keys (and general.architecture) for `c`.
+inline void write_metadata(const config& c, io::gguf_writer& w) {
+    c.validate();
+    using io::gguf_value;
+    using detail::key;
+    const auto u32 = [](std::size_t v) { return gguf_value::u32(static_cast<std::uint32_t>(v)); };
+    w.set("general.architecture", gguf_value::string(std::string(detail::gguf_arch)));
+    w.set(key("context_length"), u32(c.max_position_embeddings));
+    w.set(key("block_count"), u32(c.num_hidden_layers));
+    w.set(key("embedding_length"), u32(c.hidden_size));
+    std::vector<std::size_t> widths;
+    for (const layer_info& li : c.layers()) widths.push_back(li.mlp_width);
+    w.set(key("feed_forward_length"), detail::per_layer_u32(widths));
+    w.set(key("attention.head_count"), u32(c.num_attention_heads));
+    w.set(key("attention.head_count_kv"), detail::per_layer_u32(c.layer_kv_heads));
+    const std::size_t d_sliding = detail::head_dim_of(c, attention_type::sliding);
+    const std::size_t d_full = detail::head_dim_of(c, attention_type::full);
+    const std::size_t d_main = d_full ? d_full : d_sliding;
+    w.set(key("attention.key_length"), u32(d_main));
+    w.set(key("attention.value_length"), u32(d_main));
+    w.set(key("attention.key_length_swa"), u32(d_sliding ? d_sliding : d_main));
+    w.set(key("attention.value_length_swa"), u32(d_sliding ? d_sliding : d_main));
+    w.set(key("rope.dimension_count"), u32(d_main));
+    w.set(key("rope.dimension_count_swa"), u32(d_sliding ? d_sliding : d_main));
+    w.set(key("rope.freq_base"), gguf_value::f32(static_cast<float>(c.rope_full.theta)));
+    w.set(key("rope.freq_base_swa"), gguf_value::f32(static_cast<float>(c.rope_sliding.theta)));
+    w.set(key("attention.sliding_window"), u32(c.sliding_window));
+    std::vector<bool> pattern;
+    for (attention_type t : c.layer_types) pattern.push_back(t == attention_type::sliding);
+    w.set(key("attention.sliding_window_pattern"), gguf_value::array(std::move(pattern)));
+    w.set(key("attention.shared_kv_layers"), u32(c.num_kv_shared_layers));
+    w.set(key("embedding_length_per_layer_input"), u32(c.hidden_size_per_layer_input));
+    if (c.enable_moe_block) {
+        w.set(key("expert_count"), u32(c.num_experts));
+        w.set(key("expert_used_count"), u32(c.top_k_experts));
+        w.set(key("expert_feed_forward_length"), u32(c.moe_intermediate_size));
+    }
+    w.set(key("final_logit_softcapping"), gguf_value::f32(c.final_logit_softcapping));
+    w.set(key("attention.layer_norm_rms_epsilon"), gguf_value::f32(c.rms_norm_eps));
+}
+
+// The config of a Gemma 4 GGUF file (written by llama.cpp's converter or by
+// write_metadata). Throws qtensor::error naming the file and the key.
+inline config config_from_gguf(const io::gguf_file& f) {
+    using detail::key;
+    if (const std::string& arch = f.metadata_string("general.architecture"); arch != detail::gguf_arch)
+        throw error(f.path() + ": general.architecture is \"" + arch + "\", not \"gemma4\"");
+    config c;
+    const std::size_t L = detail::read_count(f, key("block_count"), 0);
+    if (L == 0) throw error(f.path() + ": metadata " + key("block_count") + " is missing or 0");
+    c.num_hidden_layers = L;
+    c.max_position_embeddings = detail::read_count(f, key("context_length"), c.max_position_embeddings);
+    c.hidden_size = detail::read_count(f, key("embedding_length"), 0);
+    c.num_attention_heads = detail::read_count(f, key("attention.head_count"), 0);
+    c.layer_kv_heads = detail::read_per_layer(f, key("attention.head_count_kv"), L);
+
+    const io::gguf_value& pattern = f.require_metadata(key("attention.sliding_window_pattern"));
+    if (!pattern.is_array() || pattern.array_size() != L)
+        throw error(f.path() + ": metadata " + key("attention.sliding_window_pattern") + " must be " +
+                    std::to_string(L) + " booleans");
+    const std::size_t d_full = detail::read_count(f, key("attention.key_length"), 0);
+    const std::size_t d_sliding = detail::read_count(f, key("attention.key_length_swa"), d_full);
+    if (detail::read_count(f, key("attention.value_length"), d_full) != d_full ||
+        detail::read_count(f, key("attention.value_length_swa"), d_sliding) != d_sliding)
+        throw error(f.path() + ": Gemma 4 needs value_length == key_length");
+    for (std::size_t l = 0; l < L; ++l) {
+        const bool sliding = pattern.at(l).as_bool();
+        c.layer_types.push_back(sliding ? attention_type::sliding : attention_type::full);
+        c.layer_head_dim.push_back(sliding ? d_sliding : d_full);
+    }
+    c.sliding_window = detail::read_count(f, key("attention.sliding_window"), c.sliding_window);
+    c.num_kv_shared_layers = detail::read_count(f, key("attention.shared_kv_layers"), 0);
+    c.hidden_size_per_layer_input = detail::read_count(f, key("embedding_length_per_layer_input"), 0);
+    c.num_experts = detail::read_count(f, key("expert_count"), 0);
+    c.enable_moe_block = c.num_experts != 0;
+    c.top_k_experts = detail::read_count(f, key("expert_used_count"), 0);
+    c.moe_intermediate_size = detail::read_count(f, key("expert_feed_forward_length"), 0);
+    if (f.find_metadata(key("final_logit_softcapping")))
+        c.final_logit_softcapping = static_cast<float>(f.metadata_float(key("final_logit_softcapping")));
+    if (f.find_metadata(key("attention.layer_norm_rms_epsilon")))
+        c.rms_norm_eps = static_cast<float>(f.metadata_float(key("attention.layer_norm_rms_epsilon")));
+    if (f.find_metadata(key("rope.freq_base")))
+        c.rope_full.theta = f.metadata_float(key("rope.freq_base"));
+    c.rope_sliding.theta =
+        f.find_metadata(key("rope.freq_base_swa")) ? f.metadata_float(key("rope.freq_base_swa")) : 10000.0;
+
+    // Vocabularies from the embedding tables.
+    const io::tensor_entry& embed = io::require(f, gguf_name("model.embed_tokens.weight"));
+    if (embed.shape.size() != 2) throw error(f.path() + ": token_embd.weight is not a matrix");
+    c.vocab_size = embed.shape[0];
+    c.tie_word_embeddings = f.find(gguf_name("lm_head.weight")) == nullptr;
+    if (c.hidden_size_per_layer_input != 0) {
+        const io::tensor_entry& ple = io::require(f, gguf_name("model.embed_tokens_per_layer.weight"));
+        if (ple.shape.size() != 2) throw error(f.path() + ": per_layer_token_embd.weight is not a matrix");
+        c.vocab_size_per_layer_input = ple.shape[0];
+    }
+
+    // MLP widths: one width, doubled on the KV-shared layers when double-wide.
+    const std::vector<std::size_t> widths = detail::read_per_layer(f, key("feed_forward_length"), L);
+    c.intermediate_size = widths.front();
+    c.use_double_wide_mlp = c.num_kv_shared_layers != 0 && widths.back() == 2 * widths.front();
+    for (std::size_t l = 0; l < L; ++l) {
+        const bool doubled = c.use_double_wide_mlp && l >= c.first_kv_shared_layer();
+        if (widths[l] != c.intermediate_size * (doubled ? 2 : 1))
+            throw error(f.path() + ": " + key("feed_forward_length") + " of layer " + std::to_string(l) +
+                        " does not follow Gemma 4's pattern (one width, doubled on KV-shared layers)");
+    }
+
+    // k_eq_v: the full layers that project K have no V projection.
+    bool any_full_kv = false, all_without_v = true;
+    for (std::size_t l = 0; l < c.first_kv_shared_layer(); ++l)
+        if (c.layer_types[l] == attention_type::full) {
+            any_full_kv = true;
+            all_without_v = all_without_v && !f.find("blk." + std::to_string(l) + ".attn_v.weight");
+        }
+    c.attention_k_eq_v = any_full_kv && all_without_v;
+
+    // Proportional RoPE on the full layers, from llama.cpp's rope_freqs.
+    c.rope_full.type = "default";
+    c.rope_full.partial_rotary_factor = 1.0;
+    if (const io::tensor_entry* rf = f.find(rope_freqs_name)) {
+        const auto factors = io::as_view<f32, 1>(*rf, f.path());
+        if (factors.extent(0) * 2 != d_full)
+            throw error(f.path() + ": rope_freqs.weight has " + std::to_string(factors.extent(0)) +
+                        " entries, expected key_length / 2 = " + std::to_string(d_full / 2));
+        std::size_t rotated = 0;
+        while (rotated < factors.extent(0) && factors(rotated) == 1.0f) ++rotated;
+        for (std::size_t i = rotated; i < factors.extent(0); ++i)
+            if (!(factors(i) >= 1e20f))
+                throw error(f.path() + ": rope_freqs.weight entry " + std::to_string(i) +
+                            " is neither 1 (rotated) nor >= 1e20 (not rotated): unsupported RoPE");
+        if (rotated < factors.extent(0)) {
+            c.rope_full.type = "proportional";
+            // rotated_pairs() takes floor(p * d / 2); a quarter pair more keeps
+            // that floor at `rotated` whatever the rounding of p.
+            c.rope_full.partial_rotary_factor = (2.0 * static_cast<double>(rotated) + 0.5) / static_cast<double>(d_full);
+        }
+    }
+    try {
+        c.validate();
+    } catch (const error& e) {
+        throw error(f.path() + ": " + (e.what() + std::string_view("qtensor: ").size()));
+    }
+    return c;
+}
+
+} // namespace gemma4
+QTENSOR_END_NAMESPACE

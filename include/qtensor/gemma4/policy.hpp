@@ -1,0 +1,109 @@
+// qtensor/gemma4/policy.hpp: which scheme each tensor role of a Gemma 4 model
+// uses. A policy is a type; model<policy> is compiled for exactly those
+// schemes, with no run-time switch on the hot path.
+//
+// Roles (HF tensor names in brackets):
+//   attention  q/k/v/o projections          [self_attn.{q,k,v,o}_proj]
+//   mlp        the dense GeGLU MLP           [mlp.{gate,up,down}_proj]
+//   experts    the MoE experts               [experts.gate_up_proj, experts.down_proj]
+//   embedding  token tables and the LM head  [embed_tokens (tied head), embed_tokens_per_layer, lm_head]
+//   per_layer  per-layer-input projections   [per_layer_model_projection, per_layer_input_gate,
+//                                             per_layer_projection]
+//   kv_cache   the K/V rows of the cache
+// Always float32 whatever the policy: norm weights, layer_scalar, the router
+// (router.proj, router.scale, per_expert_scale; llama.cpp also keeps the
+// router unquantized: a small matrix whose errors move whole tokens between experts).
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q8_0.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4 {
+
+// Schemes a weight role may use.
+template <class S>
+concept weight_scheme = std::same_as<S, f32> || std::same_as<S, bf16> || std::same_as<S, q8_0> ||
+                        std::same_as<S, q4_0> || std::same_as<S, q2_k>;
+
+// Schemes the KV cache may use.
+template <class S>
+concept kv_scheme = std::same_as<S, f32> || std::same_as<S, bf16> || std::same_as<S, q8_0>;
+
+// policy<A, M, E, Emb, KV> with per_layer = M unless given.
+template <class Attention, class Mlp, class Experts, class Embedding, class KvCache, class PerLayer = Mlp>
+struct policy {
+    using attention = Attention;
+    using mlp = Mlp;
+    using experts = Experts;
+    using embedding = Embedding;
+    using kv_cache = KvCache;
+    using per_layer = PerLayer;
+};
+
+template <class P>
+concept model_policy = requires {
+    typename P::attention;
+    typename P::mlp;
+    typename P::experts;
+    typename P::embedding;
+    typename P::per_layer;
+    typename P::kv_cache;
+} && weight_scheme<typename P::attention> && weight_scheme<typename P::mlp> &&
+    weight_scheme<typename P::experts> && weight_scheme<typename P::embedding> &&
+    weight_scheme<typename P::per_layer> && kv_scheme<typename P::kv_cache>;
+
+// The named policies. In the quantized ones the per-layer-input projections
+// stay bf16: they are about 2% of E2B's decoder weights, and
+// per_layer_projection's rows have P elements, which need not be a multiple
+// of a quantized block (the test fixtures have P = 16).
+
+// Everything float32: the reference the others are measured against.
+struct f32_policy : policy<f32, f32, f32, f32, f32> {
+    static constexpr std::string_view name = "f32";
+};
+// Everything bf16, as Google publishes the weights; bf16 KV cache.
+struct bf16_policy : policy<bf16, bf16, bf16, bf16, bf16> {
+    static constexpr std::string_view name = "bf16";
+};
+// 8 bits everywhere, the KV cache included (head dims must be multiples of 32).
+struct q8_0_policy : policy<q8_0, q8_0, q8_0, q8_0, q8_0, bf16> {
+    static constexpr std::string_view name = "q8_0";
+};
+// The QAT format: Q4_0 weights, experts included. The token table stays Q8_0
+// because it is also the tied LM head, whose errors reach every logit; the KV
+// cache is bf16 (a 16-bit cache is llama.cpp's default for Q4_0 models too).
+struct q4_0_policy : policy<q4_0, q4_0, q4_0, q8_0, bf16, bf16> {
+    static constexpr std::string_view name = "q4_0";
+};
+
+inline constexpr std::array<std::string_view, 4> policy_names{
+    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name};
+
+// Calls f(P{}) with the named policy P whose name is `name` (for a CLI's
+// --policy flag) and returns its result; every call of f must return the same
+// type. Unknown names throw, listing the valid ones.
+template <class F>
+std::invoke_result_t<F&, f32_policy> with_policy(std::string_view name, F&& f) {
+    if (name == f32_policy::name) return f(f32_policy{});
+    if (name == bf16_policy::name) return f(bf16_policy{});
+    if (name == q8_0_policy::name) return f(q8_0_policy{});
+    if (name == q4_0_policy::name) return f(q4_0_policy{});
+    std::string valid;
+    for (std::string_view n : policy_names) valid += (valid.empty() ? "" : ", ") + std::string(n);
+    throw error("gemma4: unknown policy \"" + std::string(name) + "\" (valid: " + valid + ")");
+}
+
+} // namespace gemma4
+QTENSOR_END_NAMESPACE

@@ -1,0 +1,299 @@
+// qtensor/gemma4/weights.hpp: the tensors of a Gemma 4 text decoder, loaded
+// from any io::tensor_source by their Hugging Face names, each in the scheme
+// its policy role asks for.
+//
+// A file tensor already in the wanted scheme (and aligned for its blocks) is
+// used in place: a view into the file's mapping, no copy. Any other is
+// converted: its rows are widened to float32 from whatever the file holds
+// (f32, f16, bf16, q8_0, q4_0, q2_k, q4_k) and quantized to the wanted
+// scheme into storage the weights own. Every shape is checked against the
+// config; errors name the tensor and the file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "qtensor/core/aligned_buffer.hpp"
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/policy.hpp"
+#include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/scheme.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4 {
+
+// Maps a Hugging Face tensor name ("model.layers.3.mlp.up_proj.weight") to the
+// source's name for it; empty = the source uses Hugging Face names.
+using name_map = std::function<std::string(std::string_view hf_name)>;
+
+// Resident weight memory: `owned` was converted into the model's storage,
+// `mapped` is read in place from the source's mapping.
+struct byte_counts {
+    std::size_t owned = 0;
+    std::size_t mapped = 0;
+    std::size_t total() const noexcept { return owned + mapped; }
+};
+
+template <class P>
+    requires model_policy<P>
+struct layer_weights {
+    using A = typename P::attention;
+    using M = typename P::mlp;
+    using E = typename P::experts;
+    using PL = typename P::per_layer;
+
+    std::span<const float> input_layernorm;            // [D]
+    std::span<const float> post_attention_layernorm;   // [D]
+    std::span<const float> pre_feedforward_layernorm;  // [D]
+    std::span<const float> post_feedforward_layernorm; // [D]
+    float layer_scalar = 1.0f;
+
+    tensor_view<const A, 2> q_proj;  // [H d, D]
+    tensor_view<const A, 2> k_proj;  // [K d, D]  (empty on KV-shared layers)
+    tensor_view<const A, 2> v_proj;  // [K d, D]  (empty on KV-shared layers and without v_proj)
+    tensor_view<const A, 2> o_proj;  // [D, H d]
+    std::span<const float> q_norm;   // [d]
+    std::span<const float> k_norm;   // [d]       (empty on KV-shared layers)
+
+    tensor_view<const M, 2> gate_proj; // [F, D]
+    tensor_view<const M, 2> up_proj;   // [F, D]
+    tensor_view<const M, 2> down_proj; // [D, F]
+
+    // MoE layers only.
+    std::span<const float> pre_feedforward_layernorm_2;  // [D]
+    std::span<const float> post_feedforward_layernorm_1; // [D]
+    std::span<const float> post_feedforward_layernorm_2; // [D]
+    tensor_view<const f32, 2> router_proj;                // [E, D]
+    std::span<const float> router_scale;                  // [D]
+    std::span<const float> per_expert_scale;              // [E]
+    tensor_view<const E, 2> experts_gate_up;              // [E 2I, D] (file: [E, 2I, D])
+    tensor_view<const E, 2> experts_down;                 // [E D, I]  (file: [E, D, I])
+
+    // Per-layer inputs only.
+    tensor_view<const PL, 2> per_layer_input_gate;     // [P, D]
+    tensor_view<const PL, 2> per_layer_projection;     // [D, P]
+    std::span<const float> post_per_layer_input_norm;  // [D]
+};
+
+template <class P>
+    requires model_policy<P>
+struct weights {
+    using Emb = typename P::embedding;
+    using PL = typename P::per_layer;
+
+    tensor_view<const Emb, 2> embed_tokens;     // [V, D]
+    tensor_view<const Emb, 2> lm_head;          // [V, D]: embed_tokens when tied
+    std::span<const float> norm;                // [D]
+    tensor_view<const Emb, 2> embed_tokens_per_layer;    // [V_p, L P]
+    tensor_view<const PL, 2> per_layer_model_projection; // [L P, D]
+    std::span<const float> per_layer_projection_norm;    // [P]
+    std::vector<layer_weights<P>> layers;
+
+    std::vector<aligned_buffer> storage; // the converted tensors
+    byte_counts bytes;
+};
+
+namespace detail {
+
+// Calls fn(F{}) with the scheme F of file type t; false when the loader has
+// no scheme for t.
+template <class Fn>
+bool with_file_scheme(ggml_type t, Fn&& fn) {
+    switch (t) {
+    case ggml_type::f32: fn(f32{}); return true;
+    case ggml_type::f16: fn(f16{}); return true;
+    case ggml_type::bf16: fn(bf16{}); return true;
+    case ggml_type::q8_0: fn(q8_0{}); return true;
+    case ggml_type::q4_0: fn(q4_0{}); return true;
+    case ggml_type::q2_k: fn(q2_k{}); return true;
+    case ggml_type::q4_k: fn(q4_k{}); return true;
+    default: return false;
+    }
+}
+
+// Row r of a tensor stored as scheme F in `src` (any alignment), widened to
+// float32 y[cols].
+template <class F>
+void widen_row(std::span<const std::byte> src, std::size_t r, std::size_t cols, float* y) {
+    std::vector<block_of<F>> blocks(blocks_per_row<F>(cols));
+    const std::size_t bytes = blocks.size() * F::block_bytes;
+    std::memcpy(blocks.data(), src.data() + r * bytes, bytes);
+    F::dequantize_row(blocks.data(), y, cols);
+}
+
+inline std::string shape_string(std::span<const std::size_t> s) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
+}
+
+// Finds tensors by Hugging Face name and hands them out in a scheme.
+template <io::tensor_source Source>
+class weight_loader {
+public:
+    weight_loader(const Source& src, const name_map& names, std::vector<aligned_buffer>& storage,
+                  byte_counts& bytes)
+        : src_(src), names_(names), storage_(storage), bytes_(bytes) {}
+
+    bool contains(std::string_view hf) const { return src_.find(source_name(hf)) != nullptr; }
+
+    // The tensor `hf` of shape `shape` as a [rows, cols] matrix of scheme S
+    // (rows = product of the outer extents; a vector is one row).
+    template <class S>
+    tensor_view<const S, 2> matrix(std::string_view hf, std::vector<std::size_t> shape) {
+        const std::string name = source_name(hf);
+        const io::tensor_entry* e = src_.find(name);
+        const std::string where = std::string(src_.path()) + ": tensor " + name +
+                                  (name == hf ? std::string() : " (" + std::string(hf) + ")");
+        if (e == nullptr) throw error(std::string(src_.path()) + ": missing tensor " + name +
+                                      (name == hf ? std::string() : " (" + std::string(hf) + ")"));
+        if (e->shape != shape)
+            throw error(where + " has shape " + shape_string(e->shape) + ", expected " + shape_string(shape));
+        const std::size_t cols = shape.back();
+        std::size_t rows = 1;
+        for (std::size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+        const extents<2> ext{rows, cols};
+
+        std::size_t file_row_bytes = 0; // 0: cols is not whole blocks of the file's type
+        if (!with_file_scheme(e->type, [&](auto s) {
+                using F = decltype(s);
+                if (cols % F::block_elems == 0) file_row_bytes = row_bytes<F>(cols);
+            }))
+            throw error(where + " has type " + std::string(type_name(e->type)) +
+                        ", which the Gemma 4 loader cannot read");
+        if (file_row_bytes == 0 || e->data.size() != rows * file_row_bytes)
+            throw error(where + ": " + std::to_string(e->data.size()) + " bytes do not hold a " +
+                        std::string(type_name(e->type)) + " tensor of shape " + shape_string(shape));
+
+        if (e->type == S::type_id &&
+            reinterpret_cast<std::uintptr_t>(e->data.data()) % alignof(block_of<S>) == 0) {
+            bytes_.mapped += e->data.size();
+            return tensor_view<const S, 2>(e->data, ext);
+        }
+        if (cols % S::block_elems != 0)
+            throw error(where + ": rows of " + std::to_string(cols) + " elements do not fit " +
+                        std::string(S::name) + " blocks of " + std::to_string(S::block_elems) +
+                        "; pick a policy with another scheme for this tensor's role");
+        aligned_buffer& buf = storage_.emplace_back(rows * row_bytes<S>(cols));
+        bytes_.owned += buf.size();
+        const tensor_view<S, 2> out(std::span<std::byte>(buf.data(), buf.size()), ext);
+        std::vector<float> wide(cols);
+        for (std::size_t r = 0; r < rows; ++r) {
+            with_file_scheme(e->type, [&](auto s) { widen_row<decltype(s)>(e->data, r, cols, wide.data()); });
+            try {
+                S::quantize_row(wide.data(), out.blocks(r).data(), cols);
+            } catch (const error& err) {
+                throw error(where + ", row " + std::to_string(r) + ": " +
+                            (err.what() + std::string_view("qtensor: ").size()));
+            }
+        }
+        return out;
+    }
+
+    // A float32 vector of n elements (a 1-D tensor of shape [n]).
+    std::span<const float> vector(std::string_view hf, std::size_t n) {
+        const tensor_view<const f32, 2> m = matrix<f32>(hf, {n});
+        return {m.blocks(0).data(), n};
+    }
+
+private:
+    std::string source_name(std::string_view hf) const { return names_ ? names_(hf) : std::string(hf); }
+
+    const Source& src_;
+    const name_map& names_;
+    std::vector<aligned_buffer>& storage_;
+    byte_counts& bytes_;
+};
+
+} // namespace detail
+
+// Loads every tensor the config calls for. The views may point into `src`'s
+// mapping, so `src` must outlive the weights.
+template <class P, io::tensor_source Source>
+    requires model_policy<P>
+weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, const Source& src,
+                        const name_map& names = {}) {
+    using A = typename P::attention;
+    using M = typename P::mlp;
+    using E = typename P::experts;
+    using Emb = typename P::embedding;
+    using PL = typename P::per_layer;
+    weights<P> w;
+    detail::weight_loader<Source> ld(src, names, w.storage, w.bytes);
+    const std::size_t D = c.hidden_size, V = c.vocab_size, H = c.num_attention_heads;
+    const std::size_t L = c.num_hidden_layers, P_ = c.hidden_size_per_layer_input;
+
+    w.embed_tokens = ld.template matrix<Emb>("model.embed_tokens.weight", {V, D});
+    w.lm_head = c.tie_word_embeddings ? w.embed_tokens : ld.template matrix<Emb>("lm_head.weight", {V, D});
+    w.norm = ld.vector("model.norm.weight", D);
+    if (c.has_per_layer_input()) {
+        w.embed_tokens_per_layer = ld.template matrix<Emb>("model.embed_tokens_per_layer.weight",
+                                                           {c.vocab_size_per_layer_input, L * P_});
+        w.per_layer_model_projection =
+            ld.template matrix<PL>("model.per_layer_model_projection.weight", {L * P_, D});
+        w.per_layer_projection_norm = ld.vector("model.per_layer_projection_norm.weight", P_);
+    }
+
+    for (std::size_t l = 0; l < L; ++l) {
+        const layer_info& li = layers[l];
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        const std::size_t d = li.head_dim, K = li.kv_heads, F = li.mlp_width;
+        layer_weights<P>& lw = w.layers.emplace_back();
+        lw.input_layernorm = ld.vector(p + "input_layernorm.weight", D);
+        lw.post_attention_layernorm = ld.vector(p + "post_attention_layernorm.weight", D);
+        lw.pre_feedforward_layernorm = ld.vector(p + "pre_feedforward_layernorm.weight", D);
+        lw.post_feedforward_layernorm = ld.vector(p + "post_feedforward_layernorm.weight", D);
+        // Checkpoints without the buffer leave it at its initial value, 1.
+        if (ld.contains(p + "layer_scalar")) lw.layer_scalar = ld.vector(p + "layer_scalar", 1)[0];
+
+        lw.q_proj = ld.template matrix<A>(p + "self_attn.q_proj.weight", {H * d, D});
+        lw.o_proj = ld.template matrix<A>(p + "self_attn.o_proj.weight", {D, H * d});
+        lw.q_norm = ld.vector(p + "self_attn.q_norm.weight", d);
+        if (li.has_kv) { // KV-shared layers' k/v tensors, if a file has them, are unused (as in HF)
+            lw.k_proj = ld.template matrix<A>(p + "self_attn.k_proj.weight", {K * d, D});
+            if (li.has_v_proj) lw.v_proj = ld.template matrix<A>(p + "self_attn.v_proj.weight", {K * d, D});
+            lw.k_norm = ld.vector(p + "self_attn.k_norm.weight", d);
+        }
+
+        lw.gate_proj = ld.template matrix<M>(p + "mlp.gate_proj.weight", {F, D});
+        lw.up_proj = ld.template matrix<M>(p + "mlp.up_proj.weight", {F, D});
+        lw.down_proj = ld.template matrix<M>(p + "mlp.down_proj.weight", {D, F});
+
+        if (c.enable_moe_block) {
+            const std::size_t NE = c.num_experts, I = c.moe_intermediate_size;
+            lw.pre_feedforward_layernorm_2 = ld.vector(p + "pre_feedforward_layernorm_2.weight", D);
+            lw.post_feedforward_layernorm_1 = ld.vector(p + "post_feedforward_layernorm_1.weight", D);
+            lw.post_feedforward_layernorm_2 = ld.vector(p + "post_feedforward_layernorm_2.weight", D);
+            lw.router_proj = ld.template matrix<f32>(p + "router.proj.weight", {NE, D});
+            lw.router_scale = ld.vector(p + "router.scale", D);
+            lw.per_expert_scale = ld.vector(p + "router.per_expert_scale", NE);
+            lw.experts_gate_up = ld.template matrix<E>(p + "experts.gate_up_proj", {NE, 2 * I, D});
+            lw.experts_down = ld.template matrix<E>(p + "experts.down_proj", {NE, D, I});
+        }
+
+        if (c.has_per_layer_input()) {
+            lw.per_layer_input_gate = ld.template matrix<PL>(p + "per_layer_input_gate.weight", {P_, D});
+            lw.per_layer_projection = ld.template matrix<PL>(p + "per_layer_projection.weight", {D, P_});
+            lw.post_per_layer_input_norm = ld.vector(p + "post_per_layer_input_norm.weight", D);
+        }
+    }
+    return w;
+}
+
+} // namespace gemma4
+QTENSOR_END_NAMESPACE

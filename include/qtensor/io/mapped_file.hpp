@@ -1,0 +1,93 @@
+// qtensor/io/mapped_file.hpp: a whole file mapped read-only into memory.
+//
+// Checkpoints are read through the page cache: tensors stay views into the
+// mapping, so opening a multi-GB file costs no copy and pages load on first
+// touch. The mapping lives as long as the mapped_file object (move-only).
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+QTENSOR_BEGIN_NAMESPACE
+namespace io {
+
+class mapped_file {
+public:
+    mapped_file() = default;
+
+    // Throws qtensor::error naming the file when it cannot be opened, is not a
+    // regular file, or cannot be mapped. An empty file maps to an empty span.
+    explicit mapped_file(std::string path) : path_(std::move(path)) {
+        const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail("cannot open");
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            const int err = errno;
+            ::close(fd);
+            fail("cannot stat", err);
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd);
+            throw error(path_ + ": not a regular file");
+        }
+        size_ = static_cast<std::size_t>(st.st_size);
+        if (size_ != 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                const int err = errno;
+                ::close(fd);
+                fail("cannot map", err);
+            }
+            data_ = static_cast<const std::byte*>(p);
+        }
+        ::close(fd); // the mapping keeps the file alive
+    }
+
+    mapped_file(mapped_file&& other) noexcept
+        : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)) {}
+    mapped_file& operator=(mapped_file&& other) noexcept {
+        if (this != &other) {
+            unmap();
+            path_ = std::move(other.path_);
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+        }
+        return *this;
+    }
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+    ~mapped_file() { unmap(); }
+
+    const std::string& path() const noexcept { return path_; }
+    std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+    std::size_t size() const noexcept { return size_; }
+
+private:
+    [[noreturn]] void fail(const char* what, int err = errno) const {
+        throw error(path_ + ": " + what + ": " + std::strerror(err));
+    }
+    void unmap() noexcept {
+        if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+        data_ = nullptr;
+    }
+
+    std::string path_;
+    const std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+} // namespace io
+QTENSOR_END_NAMESPACE

@@ -1,0 +1,138 @@
+// qtensor/kernels/float_ops.hpp: the float ops a transformer block needs, on
+// float32 vectors, each within a stated budget of its scalar reference in
+// reference/float_ops.hpp.
+//
+// Budgets hold on every Highway target; the scalar backend runs the reference
+// itself (error 0). Notation: u = 2^-24 (float's unit roundoff; 1 ulp of a
+// float v is at most 2u |v|), gamma_k = k u / (1 - k u) (Higham's bound for k
+// roundings in a row), ref_i the reference's output. Where a budget counts
+// the reference's own error it uses glibc's documented maxima (expf, sinf,
+// cosf 1 ulp; tanhf 2 ulp) and Highway 1.0.3's (Exp 1 ulp, Tanh 4 ulp).
+// Except for softmax, budgets assume no underflow: results below 2^-126 may
+// differ by a few 2^-149 more.
+//
+// Sums (dot, rmsnorm, softmax) use four vector accumulators of N lanes and a
+// tree over the lanes: each term goes through at most
+// k = floor(n / 4N) + 3 + log2(N) <= n/4 + 7 roundings, against n for the
+// reference's loop.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <sstream>
+#include <string>
+
+#include "qtensor/core/error.hpp"
+#include "qtensor/kernels/backend.hpp"
+
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+
+namespace detail {
+
+// A float for an error message, at full precision ("1e-06", not "0.000001").
+inline std::string float_ops_text(float v) {
+    std::ostringstream s;
+    s.precision(9);
+    s << v;
+    return s.str();
+}
+
+} // namespace detail
+
+// x[n] . y[n].
+// |dot - ref| <= gamma_(5n/4 + 7) * sum_i |x_i y_i|: gamma_(n/4 + 7) for the
+// blocked sum here, gamma_n for the reference's sequential one (which reaches
+// about that much when one large term meets many small ones).
+inline float dot(const float* x, const float* y, std::size_t n, target t = target::best()) {
+    return detail::backend::dot(t, x, y, n);
+}
+
+// x[n], w[n] (nullptr: no weight) -> y[n]: y_i = x_i r w_i with
+// r = 1 / sqrt(mean(x^2) + eps); y may alias x.
+// |y_i - ref_i| <= gamma_(5n/8 + 14) * |ref_i|: the sum of squares has
+// relative error gamma_k (k <= n/4 + 7 here, n in the reference; all terms
+// >= 0); with /n and +eps it is halved under the root, and sqrt, 1/ and the
+// two products follow: k/2 + 5 roundings on each side.
+inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, float eps,
+                    target t = target::best()) {
+    if (!(eps >= 0.0f) || !std::isfinite(eps))
+        throw error("kernels::rmsnorm: eps must be finite and >= 0, got " + detail::float_ops_text(eps));
+    if (n == 0) return;
+    detail::backend::rmsnorm(t, x, w, y, n, eps);
+}
+
+// x[n] in place: softmax. Entries of -inf give 0; at least one entry must be
+// finite (else NaN, as in the reference). NaN anywhere makes every output NaN.
+// |y_i - ref_i| <= gamma_(5n/4 + 19) * ref_i + 2^-148: both round x_i - max
+// the same way; then exp's 1 ulp (2u) on the term and on the sum's terms, the
+// sum's gamma_k (n/4 + 7 here, n in the reference), 1/sum and the product:
+// k + 6 roundings here, n + 6 in the reference. The 2^-148 covers outputs
+// that exp rounds to subnormals or 0 (it is the one budget with an absolute term).
+inline void softmax(float* x, std::size_t n, target t = target::best()) {
+    if (n == 0) return;
+    detail::backend::softmax(t, x, n);
+}
+
+// x[n] -> y[n]: the tanh approximation of GELU; y may alias x.
+// |y_i - ref_i| <= 8u |x_i|. Here 0.5 z (1 + tanh v) is computed as
+// z / (1 + exp(-2v)), exact in the maths and free of the cancellation of
+// 1 + tanh v for z < 0: exp 2u, 1 + e and the quotient 2u, so 4u |y|. The
+// reference's tanhf (2 ulp of |tanh| < 1, so 2u absolute) and 1 + tanh (u
+// absolute) scaled by 0.5 |z|, plus its product, give 2.5u |z|; an FMA here in
+// z + 0.044715 z^3 moves v by 2u |v|, which moves y by < 0.5u |z|.
+inline void gelu_tanh(const float* x, float* y, std::size_t n, target t = target::best()) {
+    detail::backend::gelu_tanh(t, x, y, n);
+}
+
+// gate[n], up[n] -> y[n]: y_i = gelu_tanh(gate_i) up_i; y may alias either.
+// |y_i - ref_i| <= 10u |gate_i up_i|: gelu_tanh's 8u |gate_i| times |up_i|,
+// plus the rounding of the product on each side.
+inline void geglu(const float* gate, const float* up, float* y, std::size_t n, target t = target::best()) {
+    detail::backend::geglu(t, gate, up, y, n);
+}
+
+// x[d] in place, freq[d / 2]: rotate-half RoPE at position pos. The angle
+// pos * freq_i is rounded to float as in the reference and must stay below
+// 2^30 in magnitude (checked; 2^24 positions at freq up to 64), where the
+// kernel's reduction modulo pi/2 is exact.
+// For both outputs of pair i: |y - ref| <= 6u (|x_i| + |x_(i + d/2)|): cos and
+// sin come out rounded to nearest give or take 2^-35 (0.5 ulp, <= u/2
+// absolute) against glibc's 1 ulp (<= u), and x0 c - x1 s takes
+// 2u (|x0| + |x1|) on each side. A zero frequency (or pos = 0) gives c = 1 and
+// s = 0 exactly: the pair keeps its values.
+inline void rope(float* x, const float* freq, std::size_t d, float pos, target t = target::best()) {
+    if (d % 2 != 0) throw error("kernels::rope: head size d = " + std::to_string(d) + " is odd");
+    bool angles_ok = true; // one branch-free pass; the loop below only names the culprit
+    for (std::size_t i = 0; i < d / 2; ++i) angles_ok &= std::fabs(pos * freq[i]) < 0x1p30f;
+    for (std::size_t i = 0; !angles_ok && i < d / 2; ++i) {
+        if (!(std::fabs(pos * freq[i]) < 0x1p30f))
+            throw error("kernels::rope: angle pos * freq[" + std::to_string(i) + "] = " +
+                        detail::float_ops_text(pos) + " * " + detail::float_ops_text(freq[i]) +
+                        " is not finite or beyond 2^30");
+    }
+    detail::backend::rope(t, x, freq, d, pos);
+}
+
+// x[n] in place: x_i = cap tanh(x_i / cap), cap > 0.
+// |y_i - ref_i| <= 18u |ref_i| (17u to first order): here x * (1 / cap) (2u;
+// tanh passes a relative argument error on at most 1:1), Tanh 4 ulp (8u) and
+// the product (u); in the reference x / cap (u), tanhf 2 ulp (4u), the product.
+inline void softcap(float* x, std::size_t n, float cap, target t = target::best()) {
+    if (!(cap > 0.0f) || !std::isfinite(cap))
+        throw error("kernels::softcap: cap must be finite and > 0, got " + detail::float_ops_text(cap));
+    detail::backend::softcap(t, x, n, cap);
+}
+
+// x[n], y[n]: y_i += a x_i.
+// |y_i - ref_i| <= gamma_2 (|a x_i| + |ref_i|): one fused rounding here where
+// the target has FMA, two in the reference.
+inline void axpy(float a, const float* x, float* y, std::size_t n, target t = target::best()) {
+    detail::backend::axpy(t, a, x, y, n);
+}
+
+// x[n] *= a. Bit for bit the reference.
+inline void scale(float a, float* x, std::size_t n, target t = target::best()) {
+    detail::backend::scale(t, a, x, n);
+}
+
+QTENSOR_KERNELS_END_NAMESPACE

@@ -1,0 +1,387 @@
+// qtensor/kernels/xsimd/matmul.hpp: the dot and matmul kernels of the xsimd
+// backend, each within the error budget stated in matmul.hpp of the exact
+// sum. Included by backend.hpp.
+//
+// Integer block sums: codes and activations are widened to int16 lanes and
+// multiplied pairwise into int32 lanes (madd, pmaddwd on x86), exactly for
+// every code (Q8_0's -128 included). Q4_0/Q8_0 row loops take 16 elements
+// per step, so they run on at most 256-bit vectors (at_most_256).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "qtensor/core/float_bits.hpp"
+#include "qtensor/core/half.hpp"
+#include "qtensor/kernels/reference/matmul.hpp"
+#include "qtensor/kernels/xsimd/ops.hpp"
+#include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/q8_k.hpp"
+
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+namespace detail::xsimd_matmul {
+
+using namespace xsimd_ops;
+
+// ---- Q4_0 / Q8_0 rows ------------------------------------------------------------
+
+// The 32 activation codes of a Q8_0 block as int16 lanes.
+template <class C>
+struct q8_0_act {
+    static constexpr std::size_t N16 = vec<std::int16_t, C>::size;
+    static_assert(16 % N16 == 0);
+    vec<std::int16_t, C> v[32 / N16];
+    explicit q8_0_act(const block_q8_0& a) {
+        for (std::size_t k = 0; k < 32 / N16; ++k) v[k] = load_i8_i16<C>(a.qs.data() + k * N16);
+    }
+};
+
+// Per int32 lane, part of the exact sum over block w of (code - 8) * a
+// (Q4_0: low nibbles meet a[0..15], high nibbles a[16..31]) or code * a (Q8_0).
+template <class C>
+vec<std::int32_t, C> block_sum(const block_q4_0& w, const q8_0_act<C>& a) {
+    using V16 = vec<std::int16_t, C>;
+    constexpr std::size_t N16 = V16::size;
+    vec<std::int32_t, C> sum(0);
+    for (std::size_t j = 0; j < 16; j += N16) {
+        const V16 codes = load_u8_i16<C>(w.qs.data() + j);
+        sum += madd((codes & V16(0x0f)) - V16(8), a.v[j / N16]);
+        sum += madd((codes >> 4) - V16(8), a.v[(16 + j) / N16]);
+    }
+    return sum;
+}
+
+template <class C>
+vec<std::int32_t, C> block_sum(const block_q8_0& w, const q8_0_act<C>& a) {
+    constexpr std::size_t N16 = vec<std::int16_t, C>::size;
+    vec<std::int32_t, C> sum(0);
+    for (std::size_t j = 0; j < 32; j += N16) sum += madd(load_i8_i16<C>(w.qs.data() + j), a.v[j / N16]);
+    return sum;
+}
+
+// R weight rows w[r][nb] against one activation row a[nb]: out[r] = w[r] . a.
+// Per block, the exact int32 lanes, then one FMA adds them, times dw * da
+// (exact: two fp16), to a float accumulator; one horizontal sum at the end.
+// A row's arithmetic does not depend on R (nor on the other rows of its tile).
+template <std::size_t R, class C, class B>
+void rows_dot(const B* const* w, const block_q8_0* a, const float* a_scales, std::size_t nb, float* out) {
+    using VF = vec<float, C>;
+    VF acc[R];
+    for (auto& v : acc) v = VF(0.0f);
+    for (std::size_t b = 0; b < nb; ++b) {
+        const q8_0_act<C> act(a[b]);
+        const float da = a_scales ? a_scales[b] : fp16_to_fp32(a[b].d);
+        for (std::size_t r = 0; r < R; ++r) {
+            const float dd = fp16_to_fp32(w[r][b].d) * da;
+            acc[r] = xsimd::fma(xsimd::batch_cast<float>(block_sum<C>(w[r][b], act)), VF(dd), acc[r]);
+        }
+    }
+    for (std::size_t r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+// ---- interleaved Q4_0 / Q8_0 -----------------------------------------------------------
+
+// The activation bytes a[0..3] as int16 pairs of int32 lanes: (a[0], a[2]) in
+// every lane of `even`, (a[1], a[3]) in every lane of `odd`.
+template <class A>
+struct act_word {
+    vec<std::int16_t, A> even, odd;
+    explicit act_word(const std::int8_t* a) {
+        const auto pair = [](std::int8_t lo, std::int8_t hi) {
+            return static_cast<std::int32_t>(static_cast<std::uint16_t>(lo) | static_cast<std::uint32_t>(static_cast<std::uint16_t>(hi)) << 16);
+        };
+        even = bits<std::int16_t>(vec<std::int32_t, A>(pair(a[0], a[2])));
+        odd = bits<std::int16_t>(vec<std::int32_t, A>(pair(a[1], a[3])));
+    }
+};
+
+// Per int32 lane holding 4 code bytes w[0..3] of one row: sum w[k] * a[k].
+// `even` and `odd` are those bytes as int16 (bytes 0 and 2, bytes 1 and 3).
+template <class A>
+vec<std::int32_t, A> word_dot(const vec<std::int16_t, A>& even, const vec<std::int16_t, A>& odd,
+                              const act_word<A>& a) {
+    return madd(even, a.even) + madd(odd, a.odd);
+}
+
+// One interleaved group (16 rows, nb blocks) against one token of activations:
+// out[i] = row i . token, each int32 lane one row. Per block the exact
+// integer sums of N rows, minus 8 * sum(a) for Q4_0's offset, then one FMA
+// with the N rows' scales times da: the arithmetic of rows_dot, lane by lane.
+template <class S, class A>
+void group_dot(const std::byte* group, std::size_t nb, const q8_0_rows& a, std::size_t t, float* out) {
+    using VI = vec<std::int32_t, A>;
+    using V16 = vec<std::int16_t, A>;
+    using VF = vec<float, A>;
+    constexpr std::size_t R = interleave_rows;
+    constexpr std::size_t N = VI::size;
+    static_assert(R % N == 0);
+    constexpr std::size_t qb = interleaved_code_bytes<S>;
+    constexpr bool is_q4 = std::is_same_v<S, q4_0>;
+    const auto* scales = reinterpret_cast<const fp16_t*>(group + nb * R * qb);
+    for (std::size_t rv = 0; rv < R; rv += N) {
+        VF acc(0.0f);
+        for (std::size_t b = 0; b < nb; ++b) {
+            const std::size_t ab = t * nb + b;
+            const std::int8_t* act = a.blocks[ab].qs.data();
+            const std::byte* codes = group + b * R * qb;
+            VI isum(0);
+            for (std::size_t c = 0; c < qb / 4; ++c) {
+                const V16 w = bits<std::int16_t>(VI::load_unaligned(reinterpret_cast<const std::int32_t*>(codes + (c * R + rv) * 4)));
+                if constexpr (is_q4) {
+                    const V16 lo = w & V16(0x0f0f), hi = (w >> 4) & V16(0x0f0f);
+                    isum += word_dot(lo & V16(0xff), lo >> 8, act_word<A>(act + 4 * c));
+                    isum += word_dot(hi & V16(0xff), hi >> 8, act_word<A>(act + 16 + 4 * c));
+                } else {
+                    isum += word_dot((w << 8) >> 8, w >> 8, act_word<A>(act + 4 * c));
+                }
+            }
+            if constexpr (is_q4) isum -= VI(8 * a.sums[ab]);
+            const VF dd = load_f16<A>(scales + b * R + rv) * VF(a.scales[ab]);
+            acc = xsimd::fma(xsimd::batch_cast<float>(isum), dd, acc);
+        }
+        acc.store_unaligned(out + rv);
+    }
+}
+
+template <class S, class A>
+void interleaved_matmul(interleaved_rows w, q8_0_rows a, output_rows y) {
+    constexpr std::size_t R = interleave_rows;
+    const std::size_t nb = a.n / S::block_elems;
+    float tile[R];
+    for (std::size_t g = 0; g * R < w.rows; ++g) {
+        const std::size_t valid = w.rows - g * R < R ? w.rows - g * R : R;
+        for (std::size_t t = 0; t < a.T; ++t) {
+            group_dot<S, A>(w.data + g * w.group_bytes, nb, a, t, tile);
+            std::memcpy(y.data + t * y.stride + g * R, tile, valid * sizeof(float));
+        }
+    }
+}
+
+// GGUF-layout rows. GEMV (T < 4): tiles of 4 rows share each activation
+// block's widening. GEMM (T >= 4): each run of 16 rows is interleaved into a
+// scratch group and computed as above, so the results equal those of
+// interleaved<S>, bit for bit.
+template <class S, class A>
+void plain_matmul(weight_rows w, q8_0_rows a, output_rows y) {
+    using B = block_of<S>;
+    using C = at_most_256<A>;
+    constexpr std::size_t R = interleave_rows;
+    const std::size_t nb = a.n / S::block_elems;
+    const auto row = [&](std::size_t r) { return reinterpret_cast<const B*>(w.data + r * w.stride_bytes); };
+    if (a.T < 4) {
+        constexpr std::size_t tile = 4;
+        for (std::size_t t = 0; t < a.T; ++t) {
+            const block_q8_0* act = a.blocks + t * nb;
+            const float* act_scales = a.scales + t * nb;
+            float* out = y.data + t * y.stride;
+            std::size_t r = 0;
+            for (; r + tile <= w.rows; r += tile) {
+                const B* rows[tile] = {row(r), row(r + 1), row(r + 2), row(r + 3)};
+                rows_dot<tile, C>(rows, act, act_scales, nb, out + r);
+            }
+            for (; r < w.rows; ++r) {
+                const B* one = row(r);
+                rows_dot<1, C>(&one, act, act_scales, nb, out + r);
+            }
+        }
+        return;
+    }
+    const std::size_t group_bytes = interleaved_group_bytes<S>(nb);
+    std::vector<std::byte> group(group_bytes);
+    for (std::size_t r0 = 0; r0 < w.rows; r0 += R) {
+        const std::size_t count = w.rows - r0 < R ? w.rows - r0 : R;
+        const B* rows[R];
+        for (std::size_t i = 0; i < count; ++i) rows[i] = row(r0 + i);
+        reference::interleave_group<S>(rows, count, nb, group.data());
+        interleaved_matmul<S, A>({group.data(), group_bytes, count}, a, {y.data + r0, y.stride});
+    }
+}
+
+// ---- Q2_K ------------------------------------------------------------------------------
+
+// One Q2_K row against one Q8_K row. Per 16-element sub-block j: the 2-bit
+// codes (bit plane 2s of bytes qs[32h + l ..], elements 128h + 32s + l) times
+// their 4-bit scale s_j, still in int16 (at most 45), meet the activations in
+// madd; the mins meet the activation's 16 block sums. Both sums are exact
+// integers; each block adds them, times d * da and dmin * da, once.
+template <class C>
+float q2_k_row(const block_q2_k* w, const block_q8_k* a, std::size_t nb) {
+    using V16 = vec<std::int16_t, C>;
+    using VF = vec<float, C>;
+    constexpr std::size_t N16 = V16::size;
+    static_assert(16 % N16 == 0);
+    VF acc(0.0f);
+    float acc_min = 0.0f;
+    for (std::size_t b = 0; b < nb; ++b) {
+        vec<std::int32_t, C> isum(0);
+        for (std::size_t h = 0; h < 2; ++h)
+            for (int s = 0; s < 4; ++s)
+                for (std::size_t l = 0; l < 32; l += 16) {
+                    const std::size_t j = 8 * h + 2 * static_cast<std::size_t>(s) + l / 16;
+                    const V16 scale(static_cast<std::int16_t>(q2_k::scale_of(w[b], j)));
+                    for (std::size_t i = 0; i < 16; i += N16) {
+                        const V16 q = (load_u8_i16<C>(w[b].qs.data() + 32 * h + l + i) >> (2 * s)) & V16(3);
+                        const V16 x = load_i8_i16<C>(a[b].qs.data() + 128 * h + 32 * static_cast<std::size_t>(s) + l + i);
+                        isum += madd(q * scale, x);
+                    }
+                }
+        std::int32_t mins = 0;
+        for (std::size_t j = 0; j < 16; ++j) mins += q2_k::min_of(w[b], j) * a[b].bsums[j];
+        acc = xsimd::fma(xsimd::batch_cast<float>(isum), VF(a[b].d * fp16_to_fp32(w[b].d)), acc);
+        acc_min += qtensor::detail::fmul(a[b].d * fp16_to_fp32(w[b].dmin), static_cast<float>(mins));
+    }
+    return hsum(acc) - acc_min;
+}
+
+// ---- float rows ------------------------------------------------------------------------
+
+template <class A, class W>
+vec<float, A> load_weights(const W* p) {
+    if constexpr (std::is_same_v<W, float>)
+        return vec<float, A>::load_unaligned(p);
+    else
+        return bits<float>(load_u16_u32<A>(reinterpret_cast<const std::uint16_t*>(p)) << 16);
+}
+
+template <class W>
+float weight_to_float(W w) noexcept {
+    if constexpr (std::is_same_v<W, float>)
+        return w;
+    else
+        return bf16_to_fp32(w);
+}
+
+// R rows w[r][n] (f32, or bf16 widened exactly by a 16-bit shift) against one
+// activation row a[n]: out[r] = w[r] . a. Two FMA accumulators per row, a
+// tail in scalar order, one horizontal sum; a row's arithmetic does not
+// depend on R.
+template <std::size_t R, class A, class W>
+void float_rows_dot(const W* const* w, const float* a, std::size_t n, float* out) {
+    using VF = vec<float, A>;
+    constexpr std::size_t N = VF::size;
+    VF acc0[R], acc1[R];
+    for (std::size_t r = 0; r < R; ++r) acc0[r] = acc1[r] = VF(0.0f);
+    std::size_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+        const VF x0 = VF::load_unaligned(a + i), x1 = VF::load_unaligned(a + i + N);
+        for (std::size_t r = 0; r < R; ++r) {
+            acc0[r] = xsimd::fma(load_weights<A>(w[r] + i), x0, acc0[r]);
+            acc1[r] = xsimd::fma(load_weights<A>(w[r] + i + N), x1, acc1[r]);
+        }
+    }
+    for (std::size_t r = 0; r < R; ++r) {
+        float tail = 0.0f;
+        for (std::size_t j = i; j < n; ++j) tail += qtensor::detail::fmul(weight_to_float(w[r][j]), a[j]);
+        out[r] = hsum(acc0[r] + acc1[r]) + tail;
+    }
+}
+
+// Rows in tiles of 4 (each activation load serves 4 rows), then one by one.
+template <class W, class A>
+void float_matmul(weight_rows w, f32_rows a, output_rows y) {
+    constexpr std::size_t R = 4;
+    for (std::size_t r0 = 0; r0 < w.rows; r0 += R) {
+        const W* rows[R];
+        const std::size_t count = w.rows - r0 < R ? w.rows - r0 : R;
+        for (std::size_t i = 0; i < count; ++i) rows[i] = reinterpret_cast<const W*>(w.data + (r0 + i) * w.stride_bytes);
+        for (std::size_t t = 0; t < a.T; ++t) {
+            float* out = y.data + t * y.stride + r0;
+            if (count == R) {
+                float_rows_dot<R, A>(rows, a.x + t * a.n, a.n, out);
+            } else {
+                for (std::size_t i = 0; i < count; ++i) float_rows_dot<1, A>(rows + i, a.x + t * a.n, a.n, out + i);
+            }
+        }
+    }
+}
+
+} // namespace detail::xsimd_matmul
+
+namespace detail::backend {
+
+inline float dot_q4_0_q8_0(target t, const block_q4_0* w, const block_q8_0* a, std::size_t n) {
+    return run_on(t,
+                  [&](auto arch) {
+                      float out;
+                      xsimd_matmul::rows_dot<1, xsimd_ops::at_most_256<decltype(arch)>>(&w, a, nullptr, n / 32, &out);
+                      return out;
+                  },
+                  [&] { return q4_0::dot_row(w, a, n); });
+}
+inline float dot_q8_0_q8_0(target t, const block_q8_0* w, const block_q8_0* a, std::size_t n) {
+    return run_on(t,
+                  [&](auto arch) {
+                      float out;
+                      xsimd_matmul::rows_dot<1, xsimd_ops::at_most_256<decltype(arch)>>(&w, a, nullptr, n / 32, &out);
+                      return out;
+                  },
+                  [&] { return q8_0::dot_row(w, a, n); });
+}
+inline float dot_q2_k_q8_k(target t, const block_q2_k* w, const block_q8_k* a, std::size_t n) {
+    return run_on(t, [&](auto arch) { return xsimd_matmul::q2_k_row<xsimd_ops::at_most_256<decltype(arch)>>(w, a, n / 256); },
+                  [&] { return q2_k::dot_row(w, a, n); });
+}
+inline float dot_bf16_f32(target t, const bf16_t* w, const float* a, std::size_t n) {
+    return run_on(t,
+                  [&](auto arch) {
+                      float out;
+                      xsimd_matmul::float_rows_dot<1, decltype(arch)>(&w, a, n, &out);
+                      return out;
+                  },
+                  [&] { return reference::dot_bf16_f32(w, a, n); });
+}
+inline float dot_f32_f32(target t, const float* w, const float* a, std::size_t n) {
+    return run_on(t,
+                  [&](auto arch) {
+                      float out;
+                      xsimd_matmul::float_rows_dot<1, decltype(arch)>(&w, a, n, &out);
+                      return out;
+                  },
+                  [&] { return reference::dot_f32_f32(w, a, n); });
+}
+
+inline void matmul_q4_0(target t, weight_rows w, q8_0_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::plain_matmul<q4_0, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_q4_0(w, a, y); });
+}
+inline void matmul_q8_0(target t, weight_rows w, q8_0_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::plain_matmul<q8_0, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_q8_0(w, a, y); });
+}
+inline void matmul_q2_k(target t, weight_rows w, q8_k_rows a, output_rows y) {
+    run_on(t,
+           [&](auto arch) {
+               const std::size_t nb = a.n / q2_k::block_elems;
+               for (std::size_t r = 0; r < w.rows; ++r) {
+                   const auto row = reinterpret_cast<const block_q2_k*>(w.data + r * w.stride_bytes);
+                   for (std::size_t tok = 0; tok < a.T; ++tok)
+                       y.data[tok * y.stride + r] =
+                           xsimd_matmul::q2_k_row<xsimd_ops::at_most_256<decltype(arch)>>(row, a.blocks + tok * nb, nb);
+               }
+           },
+           [&] { reference::matmul_q2_k(w, a, y); });
+}
+inline void matmul_f32(target t, weight_rows w, f32_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::float_matmul<float, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_f32(w, a, y); });
+}
+inline void matmul_bf16(target t, weight_rows w, f32_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::float_matmul<bf16_t, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_bf16(w, a, y); });
+}
+inline void matmul_q4_0x16(target t, interleaved_rows w, q8_0_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::interleaved_matmul<q4_0, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_q4_0x16(w, a, y); });
+}
+inline void matmul_q8_0x16(target t, interleaved_rows w, q8_0_rows a, output_rows y) {
+    run_on(t, [&](auto arch) { xsimd_matmul::interleaved_matmul<q8_0, decltype(arch)>(w, a, y); },
+           [&] { reference::matmul_q8_0x16(w, a, y); });
+}
+
+} // namespace detail::backend
+QTENSOR_KERNELS_END_NAMESPACE

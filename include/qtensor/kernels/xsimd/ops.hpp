@@ -1,0 +1,387 @@
+// qtensor/kernels/xsimd/ops.hpp: the small vocabulary of vector operations
+// the xsimd kernel bodies are written in, on batches of one xsimd
+// architecture A (the compile-time one; see backend.hpp):
+//   - what xsimd 8 lacks: widening loads (int8/uint8/uint16/fp16/float to
+//     wider lanes), the pairwise int16 multiply-add into int32 (pmaddwd),
+//     narrowing int32 lanes to bytes, float <-> double of a partial vector;
+//   - what moved between xsimd versions: horizontal sum (hadd in 8.x,
+//     reduce_add from 9) and bit casts (batch type in 8.x, element type from 9);
+//   - rounded(): a barrier that keeps GCC from fusing a product into an add.
+// Each op has an x86 body (intrinsics on the batch's raw register, for SSE2 ..
+// AVX-512) and a portable one (a loop over the lanes) for every other arch,
+// so a kernel written in these ops compiles for any xsimd architecture.
+//
+// Internal to the xsimd backend: include qtensor/kernels/kernels.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "qtensor/core/half.hpp"
+#include "qtensor/kernels/abi.hpp"
+#include "xsimd/xsimd.hpp"
+
+#if XSIMD_WITH_SSE2
+#include <immintrin.h>
+#endif
+
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+namespace detail::xsimd_ops {
+
+template <class T, class A>
+using vec = xsimd::batch<T, A>;
+
+// Which x86 register width A's integer batches use natively (0: none, e.g.
+// AVX without AVX2, whose integer batches xsimd emulates, or any other arch).
+template <class A>
+constexpr int x86_int_bits() {
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, A>) return 512;
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (std::is_base_of_v<xsimd::avx2, A>) return 256;
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (std::is_base_of_v<xsimd::sse2, A>) return 128;
+#endif
+    return 0;
+}
+
+// A, or its 256-bit sibling where A is AVX-512: for loops that take 16
+// elements at a time (a half Q4_0 block of int16 lanes).
+#if XSIMD_WITH_FMA3_AVX2
+using avx2_arch = xsimd::fma3<xsimd::avx2>;
+#elif XSIMD_WITH_AVX2
+using avx2_arch = xsimd::avx2;
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+using at_most_256 = std::conditional_t<std::is_base_of_v<xsimd::avx512f, A>, avx2_arch, A>;
+#else
+template <class A>
+using at_most_256 = A;
+#endif
+
+// ---- across xsimd versions ---------------------------------------------------
+
+template <class T, class A>
+T hsum(const vec<T, A>& v) {
+#if XSIMD_VERSION_MAJOR >= 9
+    return xsimd::reduce_add(v);
+#else
+    return xsimd::hadd(v);
+#endif
+}
+
+template <class T, class A>
+T hmax(const vec<T, A>& v) {
+    alignas(64) T lanes[vec<T, A>::size];
+    v.store_aligned(lanes);
+    T m = lanes[0];
+    for (std::size_t i = 1; i < vec<T, A>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
+    return m;
+}
+
+template <class T, class A>
+T hmin(const vec<T, A>& v) {
+    alignas(64) T lanes[vec<T, A>::size];
+    v.store_aligned(lanes);
+    T m = lanes[0];
+    for (std::size_t i = 1; i < vec<T, A>::size; ++i) m = lanes[i] < m ? lanes[i] : m;
+    return m;
+}
+
+// v's bits as lanes of To (same lane size).
+template <class To, class T, class A>
+vec<To, A> bits(const vec<T, A>& v) {
+#if XSIMD_VERSION_MAJOR >= 9
+    return xsimd::bitwise_cast<To>(v);
+#else
+    return xsimd::bitwise_cast<vec<To, A>>(v);
+#endif
+}
+
+// The lanes of v, forced to exist as rounded floats: the vector twin of
+// qtensor::detail::fmul. xsimd's operators are plain vector arithmetic to GCC,
+// which fuses a product and the add after it into an FMA under its default
+// -ffp-contract=fast; the references round every product first.
+template <class A>
+vec<float, A> rounded(vec<float, A> v) {
+    auto r = v.data;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    asm("" : "+v"(r));
+#elif defined(__GNUC__) && (defined(__aarch64__) || defined(__arm__))
+    asm("" : "+w"(r));
+#endif
+    return vec<float, A>(r);
+}
+
+// Whether rounded() is a real barrier on this compiler and arch. Where it is
+// not, the quantizers (which must give the references' bits) are the references.
+constexpr bool can_round =
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__))
+    true;
+#else
+    false;
+#endif
+
+// ---- partial vectors -------------------------------------------------------------
+
+// p[0, count) in the first lanes, `fill` in the others; count < size.
+template <class A, class T>
+vec<T, A> load_partial(const T* p, std::size_t count, T fill) {
+    alignas(64) T buf[vec<T, A>::size];
+    for (auto& b : buf) b = fill;
+    std::memcpy(buf, p, count * sizeof(T));
+    return vec<T, A>::load_aligned(buf);
+}
+
+// The first `count` lanes of v to p[0, count); count < size.
+template <class T, class A>
+void store_partial(const vec<T, A>& v, T* p, std::size_t count) {
+    alignas(64) T buf[vec<T, A>::size];
+    v.store_aligned(buf);
+    std::memcpy(p, buf, count * sizeof(T));
+}
+
+// ---- widening loads ----------------------------------------------------------------
+
+// Lanes of To from as many From at p, each converted as by static_cast (the
+// portable body of every widening load below).
+template <class To, class A, class From>
+vec<To, A> load_each(const From* p) {
+    alignas(64) To buf[vec<To, A>::size];
+    for (std::size_t i = 0; i < vec<To, A>::size; ++i) buf[i] = static_cast<To>(p[i]);
+    return vec<To, A>::load_aligned(buf);
+}
+
+#if XSIMD_WITH_SSE2
+inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
+inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+#endif
+
+// size int8 at p -> int16 lanes.
+template <class A>
+vec<std::int16_t, A> load_i8_i16(const std::int8_t* p) {
+    using V = vec<std::int16_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_cvtepi8_epi16(load128(p)));
+#endif
+#if XSIMD_WITH_SSE4_1
+    if constexpr (w == 128) return V(_mm_cvtepi8_epi16(load64(p)));
+#elif XSIMD_WITH_SSE2
+    if constexpr (w == 128) {
+        const __m128i x = load64(p);
+        return V(_mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8));
+    }
+#endif
+    return load_each<std::int16_t, A>(p);
+}
+
+// size uint8 at p -> int16 lanes.
+template <class A>
+vec<std::int16_t, A> load_u8_i16(const std::uint8_t* p) {
+    using V = vec<std::int16_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_cvtepu8_epi16(load128(p)));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) return V(_mm_unpacklo_epi8(load64(p), _mm_setzero_si128()));
+#endif
+    return load_each<std::int16_t, A>(p);
+}
+
+// size int8 at p -> int32 lanes.
+template <class A>
+vec<std::int32_t, A> load_i8_i32(const std::int8_t* p) {
+    using V = vec<std::int32_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_cvtepi8_epi32(load128(p)));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_cvtepi8_epi32(load64(p)));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) {
+        std::int32_t word;
+        std::memcpy(&word, p, 4);
+        const __m128i x = _mm_cvtsi32_si128(word);
+        const __m128i x16 = _mm_unpacklo_epi8(x, x);
+        return V(_mm_srai_epi32(_mm_unpacklo_epi16(x16, x16), 24));
+    }
+#endif
+    return load_each<std::int32_t, A>(p);
+}
+
+// size uint8 at p -> int32 lanes.
+template <class A>
+vec<std::int32_t, A> load_u8_i32(const std::uint8_t* p) {
+    using V = vec<std::int32_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_cvtepu8_epi32(load128(p)));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_cvtepu8_epi32(load64(p)));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) {
+        std::int32_t word;
+        std::memcpy(&word, p, 4);
+        const __m128i zero = _mm_setzero_si128();
+        return V(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(word), zero), zero));
+    }
+#endif
+    return load_each<std::int32_t, A>(p);
+}
+
+// size uint16 at p -> uint32 lanes.
+template <class A>
+vec<std::uint32_t, A> load_u16_u32(const std::uint16_t* p) {
+    using V = vec<std::uint32_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_cvtepu16_epi32(load128(p)));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) return V(_mm_unpacklo_epi16(load64(p), _mm_setzero_si128()));
+#endif
+    return load_each<std::uint32_t, A>(p);
+}
+
+// size fp16 at p -> float lanes, exact (fp16_to_fp32: NaN keeps sign and
+// payload and comes out quiet). F16C's vcvtph2ps where the build has it;
+// otherwise integer bit moves, with fp16 subnormals as m * 2^-24 (an exact
+// convert and multiply).
+template <class A>
+vec<float, A> load_f16(const fp16_t* h) {
+    using VF = vec<float, A>;
+    using VU = vec<std::uint32_t, A>;
+    [[maybe_unused]] const auto* p = reinterpret_cast<const std::uint16_t*>(h);
+#if defined(__F16C__) && XSIMD_WITH_AVX
+    if constexpr (VF::size == 4) return VF(_mm_cvtph_ps(load64(p)));
+    if constexpr (VF::size == 8) return VF(_mm256_cvtph_ps(load128(p)));
+#endif
+#if XSIMD_WITH_AVX512F
+    if constexpr (VF::size == 16)
+        return VF(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#endif
+    const VU b = load_u16_u32<A>(p);
+    const VU exp = (b >> 10) & VU(0x1f);
+    const VU mant = b & VU(0x3ff);
+    const VU sign = (b & VU(0x8000)) << 16;
+    const VU normal = ((exp + VU(112)) << 23) | (mant << 13);
+    const VU subnormal = bits<std::uint32_t>(xsimd::batch_cast<float>(bits<std::int32_t>(mant)) * VF(0x1p-24f));
+    const VU quiet = xsimd::select(mant != VU(0), VU(0x00400000), VU(0));
+    const VU special = VU(0x7f800000) | (mant << 13) | quiet;
+    const VU magnitude = xsimd::select(exp == VU(0), subnormal, xsimd::select(exp == VU(0x1f), special, normal));
+    return bits<float>(sign | magnitude);
+}
+
+// size floats at p -> double lanes, and back (rounded to nearest).
+template <class A>
+vec<double, A> load_f32_f64(const float* p) {
+    using V = vec<double, A>;
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return V(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+#endif
+#if XSIMD_WITH_AVX
+    if constexpr (std::is_base_of_v<xsimd::avx, A>) return V(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (std::is_base_of_v<xsimd::sse2, A>) return V(_mm_cvtps_pd(_mm_castsi128_ps(load64(p))));
+#endif
+    return load_each<double, A>(p);
+}
+
+template <class A>
+void store_f64_f32(const vec<double, A>& v, float* p) {
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm256_storeu_ps(p, _mm512_cvtpd_ps(v.data));
+#endif
+#if XSIMD_WITH_AVX
+    if constexpr (std::is_base_of_v<xsimd::avx, A>) return _mm_storeu_ps(p, _mm256_cvtpd_ps(v.data));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (std::is_base_of_v<xsimd::sse2, A>)
+        return _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_castps_si128(_mm_cvtpd_ps(v.data)));
+#endif
+    alignas(64) double lanes[vec<double, A>::size];
+    v.store_aligned(lanes);
+    for (std::size_t i = 0; i < vec<double, A>::size; ++i) p[i] = static_cast<float>(lanes[i]);
+}
+
+// ---- integer arithmetic ------------------------------------------------------------
+
+// Per int32 lane, x[2i] * y[2i] + x[2i + 1] * y[2i + 1] (int16 lanes, exact
+// unless all four are -32768).
+template <class A>
+vec<std::int32_t, A> madd(const vec<std::int16_t, A>& x, const vec<std::int16_t, A>& y) {
+    using V = vec<std::int32_t, A>;
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return V(_mm512_madd_epi16(x.data, y.data));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) return V(_mm256_madd_epi16(x.data, y.data));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) return V(_mm_madd_epi16(x.data, y.data));
+#endif
+    alignas(64) std::int16_t a[vec<std::int16_t, A>::size], b[vec<std::int16_t, A>::size];
+    alignas(64) std::int32_t out[V::size];
+    x.store_aligned(a);
+    y.store_aligned(b);
+    for (std::size_t i = 0; i < V::size; ++i) out[i] = a[2 * i] * b[2 * i] + a[2 * i + 1] * b[2 * i + 1];
+    return V::load_aligned(out);
+}
+
+// The low byte of each int32 lane to p[0, size) (lanes known to be in
+// [-128, 255], e.g. codes).
+template <class A>
+void store_low_bytes(const vec<std::int32_t, A>& v, void* p) {
+    constexpr int w = x86_int_bits<A>();
+#if XSIMD_WITH_AVX512BW
+    if constexpr (w == 512) return _mm_storeu_si128(static_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v.data));
+#endif
+#if XSIMD_WITH_AVX2
+    if constexpr (w == 256) {
+        // Per 128-bit half: 4 lanes -> 4 bytes (repeated); then the halves side by side.
+        const __m256i bytes8 = _mm256_and_si256(v.data, _mm256_set1_epi32(0xff));
+        const __m256i words = _mm256_packs_epi32(bytes8, bytes8);
+        const __m256i bytes = _mm256_packus_epi16(words, words);
+        const __m128i both = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
+        return _mm_storel_epi64(static_cast<__m128i*>(p), both);
+    }
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (w == 128) {
+        const __m128i bytes8 = _mm_and_si128(v.data, _mm_set1_epi32(0xff));
+        const __m128i words = _mm_packs_epi32(bytes8, bytes8);
+        const int word = _mm_cvtsi128_si32(_mm_packus_epi16(words, words));
+        std::memcpy(p, &word, 4);
+        return;
+    }
+#endif
+    alignas(64) std::int32_t lanes[vec<std::int32_t, A>::size];
+    v.store_aligned(lanes);
+    auto* out = static_cast<std::uint8_t*>(p);
+    for (std::size_t i = 0; i < vec<std::int32_t, A>::size; ++i) out[i] = static_cast<std::uint8_t>(lanes[i]);
+}
+
+} // namespace detail::xsimd_ops
+QTENSOR_KERNELS_END_NAMESPACE

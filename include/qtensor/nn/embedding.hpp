@@ -1,0 +1,38 @@
+// qtensor/nn/embedding.hpp: embedding lookup, rows of a table in any scheme
+// widened to float32 and scaled.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/nn/ops.hpp"
+#include "qtensor/scheme/scheme.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace nn {
+
+// out[T, n] = table[ids[t]] * factor; table[V, n]. An id outside [0, V)
+// throws, naming its position.
+template <class S>
+    requires scheme<S>
+void embedding(tensor_view<const S, 2> table, std::span<const std::int32_t> ids, float factor,
+               std::span<float> out) {
+    const std::size_t n = table.cols(), vocab = table.num_rows();
+    detail::check_size("embedding", "out", out.size(), ids.size() * n);
+    for (std::size_t t = 0; t < ids.size(); ++t) {
+        if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
+            throw error("token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
+                        " is out of range for a vocabulary of " + std::to_string(vocab));
+        float* row = out.data() + t * n;
+        S::dequantize_row(table.blocks(static_cast<std::size_t>(ids[t])).data(), row, n);
+        scale(std::span<float>(row, n), factor);
+    }
+}
+
+} // namespace nn
+QTENSOR_END_NAMESPACE

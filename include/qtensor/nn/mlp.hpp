@@ -1,0 +1,34 @@
+// qtensor/nn/mlp.hpp: the GeGLU feed-forward block (Gemma's MLP), bias-free:
+//   y = down( gelu_tanh(gate x) * up x ).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/kernels/executor.hpp"
+#include "qtensor/nn/linear.hpp"
+#include "qtensor/nn/ops.hpp"
+#include "qtensor/scheme/scheme.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace nn {
+
+// x[T, D] -> y[T, D]; gate[F, D], up[F, D], down[D, F].
+template <class S>
+    requires scheme<S>
+void geglu_mlp(tensor_view<const S, 2> gate, tensor_view<const S, 2> up,
+               tensor_view<const S, 2> down, std::span<const float> x, std::span<float> y,
+               const kernels::executor& ex = {}) {
+    const std::size_t tokens = detail::rows_of("geglu_mlp", x.size(), gate.cols());
+    std::vector<float> g(tokens * gate.num_rows()), u(tokens * up.num_rows()); // [T, F]
+    linear(gate, x, std::span<float>(g), ex);
+    linear(up, x, std::span<float>(u), ex);
+    geglu(g, u, g);
+    linear(down, std::span<const float>(g), y, ex);
+}
+
+} // namespace nn
+QTENSOR_END_NAMESPACE

@@ -1,0 +1,396 @@
+// Conformance of the float-op kernels (kernels/float_ops.hpp) with their scalar
+// references (kernels/reference/float_ops.hpp), on every target compiled in
+// and supported by this CPU, forced one by one, within the budgets stated in
+// float_ops.hpp. The sums are also checked against exact double sums, and the
+// dot budget against an input where the reference reaches its own worst case.
+// Each test reports its worst error as a fraction of the budget.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qtensor/kernels/kernels.hpp"
+#include "qtensor/kernels/reference/float_ops.hpp"
+
+using namespace qtensor;
+namespace ref = qtensor::kernels::reference;
+
+namespace {
+
+constexpr double u = 0x1p-24; // float's unit roundoff
+constexpr float inf = std::numeric_limits<float>::infinity();
+constexpr float qnan = std::numeric_limits<float>::quiet_NaN();
+
+// Higham's bound on k roundings in a row.
+double gamma_k(double k) { return k * u / (1.0 - k * u); }
+
+// Roundings per term of the kernels' blocked sums (float_ops.hpp): the
+// reference's n on the scalar backend, which runs the reference.
+double sum_depth(std::size_t n) {
+#if defined(QTENSOR_KERNELS_BACKEND_HIGHWAY)
+    return static_cast<double>(n / 4 + 7);
+#else
+    return static_cast<double>(n);
+#endif
+}
+
+constexpr std::size_t lengths[] = {1, 3, 17, 255, 4099};
+
+// Gaussian values times 10^e, e uniform in [lo, hi] per element.
+std::vector<float> spread(std::size_t n, std::mt19937& rng, float lo = -2.0f, float hi = 2.0f) {
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::uniform_real_distribution<float> e(lo, hi);
+    std::vector<float> x(n);
+    for (auto& v : x) v = gauss(rng) * std::pow(10.0f, e(rng));
+    return x;
+}
+
+// The largest |got - want| / budget over the elements of one comparison, and
+// where. NaN matches NaN and equal infinities match; any other NaN, or a
+// nonzero error against a zero budget, is an infinite ratio.
+struct worst_error {
+    double ratio = 0.0;
+    std::size_t at = 0;
+    double got = 0.0, want = 0.0;
+
+    void add(std::size_t i, double g, double w, double budget) {
+        if ((std::isnan(g) && std::isnan(w)) || g == w) return;
+        const double r = std::fabs(static_cast<double>(g) - w) / budget;
+        if (!(r <= ratio)) {
+            ratio = std::isnan(r) ? std::numeric_limits<double>::infinity() : r;
+            at = i, got = g, want = w;
+        }
+    }
+};
+
+// The worst ratio of a whole test case, reported once.
+struct report {
+    std::string what;
+    double worst = 0.0;
+    void check(const worst_error& e, const std::string& where) {
+        INFO(what << " " << where << " at " << e.at << ": got " << e.got << ", want " << e.want);
+        CHECK(e.ratio <= 1.0);
+        worst = std::max(worst, e.ratio);
+    }
+    ~report() { MESSAGE(what << ": worst error = " << worst << " of the budget"); }
+};
+
+std::string where(kernels::target t, std::size_t n) { return t.name() + " n=" + std::to_string(n); }
+
+} // namespace
+
+TEST_CASE("float ops: dot within gamma_(5n/4+7) sum|x y| of the reference, gamma_(n/4+7) of the exact sum") {
+    std::mt19937 rng(11);
+    report vs_ref{"dot vs reference"}, vs_exact{"dot vs exact"};
+    for (std::size_t n : lengths) {
+        for (int rep = 0; rep < 3; ++rep) {
+            const auto x = spread(n, rng), y = spread(n, rng);
+            const auto [exact, magnitude] = qtensor_test::exact_dot_of(x, y); // float products are exact in double
+            const float want = ref::dot(x.data(), y.data(), n);
+            CHECK(std::fabs(want - exact) <= gamma_k(static_cast<double>(n)) * magnitude);
+            for (const auto t : kernels::compiled_targets()) {
+                const float got = kernels::dot(x.data(), y.data(), n, t);
+                worst_error r, e;
+                r.add(0, got, want, gamma_k(1.25 * static_cast<double>(n) + 7) * magnitude);
+                e.add(0, got, exact, gamma_k(sum_depth(n)) * magnitude);
+                vs_ref.check(r, where(t, n));
+                vs_exact.check(e, where(t, n));
+            }
+        }
+    }
+    for (const auto t : kernels::compiled_targets()) CHECK(kernels::dot(nullptr, nullptr, 0, t) == 0.0f);
+}
+
+TEST_CASE("float ops: the dot budget is tight: 1 + (n-1) 2^-24 makes the reference lose (n-1) 2^-24") {
+    // Each 1 + 2^-24 is a tie that rounds back to 1, so the reference's
+    // sequential sum stays at 1 and reaches its gamma_n bound; the vs-reference
+    // budget cannot be much smaller than n u sum|x y|.
+    for (std::size_t n : {std::size_t{255}, std::size_t{4099}}) {
+        std::vector<float> x(n, 0x1p-24f), ones(n, 1.0f);
+        x[0] = 1.0f;
+        const double exact = 1.0 + static_cast<double>(n - 1) * u;
+        const float want = ref::dot(x.data(), ones.data(), n);
+        CHECK(want == 1.0f);
+        CHECK(exact - want >= 0.99 * static_cast<double>(n - 1) * u * exact);
+        for (const auto t : kernels::compiled_targets()) {
+            const float got = kernels::dot(x.data(), ones.data(), n, t);
+            INFO(where(t, n) << " got " << got);
+            CHECK(std::fabs(got - want) <= gamma_k(1.25 * static_cast<double>(n) + 7) * exact);
+            CHECK(std::fabs(got - exact) <= gamma_k(sum_depth(n)) * exact);
+        }
+    }
+}
+
+TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, with and without weight, in place") {
+    std::mt19937 rng(12);
+    report vs_ref{"rmsnorm vs reference"}, vs_exact{"rmsnorm vs exact"};
+    struct input {
+        float scale;
+        float eps;
+    };
+    // Typical; eps = 0; x so small that eps dominates (x^2 underflows to
+    // subnormals); x so small that x^2 underflows to 0.
+    const input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e-30f, 1e-6f}};
+    for (std::size_t n : lengths) {
+        for (const auto [scale, eps] : inputs) {
+            auto x = spread(n, rng, -1.0f, 1.0f);
+            for (auto& v : x) v *= scale;
+            const auto w = spread(n, rng, -1.0f, 1.0f);
+            double ss = 0.0;
+            for (float v : x) ss += static_cast<double>(v) * v;
+            const double r = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+            for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
+                std::vector<float> want(n);
+                ref::rmsnorm(x.data(), wp, want.data(), n, eps);
+                const double budget = gamma_k(0.625 * static_cast<double>(n) + 14);
+                for (const auto t : kernels::compiled_targets()) {
+                    std::vector<float> got(n), in_place = x;
+                    kernels::rmsnorm(x.data(), wp, got.data(), n, eps, t);
+                    kernels::rmsnorm(in_place.data(), wp, in_place.data(), n, eps, t);
+                    CHECK(in_place == got);
+                    worst_error er, ee;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        const double exact = x[i] * r * (wp ? wp[i] : 1.0f);
+                        er.add(i, got[i], want[i], budget * std::fabs(want[i]));
+                        ee.add(i, got[i], exact, gamma_k(sum_depth(n) / 2 + 5) * std::fabs(exact));
+                    }
+                    const std::string at = where(t, n) + " scale=" + std::to_string(scale) +
+                                           " eps=" + std::to_string(eps) + (wp ? " weighted" : "");
+                    vs_ref.check(er, at);
+                    vs_exact.check(ee, at);
+                }
+            }
+        }
+    }
+    std::vector<float> zeros(17, 0.0f), y(17, 1.0f);
+    for (const auto t : kernels::compiled_targets()) {
+        kernels::rmsnorm(zeros.data(), nullptr, y.data(), 17, 1e-6f, t);
+        CHECK(std::all_of(y.begin(), y.end(), [](float v) { return v == 0.0f; }));
+    }
+}
+
+TEST_CASE("float ops: softmax within gamma_(5n/4+19) ref of the reference; -inf gives 0; NaN spreads") {
+    std::mt19937 rng(13);
+    report vs_ref{"softmax vs reference"}, vs_exact{"softmax vs exact"};
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    // Logits of spread 10 (typical), and of spread 60 (exp underflows, also to
+    // subnormals and to 0), each with every 7th entry masked out.
+    for (std::size_t n : lengths) {
+        for (float spread_of : {10.0f, 60.0f}) {
+            std::vector<float> x(n);
+            for (std::size_t i = 0; i < n; ++i) x[i] = i % 7 == 3 ? -inf : spread_of * gauss(rng);
+            auto want = x;
+            ref::softmax(want.data(), n);
+            // The exact softmax of the float differences x_i - max, which both
+            // the kernels and the reference round the same way first (an error
+            // of up to |x_i - max| u in exp's argument that no kernel can avoid).
+            const float mx = *std::max_element(x.begin(), x.end());
+            double sum = 0.0;
+            for (float v : x) sum += std::exp(static_cast<double>(v - mx));
+            for (const auto t : kernels::compiled_targets()) {
+                auto got = x;
+                kernels::softmax(got.data(), n, t);
+                worst_error er, ee;
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (x[i] == -inf) CHECK(got[i] == 0.0f);
+                    const double p = std::exp(static_cast<double>(x[i] - mx)) / sum;
+                    er.add(i, got[i], want[i], gamma_k(1.25 * static_cast<double>(n) + 19) * want[i] + 0x1p-148);
+                    ee.add(i, got[i], p, gamma_k(sum_depth(n) + 6) * p + 0x1p-148);
+                }
+                const std::string at = where(t, n) + " spread=" + std::to_string(spread_of);
+                vs_ref.check(er, at);
+                vs_exact.check(ee, at);
+            }
+        }
+    }
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(t.name());
+        float one[] = {-3.5f};
+        kernels::softmax(one, 1, t);
+        CHECK(one[0] == 1.0f);
+        std::vector<float> x = {1.0f, -inf, 2.0f, qnan, 0.5f};
+        kernels::softmax(x.data(), x.size(), t);
+        CHECK(std::all_of(x.begin(), x.end(), [](float v) { return std::isnan(v); }));
+    }
+}
+
+namespace {
+
+// Typical activations plus the saturated and the tiny ends (and signed zeros).
+std::vector<float> activations(std::size_t n, std::mt19937& rng) {
+    auto x = spread(n, rng, -1.0f, 1.0f);
+    const float extremes[] = {1e30f, -1e30f, 1e6f, -1e6f, 100.0f, -100.0f, 20.0f, -20.0f,
+                              9.0f,  -9.0f,  5.0f, -5.0f, 0.0f,   -0.0f,   1e-30f, -1e-30f};
+    for (std::size_t i = 0; i < n && i < std::size(extremes); ++i) x[(i * 37) % n] = extremes[i];
+    return x;
+}
+
+} // namespace
+
+TEST_CASE("float ops: gelu_tanh within 8u |x| and geglu within 10u |gate up| of the reference, in place") {
+    std::mt19937 rng(14);
+    report gelu{"gelu_tanh vs reference"}, geglu{"geglu vs reference"};
+    for (std::size_t n : lengths) {
+        const auto x = activations(n, rng);
+        const auto up = spread(n, rng, -1.0f, 1.0f);
+        std::vector<float> want(n), want_geglu(n);
+        ref::gelu_tanh(x.data(), want.data(), n);
+        ref::geglu(x.data(), up.data(), want_geglu.data(), n);
+        for (const auto t : kernels::compiled_targets()) {
+            auto got = x;
+            kernels::gelu_tanh(got.data(), got.data(), n, t);
+            auto got_geglu = up;
+            kernels::geglu(x.data(), got_geglu.data(), got_geglu.data(), n, t);
+            auto gate_alias = x;
+            kernels::geglu(gate_alias.data(), up.data(), gate_alias.data(), n, t);
+            CHECK(gate_alias == got_geglu);
+            worst_error e1, e2;
+            for (std::size_t i = 0; i < n; ++i) {
+                e1.add(i, got[i], want[i], 8 * u * std::fabs(x[i]));
+                e2.add(i, got_geglu[i], want_geglu[i], 10 * u * std::fabs(static_cast<double>(x[i]) * up[i]));
+            }
+            gelu.check(e1, where(t, n));
+            geglu.check(e2, where(t, n));
+        }
+    }
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(t.name());
+        float x[] = {qnan, inf, -inf, 1e30f, -1e30f};
+        float y[5];
+        kernels::gelu_tanh(x, y, 5, t);
+        CHECK(std::isnan(y[0]));
+        CHECK(y[1] == inf);
+        CHECK(std::isnan(y[2])); // -inf * 0, as in the reference
+        CHECK(y[3] == 1e30f);
+        CHECK(y[4] == 0.0f);
+    }
+}
+
+TEST_CASE("float ops: softcap within 18u |ref| of the reference, saturating at +-cap") {
+    std::mt19937 rng(15);
+    report rep{"softcap vs reference"};
+    for (std::size_t n : lengths) {
+        for (float cap : {30.0f, 0.5f}) {
+            auto x = activations(n, rng);
+            for (auto& v : x) v *= 10.0f;
+            auto want = x;
+            ref::softcap(want.data(), n, cap);
+            for (const auto t : kernels::compiled_targets()) {
+                auto got = x;
+                kernels::softcap(got.data(), n, cap, t);
+                worst_error e;
+                for (std::size_t i = 0; i < n; ++i) e.add(i, got[i], want[i], 18 * u * std::fabs(want[i]));
+                rep.check(e, where(t, n) + " cap=" + std::to_string(cap));
+            }
+        }
+    }
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(t.name());
+        float x[] = {1e30f, -1e30f, 1000.0f, inf, -inf, qnan};
+        kernels::softcap(x, 6, 30.0f, t);
+        CHECK(x[0] == 30.0f);
+        CHECK(x[1] == -30.0f);
+        CHECK(x[2] == 30.0f);
+        CHECK(x[3] == 30.0f);
+        CHECK(x[4] == -30.0f);
+        CHECK(std::isnan(x[5]));
+    }
+}
+
+TEST_CASE("float ops: rope within 6u (|x0| + |x1|) of the reference; zero frequencies pass bit for bit") {
+    std::mt19937 rng(16);
+    report rep{"rope vs reference"};
+    // Positions up to where pos * freq nears 2^30 (freq up to 1000 at pos 1e6).
+    const float positions[] = {0.0f, 1.0f, 7.0f, 1000.0f, 131071.0f, 1e6f};
+    for (std::size_t half : lengths) {
+        const std::size_t d = 2 * half;
+        const auto x = spread(d, rng, -1.0f, 1.0f);
+        for (float fmax : {1.0f, 1000.0f}) {
+            // Gemma's theta^(-2i/d) (theta = 10^4) times fmax; the last quarter
+            // of the pairs zero, as in proportional RoPE.
+            std::vector<float> freq(half);
+            for (std::size_t i = 0; i < half; ++i)
+                freq[i] = i >= half - half / 4
+                              ? 0.0f
+                              : fmax * std::pow(1e4f, -2.0f * static_cast<float>(i) / static_cast<float>(d));
+            for (float pos : positions) {
+                auto want = x;
+                ref::rope(want.data(), freq.data(), d, pos);
+                for (const auto t : kernels::compiled_targets()) {
+                    auto got = x;
+                    kernels::rope(got.data(), freq.data(), d, pos, t);
+                    worst_error e;
+                    for (std::size_t i = 0; i < half; ++i) {
+                        const double budget = 6 * u * (std::fabs(x[i]) + std::fabs(x[i + half]));
+                        e.add(i, got[i], want[i], budget);
+                        e.add(i + half, got[i + half], want[i + half], budget);
+                        if (freq[i] == 0.0f || pos == 0.0f) {
+                            INFO(where(t, d) << " pos=" << pos << " pair " << i);
+                            CHECK(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(x[i]));
+                            CHECK(std::bit_cast<std::uint32_t>(got[i + half]) ==
+                                  std::bit_cast<std::uint32_t>(x[i + half]));
+                        }
+                    }
+                    rep.check(e, where(t, d) + " pos=" + std::to_string(pos) + " fmax=" + std::to_string(fmax));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("float ops: axpy within gamma_2 (|a x| + |ref|) of the reference; scale bit for bit; in place") {
+    std::mt19937 rng(17);
+    report rep{"axpy vs reference"};
+    for (std::size_t n : lengths) {
+        const auto x = spread(n, rng), y = spread(n, rng);
+        for (float a : {0.7f, -3e3f}) {
+            auto want = y, want_self = y;
+            ref::axpy(a, x.data(), want.data(), n);
+            ref::axpy(a, want_self.data(), want_self.data(), n);
+            auto want_scaled = x;
+            ref::scale(a, want_scaled.data(), n);
+            for (const auto t : kernels::compiled_targets()) {
+                auto got = y, got_self = y;
+                kernels::axpy(a, x.data(), got.data(), n, t);
+                kernels::axpy(a, got_self.data(), got_self.data(), n, t);
+                worst_error e, es;
+                for (std::size_t i = 0; i < n; ++i) {
+                    e.add(i, got[i], want[i], gamma_k(2) * (std::fabs(a * x[i]) + std::fabs(want[i])));
+                    es.add(i, got_self[i], want_self[i], gamma_k(2) * (std::fabs(a * y[i]) + std::fabs(want_self[i])));
+                }
+                rep.check(e, where(t, n));
+                rep.check(es, where(t, n) + " x == y");
+                auto scaled = x;
+                kernels::scale(a, scaled.data(), n, t);
+                INFO(where(t, n));
+                CHECK(std::equal(scaled.begin(), scaled.end(), want_scaled.begin(),
+                                 [](float p, float q) { return std::bit_cast<std::uint32_t>(p) ==
+                                                               std::bit_cast<std::uint32_t>(q); }));
+            }
+        }
+    }
+}
+
+TEST_CASE("float ops: bad arguments throw, naming the argument") {
+    std::vector<float> x(8, 1.0f), freq(4, 1.0f);
+    using qtensor_test::message_of;
+    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 7, 1.0f); }).find("d = 7 is odd") !=
+          std::string::npos);
+    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 8, 2e9f); }).find("freq[0]") != std::string::npos);
+    freq[2] = qnan;
+    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 8, 1.0f); }).find("freq[2]") != std::string::npos);
+    CHECK(message_of([&] { kernels::softcap(x.data(), 8, 0.0f); }).find("cap") != std::string::npos);
+    CHECK_THROWS_AS(kernels::softcap(x.data(), 8, -30.0f), qtensor::error);
+    CHECK_THROWS_AS(kernels::softcap(x.data(), 8, inf), qtensor::error);
+    CHECK(message_of([&] { kernels::rmsnorm(x.data(), nullptr, x.data(), 8, -1e-6f); }).find("eps") !=
+          std::string::npos);
+    CHECK_THROWS_AS(kernels::rmsnorm(x.data(), nullptr, x.data(), 8, qnan), qtensor::error);
+}

@@ -1,0 +1,387 @@
+// Conformance of the dot and matmul kernels on every target compiled in and
+// supported by this CPU: within the error budgets of kernels/matmul.hpp of an
+// exact (double) sum of the dequantized products, against the scalar
+// reference, bit-identical for every thread count and for the GGUF and
+// interleaved layouts; the interleaved layout converts back bit for bit.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "qtensor/kernels/kernels.hpp"
+#include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
+
+using namespace qtensor;
+
+namespace {
+
+constexpr double u = 0x1p-24;
+
+struct exact_value {
+    double sum = 0.0;
+    double magnitude = 0.0; // what the budget is relative to
+};
+
+// A weight matrix [rows, cols] of scheme S, stored with `pad` spare bytes
+// after each row (a non-contiguous view when pad > 0).
+template <class S>
+struct weights {
+    std::size_t rows, cols, stride;
+    std::vector<std::byte> bytes;
+
+    weights(std::size_t r, std::size_t c, std::size_t pad, std::mt19937& rng)
+        : rows(r), cols(c), stride(row_bytes<S>(c) + pad), bytes(r * stride + 64) {
+        for (std::size_t i = 0; i < rows; ++i) {
+            const auto x = qtensor_test::spread_blocks(cols, cols % 32 == 0 ? 32 : 1, rng, -2.0f, 2.0f, 0.5f);
+            S::quantize_row(x.data(), row(i), cols);
+        }
+    }
+    block_of<S>* row(std::size_t i) { return reinterpret_cast<block_of<S>*>(data() + i * stride); }
+    std::byte* data() {
+        // 64-byte aligned start, as a model's tensors would be.
+        const auto p = reinterpret_cast<std::uintptr_t>(bytes.data());
+        return bytes.data() + ((64 - p % 64) % 64);
+    }
+    tensor_view<const S, 2> view() {
+        return {std::span<const std::byte>(data(), rows * stride), extents<2>{rows, cols}, stride};
+    }
+};
+
+template <class S>
+std::vector<float> dequantized_row(const block_of<S>* row, std::size_t n) {
+    std::vector<float> out(n);
+    S::dequantize_row(row, out.data(), n);
+    return out;
+}
+
+// Exact W[r] . a for Q2_K, from the block fields: every product below is
+// exact in double, and the magnitude is that of matmul.hpp's Q2_K budget.
+exact_value exact_q2_k(const block_q2_k* w, const block_q8_k* a, std::size_t n) {
+    exact_value e;
+    for (std::size_t b = 0; b < n / 256; ++b)
+        for (std::size_t i = 0; i < 256; ++i) {
+            const std::size_t j = i / 16;
+            const double wd = static_cast<double>(fp16_to_fp32(w[b].d)) * q2_k::scale_of(w[b], j) *
+                              q2_k::code_at(w[b], i);
+            const double wm = static_cast<double>(fp16_to_fp32(w[b].dmin)) * q2_k::min_of(w[b], j);
+            const double x = static_cast<double>(a[b].d) * a[b].qs[i];
+            e.sum += (wd - wm) * x;
+            e.magnitude += (std::fabs(wd) + std::fabs(wm)) * std::fabs(x);
+        }
+    return e;
+}
+
+// Row r of W against activation row t, exactly, and the kernel's budget.
+template <class S>
+struct oracle {
+    // Dequantized activations as the kernel sees them (quantized to the dot
+    // partner by its reference quantizer), and the partner blocks themselves.
+    std::vector<float> act;
+    std::vector<unsigned char> partner_bytes;
+    std::size_t n, T;
+
+    oracle(const std::vector<float>& x, std::size_t cols, std::size_t tokens) : n(cols), T(tokens) {
+        if constexpr (has_dot_partner<S>) {
+            using P = typename S::dot_partner;
+            const std::size_t nb = n / P::block_elems;
+            partner_bytes.resize(T * nb * sizeof(block_of<P>));
+            auto* blocks = reinterpret_cast<block_of<P>*>(partner_bytes.data());
+            act.resize(T * n);
+            for (std::size_t t = 0; t < T; ++t) {
+                P::quantize_row(x.data() + t * n, blocks + t * nb, n);
+                P::dequantize_row(blocks + t * nb, act.data() + t * n, n);
+            }
+        } else {
+            act = x;
+        }
+    }
+
+    template <class P>
+    const block_of<P>* partner(std::size_t t) const {
+        return reinterpret_cast<const block_of<P>*>(partner_bytes.data()) + t * (n / P::block_elems);
+    }
+
+    exact_value exact(weights<S>& w, std::size_t r, std::size_t t) const {
+        if constexpr (std::is_same_v<S, q2_k>) {
+            return exact_q2_k(w.row(r), partner<q8_k>(t), n);
+        } else {
+            const auto wr = dequantized_row<S>(w.row(r), n);
+            const auto [sum, magnitude] = qtensor_test::exact_dot_of(
+                wr, std::vector<float>(act.begin() + static_cast<std::ptrdiff_t>(t * n),
+                                       act.begin() + static_cast<std::ptrdiff_t>((t + 1) * n)));
+            return {sum, magnitude};
+        }
+    }
+
+    static double budget(std::size_t n, double magnitude) {
+        if constexpr (std::is_same_v<S, q2_k>) return static_cast<double>(n / 256 + 24) * u * magnitude;
+        else if constexpr (has_dot_partner<S>) return static_cast<double>(n / 32 + 17) * u * magnitude;
+        else return static_cast<double>(n + 1) * u * magnitude;
+    }
+
+    // The scalar reference of one output.
+    float reference(weights<S>& w, std::size_t r, std::size_t t, const std::vector<float>& x) const {
+        if constexpr (has_dot_partner<S>) return S::dot_row(w.row(r), partner<typename S::dot_partner>(t), n);
+        else if constexpr (std::is_same_v<S, f32>) return kernels::reference::dot_f32_f32(w.row(r), x.data() + t * n, n);
+        else return kernels::reference::dot_bf16_f32(w.row(r), x.data() + t * n, n);
+    }
+};
+
+std::vector<float> activations(std::size_t T, std::size_t n, std::mt19937& rng) {
+    std::vector<float> x;
+    for (std::size_t t = 0; t < T; ++t) {
+        auto row = qtensor_test::spread_blocks(n, n % 32 == 0 ? 32 : 1, rng, -1.0f, 1.0f);
+        x.insert(x.end(), row.begin(), row.end());
+    }
+    return x;
+}
+
+struct shape {
+    std::size_t rows, cols, T;
+};
+
+// cols: one block, odd block counts, not a multiple of 256 where the format
+// allows; rows: 1 and not multiples of 16; T: 1, 2, 3, 7 and one of 64.
+template <class S>
+std::vector<shape> shapes() {
+    if constexpr (std::is_same_v<S, q2_k>)
+        return {{1, 256, 1}, {17, 256, 2}, {33, 768, 3}, {5, 512, 7}, {18, 256, 64}};
+    else if constexpr (has_dot_partner<S>)
+        return {{1, 32, 1}, {17, 96, 2}, {33, 800, 3}, {5, 4128, 7}, {40, 64, 1}, {18, 64, 64}};
+    else
+        return {{1, 1, 1}, {17, 95, 2}, {33, 800, 3}, {5, 4100, 7}, {18, 64, 64}};
+}
+
+template <class S>
+void check_gemm_on_every_target() {
+    std::mt19937 rng(11);
+    kernels::thread_pool pool2(2), pool3(3);
+    for (const auto [rows, cols, T] : shapes<S>()) {
+        for (const std::size_t pad : {std::size_t{0}, std::size_t{36}}) {
+            weights<S> w(rows, cols, pad, rng);
+            const auto x = activations(T, cols, rng);
+            const oracle<S> o(x, cols, T);
+            for (const auto t : kernels::compiled_targets()) {
+                std::vector<float> y(T * rows, -1.0f);
+                kernels::gemm(w.view(), x.data(), T, y.data(), {}, t);
+                for (std::size_t tok = 0; tok < T; ++tok)
+                    for (std::size_t r = 0; r < rows; ++r) {
+                        const auto e = o.exact(w, r, tok);
+                        const double budget = oracle<S>::budget(cols, e.magnitude);
+                        const float got = y[tok * rows + r];
+                        const float ref = o.reference(w, r, tok, x);
+                        INFO(S::name << " " << t.name() << " rows=" << rows << " cols=" << cols << " T=" << T
+                                     << " pad=" << pad << " r=" << r << " t=" << tok << " exact=" << e.sum
+                                     << " got=" << got << " ref=" << ref);
+                        REQUIRE(std::fabs(got - e.sum) <= budget);
+                        REQUIRE(std::fabs(static_cast<double>(ref) - e.sum) <= budget);
+                        REQUIRE(std::fabs(static_cast<double>(got) - ref) <= 2 * budget);
+                    }
+                // Threads split rows only; every output is bit-identical.
+                for (auto* pool : {&pool2, &pool3}) {
+                    std::vector<float> yt(T * rows, -1.0f);
+                    kernels::gemm(w.view(), x.data(), T, yt.data(), pool->get_executor(), t);
+                    INFO(S::name << " " << t.name() << " threads=" << pool->size());
+                    REQUIRE(std::memcmp(yt.data(), y.data(), y.size() * sizeof(float)) == 0);
+                }
+            }
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("kernels: gemm q4_0 within budget on every target, any thread count") { check_gemm_on_every_target<q4_0>(); }
+TEST_CASE("kernels: gemm q8_0 within budget on every target, any thread count") { check_gemm_on_every_target<q8_0>(); }
+TEST_CASE("kernels: gemm q2_k within budget on every target, any thread count") { check_gemm_on_every_target<q2_k>(); }
+TEST_CASE("kernels: gemm f32 within budget on every target, any thread count") { check_gemm_on_every_target<f32>(); }
+TEST_CASE("kernels: gemm bf16 within budget on every target, any thread count") { check_gemm_on_every_target<bf16>(); }
+
+TEST_CASE_TEMPLATE("kernels: interleaved layout converts back bit for bit and gives the same outputs", S, q4_0,
+                   q8_0) {
+    std::mt19937 rng(12);
+    for (const auto [rows, cols, T] : std::vector<shape>{{1, 32, 4}, {16, 64, 2}, {17, 96, 3}, {33, 160, 7}}) {
+        weights<S> w(rows, cols, 2 * S::block_bytes, rng);
+        const kernels::interleaved<S> iw(w.view());
+        CHECK(iw.rows() == rows);
+        CHECK(iw.cols() == cols);
+        CHECK(iw.groups() == (rows + 15) / 16);
+        std::vector<block_of<S>> back(rows * (cols / 32));
+        std::memset(back.data(), 0xab, back.size() * sizeof(block_of<S>));
+        iw.copy_to(tensor_view<S, 2>(std::as_writable_bytes(std::span(back)), extents<2>{rows, cols}));
+        for (std::size_t r = 0; r < rows; ++r)
+            REQUIRE(std::memcmp(back.data() + r * (cols / 32), w.row(r), row_bytes<S>(cols)) == 0);
+
+        const auto x = activations(T, cols, rng);
+        kernels::thread_pool pool(3);
+        for (const auto t : kernels::compiled_targets()) {
+            std::vector<float> plain(T * rows), inter(T * rows, -1.0f), inter3(T * rows, -2.0f);
+            kernels::gemm(w.view(), x.data(), T, plain.data(), {}, t);
+            kernels::gemm(iw, x.data(), T, inter.data(), {}, t);
+            kernels::gemm(iw, x.data(), T, inter3.data(), pool.get_executor(), t);
+            INFO(S::name << " " << t.name() << " rows=" << rows << " cols=" << cols << " T=" << T);
+            REQUIRE(std::memcmp(inter.data(), inter3.data(), inter.size() * sizeof(float)) == 0);
+            // From 4 tokens on, GGUF-layout rows are regrouped and run the
+            // interleaved kernel itself (below that they have their own GEMV).
+            if (T >= 4) REQUIRE(std::memcmp(plain.data(), inter.data(), plain.size() * sizeof(float)) == 0);
+            const oracle<S> o(x, cols, T);
+            for (std::size_t tok = 0; tok < T; ++tok) {
+                // Interleaved GEMM equals one GEMV per token, bit for bit.
+                std::vector<float> y1(rows);
+                kernels::gemm(iw, o.template partner<q8_0>(tok), 1, y1.data(), {}, t);
+                REQUIRE(std::memcmp(y1.data(), inter.data() + tok * rows, rows * sizeof(float)) == 0);
+                for (std::size_t r = 0; r < rows; ++r) {
+                    const auto e = o.exact(w, r, tok);
+                    REQUIRE(std::fabs(inter[tok * rows + r] - e.sum) <= oracle<S>::budget(cols, e.magnitude));
+                }
+            }
+        }
+    }
+    // Interleaving with threads gives the same bytes.
+    weights<S> w(40, 64, 0, rng);
+    kernels::thread_pool pool(2);
+    const kernels::interleaved<S> a(w.view()), b(w.view(), pool.get_executor());
+    REQUIRE(a.size_bytes() == b.size_bytes());
+    CHECK(std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
+
+TEST_CASE("kernels: the row dots stay within budget on every target") {
+    std::mt19937 rng(13);
+    for (const std::size_t n : {std::size_t{256}, std::size_t{768}, std::size_t{4096}}) {
+        weights<q4_0> w4(1, n, 0, rng);
+        weights<q8_0> w8(1, n, 0, rng);
+        weights<q2_k> w2(1, n, 0, rng);
+        weights<f32> wf(1, n + 3, 0, rng);
+        weights<bf16> wb(1, n + 3, 0, rng);
+        const auto x = activations(1, n + 32, rng);
+        const std::vector<float> xs(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(n));
+        const oracle<q4_0> o4(xs, n, 1);
+        const oracle<q8_0> o8(xs, n, 1);
+        const oracle<q2_k> o2(xs, n, 1);
+        const std::vector<float> xf(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(n + 3));
+        const oracle<f32> of(xf, n + 3, 1);
+        const oracle<bf16> ob(xf, n + 3, 1);
+        for (const auto t : kernels::compiled_targets()) {
+            INFO(t.name() << " n=" << n);
+            const auto e4 = o4.exact(w4, 0, 0), e8 = o8.exact(w8, 0, 0), e2 = o2.exact(w2, 0, 0);
+            const auto ef = of.exact(wf, 0, 0), eb = ob.exact(wb, 0, 0);
+            CHECK(std::fabs(kernels::dot_q4_0_q8_0(w4.row(0), o4.partner<q8_0>(0), n, t) - e4.sum) <=
+                  oracle<q4_0>::budget(n, e4.magnitude));
+            CHECK(std::fabs(kernels::dot_q8_0_q8_0(w8.row(0), o8.partner<q8_0>(0), n, t) - e8.sum) <=
+                  oracle<q8_0>::budget(n, e8.magnitude));
+            CHECK(std::fabs(kernels::dot_q2_k_q8_k(w2.row(0), o2.partner<q8_k>(0), n, t) - e2.sum) <=
+                  oracle<q2_k>::budget(n, e2.magnitude));
+            CHECK(std::fabs(kernels::dot_f32_f32(wf.row(0), xf.data(), n + 3, t) - ef.sum) <=
+                  oracle<f32>::budget(n + 3, ef.magnitude));
+            CHECK(std::fabs(kernels::dot_bf16_f32(wb.row(0), xf.data(), n + 3, t) - eb.sum) <=
+                  oracle<bf16>::budget(n + 3, eb.magnitude));
+        }
+    }
+}
+
+TEST_CASE("kernels: Q8_0 weights of -128 and full-range codes multiply exactly") {
+    // Extreme codes stress the unsigned offset (c ^ 0x80) and the sign trick:
+    // every integer block sum must be exact, so with unit scales the result
+    // is the exact integer dot.
+    const std::size_t rows = 16, n = 64;
+    std::vector<block_q8_0> w(rows * 2), a(2);
+    std::mt19937 rng(14);
+    std::uniform_int_distribution<int> code(-128, 127), act(-127, 127);
+    for (auto& b : w) {
+        b.d = fp32_to_fp16(1.0f);
+        for (auto& q : b.qs) q = static_cast<std::int8_t>(code(rng));
+    }
+    w[0].qs.fill(-128);
+    for (auto& b : a) {
+        b.d = fp32_to_fp16(1.0f);
+        for (auto& q : b.qs) q = static_cast<std::int8_t>(act(rng));
+    }
+    a[0].qs.fill(-127);
+    const tensor_view<const q8_0, 2> view(std::as_bytes(std::span(w)), extents<2>{rows, n});
+    const kernels::interleaved<q8_0> iw(view);
+    for (const auto t : kernels::compiled_targets()) {
+        std::vector<float> y(rows), yi(rows);
+        kernels::gemm(view, a.data(), 1, y.data(), {}, t);
+        kernels::gemm(iw, a.data(), 1, yi.data(), {}, t);
+        for (std::size_t r = 0; r < rows; ++r) {
+            long exact = 0;
+            for (std::size_t i = 0; i < n; ++i) exact += w[r * 2 + i / 32].qs[i % 32] * a[i / 32].qs[i % 32];
+            INFO(t.name() << " r=" << r);
+            CHECK(y[r] == static_cast<float>(exact));
+            CHECK(yi[r] == static_cast<float>(exact));
+        }
+    }
+}
+
+TEST_CASE("kernels: gemm rejects bad arguments with a message naming them") {
+    std::mt19937 rng(15);
+    weights<q4_0> w(3, 64, 0, rng);
+    std::vector<float> y(3);
+    CHECK(qtensor_test::message_of([&] { kernels::gemm(w.view(), static_cast<const float*>(nullptr), 1, y.data()); })
+              .find("activations are null") != std::string::npos);
+    const std::vector<float> x(64);
+    CHECK(qtensor_test::message_of([&] { kernels::gemm(w.view(), x.data(), 1, nullptr); }).find("output is null") !=
+          std::string::npos);
+    const std::vector<float> bad(3 * 50);
+    CHECK(qtensor_test::message_of([&] {
+              const tensor_view<const f32, 2> v(std::as_bytes(std::span(bad)), extents<2>{3, 50});
+              kernels::gemm(v, x.data(), 0, y.data());
+          }) == "(no qtensor::error thrown)"); // T = 0 does nothing
+    const kernels::interleaved<q4_0> iw(w.view());
+    std::vector<block_q4_0> out(4 * 2);
+    CHECK(qtensor_test::message_of([&] {
+              iw.copy_to(tensor_view<q4_0, 2>(std::as_writable_bytes(std::span(out)), extents<2>{4, 64}));
+          }).find("expected [3, 64]") != std::string::npos);
+    CHECK(qtensor_test::message_of([] { kernels::thread_pool p(0); }).find("at least 1 thread") !=
+          std::string::npos);
+}
+
+TEST_CASE("kernels: thread_pool runs every task once, again and again, and passes exceptions on") {
+    for (const std::size_t threads : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+        kernels::thread_pool pool(threads);
+        CHECK(pool.size() == threads);
+        const auto ex = pool.get_executor();
+        CHECK(ex.concurrency() == threads);
+        for (int call = 0; call < 200; ++call) {
+            const std::size_t count = static_cast<std::size_t>(call % 7) + 1;
+            std::vector<std::atomic<int>> hits(count);
+            ex.run(count, [&](std::size_t i) { hits[i].fetch_add(1); });
+            for (auto& h : hits) REQUIRE(h.load() == 1);
+        }
+        CHECK_THROWS_WITH_AS(ex.run(5, [](std::size_t i) { if (i == 3) throw std::runtime_error("task 3"); }),
+                             "task 3", std::runtime_error);
+        std::atomic<int> after{0};
+        ex.run(4, [&](std::size_t) { after.fetch_add(1); });
+        CHECK(after.load() == 4);
+        if (threads >= 2) {
+            // The tasks really run side by side: task 0 waits (up to 10 s) for
+            // task 1 to start, which only another thread can do.
+            std::atomic<bool> started{false};
+            std::atomic<bool> saw{false};
+            std::thread::id ids[2];
+            ex.run(2, [&](std::size_t i) {
+                ids[i] = std::this_thread::get_id();
+                if (i == 1) started = true;
+                const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                while (i == 0 && !started && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+                if (i == 0) saw = started.load();
+            });
+            CHECK(saw.load());
+            CHECK(ids[0] != ids[1]);
+        }
+    }
+}

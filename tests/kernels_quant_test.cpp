@@ -1,0 +1,427 @@
+// Conformance of the quantize and dequantize kernels with their scalar twins in
+// scheme/, bit for bit, on every target compiled in and supported by this CPU,
+// forced one by one; and with ggml's own bytes (tests/data/ggml_golden).
+//
+// Quantizers: golden rows, then generated rows whose blocks are the cases the
+// reference's rounding is sensitive to (exact .5 ties and one ulp either side,
+// +m and -m in one block, zeros of both signs, float subnormals, the largest
+// scale fp16 holds), odd block counts, one-block rows; and the same
+// qtensor::error message as the reference for NaN, Inf and fp16 scale overflow.
+// Dequantizers: golden blocks, blocks of random bytes (every fp16 scale
+// pattern, NaN and Inf included), and all 65536 f16 and bf16 patterns.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qtensor/kernels/kernels.hpp"
+#include "qtensor/scheme/q4_k.hpp"
+
+using namespace qtensor;
+
+namespace {
+
+constexpr std::size_t golden_row = 256; // the golden files' row length
+
+std::vector<unsigned char> read_golden(const std::string& name) {
+    const std::string path = std::string(QTENSOR_TEST_DATA_DIR) + "/ggml_golden/" + name;
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE_MESSAGE(in.is_open(), "missing golden file " << path);
+    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    REQUIRE_MESSAGE(!bytes.empty(), "empty golden file " << path);
+    return bytes;
+}
+
+std::vector<float> read_golden_floats(const std::string& name) {
+    const auto bytes = read_golden(name);
+    REQUIRE(bytes.size() % sizeof(float) == 0);
+    std::vector<float> v(bytes.size() / sizeof(float));
+    std::memcpy(v.data(), bytes.data(), bytes.size());
+    return v;
+}
+
+template <class B>
+std::vector<B> blocks_from_bytes(const std::vector<unsigned char>& bytes) {
+    REQUIRE(bytes.size() % sizeof(B) == 0);
+    std::vector<B> out(bytes.size() / sizeof(B));
+    std::memcpy(static_cast<void*>(out.data()), bytes.data(), bytes.size());
+    return out;
+}
+
+// Index of the first differing byte of two block arrays, or -1 if equal.
+template <class B>
+long first_diff(const std::vector<B>& a, const std::vector<B>& b) {
+    REQUIRE(a.size() == b.size());
+    const auto* pa = reinterpret_cast<const unsigned char*>(a.data());
+    const auto* pb = reinterpret_cast<const unsigned char*>(b.data());
+    for (std::size_t i = 0; i < a.size() * sizeof(B); ++i)
+        if (pa[i] != pb[i]) return static_cast<long>(i);
+    return -1;
+}
+
+// Index of the first float whose bits differ, or -1 if all are equal.
+long first_diff_bits(const std::vector<float>& a, const float* b) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::bit_cast<std::uint32_t>(a[i]) != std::bit_cast<std::uint32_t>(b[i])) return static_cast<long>(i);
+    return -1;
+}
+
+// The largest block magnitude each quantizer can store: its fp16 scale
+// (max / 8 for Q4_0, amax / 127 for Q8_0) must stay <= 65504. Q8_K's scale is fp32.
+template <class S>
+constexpr float magnitude_limit() {
+    if constexpr (std::is_same_v<S, q4_0>) return 8.0f * 65504.0f;
+    else if constexpr (std::is_same_v<S, q8_0>) return 127.0f * 65504.0f;
+    else return std::numeric_limits<float>::max();
+}
+
+// The code that maps the block max onto the end of the range: x * id is
+// k + 0.5 exactly for x = (k + 0.5) * 2^e when the max is top * 2^e.
+template <class S>
+constexpr int tie_top() {
+    return std::is_same_v<S, q4_0> ? 8 : 127;
+}
+
+// The multiplier each reference applies to x before rounding (q4_0/q8_0: id,
+// q8_k: iscale) for a block whose signed max is `max`, computed as it does.
+template <class S>
+float code_multiplier(float max) {
+    if constexpr (std::is_same_v<S, q4_0>) return qtensor::detail::code_reciprocal(max / -8.0f);
+    else if constexpr (std::is_same_v<S, q8_0>) return qtensor::detail::code_reciprocal(std::fabs(max) / 127.0f);
+    else return -127.0f / max;
+}
+
+// A product x * m that rounds exactly onto a rounding boundary of the step
+// after it, so only a product rounded before that step gives the reference's
+// code (an FMA, or a product kept in higher precision, would not):
+//   q4_0: x * id + 8.5 lands halfway between a float below an integer K and K;
+//   q8_0 / q8_k: x * id lands on k + 0.5 (ties, away from zero / to even).
+template <class S>
+double boundary_product(std::mt19937& rng) {
+    if constexpr (std::is_same_v<S, q4_0>) {
+        const float k = static_cast<float>(std::uniform_int_distribution<int>(1, 16)(rng));
+        const double half_ulp = (static_cast<double>(k) - std::nextafter(k, 0.0f)) / 2.0;
+        return static_cast<double>(k) - half_ulp - 8.5;
+    } else {
+        return std::uniform_int_distribution<int>(-127, 126)(rng) + 0.5;
+    }
+}
+
+// A float x with fl(x * m) == target and x * m itself inexact, if one lies
+// within 64 ulps of target / m.
+std::optional<float> inexact_preimage(double target, float m) {
+    const float t = static_cast<float>(target);
+    if (static_cast<double>(t) != target || m == 0.0f) return std::nullopt;
+    float x = static_cast<float>(target / m);
+    for (int k = 0; k < 32; ++k) x = std::nextafter(x, -std::numeric_limits<float>::infinity());
+    for (int k = 0; k < 64; ++k, x = std::nextafter(x, std::numeric_limits<float>::infinity()))
+        if (qtensor::detail::fmul(x, m) == t && static_cast<double>(x) * m != target) return x;
+    return std::nullopt;
+}
+
+// n floats in blocks of S::block_elems, each block one of the hard cases.
+template <class S>
+std::vector<float> hard_row(std::size_t n, std::mt19937& rng) {
+    constexpr std::size_t B = S::block_elems;
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::uniform_int_distribution<int> kind_of(0, 13), pos(0, static_cast<int>(B) - 1), coin(0, 1);
+    const int top = tie_top<S>();
+    std::uniform_int_distribution<int> tie_code(-top, top - 1);
+    std::vector<float> x(n);
+    for (std::size_t b = 0; b < n / B; ++b) {
+        float* v = x.data() + b * B;
+        const int e = std::uniform_int_distribution<int>(-30, 10)(rng);
+        const float s = std::ldexp(1.0f, e);
+        switch (kind_of(rng)) {
+        case 0: // Gaussian over many magnitudes
+            for (std::size_t j = 0; j < B; ++j) v[j] = std::pow(10.0f, static_cast<float>(e) / 5.0f) * gauss(rng);
+            break;
+        case 1: // zeros of both signs
+            for (std::size_t j = 0; j < B; ++j) v[j] = coin(rng) ? -0.0f : 0.0f;
+            break;
+        case 2: // float subnormals, some beside a tiny normal
+            for (std::size_t j = 0; j < B; ++j) v[j] = 1e-40f * gauss(rng);
+            if (coin(rng)) v[pos(rng)] = 2e-38f;
+            break;
+        case 3: // exact .5 ties of the code rounding
+        case 4: // ... and one ulp either side of them
+            for (std::size_t j = 0; j < B; ++j) v[j] = (static_cast<float>(tie_code(rng)) + 0.5f) * s;
+            v[pos(rng)] = (coin(rng) ? -1.0f : 1.0f) * static_cast<float>(top) * s;
+            if (kind_of(rng) % 2)
+                for (std::size_t j = 0; j < B; ++j)
+                    if (std::fabs(v[j]) != static_cast<float>(top) * s)
+                        v[j] = std::nextafter(v[j], coin(rng) ? 1e30f : -1e30f);
+            break;
+        case 5: // +m and -m in one block, in either order (first one sets the sign)
+            for (std::size_t j = 0; j < B; ++j) v[j] = 0.5f * s * gauss(rng);
+            for (int k = 0; k < 3; ++k) v[pos(rng)] = (coin(rng) ? -4.0f : 4.0f) * s;
+            break;
+        case 6: // the largest magnitude the scale can store, both signs
+            for (std::size_t j = 0; j < B; ++j) v[j] = magnitude_limit<S>() * (0.075f * gauss(rng));
+            v[pos(rng)] = (coin(rng) ? -1.0f : 1.0f) * magnitude_limit<S>();
+            break;
+        case 7: // one non-zero element
+            for (std::size_t j = 0; j < B; ++j) v[j] = 0.0f;
+            v[pos(rng)] = s * gauss(rng);
+            break;
+        case 8: // constant
+            std::fill(v, v + B, s * gauss(rng));
+            break;
+        case 9: // tiny: Q8_K's iscale overflows below 127 / FLT_MAX
+            for (std::size_t j = 0; j < B; ++j) v[j] = 1e-37f * gauss(rng);
+            break;
+        case 11: { // products that round onto the next step's boundary
+            const float max = (coin(rng) ? -1.0f : 1.0f) * s * std::uniform_real_distribution<float>(1.0f, 2.0f)(rng);
+            const float m = code_multiplier<S>(max);
+            for (std::size_t j = 0; j < B; ++j) v[j] = inexact_preimage(boundary_product<S>(rng), m).value_or(0.0f);
+            v[pos(rng)] = max;
+            break;
+        }
+        case 12: { // a scale d anywhere in the fp16 range, half of them an fp16 rounding tie
+            auto d_bits = std::uniform_int_distribution<std::uint32_t>(1, 0x477fe000u)(rng);
+            if (coin(rng)) d_bits = (d_bits & ~0x1fffu) | 0x1000u;
+            const float max = std::bit_cast<float>(d_bits) * (std::is_same_v<S, q4_0> ? 8.0f : 127.0f);
+            for (std::size_t j = 0; j < B; ++j) v[j] = max * std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+            v[pos(rng)] = coin(rng) ? -max : max;
+            break;
+        }
+        case 10: // an outlier
+            for (std::size_t j = 0; j < B; ++j) v[j] = gauss(rng);
+            v[pos(rng)] = 2000.0f * gauss(rng);
+            break;
+        default: // integers in the code range
+            for (std::size_t j = 0; j < B; ++j) v[j] = static_cast<float>(tie_code(rng));
+            break;
+        }
+    }
+    return x;
+}
+
+template <class S>
+std::vector<std::size_t> row_lengths() {
+    constexpr std::size_t B = S::block_elems;
+    return {0, B, 3 * B, 5 * B, 129 * B}; // none, one block, odd counts, a long row
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("quantize kernels give the reference's and ggml's bytes on the golden rows", S, q4_0, q8_0,
+                   q8_k) {
+    REQUIRE(std::endian::native == std::endian::little);
+    const auto x = read_golden_floats("input.f32");
+    const auto want = blocks_from_bytes<block_of<S>>(read_golden(std::string(S::name) + ".bin"));
+    REQUIRE(want.size() == x.size() / S::block_elems);
+    std::vector<block_of<S>> ref(want.size());
+    S::quantize_row(x.data(), ref.data(), x.size());
+    CHECK(first_diff(ref, want) == -1);
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(S::name << " on " << t.name());
+        std::vector<block_of<S>> got(want.size());
+        kernels::quantize_row<S>(x.data(), got.data(), x.size(), t); // all 199 rows as one
+        CHECK(first_diff(got, want) == -1);
+        std::vector<block_of<S>> row(golden_row / S::block_elems);
+        for (std::size_t r = 0; r < x.size() / golden_row; ++r) {
+            kernels::quantize_row<S>(x.data() + r * golden_row, row.data(), golden_row, t);
+            INFO("row " << r);
+            REQUIRE(std::memcmp(row.data(), want.data() + r * row.size(), row.size() * sizeof(row[0])) == 0);
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("quantize kernels equal the reference bit for bit on hard rows", S, q4_0, q8_0, q8_k) {
+    std::mt19937 rng(11);
+    const int reps = std::is_same_v<S, q8_k> ? 6 : 20;
+    for (const std::size_t n : row_lengths<S>()) {
+        for (int rep = 0; rep < reps; ++rep) {
+            const auto x = hard_row<S>(n, rng);
+            std::vector<block_of<S>> want(n / S::block_elems);
+            S::quantize_row(x.data(), want.data(), n);
+            for (const auto t : kernels::compiled_targets()) {
+                std::vector<block_of<S>> got(want.size());
+                kernels::quantize_row<S>(x.data(), got.data(), n, t);
+                const long k = first_diff(got, want);
+                INFO(S::name << " on " << t.name() << ", n=" << n << ", rep " << rep << ": block "
+                             << k / static_cast<long>(S::block_bytes) << ", byte " << k % static_cast<long>(S::block_bytes));
+                REQUIRE(k == -1);
+            }
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("quantize kernels throw the reference's error for NaN, Inf and fp16 scale overflow", S, q4_0,
+                   q8_0, q8_k) {
+    constexpr std::size_t B = S::block_elems;
+    const std::size_t n = 5 * B;
+    std::mt19937 rng(13);
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::vector<float> clean(n);
+    for (auto& v : clean) v = gauss(rng);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    // Past the fp16 range: the scale rounds to inf (Q8_K's fp32 scale never does).
+    const float overflow = magnitude_limit<S>() * 1.001f;
+
+    std::vector<std::vector<float>> bad;
+    for (const std::size_t at : {std::size_t{0}, 2 * B + 7, n - 1}) {
+        for (const float v : {nan, -nan, inf, -inf, std::bit_cast<float>(0x7f800001u)}) {
+            bad.push_back(clean);
+            bad.back()[at] = v;
+        }
+    }
+    if (!std::is_same_v<S, q8_k>) {
+        bad.push_back(clean);
+        bad.back()[B + 3] = -overflow; // alone
+        bad.push_back(bad.back());
+        bad.back()[4 * B] = nan; // a later NaN: the reference's finiteness check runs first
+    }
+    for (const auto& x : bad) {
+        std::vector<block_of<S>> y(n / B);
+        const std::string want = qtensor_test::message_of([&] { S::quantize_row(x.data(), y.data(), n); });
+        REQUIRE(want != "(no qtensor::error thrown)");
+        for (const auto t : kernels::compiled_targets()) {
+            INFO(S::name << " on " << t.name());
+            CHECK(qtensor_test::message_of([&] { kernels::quantize_row<S>(x.data(), y.data(), n, t); }) == want);
+        }
+    }
+}
+
+// The block max at which the fp16 scale overflows (d = 65520 rounds to inf),
+// and the floats around it: the kernels must agree with the reference on
+// which blocks throw, with the same message, and on the bytes of the others.
+TEST_CASE_TEMPLATE("quantize kernels agree with the reference at the fp16 scale limit", S, q4_0, q8_0) {
+    const float edge = (std::is_same_v<S, q4_0> ? 8.0f : 127.0f) * 65520.0f; // exact in float
+    std::mt19937 rng(23);
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::vector<float> x(3 * 32);
+    for (auto& v : x) v = gauss(rng);
+    for (const float sign : {1.0f, -1.0f}) {
+        float max = edge;
+        for (int k = 0; k < 16; ++k) max = std::nextafter(max, 0.0f);
+        for (int k = 0; k < 32; ++k, max = std::nextafter(max, 1e30f)) {
+            x[32 + 5] = sign * max;
+            std::vector<block_of<S>> want(3), got(3);
+            const std::string want_error = qtensor_test::message_of([&] { S::quantize_row(x.data(), want.data(), 96); });
+            for (const auto t : kernels::compiled_targets()) {
+                INFO(S::name << " on " << t.name() << ", max " << sign * max);
+                const std::string got_error =
+                    qtensor_test::message_of([&] { kernels::quantize_row<S>(x.data(), got.data(), 96, t); });
+                CHECK(got_error == want_error);
+                if (want_error == "(no qtensor::error thrown)") CHECK(first_diff(got, want) == -1);
+            }
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("dequantize kernels give ggml's floats for the golden blocks", S, q4_0, q8_0, q2_k) {
+    REQUIRE(std::endian::native == std::endian::little);
+    const auto q = blocks_from_bytes<block_of<S>>(read_golden(std::string(S::name) + ".bin"));
+    const auto want = read_golden_floats(std::string(S::name) + ".dequant.f32");
+    REQUIRE(want.size() == q.size() * S::block_elems);
+    for (const auto t : kernels::compiled_targets()) {
+        std::vector<float> got(want.size());
+        kernels::dequantize_row<S>(q.data(), got.data(), got.size(), t);
+        INFO(S::name << " on " << t.name());
+        CHECK(first_diff_bits(got, want.data()) == -1);
+    }
+}
+
+TEST_CASE_TEMPLATE("dequantize kernels equal the reference bit for bit on random bytes", S, q4_0, q8_0, q2_k) {
+    std::mt19937 rng(17);
+    std::uniform_int_distribution<int> byte(0, 255);
+    // Enough blocks that every fp16 pattern shows up as a scale several times.
+    for (const std::size_t n : {S::block_elems, 3 * S::block_elems, 4099 * S::block_elems}) {
+        std::vector<unsigned char> bytes(n / S::block_elems * S::block_bytes);
+        for (auto& b : bytes) b = static_cast<unsigned char>(byte(rng));
+        const auto q = blocks_from_bytes<block_of<S>>(bytes);
+        std::vector<float> want(n);
+        S::dequantize_row(q.data(), want.data(), n);
+        for (const auto t : kernels::compiled_targets()) {
+            std::vector<float> got(n);
+            kernels::dequantize_row<S>(q.data(), got.data(), n, t);
+            INFO(S::name << " on " << t.name() << ", n=" << n);
+            CHECK(first_diff_bits(got, want.data()) == -1);
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("dequantize_f16 / dequantize_bf16 equal the reference on all 65536 patterns", S, f16, bf16) {
+    using H = block_of<S>;
+    std::vector<H> all(65536 + 7); // every pattern, then an odd tail
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = H{static_cast<std::uint16_t>(i % 65536)};
+    std::vector<float> want(all.size());
+    S::dequantize_row(all.data(), want.data(), all.size());
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(S::name << " on " << t.name());
+        std::vector<float> got(all.size());
+        kernels::dequantize_row<S>(all.data(), got.data(), all.size(), t);
+        const long i = first_diff_bits(got, want.data());
+        INFO("first differing pattern " << (i < 0 ? -1 : static_cast<long>(all[static_cast<std::size_t>(i)].bits)));
+        CHECK(i == -1);
+        // Short and misaligned rows: every tail length.
+        for (std::size_t n = 0; n < 40; ++n) {
+            std::vector<float> part(n);
+            kernels::dequantize_row<S>(all.data() + 1000 + n, part.data(), n, t);
+            CHECK(first_diff_bits(part, want.data() + 1000 + n) == -1);
+        }
+    }
+}
+
+TEST_CASE("dequantize_f16 of inf and NaN halves gives ggml's floats") {
+    const auto want = read_golden_floats("fp16_inf_nan.f32");
+    REQUIRE(want.size() == 2048);
+    std::vector<fp16_t> h(2048);
+    for (std::size_t i = 0; i < h.size(); ++i)
+        h[i] = fp16_t{static_cast<std::uint16_t>((i < 1024 ? 0x7C00u : 0xFC00u) + i % 1024)};
+    for (const auto t : kernels::compiled_targets()) {
+        std::vector<float> got(h.size());
+        kernels::dequantize_f16(h.data(), got.data(), h.size(), t);
+        INFO("on " << t.name());
+        CHECK(first_diff_bits(got, want.data()) == -1);
+    }
+}
+
+TEST_CASE_TEMPLATE("quantize_row / dequantize_row<S> are the reference for schemes without a kernel", S, f32, f16,
+                   bf16, q2_k, q4_k) {
+    std::mt19937 rng(19);
+    const std::size_t n = 3 * S::block_elems * (S::block_elems == 1 ? 37 : 1);
+    const auto x = qtensor_test::spread_blocks(n, S::block_elems, rng);
+    std::vector<block_of<S>> want(n / S::block_elems), got(want.size());
+    S::quantize_row(x.data(), want.data(), n);
+    kernels::quantize_row<S>(x.data(), got.data(), n);
+    CHECK(first_diff(got, want) == -1);
+    std::vector<float> y_want(n), y_got(n);
+    S::dequantize_row(want.data(), y_want.data(), n);
+    kernels::dequantize_row<S>(want.data(), y_got.data(), n);
+    CHECK(first_diff_bits(y_got, y_want.data()) == -1);
+    if constexpr (S::block_elems > 1) {
+        CHECK_THROWS_AS(kernels::quantize_row<S>(x.data(), got.data(), n - 1), qtensor::error);
+        CHECK_THROWS_AS(kernels::dequantize_row<S>(want.data(), y_got.data(), n - 1), qtensor::error);
+    }
+}
+
+TEST_CASE("quantize and dequantize kernels reject rows that are not whole blocks") {
+    std::vector<float> x(512, 1.0f);
+    std::vector<block_q4_0> q4(16);
+    std::vector<block_q8_0> q8(16);
+    std::vector<block_q8_k> qk(2);
+    std::vector<block_q2_k> q2(2);
+    CHECK_THROWS_AS(kernels::quantize_q4_0(x.data(), q4.data(), 48), qtensor::error);
+    CHECK_THROWS_AS(kernels::quantize_q8_0(x.data(), q8.data(), 33), qtensor::error);
+    CHECK_THROWS_AS(kernels::quantize_q8_k(x.data(), qk.data(), 384), qtensor::error);
+    CHECK_THROWS_AS(kernels::dequantize_q8_0(q8.data(), x.data(), 40), qtensor::error);
+    CHECK_THROWS_AS(kernels::dequantize_q2_k(q2.data(), x.data(), 300), qtensor::error);
+    CHECK(qtensor_test::message_of([&] { kernels::quantize_q4_0(x.data(), q4.data(), 48); }).find("48") !=
+          std::string::npos);
+}
