@@ -11,7 +11,11 @@
 // count GB/s of f32 read or written on a cache-resident row of 4096 (roof is
 // then only a scale, as the data never leaves the cache). Each figure is the
 // best of several timed runs (at least 5, and at least 0.3 s in all), on the
-// best target of this CPU.
+// best target of this CPU; GEMV calls rotate over copies of the matrix (512
+// MiB in all) so that no call finds its weights in the last-level cache.
+//
+// Usage: kernels_summary [--cpu] [name]   (--cpu: see cpu_time below; name:
+// only the lines whose kernel name contains it).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -132,29 +136,43 @@ void print_gbps(const char* kernel, std::size_t threads, std::size_t rows, std::
     std::fflush(stdout);
 }
 
+// Enough copies of a matrix that consecutive calls never find their weights
+// in the last-level cache (32 MiB or more on this machine class): GEMV then
+// reads from memory like the streaming roof does.
+constexpr std::size_t rotation_bytes = std::size_t{512} << 20;
+
 // GEMV of a [rows, cols] matrix of S, plain or interleaved.
 template <class S>
 void gemv_line(const char* kernel, std::size_t rows, std::size_t cols, bool interleave,
                const std::vector<kernels::thread_pool*>& pools, const roofs& roof) {
-    const auto w = random_weights<S>(rows, cols);
-    const auto view = view_of<S>(w, rows, cols);
+    const std::size_t bytes = rows * row_bytes<S>(cols);
+    const std::size_t copies = (rotation_bytes + bytes - 1) / bytes;
+    std::vector<aligned_buffer> w;
+    for (std::size_t i = 0; i < copies; ++i) w.push_back(random_weights<S>(rows, cols));
     const auto x = qtensor_bench::random_floats(cols);
     std::vector<float> y(rows);
+    std::size_t next = 0;
     if constexpr (kernels::interleavable_scheme<S>) {
         if (interleave) {
-            const kernels::interleaved<S> iw(view, pools.back()->get_executor());
+            std::vector<kernels::interleaved<S>> iw;
+            for (const auto& copy : w) iw.emplace_back(view_of<S>(copy, rows, cols), pools.back()->get_executor());
+            w.clear();
             for (auto* pool : pools) {
                 const auto ex = pool->get_executor();
-                const double s = best_seconds(pool->size(), [&] { kernels::gemm(iw, x.data(), 1, y.data(), ex); });
-                print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(w.size()), s, roof.of(pool->size()));
+                const double s = best_seconds(pool->size(), [&] {
+                    kernels::gemm(iw[next++ % copies], x.data(), 1, y.data(), ex);
+                });
+                print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(bytes), s, roof.of(pool->size()));
             }
             return;
         }
     }
     for (auto* pool : pools) {
         const auto ex = pool->get_executor();
-        const double s = best_seconds(pool->size(), [&] { kernels::gemm(view, x.data(), 1, y.data(), ex); });
-        print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(w.size()), s, roof.of(pool->size()));
+        const double s = best_seconds(pool->size(), [&] {
+            kernels::gemm(view_of<S>(w[next++ % copies], rows, cols), x.data(), 1, y.data(), ex);
+        });
+        print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(bytes), s, roof.of(pool->size()));
     }
 }
 

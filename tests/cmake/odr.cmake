@@ -30,3 +30,17 @@ qtensor_odr_test(odr_two_tus odr/main.cpp odr/tu.cpp odr_a odr_b)
 if(QTENSOR_WITH_HIGHWAY)
     qtensor_odr_test(odr_kernels odr/kernels_main.cpp odr/kernels_tu.cpp odr_kernels_default odr_kernels_v3)
 endif()
+
+# The xsimd backend compiles for the architecture of the TU's flags, which its
+# ABI namespace names: one TU on SSE2 and one on AVX2 keep their own kernels.
+# And a TU on Highway beside one on xsimd (different namespaces again).
+if(QTENSOR_WITH_XSIMD)
+    qtensor_odr_test(odr_kernels_xsimd odr/kernels_main.cpp odr/kernels_tu.cpp odr_kernels_default odr_kernels_v3)
+    target_compile_definitions(odr_kernels_xsimd PRIVATE QTENSOR_KERNELS_USE_XSIMD)
+    if(QTENSOR_WITH_HIGHWAY)
+        qtensor_odr_test(odr_kernels_highway_xsimd odr/kernels_main.cpp odr/kernels_tu.cpp
+                         odr_kernels_default odr_kernels_v3)
+        set_property(SOURCE ${CMAKE_CURRENT_BINARY_DIR}/odr_kernels_highway_xsimd_kernels_tu_v3.cpp
+                     APPEND PROPERTY COMPILE_DEFINITIONS QTENSOR_KERNELS_USE_XSIMD)
+    endif()
+endif()

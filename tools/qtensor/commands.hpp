@@ -17,4 +17,14 @@ int run_dequantize(std::span<const std::string_view> args);
 void print_inspect_help();
 int run_inspect(std::span<const std::string_view> args);
 
+// model_commands.cpp: Gemma 4 checkpoints.
+void print_convert_gguf_help();
+int run_convert_gguf(std::span<const std::string_view> args);
+
+void print_logits_help();
+int run_logits(std::span<const std::string_view> args);
+
+void print_generate_help();
+int run_generate(std::span<const std::string_view> args);
+
 } // namespace qtensor::cli

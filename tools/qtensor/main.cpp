@@ -26,6 +26,12 @@ constexpr command commands[] = {
      run_dequantize},
     {"inspect", "metadata and tensors of a GGUF file or safetensors checkpoint", print_inspect_help,
      run_inspect},
+    {"convert", "a Gemma 4 model (Hugging Face or GGUF) -> GGUF in a policy's schemes",
+     print_convert_gguf_help, run_convert_gguf},
+    {"logits", "run token ids through a Gemma 4 model, write the float32 logits", print_logits_help,
+     run_logits},
+    {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
+     run_generate},
 };
 
 void print_usage(std::FILE* to) {

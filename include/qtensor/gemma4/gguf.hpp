@@ -1,7 +1,8 @@
-// qtensor/gemma4/gguf.hpp: Gemma 4 hyperparameters as GGUF metadata, the way
+// qtensor/gemma4/gguf.hpp: Gemma 4 checkpoints as GGUF files, the way
 // llama.cpp writes and reads them (gemma4-architecture.md §9): config ->
-// gemma4.* keys for a writer, and gemma4.* keys (plus what the tensors say)
-// -> config for a reader.
+// gemma4.* keys for a writer, gemma4.* keys (plus what the tensors say) ->
+// config for a reader, and write_gguf(), which converts a checkpoint to a
+// GGUF file in a policy's schemes.
 //
 // Not every config field has a key. llama.cpp derives these from tensors:
 //   vocab sizes          the rows of token_embd / per_layer_token_embd
@@ -11,27 +12,88 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/names.hpp"
+#include "qtensor/gemma4/policy.hpp"
+#include "qtensor/gemma4/weights.hpp"
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/scheme/float.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
+
+// What config_from_gguf reads: metadata by key and tensors by name.
+// io::gguf_file is one; a test can hand in metadata without a file.
+template <class F>
+concept gguf_source = io::tensor_source<F> && requires(const F& f, std::string_view key) {
+    { f.find_metadata(key) } -> std::same_as<const io::gguf_value*>;
+};
+
 namespace detail {
 
 inline constexpr std::string_view gguf_arch = "gemma4";
 
 inline std::string key(std::string_view k) { return std::string(gguf_arch) + "." + std::string(k); }
+
+inline std::string without_prefix(const error& e) {
+    std::string_view what = e.what();
+    if (constexpr std::string_view prefix = "qtensor: "; what.starts_with(prefix)) what.remove_prefix(prefix.size());
+    return std::string(what);
+}
+
+// f(value of key k), with errors naming the file and the key.
+template <gguf_source F, class Fn>
+auto read_key(const F& f, std::string_view k, Fn&& fn) -> std::invoke_result_t<Fn&, const io::gguf_value&> {
+    const io::gguf_value* v = f.find_metadata(k);
+    if (v == nullptr) throw error(std::string(f.path()) + ": no metadata key " + std::string(k));
+    try {
+        return fn(*v);
+    } catch (const error& e) {
+        throw error(std::string(f.path()) + ": metadata key " + std::string(k) + ": " + without_prefix(e));
+    }
+}
+
+inline std::size_t as_count(const io::gguf_value& v) {
+    const std::int64_t n = v.to_integer();
+    if (n < 0) throw error("negative value " + std::to_string(n));
+    return static_cast<std::size_t>(n);
+}
+
+template <gguf_source F>
+std::size_t read_count(const F& f, std::string_view k, std::size_t fallback) {
+    return f.find_metadata(k) ? read_key(f, k, as_count) : fallback;
+}
+
+template <gguf_source F>
+double read_float(const F& f, std::string_view k, double fallback) {
+    return f.find_metadata(k) ? read_key(f, k, [](const io::gguf_value& v) { return v.to_float(); }) : fallback;
+}
+
+// Reads a per-layer count stored as a scalar or an array of L integers.
+template <gguf_source F>
+std::vector<std::size_t> read_per_layer(const F& f, std::string_view k, std::size_t layers) {
+    return read_key(f, k, [&](const io::gguf_value& v) {
+        if (!v.is_array()) return std::vector<std::size_t>(layers, as_count(v));
+        if (v.array_size() != layers)
+            throw error("has " + std::to_string(v.array_size()) + " entries for " + std::to_string(layers) +
+                        " layers");
+        std::vector<std::size_t> out;
+        for (std::size_t l = 0; l < layers; ++l) out.push_back(as_count(v.at(l)));
+        return out;
+    });
+}
 
 // The one head size of the layers of type t (0 when there are none); throws
 // when they differ, which GGUF's two keys cannot say.
@@ -57,28 +119,26 @@ inline io::gguf_value per_layer_u32(const std::vector<std::size_t>& v) {
     return io::gguf_value::array(std::move(a));
 }
 
-// Reads a per-layer count stored as a scalar or an array of L integers.
-inline std::vector<std::size_t> read_per_layer(const io::gguf_file& f, std::string_view k, std::size_t layers) {
-    const io::gguf_value& v = f.require_metadata(k);
-    std::vector<std::size_t> out;
-    const auto count = [&](const io::gguf_value& x) {
-        const std::int64_t n = x.to_integer();
-        if (n < 0) throw error(f.path() + ": metadata " + std::string(k) + " holds a negative value");
-        return static_cast<std::size_t>(n);
-    };
-    if (!v.is_array()) return std::vector<std::size_t>(layers, count(v));
-    if (v.array_size() != layers)
-        throw error(f.path() + ": metadata " + std::string(k) + " has " + std::to_string(v.array_size()) +
-                    " entries for " + std::to_string(layers) + " layers");
-    for (std::size_t l = 0; l < layers; ++l) out.push_back(count(v.at(l)));
-    return out;
+// The partial_rotary_factor p that makes rotated_pairs() give `rotated` for
+// head size d: 2 rotated / d, nudged up when rounding would floor it one pair
+// short (exact, so the published 0.25 comes back as 0.25, whenever d is a
+// power of two).
+inline double rotary_factor_for(std::size_t rotated, std::size_t d) {
+    const double r = static_cast<double>(rotated), dd = static_cast<double>(d);
+    double p = 2.0 * r / dd;
+    while (std::floor(p * dd / 2.0) < r) p = std::nextafter(p, 2.0);
+    return p;
 }
 
-inline std::size_t read_count(const io::gguf_file& f, std::string_view k, std::size_t fallback) {
-    if (!f.find_metadata(k)) return fallback;
-    const std::int64_t n = f.metadata_integer(k);
-    if (n < 0) throw error(f.path() + ": metadata " + std::string(k) + " is negative");
-    return static_cast<std::size_t>(n);
+// llama.cpp's general.file_type for a policy: the type of most of its weights.
+template <class P>
+std::uint32_t llama_file_type() {
+    using M = typename P::mlp;
+    if constexpr (std::same_as<M, f32>) return 0;  // LLAMA_FTYPE_ALL_F32
+    else if constexpr (std::same_as<M, q4_0>) return 2;  // MOSTLY_Q4_0
+    else if constexpr (std::same_as<M, q8_0>) return 7;  // MOSTLY_Q8_0
+    else if constexpr (std::same_as<M, q2_k>) return 10; // MOSTLY_Q2_K
+    else return 32;                                      // MOSTLY_BF16
 }
 
 } // namespace detail
@@ -97,9 +157,15 @@ inline std::vector<float> rope_freq_factors(const config& c) {
     return f;
 }
 
-// The gemma4.* keys (and general.architecture) for `c`.
+// The gemma4.* keys (and general.architecture) for `c`. Throws for a config
+// GGUF cannot express: head sizes that differ within an attention type, RoPE
+// scaling factors, a proportional RoPE on the sliding layers.
 inline void write_metadata(const config& c, io::gguf_writer& w) {
     c.validate();
+    if (c.rope_sliding.type != "default")
+        throw error("gemma4 GGUF: a \"" + c.rope_sliding.type + "\" RoPE on the sliding layers has no GGUF form");
+    if (c.rope_sliding.factor != 1.0 || c.rope_full.factor != 1.0)
+        throw error("gemma4 GGUF: RoPE factors other than 1 have no GGUF form");
     using io::gguf_value;
     using detail::key;
     const auto u32 = [](std::size_t v) { return gguf_value::u32(static_cast<std::uint32_t>(v)); };
@@ -115,12 +181,13 @@ inline void write_metadata(const config& c, io::gguf_writer& w) {
     const std::size_t d_sliding = detail::head_dim_of(c, attention_type::sliding);
     const std::size_t d_full = detail::head_dim_of(c, attention_type::full);
     const std::size_t d_main = d_full ? d_full : d_sliding;
+    const std::size_t d_swa = d_sliding ? d_sliding : d_main;
     w.set(key("attention.key_length"), u32(d_main));
     w.set(key("attention.value_length"), u32(d_main));
-    w.set(key("attention.key_length_swa"), u32(d_sliding ? d_sliding : d_main));
-    w.set(key("attention.value_length_swa"), u32(d_sliding ? d_sliding : d_main));
+    w.set(key("attention.key_length_swa"), u32(d_swa));
+    w.set(key("attention.value_length_swa"), u32(d_swa));
     w.set(key("rope.dimension_count"), u32(d_main));
-    w.set(key("rope.dimension_count_swa"), u32(d_sliding ? d_sliding : d_main));
+    w.set(key("rope.dimension_count_swa"), u32(d_swa));
     w.set(key("rope.freq_base"), gguf_value::f32(static_cast<float>(c.rope_full.theta)));
     w.set(key("rope.freq_base_swa"), gguf_value::f32(static_cast<float>(c.rope_sliding.theta)));
     w.set(key("attention.sliding_window"), u32(c.sliding_window));
@@ -140,32 +207,38 @@ inline void write_metadata(const config& c, io::gguf_writer& w) {
 
 // The config of a Gemma 4 GGUF file (written by llama.cpp's converter or by
 // write_metadata). Throws qtensor::error naming the file and the key.
-inline config config_from_gguf(const io::gguf_file& f) {
+template <gguf_source F>
+config config_from_gguf(const F& f) {
     using detail::key;
-    if (const std::string& arch = f.metadata_string("general.architecture"); arch != detail::gguf_arch)
-        throw error(f.path() + ": general.architecture is \"" + arch + "\", not \"gemma4\"");
+    const std::string path(f.path());
+    if (const std::string arch = detail::read_key(f, "general.architecture",
+                                                  [](const io::gguf_value& v) { return v.as_string(); });
+        arch != detail::gguf_arch)
+        throw error(path + ": general.architecture is \"" + arch + "\", not \"gemma4\"");
     config c;
     const std::size_t L = detail::read_count(f, key("block_count"), 0);
-    if (L == 0) throw error(f.path() + ": metadata " + key("block_count") + " is missing or 0");
+    if (L == 0) throw error(path + ": metadata " + key("block_count") + " is missing or 0");
     c.num_hidden_layers = L;
     c.max_position_embeddings = detail::read_count(f, key("context_length"), c.max_position_embeddings);
     c.hidden_size = detail::read_count(f, key("embedding_length"), 0);
     c.num_attention_heads = detail::read_count(f, key("attention.head_count"), 0);
     c.layer_kv_heads = detail::read_per_layer(f, key("attention.head_count_kv"), L);
 
-    const io::gguf_value& pattern = f.require_metadata(key("attention.sliding_window_pattern"));
-    if (!pattern.is_array() || pattern.array_size() != L)
-        throw error(f.path() + ": metadata " + key("attention.sliding_window_pattern") + " must be " +
-                    std::to_string(L) + " booleans");
+    const std::vector<bool> sliding = detail::read_key(f, key("attention.sliding_window_pattern"),
+                                                       [&](const io::gguf_value& v) {
+        if (!v.is_array() || v.array_size() != L) throw error("must be " + std::to_string(L) + " booleans");
+        std::vector<bool> out;
+        for (std::size_t l = 0; l < L; ++l) out.push_back(v.at(l).as_bool());
+        return out;
+    });
     const std::size_t d_full = detail::read_count(f, key("attention.key_length"), 0);
     const std::size_t d_sliding = detail::read_count(f, key("attention.key_length_swa"), d_full);
     if (detail::read_count(f, key("attention.value_length"), d_full) != d_full ||
         detail::read_count(f, key("attention.value_length_swa"), d_sliding) != d_sliding)
-        throw error(f.path() + ": Gemma 4 needs value_length == key_length");
+        throw error(path + ": Gemma 4 needs value_length == key_length");
     for (std::size_t l = 0; l < L; ++l) {
-        const bool sliding = pattern.at(l).as_bool();
-        c.layer_types.push_back(sliding ? attention_type::sliding : attention_type::full);
-        c.layer_head_dim.push_back(sliding ? d_sliding : d_full);
+        c.layer_types.push_back(sliding[l] ? attention_type::sliding : attention_type::full);
+        c.layer_head_dim.push_back(sliding[l] ? d_sliding : d_full);
     }
     c.sliding_window = detail::read_count(f, key("attention.sliding_window"), c.sliding_window);
     c.num_kv_shared_layers = detail::read_count(f, key("attention.shared_kv_layers"), 0);
@@ -174,23 +247,22 @@ inline config config_from_gguf(const io::gguf_file& f) {
     c.enable_moe_block = c.num_experts != 0;
     c.top_k_experts = detail::read_count(f, key("expert_used_count"), 0);
     c.moe_intermediate_size = detail::read_count(f, key("expert_feed_forward_length"), 0);
-    if (f.find_metadata(key("final_logit_softcapping")))
-        c.final_logit_softcapping = static_cast<float>(f.metadata_float(key("final_logit_softcapping")));
-    if (f.find_metadata(key("attention.layer_norm_rms_epsilon")))
-        c.rms_norm_eps = static_cast<float>(f.metadata_float(key("attention.layer_norm_rms_epsilon")));
-    if (f.find_metadata(key("rope.freq_base")))
-        c.rope_full.theta = f.metadata_float(key("rope.freq_base"));
-    c.rope_sliding.theta =
-        f.find_metadata(key("rope.freq_base_swa")) ? f.metadata_float(key("rope.freq_base_swa")) : 10000.0;
+    c.final_logit_softcapping =
+        static_cast<float>(detail::read_float(f, key("final_logit_softcapping"), c.final_logit_softcapping));
+    c.rms_norm_eps = static_cast<float>(detail::read_float(f, key("attention.layer_norm_rms_epsilon"), c.rms_norm_eps));
+    c.rope_full.theta = detail::read_float(f, key("rope.freq_base"), c.rope_full.theta);
+    c.rope_sliding.theta = detail::read_float(f, key("rope.freq_base_swa"), 10000.0);
 
-    // Vocabularies from the embedding tables.
+    // Vocabularies from the embedding tables; without per-layer inputs its
+    // vocabulary is unused, and says the token table's (as HF configs do).
     const io::tensor_entry& embed = io::require(f, gguf_name("model.embed_tokens.weight"));
-    if (embed.shape.size() != 2) throw error(f.path() + ": token_embd.weight is not a matrix");
+    if (embed.shape.size() != 2) throw error(path + ": token_embd.weight is not a matrix");
     c.vocab_size = embed.shape[0];
+    c.vocab_size_per_layer_input = c.vocab_size;
     c.tie_word_embeddings = f.find(gguf_name("lm_head.weight")) == nullptr;
     if (c.hidden_size_per_layer_input != 0) {
         const io::tensor_entry& ple = io::require(f, gguf_name("model.embed_tokens_per_layer.weight"));
-        if (ple.shape.size() != 2) throw error(f.path() + ": per_layer_token_embd.weight is not a matrix");
+        if (ple.shape.size() != 2) throw error(path + ": per_layer_token_embd.weight is not a matrix");
         c.vocab_size_per_layer_input = ple.shape[0];
     }
 
@@ -201,7 +273,7 @@ inline config config_from_gguf(const io::gguf_file& f) {
     for (std::size_t l = 0; l < L; ++l) {
         const bool doubled = c.use_double_wide_mlp && l >= c.first_kv_shared_layer();
         if (widths[l] != c.intermediate_size * (doubled ? 2 : 1))
-            throw error(f.path() + ": " + key("feed_forward_length") + " of layer " + std::to_string(l) +
+            throw error(path + ": " + key("feed_forward_length") + " of layer " + std::to_string(l) +
                         " does not follow Gemma 4's pattern (one width, doubled on KV-shared layers)");
     }
 
@@ -218,29 +290,59 @@ inline config config_from_gguf(const io::gguf_file& f) {
     c.rope_full.type = "default";
     c.rope_full.partial_rotary_factor = 1.0;
     if (const io::tensor_entry* rf = f.find(rope_freqs_name)) {
-        const auto factors = io::as_view<f32, 1>(*rf, f.path());
+        const auto factors = io::as_view<f32, 1>(*rf, path);
         if (factors.extent(0) * 2 != d_full)
-            throw error(f.path() + ": rope_freqs.weight has " + std::to_string(factors.extent(0)) +
+            throw error(path + ": rope_freqs.weight has " + std::to_string(factors.extent(0)) +
                         " entries, expected key_length / 2 = " + std::to_string(d_full / 2));
         std::size_t rotated = 0;
         while (rotated < factors.extent(0) && factors(rotated) == 1.0f) ++rotated;
         for (std::size_t i = rotated; i < factors.extent(0); ++i)
             if (!(factors(i) >= 1e20f))
-                throw error(f.path() + ": rope_freqs.weight entry " + std::to_string(i) +
+                throw error(path + ": rope_freqs.weight entry " + std::to_string(i) +
                             " is neither 1 (rotated) nor >= 1e20 (not rotated): unsupported RoPE");
         if (rotated < factors.extent(0)) {
             c.rope_full.type = "proportional";
-            // rotated_pairs() takes floor(p * d / 2); a quarter pair more keeps
-            // that floor at `rotated` whatever the rounding of p.
-            c.rope_full.partial_rotary_factor = (2.0 * static_cast<double>(rotated) + 0.5) / static_cast<double>(d_full);
+            c.rope_full.partial_rotary_factor = detail::rotary_factor_for(rotated, d_full);
         }
     }
     try {
         c.validate();
     } catch (const error& e) {
-        throw error(f.path() + ": " + (e.what() + std::string_view("qtensor: ").size()));
+        throw error(path + ": " + detail::without_prefix(e));
     }
     return c;
+}
+
+// Writes the Gemma 4 checkpoint `src` (tensors found by Hugging Face name
+// through `names`) as a GGUF file at `path`: llama.cpp's tensor names, the
+// gemma4.* metadata and rope_freqs, every weight in the scheme policy P gives
+// its role. The weights are those load_weights<P> hands model<P> (views of
+// src, or converted exactly as the model converts them), so model<P> loaded
+// from the file computes what model<P> loaded from src does, bit for bit.
+// `on_tensor` (optional) sees each tensor, under its GGUF name, as it is
+// converted. The file appears under `path` only once complete.
+template <class P, io::tensor_source Source>
+    requires model_policy<P>
+void write_gguf(const config& c, const Source& src, const std::string& path, const name_map& names = {},
+                const tensor_callback& on_tensor = {}) {
+    io::gguf_writer w;
+    write_metadata(c, w);
+    w.set("general.file_type", io::gguf_value::u32(detail::llama_file_type<P>()));
+    w.set("general.quantization_version", io::gguf_value::u32(2));
+    const std::vector<float> rope_factors = rope_freq_factors(c);
+    if (!rope_factors.empty()) {
+        const auto bytes = std::as_bytes(std::span(rope_factors));
+        w.add_tensor(std::string(rope_freqs_name), ggml_type::f32, {rope_factors.size()}, bytes);
+        if (on_tensor) on_tensor(io::tensor_entry{std::string(rope_freqs_name), ggml_type::f32, {rope_factors.size()}, bytes});
+    }
+    // `converted` owns the converted tensors until write().
+    const weights<P> converted = load_weights<P>(c, c.layers(), src, names, [&](const io::tensor_entry& e) {
+        io::tensor_entry named = e;
+        named.name = gguf_name(e.name);
+        w.add_tensor(named);
+        if (on_tensor) on_tensor(named);
+    });
+    w.write(path);
 }
 
 } // namespace gemma4

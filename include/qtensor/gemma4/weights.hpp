@@ -5,9 +5,11 @@
 // A file tensor already in the wanted scheme (and aligned for its blocks) is
 // used in place: a view into the file's mapping, no copy. Any other is
 // converted: its rows are widened to float32 from whatever the file holds
-// (f32, f16, bf16, q8_0, q4_0, q2_k, q4_k) and quantized to the wanted
-// scheme into storage the weights own. Every shape is checked against the
-// config; errors name the tensor and the file.
+// (f32, f16, bf16, q8_0, q4_0, q4_1, q2_k, q4_k, q6_k: published Q4_0 GGUF
+// files keep some tensors in Q6_K, Q4_1 or F16) and quantized to the wanted
+// scheme into storage the weights own, with the kernels (bit for bit the
+// reference quantizers). Every shape is checked against the config; errors
+// name the tensor and the file.
 #pragma once
 
 #include <cstddef>
@@ -26,10 +28,13 @@
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/kernels/quant.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/scheme.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
@@ -40,6 +45,11 @@ namespace gemma4 {
 // Maps a Hugging Face tensor name ("model.layers.3.mlp.up_proj.weight") to the
 // source's name for it; empty = the source uses Hugging Face names.
 using name_map = std::function<std::string(std::string_view hf_name)>;
+
+// Called once per tensor as the loader hands it out: `e` has the Hugging Face
+// name, the policy's type, the tensor's full shape (outermost first, as in
+// the file) and its bytes (in the source's mapping or the weights' storage).
+using tensor_callback = std::function<void(const io::tensor_entry& e)>;
 
 // Resident weight memory: `owned` was converted into the model's storage,
 // `mapped` is read in place from the source's mapping.
@@ -120,20 +130,29 @@ bool with_file_scheme(ggml_type t, Fn&& fn) {
     case ggml_type::bf16: fn(bf16{}); return true;
     case ggml_type::q8_0: fn(q8_0{}); return true;
     case ggml_type::q4_0: fn(q4_0{}); return true;
+    case ggml_type::q4_1: fn(q4_1{}); return true;
     case ggml_type::q2_k: fn(q2_k{}); return true;
     case ggml_type::q4_k: fn(q4_k{}); return true;
+    case ggml_type::q6_k: fn(q6_k{}); return true;
     default: return false;
     }
 }
 
-// Row r of a tensor stored as scheme F in `src` (any alignment), widened to
-// float32 y[cols].
+// Row r of a tensor stored as scheme F in `src`, widened to float32 y[cols].
+// A row that is not aligned for F's blocks (safetensors data can sit at any
+// offset) is copied into `scratch` first.
 template <class F>
-void widen_row(std::span<const std::byte> src, std::size_t r, std::size_t cols, float* y) {
-    std::vector<block_of<F>> blocks(blocks_per_row<F>(cols));
-    const std::size_t bytes = blocks.size() * F::block_bytes;
-    std::memcpy(blocks.data(), src.data() + r * bytes, bytes);
-    F::dequantize_row(blocks.data(), y, cols);
+void widen_row(std::span<const std::byte> src, std::size_t r, std::size_t cols, float* y,
+               std::vector<block_of<F>>& scratch) {
+    const std::size_t bytes = row_bytes<F>(cols);
+    const std::byte* row = src.data() + r * bytes;
+    if (reinterpret_cast<std::uintptr_t>(row) % alignof(block_of<F>) == 0) {
+        kernels::dequantize_row<F>(reinterpret_cast<const block_of<F>*>(row), y, cols);
+        return;
+    }
+    scratch.resize(blocks_per_row<F>(cols));
+    std::memcpy(scratch.data(), row, bytes);
+    kernels::dequantize_row<F>(scratch.data(), y, cols);
 }
 
 inline std::string shape_string(std::span<const std::size_t> s) {
@@ -147,8 +166,8 @@ template <io::tensor_source Source>
 class weight_loader {
 public:
     weight_loader(const Source& src, const name_map& names, std::vector<aligned_buffer>& storage,
-                  byte_counts& bytes)
-        : src_(src), names_(names), storage_(storage), bytes_(bytes) {}
+                  byte_counts& bytes, const tensor_callback& on_tensor)
+        : src_(src), names_(names), storage_(storage), bytes_(bytes), on_tensor_(on_tensor) {}
 
     bool contains(std::string_view hf) const { return src_.find(source_name(hf)) != nullptr; }
 
@@ -183,7 +202,7 @@ public:
         if (e->type == S::type_id &&
             reinterpret_cast<std::uintptr_t>(e->data.data()) % alignof(block_of<S>) == 0) {
             bytes_.mapped += e->data.size();
-            return tensor_view<const S, 2>(e->data, ext);
+            return handed_out<S>(hf, std::move(shape), e->data, ext);
         }
         if (cols % S::block_elems != 0)
             throw error(where + ": rows of " + std::to_string(cols) + " elements do not fit " +
@@ -193,16 +212,20 @@ public:
         bytes_.owned += buf.size();
         const tensor_view<S, 2> out(std::span<std::byte>(buf.data(), buf.size()), ext);
         std::vector<float> wide(cols);
-        for (std::size_t r = 0; r < rows; ++r) {
-            with_file_scheme(e->type, [&](auto s) { widen_row<decltype(s)>(e->data, r, cols, wide.data()); });
-            try {
-                S::quantize_row(wide.data(), out.blocks(r).data(), cols);
-            } catch (const error& err) {
-                throw error(where + ", row " + std::to_string(r) + ": " +
-                            (err.what() + std::string_view("qtensor: ").size()));
+        with_file_scheme(e->type, [&](auto s) {
+            using F = decltype(s);
+            std::vector<block_of<F>> scratch;
+            for (std::size_t r = 0; r < rows; ++r) {
+                widen_row<F>(e->data, r, cols, wide.data(), scratch);
+                try {
+                    kernels::quantize_row<S>(wide.data(), out.blocks(r).data(), cols);
+                } catch (const error& err) {
+                    throw error(where + ", row " + std::to_string(r) + ": " +
+                                (err.what() + std::string_view("qtensor: ").size()));
+                }
             }
-        }
-        return out;
+        });
+        return handed_out<S>(hf, std::move(shape), std::span<const std::byte>(buf.data(), buf.size()), ext);
     }
 
     // A float32 vector of n elements (a 1-D tensor of shape [n]).
@@ -214,27 +237,36 @@ public:
 private:
     std::string source_name(std::string_view hf) const { return names_ ? names_(hf) : std::string(hf); }
 
+    template <class S>
+    tensor_view<const S, 2> handed_out(std::string_view hf, std::vector<std::size_t> shape,
+                                       std::span<const std::byte> data, const extents<2>& ext) {
+        if (on_tensor_) on_tensor_(io::tensor_entry{std::string(hf), S::type_id, std::move(shape), data});
+        return tensor_view<const S, 2>(data, ext);
+    }
+
     const Source& src_;
     const name_map& names_;
     std::vector<aligned_buffer>& storage_;
     byte_counts& bytes_;
+    const tensor_callback& on_tensor_;
 };
 
 } // namespace detail
 
 // Loads every tensor the config calls for. The views may point into `src`'s
-// mapping, so `src` must outlive the weights.
+// mapping, so `src` must outlive the weights. `on_tensor` (optional) sees each
+// tensor as it is handed out, in the policy's scheme: what a converter writes.
 template <class P, io::tensor_source Source>
     requires model_policy<P>
 weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, const Source& src,
-                        const name_map& names = {}) {
+                        const name_map& names = {}, const tensor_callback& on_tensor = {}) {
     using A = typename P::attention;
     using M = typename P::mlp;
     using E = typename P::experts;
     using Emb = typename P::embedding;
     using PL = typename P::per_layer;
     weights<P> w;
-    detail::weight_loader<Source> ld(src, names, w.storage, w.bytes);
+    detail::weight_loader<Source> ld(src, names, w.storage, w.bytes, on_tensor);
     const std::size_t D = c.hidden_size, V = c.vocab_size, H = c.num_attention_heads;
     const std::size_t L = c.num_hidden_layers, P_ = c.hidden_size_per_layer_input;
 

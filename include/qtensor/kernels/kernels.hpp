@@ -5,8 +5,10 @@
 //     is compiled in and the best one this CPU runs is chosen at run time.
 //     Highway allows one such TU-wide expansion per translation unit: include
 //     the kernels only in the .cpp files that call them.
+//   - xsimd (the default without Highway): the architecture this TU is
+//     compiled for (-m flags), and the scalar reference.
 //   - scalar: the references, with no SIMD library at all.
-// Define QTENSOR_KERNELS_USE_SCALAR (or _HIGHWAY) before including to choose.
+// Define QTENSOR_KERNELS_USE_HIGHWAY, _XSIMD or _SCALAR before including to choose.
 #pragma once
 
 #include "qtensor/kernels/executor.hpp"

@@ -471,7 +471,8 @@ HWY_INLINE void gather_group(const std::byte* rows, std::size_t stride, std::siz
 // rows_per_vec rows, one row per 128-bit chunk, so no regrouping is needed.
 // Each int32 lane then sums part of one row's block; the lanes are scaled by
 // their row's dw * da and accumulated per lane, and each row's 4 lanes are
-// added at the end. Tiles of 2 vectors share the activation loads.
+// added at the end. Tiles of 4 vectors (16 rows on AVX-512, 8 on AVX2) share
+// the activation loads and the offset correction.
 #if HWY_TARGET <= HWY_AVX3
 constexpr std::size_t rows_per_vec = 4;
 #else
@@ -513,7 +514,7 @@ HWY_INLINE VF load_row_scales(const std::byte* const* p, std::size_t offset) {
 
 template <class S, class Dot>
 void plain_rows_matmul(weight_rows w, q8_0_rows a, output_rows y, Dot dot) {
-    constexpr std::size_t Q = 2;                  // vectors per tile
+    constexpr std::size_t Q = 4;                  // vectors per tile (measured: 4 > 2 > 1)
     constexpr std::size_t tile = Q * rows_per_vec; // rows per tile
     constexpr bool is_q4 = std::is_same_v<S, q4_0>;
     const DI di;
@@ -527,7 +528,7 @@ void plain_rows_matmul(weight_rows w, q8_0_rows a, output_rows y, Dot dot) {
     // Weight code offset, in every byte: the activation dot with it is the correction.
     const auto offset = hn::Set(du8, std::uint8_t{is_q4 ? 8 : 0x80});
     constexpr bool use_offset = is_q4 || Dot::vnni;
-    alignas(64) float lanes[Q][64];
+    alignas(64) float lanes[Q][hn::MaxLanes(DF())];
     for (std::size_t r0 = 0; r0 < w.rows; r0 += tile) {
         // Rows past the end repeat the last row; their outputs are dropped.
         const std::byte* rows[tile];

@@ -6,11 +6,10 @@
 // A second target, `scalar`, runs the references, so tests and benchmarks
 // can compare the two in one program.
 //
-// Everything is inline and lives in the xsimd_backend ABI namespace, so TUs
-// built with different flags (different architectures) may be linked into one
-// program only if each one's kernels are reached from that TU alone: as for
-// any inline function of a header, the linker keeps one definition per name.
-// Build the TUs that call the kernels with the same flags.
+// Everything is inline, in an ABI namespace that names the architecture
+// (xsimd_backend_sse2, xsimd_backend_fma3_avx2, ...; abi.hpp): TUs built with
+// different -m flags define different functions, and each runs its own code.
+// tests/cmake/odr.cmake links such a pair.
 //
 // Include qtensor/kernels/kernels.hpp, not this file.
 #pragma once

@@ -20,11 +20,16 @@ namespace detail::xsimd_float_ops {
 using namespace xsimd_ops;
 
 // xsimd's exp and tanh may not carry NaN through: feed them 0 there and give
-// the NaN back, so NaN propagates as in the reference.
+// the NaN back, so NaN propagates as in the reference. xsimd's exp also
+// flushes results below 2^-126 to 0: there exp(x) = exp(x / 2)^2 (x / 2 is
+// exact and exp(x / 2) normal; the square is rounded once, to a subnormal).
 template <class A>
 vec<float, A> exp_keep_nan(const vec<float, A>& x) {
+    using V = vec<float, A>;
     const auto nan = xsimd::isnan(x);
-    return xsimd::select(nan, x, xsimd::exp(xsimd::select(nan, vec<float, A>(0.0f), x)));
+    const auto tiny = x < V(-87.0f);
+    const V e = xsimd::exp(xsimd::select(nan, V(0.0f), xsimd::select(tiny, x * V(0.5f), x)));
+    return xsimd::select(nan, x, xsimd::select(tiny, e * e, e));
 }
 
 template <class A>

@@ -86,18 +86,29 @@ void rows_dot(const B* const* w, const block_q8_0* a, const float* a_scales, std
 
 // ---- interleaved Q4_0 / Q8_0 -----------------------------------------------------------
 
-// The activation bytes a[0..3] as int16 pairs of int32 lanes: (a[0], a[2]) in
-// every lane of `even`, (a[1], a[3]) in every lane of `odd`.
+// The 8 activation words (bytes 4c .. 4c + 3) of a Q8_0 block as int16 pairs
+// for int32 lanes: (a[4c], a[4c + 2]) in even[c], (a[4c + 1], a[4c + 3]) in odd[c].
+struct act_pairs {
+    std::int32_t even[8], odd[8];
+    void set(const std::int8_t* a) {
+        const auto pair = [](std::int8_t lo, std::int8_t hi) {
+            return static_cast<std::int32_t>(static_cast<std::uint16_t>(lo) |
+                                             static_cast<std::uint32_t>(static_cast<std::uint16_t>(hi)) << 16);
+        };
+        for (std::size_t c = 0; c < 8; ++c) {
+            even[c] = pair(a[4 * c], a[4 * c + 2]);
+            odd[c] = pair(a[4 * c + 1], a[4 * c + 3]);
+        }
+    }
+};
+
+// Activation word c of p in every int32 lane.
 template <class A>
 struct act_word {
     vec<std::int16_t, A> even, odd;
-    explicit act_word(const std::int8_t* a) {
-        const auto pair = [](std::int8_t lo, std::int8_t hi) {
-            return static_cast<std::int32_t>(static_cast<std::uint16_t>(lo) | static_cast<std::uint32_t>(static_cast<std::uint16_t>(hi)) << 16);
-        };
-        even = bits<std::int16_t>(vec<std::int32_t, A>(pair(a[0], a[2])));
-        odd = bits<std::int16_t>(vec<std::int32_t, A>(pair(a[1], a[3])));
-    }
+    act_word(const act_pairs& p, std::size_t c)
+        : even(bits<std::int16_t>(vec<std::int32_t, A>(p.even[c]))),
+          odd(bits<std::int16_t>(vec<std::int32_t, A>(p.odd[c]))) {}
 };
 
 // Per int32 lane holding 4 code bytes w[0..3] of one row: sum w[k] * a[k].
@@ -108,12 +119,14 @@ vec<std::int32_t, A> word_dot(const vec<std::int16_t, A>& even, const vec<std::i
     return madd(even, a.even) + madd(odd, a.odd);
 }
 
-// One interleaved group (16 rows, nb blocks) against one token of activations:
-// out[i] = row i . token, each int32 lane one row. Per block the exact
-// integer sums of N rows, minus 8 * sum(a) for Q4_0's offset, then one FMA
-// with the N rows' scales times da: the arithmetic of rows_dot, lane by lane.
-template <class S, class A>
-void group_dot(const std::byte* group, std::size_t nb, const q8_0_rows& a, std::size_t t, float* out) {
+// One interleaved group (16 rows, nb blocks) against tokens t0 .. t0 + TT - 1:
+// out[k][i] = row i . token t0 + k, each int32 lane one row. Per block the
+// exact integer sums of N rows (the code words split once for all TT
+// tokens), minus 8 * sum(a) for Q4_0's offset, then one FMA with the N rows'
+// scales times da. A token's arithmetic does not depend on TT.
+template <class S, class A, std::size_t TT>
+void group_tile(const std::byte* group, std::size_t nb, const q8_0_rows& a, std::size_t t0,
+                float (*out)[interleave_rows]) {
     using VI = vec<std::int32_t, A>;
     using V16 = vec<std::int16_t, A>;
     using VF = vec<float, A>;
@@ -124,40 +137,57 @@ void group_dot(const std::byte* group, std::size_t nb, const q8_0_rows& a, std::
     constexpr bool is_q4 = std::is_same_v<S, q4_0>;
     const auto* scales = reinterpret_cast<const fp16_t*>(group + nb * R * qb);
     for (std::size_t rv = 0; rv < R; rv += N) {
-        VF acc(0.0f);
+        VF acc[TT];
+        for (auto& v : acc) v = VF(0.0f);
         for (std::size_t b = 0; b < nb; ++b) {
-            const std::size_t ab = t * nb + b;
-            const std::int8_t* act = a.blocks[ab].qs.data();
             const std::byte* codes = group + b * R * qb;
-            VI isum(0);
+            VI isum[TT];
+            for (auto& v : isum) v = VI(0);
+            act_pairs act[TT];
+            for (std::size_t k = 0; k < TT; ++k) act[k].set(a.blocks[(t0 + k) * nb + b].qs.data());
             for (std::size_t c = 0; c < qb / 4; ++c) {
                 const V16 w = bits<std::int16_t>(VI::load_unaligned(reinterpret_cast<const std::int32_t*>(codes + (c * R + rv) * 4)));
                 if constexpr (is_q4) {
                     const V16 lo = w & V16(0x0f0f), hi = (w >> 4) & V16(0x0f0f);
-                    isum += word_dot(lo & V16(0xff), lo >> 8, act_word<A>(act + 4 * c));
-                    isum += word_dot(hi & V16(0xff), hi >> 8, act_word<A>(act + 16 + 4 * c));
+                    const V16 lo_even = lo & V16(0xff), lo_odd = lo >> 8, hi_even = hi & V16(0xff), hi_odd = hi >> 8;
+                    for (std::size_t k = 0; k < TT; ++k) {
+                        isum[k] += word_dot(lo_even, lo_odd, act_word<A>(act[k], c));
+                        isum[k] += word_dot(hi_even, hi_odd, act_word<A>(act[k], 4 + c));
+                    }
                 } else {
-                    isum += word_dot((w << 8) >> 8, w >> 8, act_word<A>(act + 4 * c));
+                    const V16 even = (w << 8) >> 8, odd = w >> 8;
+                    for (std::size_t k = 0; k < TT; ++k) isum[k] += word_dot(even, odd, act_word<A>(act[k], c));
                 }
             }
-            if constexpr (is_q4) isum -= VI(8 * a.sums[ab]);
-            const VF dd = load_f16<A>(scales + b * R + rv) * VF(a.scales[ab]);
-            acc = xsimd::fma(xsimd::batch_cast<float>(isum), dd, acc);
+            const VF dw = load_f16<A>(scales + b * R + rv);
+            for (std::size_t k = 0; k < TT; ++k) {
+                const std::size_t ab = (t0 + k) * nb + b;
+                if constexpr (is_q4) isum[k] -= VI(8 * a.sums[ab]);
+                acc[k] = xsimd::fma(xsimd::batch_cast<float>(isum[k]), dw * VF(a.scales[ab]), acc[k]);
+            }
         }
-        acc.store_unaligned(out + rv);
+        for (std::size_t k = 0; k < TT; ++k) acc[k].store_unaligned(out[k] + rv);
     }
 }
 
 template <class S, class A>
 void interleaved_matmul(interleaved_rows w, q8_0_rows a, output_rows y) {
     constexpr std::size_t R = interleave_rows;
+    constexpr std::size_t TT = 4;
     const std::size_t nb = a.n / S::block_elems;
-    float tile[R];
+    float tile[TT][R];
     for (std::size_t g = 0; g * R < w.rows; ++g) {
+        const std::byte* group = w.data + g * w.group_bytes;
         const std::size_t valid = w.rows - g * R < R ? w.rows - g * R : R;
-        for (std::size_t t = 0; t < a.T; ++t) {
-            group_dot<S, A>(w.data + g * w.group_bytes, nb, a, t, tile);
-            std::memcpy(y.data + t * y.stride + g * R, tile, valid * sizeof(float));
+        for (std::size_t t0 = 0; t0 < a.T;) {
+            const std::size_t count = a.T - t0 >= TT ? TT : 1;
+            if (count == TT)
+                group_tile<S, A, TT>(group, nb, a, t0, tile);
+            else
+                group_tile<S, A, 1>(group, nb, a, t0, tile);
+            for (std::size_t k = 0; k < count; ++k)
+                std::memcpy(y.data + (t0 + k) * y.stride + g * R, tile[k], valid * sizeof(float));
+            t0 += count;
         }
     }
 }

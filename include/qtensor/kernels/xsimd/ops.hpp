@@ -14,6 +14,7 @@
 // Internal to the xsimd backend: include qtensor/kernels/kernels.hpp.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -91,6 +92,28 @@ T hmin(const vec<T, A>& v) {
     T m = lanes[0];
     for (std::size_t i = 1; i < vec<T, A>::size; ++i) m = lanes[i] < m ? lanes[i] : m;
     return m;
+}
+
+// The index of the first true lane of m, or -1 if none is.
+template <class A>
+int first_true(const xsimd::batch_bool<float, A>& m) {
+    [[maybe_unused]] unsigned bits_of_lanes = 0;
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, A>) bits_of_lanes = static_cast<unsigned>(m.data);
+#endif
+#if XSIMD_WITH_AVX
+    if constexpr (std::is_base_of_v<xsimd::avx, A>) bits_of_lanes = static_cast<unsigned>(_mm256_movemask_ps(m.data));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (std::is_base_of_v<xsimd::sse2, A>) bits_of_lanes = static_cast<unsigned>(_mm_movemask_ps(m.data));
+#endif
+    if constexpr (x86_int_bits<A>() != 0 || std::is_base_of_v<xsimd::avx, A>)
+        return bits_of_lanes == 0 ? -1 : std::countr_zero(bits_of_lanes);
+    bool lanes[vec<float, A>::size];
+    m.store_unaligned(lanes);
+    for (std::size_t i = 0; i < vec<float, A>::size; ++i)
+        if (lanes[i]) return static_cast<int>(i);
+    return -1;
 }
 
 // v's bits as lanes of To (same lane size).

@@ -29,8 +29,7 @@ constexpr std::uint32_t nonfinite_bits = 0x7f800000u;
 // Per block of `count` floats at x: the largest |x| as bits (>= nonfinite_bits
 // exactly when the block holds Inf or NaN: for finite x the bits of |x| order
 // as |x| does), and the references' signed max: the first element of that
-// magnitude, +0 for an all-zero block. The sign comes from the block's max
-// and min; only a block holding both +amax and -amax searches for the first.
+// magnitude, +0 for an all-zero block.
 struct block_max {
     std::uint32_t amax_bits;
     float max;
@@ -43,22 +42,15 @@ block_max max_of_block(const float* x) {
     constexpr std::size_t N = VF::size;
     static_assert(count % N == 0);
     VI a(0);
-    VF hi = VF::load_unaligned(x), lo = hi;
-    for (std::size_t j = 0; j < count; j += N) {
-        const VF v = VF::load_unaligned(x + j);
-        a = xsimd::max(a, bits<std::int32_t>(v) & VI(0x7fffffff));
-        hi = xsimd::max(hi, v);
-        lo = xsimd::min(lo, v);
-    }
+    for (std::size_t j = 0; j < count; j += N)
+        a = xsimd::max(a, bits<std::int32_t>(VF::load_unaligned(x + j)) & VI(0x7fffffff));
     const auto amax_bits = static_cast<std::uint32_t>(hmax(a));
     if (amax_bits == 0 || amax_bits >= nonfinite_bits) return {amax_bits, 0.0f};
-    const float amax = std::bit_cast<float>(amax_bits);
-    const bool pos = hmax(hi) == amax, neg = hmin(lo) == -amax;
-    if (pos && neg) {
-        for (std::size_t j = 0;; ++j)
-            if (std::fabs(x[j]) == amax) return {amax_bits, x[j]};
+    const VF amax(std::bit_cast<float>(amax_bits));
+    for (std::size_t j = 0;; j += N) {
+        const int i = first_true(xsimd::abs(VF::load_unaligned(x + j)) == amax);
+        if (i >= 0) return {amax_bits, x[j + static_cast<std::size_t>(i)]};
     }
-    return {amax_bits, pos ? amax : -amax};
 }
 
 // x[n] -> y[n / 32], as q4_0::quantize_row: per block the signed max, d =

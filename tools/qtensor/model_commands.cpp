@@ -1,0 +1,395 @@
+// tools/qtensor/model_commands.cpp: the commands that run a Gemma 4
+// checkpoint (a Hugging Face directory or a GGUF file):
+//   qtensor convert  MODEL OUT.gguf          a GGUF file in a policy's schemes
+//   qtensor logits   MODEL --ids ... --out F T x vocab float32 logits
+//   qtensor generate MODEL --ids ... --max-new N   greedy decoding with the KV cache
+// Each loads the model for the policy named by --policy (gemma4/policy.hpp).
+#include <algorithm>
+#include <bit>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "io.hpp"
+#include "qtensor/gemma4/checkpoint.hpp"
+#include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/model.hpp"
+#include "qtensor/gemma4/policy.hpp"
+#include "qtensor/kernels/executor.hpp"
+
+static_assert(std::endian::native == std::endian::little,
+              "qtensor: the CLI writes floats as they lie in memory; big-endian hosts need byte swapping");
+
+namespace qtensor::cli {
+namespace {
+
+constexpr option_spec convert_options[] = {
+    {"policy", 'p', true},
+    {"verbose", 'v', false},
+};
+enum : std::size_t { conv_policy, conv_verbose };
+
+constexpr option_spec logits_options[] = {
+    {"policy", 'p', true},
+    {"ids", 'i', true},
+    {"out", 'o', true},
+    {"threads", 't', true},
+};
+enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads };
+
+constexpr option_spec generate_options[] = {
+    {"policy", 'p', true},
+    {"ids", 'i', true},
+    {"max-new", 'n', true},
+    {"threads", 't', true},
+};
+enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads };
+
+// Caps that keep a typo from asking for absurd work (or memory) up front.
+constexpr std::size_t max_threads = 1024;
+constexpr std::size_t max_new_tokens = std::size_t{1} << 20;
+
+std::string policy_list() {
+    std::string s;
+    for (std::string_view n : gemma4::policy_names) {
+        if (!s.empty()) s += ", ";
+        s += n;
+    }
+    return s;
+}
+
+// --policy NAME, default f32; an unknown name is a usage error.
+std::string_view policy_of(const parsed_args& parsed, std::size_t opt) {
+    if (!parsed.has(opt)) return gemma4::f32_policy::name;
+    const std::string_view name = *parsed.values[opt];
+    for (std::string_view n : gemma4::policy_names)
+        if (n == name) return name;
+    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list() + ")");
+}
+
+// "5,17,3" -> {5, 17, 3}: non-negative decimal integers that fit int32.
+// Whether the model's vocabulary has them is the model's to say.
+std::vector<std::int32_t> parse_ids(std::string_view text) {
+    if (text.empty()) usage_error("--ids is empty (expected token ids like 5,17,3)");
+    std::vector<std::int32_t> ids;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const std::string_view item = text.substr(start, comma - start);
+        std::int32_t id = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+        if (ec == std::errc::result_out_of_range)
+            usage_error("--ids: " + in_quotes(item) + " is too large for a token id");
+        if (item.empty() || ec != std::errc{} || end != item.data() + item.size() || id < 0)
+            usage_error("--ids: " + in_quotes(item) + " (item " + std::to_string(ids.size()) +
+                        ") is not a non-negative integer");
+        ids.push_back(id);
+        if (comma == text.size()) return ids;
+        start = comma + 1;
+    }
+}
+
+std::size_t threads_of(const parsed_args& parsed, std::size_t opt) {
+    if (parsed.has(opt)) return parse_count("--threads", *parsed.values[opt], max_threads);
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string mib(std::size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+    return buf;
+}
+
+std::string shape_text(const std::vector<std::size_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i != 0) s += ", ";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
+}
+
+// The positional MODEL, checked to exist so the message says which argument is wrong.
+std::string model_path(std::string_view command, const std::string_view arg) {
+    std::error_code ec;
+    if (!std::filesystem::exists(arg, ec))
+        run_error(std::string(command) + ": model " + in_quotes(arg) + " does not exist");
+    return std::string(arg);
+}
+
+void check_context(std::string_view command, const gemma4::config& c, std::size_t positions) {
+    if (positions > c.max_position_embeddings)
+        run_error(std::string(command) + ": " + std::to_string(positions) + " positions exceed the model's context of " +
+                  std::to_string(c.max_position_embeddings));
+}
+
+// --- convert ----------------------------------------------------------------
+
+// One line per tensor with --verbose; on a terminal one line rewritten in place.
+class tensor_progress {
+public:
+    explicit tensor_progress(bool verbose) : verbose_(verbose), tty_(QTENSOR_CLI_ISATTY(stderr)) {}
+
+    void operator()(const io::tensor_entry& e) {
+        ++count_;
+        bytes_ += e.data.size();
+        if (!verbose_ && !tty_) return;
+        std::fprintf(stderr, "%sqtensor: convert: %zu: %s %s %s", tty_ && !verbose_ ? "\r\033[K" : "",
+                     count_, e.name.c_str(), std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
+        if (tty_ && !verbose_) progress_line_open = true;
+        else std::fputc('\n', stderr);
+        std::fflush(stderr);
+    }
+
+    std::size_t count() const noexcept { return count_; }
+    std::size_t bytes() const noexcept { return bytes_; }
+
+private:
+    bool verbose_, tty_;
+    std::size_t count_ = 0, bytes_ = 0;
+};
+
+// --- logits / generate --------------------------------------------------------
+
+struct run_job {
+    std::string model;
+    std::vector<std::int32_t> ids;
+    std::size_t threads = 1;
+    std::string out;         // logits
+    std::size_t max_new = 0; // generate
+};
+
+template <class P>
+void write_logits(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
+    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    const std::vector<float> logits = m.forward(job.ids); // [T, V]
+    atomic_output out(job.out);
+    out.write(logits.data(), logits.size() * sizeof(float));
+    out.commit();
+}
+
+std::size_t argmax(std::span<const float> v) {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < v.size(); ++i)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string rate(std::size_t tokens, double seconds) {
+    char buf[96];
+    if (tokens == 0) return "0 tokens";
+    std::snprintf(buf, sizeof buf, "%zu tokens in %.1f ms (%.1f tok/s)", tokens, seconds * 1e3,
+                  static_cast<double>(tokens) / seconds);
+    return buf;
+}
+
+template <class P>
+void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
+    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    auto cache = m.make_cache(job.ids.size() + job.max_new);
+    std::vector<std::int32_t> out;
+    const auto t0 = std::chrono::steady_clock::now();
+    out.push_back(static_cast<std::int32_t>(argmax(m.prefill(job.ids, cache))));
+    const double prefill_s = seconds_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    while (out.size() < job.max_new) out.push_back(static_cast<std::int32_t>(argmax(m.decode(out.back(), cache))));
+    const double decode_s = seconds_since(t1);
+
+    std::string line;
+    for (std::int32_t id : out) {
+        if (!line.empty()) line += ',';
+        line += std::to_string(id);
+    }
+    std::printf("%s\n", line.c_str());
+    const gemma4::byte_counts w = m.weight_bytes();
+    std::fprintf(stderr, "qtensor: generate: prefill %s; decode %s\n", rate(job.ids.size(), prefill_s).c_str(),
+                 rate(job.max_new - 1, decode_s).c_str());
+    std::fprintf(stderr, "qtensor: generate: weights %s resident (%s converted, %s mapped); KV cache %s for %zu positions\n",
+                 mib(w.total()).c_str(), mib(w.owned).c_str(), mib(w.mapped).c_str(), mib(cache.bytes()).c_str(),
+                 cache.capacity());
+}
+
+void print_model_note() {
+    std::printf(
+        "MODEL is a Hugging Face Gemma 4 model directory (config.json and\n"
+        "model.safetensors or its index), or a GGUF file. POLICY picks the scheme of\n"
+        "each weight role and of the KV cache, one of:\n"
+        "  f32    everything float32 (the reference)\n"
+        "  bf16   bf16 weights and KV cache\n"
+        "  q8_0   Q8_0 weights and KV cache (per-layer-input projections bf16)\n"
+        "  q4_0   Q4_0 attention and MLP, Q8_0 embeddings, bf16 per-layer-input\n"
+        "         projections and KV cache (the QAT format)\n"
+        "Weights already in the policy's scheme are used in place from the file;\n"
+        "others are converted when the model loads.\n");
+}
+
+} // namespace
+
+void print_convert_gguf_help() {
+    std::printf(
+        "usage: qtensor convert [--policy POLICY] [--verbose] MODEL OUT.gguf\n"
+        "\n"
+        "Writes MODEL as a GGUF file with llama.cpp's Gemma 4 tensor names and gemma4.*\n"
+        "metadata, each weight in the scheme POLICY gives its role, quantized exactly\n"
+        "as the model does when it loads MODEL with POLICY: OUT.gguf run with the same\n"
+        "POLICY gives the same logits, bit for bit, without converting anything.\n"
+        "\n");
+    print_model_note();
+    std::printf(
+        "\n"
+        "Options:\n"
+        "  -p, --policy POLICY   default f32\n"
+        "  -v, --verbose         one line per tensor and a summary on stderr (a\n"
+        "                        terminal shows the current tensor anyway)\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "OUT.gguf is written to a temporary file beside it and renamed when complete.\n"
+        "Exit status: 0 done, 1 failed (files, model), 2 bad command line.\n");
+}
+
+void print_logits_help() {
+    std::printf(
+        "usage: qtensor logits [--policy POLICY] [--threads N] --ids IDS --out FILE MODEL\n"
+        "\n"
+        "Runs the token ids IDS (comma-separated, e.g. 5,17,3) through MODEL as one\n"
+        "sequence and writes the logits of every position to FILE: T rows of vocab\n"
+        "float32 values, little-endian, no header (row t is the prediction after\n"
+        "token t, after the final softcap).\n"
+        "\n");
+    print_model_note();
+    std::printf(
+        "\n"
+        "Options:\n"
+        "  -i, --ids IDS         token ids, non-negative, below the vocabulary size\n"
+        "  -o, --out FILE        where the logits go (written whole or not at all)\n"
+        "  -p, --policy POLICY   default f32\n"
+        "  -t, --threads N       threads for the matrix products (default: all cores);\n"
+        "                        the logits do not depend on N\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
+}
+
+void print_generate_help() {
+    std::printf(
+        "usage: qtensor generate [--policy POLICY] [--threads N] --ids IDS --max-new N MODEL\n"
+        "\n"
+        "Greedy decoding: runs the prompt IDS (comma-separated token ids) through\n"
+        "MODEL in one prefill, then takes the most likely token and feeds it back,\n"
+        "one decode step at a time with the KV cache, until N tokens are generated\n"
+        "(no stop token: there is no tokenizer).\n"
+        "\n"
+        "stdout: the N generated ids, comma-separated, on one line.\n"
+        "stderr: two lines, 'qtensor: generate: prefill T tokens in X ms (R tok/s);\n"
+        "decode N-1 tokens in ...' and the resident bytes of the weights (converted\n"
+        "and mapped from the file) and of the KV cache.\n"
+        "\n");
+    print_model_note();
+    std::printf(
+        "\n"
+        "Options:\n"
+        "  -i, --ids IDS         the prompt's token ids\n"
+        "  -n, --max-new N       tokens to generate (at least 1)\n"
+        "  -p, --policy POLICY   default f32\n"
+        "  -t, --threads N       threads for the matrix products (default: all cores)\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
+}
+
+int run_convert_gguf(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("convert", args, convert_options);
+    if (parsed.help) {
+        print_convert_gguf_help();
+        return 0;
+    }
+    const std::string_view policy = policy_of(parsed, conv_policy);
+    if (parsed.positionals.size() != 2)
+        usage_error("convert: expected MODEL and OUT.gguf, got " + std::to_string(parsed.positionals.size()) +
+                    " arguments (see 'qtensor convert --help')");
+    const std::string model = model_path("convert", parsed.positionals[0]);
+    const std::string out(parsed.positionals[1]);
+    std::error_code ec;
+    if (std::filesystem::is_directory(out, ec))
+        run_error("cannot write output " + in_quotes(out) + ": it is a directory");
+
+    const gemma4::checkpoint ck(model);
+    tensor_progress progress(parsed.has(conv_verbose));
+    gemma4::with_policy(policy, [&]<class P>(P) {
+        gemma4::write_gguf<P>(ck.config(), ck, out, ck.names(), std::ref(progress));
+    });
+    end_progress_line();
+    if (parsed.has(conv_verbose))
+        std::fprintf(stderr, "qtensor: convert: %zu tensors, %s, policy %s -> '%s'\n", progress.count(),
+                     mib(progress.bytes()).c_str(), std::string(policy).c_str(), out.c_str());
+    return 0;
+}
+
+int run_logits(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("logits", args, logits_options);
+    if (parsed.help) {
+        print_logits_help();
+        return 0;
+    }
+    const std::string_view policy = policy_of(parsed, lg_policy);
+    if (!parsed.has(lg_ids)) usage_error("logits: missing --ids");
+    if (!parsed.has(lg_out)) usage_error("logits: missing --out");
+    if (parsed.positionals.size() != 1)
+        usage_error("logits: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor logits --help')");
+    run_job job;
+    job.ids = parse_ids(*parsed.values[lg_ids]);
+    job.threads = threads_of(parsed, lg_threads);
+    job.out = std::string(*parsed.values[lg_out]);
+    job.model = model_path("logits", parsed.positionals[0]);
+
+    const gemma4::checkpoint ck(job.model);
+    check_context("logits", ck.config(), job.ids.size());
+    kernels::thread_pool pool(job.threads);
+    gemma4::with_policy(policy, [&]<class P>(P) { write_logits<P>(job, ck, pool.get_executor()); });
+    return 0;
+}
+
+int run_generate(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("generate", args, generate_options);
+    if (parsed.help) {
+        print_generate_help();
+        return 0;
+    }
+    const std::string_view policy = policy_of(parsed, gen_policy);
+    if (!parsed.has(gen_ids)) usage_error("generate: missing --ids");
+    if (!parsed.has(gen_max_new)) usage_error("generate: missing --max-new");
+    if (parsed.positionals.size() != 1)
+        usage_error("generate: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor generate --help')");
+    run_job job;
+    job.ids = parse_ids(*parsed.values[gen_ids]);
+    job.max_new = parse_count("--max-new", *parsed.values[gen_max_new], max_new_tokens);
+    job.threads = threads_of(parsed, gen_threads);
+    job.model = model_path("generate", parsed.positionals[0]);
+
+    const gemma4::checkpoint ck(job.model);
+    check_context("generate", ck.config(), job.ids.size() + job.max_new);
+    kernels::thread_pool pool(job.threads);
+    gemma4::with_policy(policy, [&]<class P>(P) { generate<P>(job, ck, pool.get_executor()); });
+    return 0;
+}
+
+} // namespace qtensor::cli
