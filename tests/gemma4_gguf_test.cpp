@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +35,8 @@
 #include "qtensor/scheme/q6_k.hpp"
 
 using namespace qtensor;
+using qtensor_test::max_abs;
+using qtensor_test::max_diff;
 using qtensor_test::message_of;
 
 namespace {
@@ -202,19 +203,6 @@ template <class Policy>
 std::vector<float> logits_of(const gemma4::config& c, const auto& src, const gemma4::name_map& names,
                              std::span<const std::int32_t> ids) {
     return gemma4::model<Policy>::load(c, src, names).forward(ids);
-}
-
-float max_abs(std::span<const float> x) {
-    float m = 0.0f;
-    for (float v : x) m = std::max(m, std::fabs(v));
-    return m;
-}
-
-float max_diff(std::span<const float> a, std::span<const float> b) {
-    REQUIRE(a.size() == b.size());
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
 }
 
 const io::tensor_entry& entry(const io::gguf_file& f, std::string_view name) {

@@ -28,6 +28,8 @@
 #include "qtensor/io/safetensors.hpp"
 
 using namespace qtensor;
+using qtensor_test::max_abs;
+using qtensor_test::max_diff;
 using qtensor_test::message_of;
 
 namespace {
@@ -63,19 +65,6 @@ const fixture& e2b() {
 const fixture& moe() {
     static const fixture f("tiny-moe");
     return f;
-}
-
-float max_abs(std::span<const float> x) {
-    float m = 0.0f;
-    for (float v : x) m = std::max(m, std::fabs(v));
-    return m;
-}
-
-float max_diff(std::span<const float> a, std::span<const float> b) {
-    REQUIRE(a.size() == b.size());
-    float m = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
 }
 
 // got within tolerance * max|want| of want, element by element.

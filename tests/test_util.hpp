@@ -1,8 +1,11 @@
 // Helpers shared by the doctest files.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
+#include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +24,22 @@ std::string message_of(F&& f) {
         return e.what();
     }
     return "(no qtensor::error thrown)";
+}
+
+// max_i |x[i]|.
+inline float max_abs(std::span<const float> x) {
+    float m = 0.0f;
+    for (float v : x) m = std::max(m, std::fabs(v));
+    return m;
+}
+
+// max_i |a[i] - b[i]|; a and b must have the same size.
+inline float max_diff(std::span<const float> a, std::span<const float> b) {
+    if (a.size() != b.size())
+        throw std::invalid_argument("max_diff: sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()));
+    float m = 0.0f;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+    return m;
 }
 
 // n Gaussian values in blocks of `block`, each block scaled by 10^e with e

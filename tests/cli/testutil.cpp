@@ -7,6 +7,12 @@
 //   qtensor_cli_testutil gen OUT ROWS COLS     rows of pseudo-random values (see gen)
 //   qtensor_cli_testutil check TYPE COLS ORIG.f32 BACK.f32
 //                                              BACK within TYPE's bound of ORIG
+//   qtensor_cli_testutil extract FILE.safetensors NAME OUT
+//                                              the tensor's bytes, as stored
+//   qtensor_cli_testutil ids IN.i64            int64 LE values, comma-separated on stdout
+//   qtensor_cli_testutil close GOT.f32 WANT.f32 REL
+//                                              |got - want| <= REL * max |want|, element-wise
+//   qtensor_cli_testutil truncate IN OUT BYTES the first BYTES bytes of IN
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -205,6 +211,76 @@ int cmd_check(char** argv) {
     return 0;
 }
 
+std::vector<char> read_bytes(const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) die(std::string("cannot open ") + path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A safetensors file is u64 LE header size, a JSON header, the data. Enough
+// of the header is read to find one tensor: "NAME":{..."data_offsets":[a,b]}
+// (an entry holds no nested object, so its '}' ends it).
+int cmd_extract(char** argv) {
+    const std::vector<char> file = read_bytes(argv[2]);
+    std::uint64_t header = 0;
+    if (file.size() < 8) die(std::string(argv[2]) + ": too short");
+    std::memcpy(&header, file.data(), 8);
+    if (header > file.size() - 8) die(std::string(argv[2]) + ": header size past the end");
+    const std::string_view json(file.data() + 8, header);
+    const std::string key = "\"" + std::string(argv[3]) + "\"";
+    const auto at = json.find(key);
+    if (at == std::string_view::npos) die("no tensor " + key);
+    const std::string_view entry = json.substr(at, json.find('}', at) - at);
+    const auto offsets = entry.find("\"data_offsets\"");
+    if (offsets == std::string_view::npos) die(key + " has no data_offsets");
+    const char* p = entry.data() + entry.find('[', offsets) + 1;
+    char* end = nullptr;
+    const std::uint64_t first = std::strtoull(p, &end, 10);
+    const std::uint64_t last = std::strtoull(end + 1, nullptr, 10);
+    if (last < first || last > file.size() - 8 - header) die(key + ": bad data_offsets");
+    write_file(argv[4], file.data() + 8 + header + first, last - first);
+    return 0;
+}
+
+int cmd_ids(char** argv) {
+    const std::vector<char> bytes = read_bytes(argv[2]);
+    if (bytes.size() % 8 != 0 || bytes.empty()) die(std::string(argv[2]) + ": not int64 values");
+    for (std::size_t i = 0; i < bytes.size(); i += 8) {
+        std::int64_t v = 0;
+        std::memcpy(&v, bytes.data() + i, 8);
+        std::printf("%s%lld", i ? "," : "", static_cast<long long>(v));
+    }
+    return 0;
+}
+
+int cmd_close(char** argv) {
+    const auto got = read_floats(argv[2]);
+    const auto want = read_floats(argv[3]);
+    const double rel = std::strtod(argv[4], nullptr);
+    if (got.size() != want.size())
+        die(std::to_string(got.size()) + " values, expected " + std::to_string(want.size()));
+    double amax = 0.0, worst = 0.0;
+    for (float w : want) amax = std::max(amax, std::fabs(static_cast<double>(w)));
+    if (!(amax > 0.0)) die("the expected values are all zero");
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+        if (!(err <= rel * amax))
+            die("element " + std::to_string(i) + ": " + std::to_string(got[i]) + " vs " + std::to_string(want[i]) +
+                ", error " + std::to_string(err) + " > " + std::to_string(rel * amax));
+        worst = std::max(worst, err);
+    }
+    std::printf("testutil: %zu values within %g of max |want| %g (largest error %g)\n", got.size(), rel, amax, worst);
+    return 0;
+}
+
+int cmd_truncate(char** argv) {
+    const std::vector<char> bytes = read_bytes(argv[2]);
+    const std::size_t n = std::strtoul(argv[4], nullptr, 10);
+    if (n > bytes.size()) die("cannot truncate to more bytes than the file has");
+    write_file(argv[3], bytes.data(), n);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -213,5 +289,10 @@ int main(int argc, char** argv) {
     if (cmd == "bytes" && argc >= 3) return cmd_bytes(argc, argv);
     if (cmd == "gen" && argc == 5) return cmd_gen(argv);
     if (cmd == "check" && argc == 6) return cmd_check(argv);
-    die("usage: floats OUT TOKEN... | bytes OUT TOKEN... | gen OUT ROWS COLS | check TYPE COLS ORIG BACK");
+    if (cmd == "extract" && argc == 5) return cmd_extract(argv);
+    if (cmd == "ids" && argc == 3) return cmd_ids(argv);
+    if (cmd == "close" && argc == 5) return cmd_close(argv);
+    if (cmd == "truncate" && argc == 5) return cmd_truncate(argv);
+    die("usage: floats OUT TOKEN... | bytes OUT TOKEN... | gen OUT ROWS COLS | check TYPE COLS ORIG BACK | "
+        "extract FILE NAME OUT | ids IN | close GOT WANT REL | truncate IN OUT BYTES");
 }

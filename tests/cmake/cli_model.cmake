@@ -15,4 +15,59 @@ qtensor_cli_run(inspect_safetensors_int CODE 0
 qtensor_cli_error(inspect_missing 1 "does not exist" inspect no/such/file)
 qtensor_cli_error(inspect_not_a_checkpoint 1 "config\\.json: .*header" inspect ${gemma4_data}/tiny-e2b/config.json)
 
+# --- convert, logits, generate on tiny-e2b ----------------------------------
+# The round trip (tests/cli/model_roundtrip.cmake) also leaves the truncated
+# GGUF file the corrupt-file test reads.
+set(QTENSOR_CLI_MODEL_WORK ${QTENSOR_CLI_WORK}/model_roundtrip)
+add_test(NAME cli_model_roundtrip COMMAND ${CMAKE_COMMAND}
+    -DCLI=$<TARGET_FILE:qtensor_cli> -DUTIL=$<TARGET_FILE:qtensor_cli_testutil>
+    -DMODEL=${gemma4_data}/tiny-e2b -DWORK_DIR=${QTENSOR_CLI_MODEL_WORK}
+    -P ${QTENSOR_CLI_TEST_DIR}/model_roundtrip.cmake)
+set_tests_properties(cli_model_roundtrip PROPERTIES FIXTURES_SETUP qtensor_cli_gguf)
+
+set(e2b ${gemma4_data}/tiny-e2b)
+qtensor_cli_run(convert_help CODE 0 STDOUT "^usage: qtensor convert \\[--policy POLICY\\].*q4_0" ARGS convert --help)
+qtensor_cli_run(logits_help CODE 0 STDOUT "^usage: qtensor logits .*--ids IDS --out FILE MODEL" ARGS help logits)
+qtensor_cli_run(generate_help CODE 0 STDOUT "^usage: qtensor generate .*--max-new N MODEL" ARGS generate -h)
+# Greedy decoding prints exactly --max-new ids on one line, and the figures on stderr.
+qtensor_cli_run(generate CODE 0 STDOUT "^[0-9]+(,[0-9]+)(,[0-9]+)(,[0-9]+)(,[0-9]+)\n$"
+    STDERR "prefill 3 tokens in .* tok/s\\); decode 4 tokens in .* tok/s\\)\n.*weights .* MiB resident .*; KV cache .* MiB for 8 positions\n$"
+    ARGS generate --threads 1 --ids 5,17,3 --max-new 5 ${e2b})
+qtensor_cli_run(generate_q4_0 CODE 0 STDOUT "^[0-9]+(,[0-9]+)\n$"
+    STDERR "weights .* resident \\(0\\.00 MiB converted"
+    ARGS generate --policy q4_0 --threads 2 --ids 1 --max-new 2 ${QTENSOR_CLI_MODEL_WORK}/q4_0.gguf)
+set_property(TEST cli_generate_q4_0 APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+
+# Bad command lines: exit 2.
+qtensor_cli_error(ids_junk 2 "^qtensor: --ids: 'x' \\(item 1\\) is not a non-negative integer"
+    logits --ids 5,x,3 --out o.f32 ${e2b})
+qtensor_cli_error(ids_negative 2 "^qtensor: --ids: '-1' \\(item 0\\) is not a non-negative integer"
+    logits --ids -1 --out o.f32 ${e2b})
+qtensor_cli_error(ids_hole 2 "^qtensor: --ids: '' \\(item 1\\) is not a non-negative integer"
+    generate --ids 5,,3 --max-new 1 ${e2b})
+qtensor_cli_error(ids_empty 2 "^qtensor: --ids is empty" logits --ids= --out o.f32 ${e2b})
+qtensor_cli_error(ids_too_large 2 "^qtensor: --ids: '2147483648' is too large for a token id"
+    logits --ids 2147483648 --out o.f32 ${e2b})
+qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0\\)"
+    convert --policy q5_0 ${e2b} out.gguf)
+qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
+qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})
+qtensor_cli_error(convert_one_arg 2 "^qtensor: convert: expected MODEL and OUT\\.gguf, got 1" convert ${e2b})
+
+# Failed runs: exit 1, one line, nothing left behind.
+qtensor_cli_error(ids_out_of_vocab 1
+    "^qtensor: gemma4::model: token id 512 at position 1 is out of range for a vocabulary of 512"
+    logits --ids 3,512 --out o.f32 ${e2b})
+qtensor_cli_error(model_missing 1 "^qtensor: logits: model 'no/such/model' does not exist"
+    logits --ids 1 --out o.f32 no/such/model)
+qtensor_cli_error(model_no_config 1 "^qtensor: .*/gemma4/config\\.json: cannot open"
+    generate --ids 1 --max-new 1 ${gemma4_data})
+qtensor_cli_error(context_exceeded 1 "^qtensor: generate: 301 positions exceed the model's context of 256"
+    generate --ids 1 --max-new 300 ${e2b})
+qtensor_cli_error(convert_unwritable 1 "^qtensor: no/dir/out\\.gguf: cannot create"
+    convert ${e2b} no/dir/out.gguf)
+qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* runs past the end of the file"
+    logits --ids 1 --out o.f32 ${QTENSOR_CLI_MODEL_WORK}/cut.gguf)
+set_property(TEST cli_gguf_truncated APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+
 endif()

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
