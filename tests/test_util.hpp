@@ -4,11 +4,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <filesystem>
 #include <span>
 #include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "qtensor/core/error.hpp"
 
@@ -25,6 +31,42 @@ std::string message_of(F&& f) {
     }
     return "(no qtensor::error thrown)";
 }
+
+// A fresh directory under the system's temporary directory, removed with
+// everything in it at scope exit.
+struct scratch_dir {
+    std::filesystem::path path;
+    scratch_dir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "qtensor-test-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path = pattern;
+    }
+    ~scratch_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    scratch_dir(const scratch_dir&) = delete;
+    scratch_dir& operator=(const scratch_dir&) = delete;
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+// A Unix socket bound at `path`: a file system entry that is neither a file
+// nor a directory nor a device. Closed at scope exit (the entry stays).
+struct bound_socket {
+    int fd = -1;
+    explicit bound_socket(const std::string& path) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
+        path.copy(addr.sun_path, path.size());
+        fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+            throw std::runtime_error("cannot bind a socket at " + path);
+    }
+    ~bound_socket() { ::close(fd); }
+    bound_socket(const bound_socket&) = delete;
+    bound_socket& operator=(const bound_socket&) = delete;
+};
 
 // max_i |x[i]|.
 inline float max_abs(std::span<const float> x) {

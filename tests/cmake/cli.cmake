@@ -168,9 +168,9 @@ qtensor_cli_error(input_missing 1 "^qtensor: cannot open input '.*no_such\\.f32'
     quantize -t q4_0 -c 64 ${in}/no_such.f32 out.bin)
 qtensor_cli_error(input_directory 1 "^qtensor: cannot read input '.*': it is a directory"
     quantize -t q4_0 -c 64 ${in} out.bin)
-qtensor_cli_error(output_unwritable 1 "^qtensor: cannot create output 'no/such/dir/out\\.bin': No such file"
+qtensor_cli_error(output_unwritable 1 "^qtensor: output no/such/dir/out\\.bin: cannot create the temporary file .*: No such file"
     quantize -t q4_0 -c 64 ${in}/good.f32 no/such/dir/out.bin)
-qtensor_cli_error(output_directory 1 "^qtensor: cannot write output '.*': it is a directory"
+qtensor_cli_error(output_directory 1 "^qtensor: output .*: is a directory"
     quantize -t q4_0 -c 64 ${in}/good.f32 ${in})
 qtensor_cli_error(nan_input 1 "^qtensor: row 1: q4_0: element 3 is NaN"
     quantize -t q4_0 -c 32 ${in}/nan.f32 out.bin)
@@ -194,5 +194,15 @@ foreach(type IN ITEMS q4_0 q8_0 q2_k q4_k q6_k q8_k)
         -DWORK_DIR=${QTENSOR_CLI_WORK}/golden_${type}
         -P ${QTENSOR_CLI_TEST_DIR}/golden.cmake)
 endforeach()
+
+# The tool as a process, where a script cannot set the scene: outputs that
+# are FIFOs, links or sockets, signals during a write, escape sequences in names.
+add_executable(cli_process_test ${QTENSOR_CLI_TEST_DIR}/process_test.cpp)
+target_link_libraries(cli_process_test PRIVATE qtensor_test_main)
+target_include_directories(cli_process_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
+target_compile_options(cli_process_test PRIVATE ${QTENSOR_WARNINGS})
+target_compile_definitions(cli_process_test PRIVATE QTENSOR_CLI_PATH="$<TARGET_FILE:qtensor_cli>")
+add_dependencies(cli_process_test qtensor_cli)
+add_test(NAME cli_process COMMAND cli_process_test)
 
 endif()

@@ -64,7 +64,7 @@ qtensor_cli_error(model_no_config 1 "^qtensor: .*/gemma4/config\\.json: cannot o
     generate --ids 1 --max-new 1 ${gemma4_data})
 qtensor_cli_error(context_exceeded 1 "^qtensor: generate: 301 positions exceed the model's context of 256"
     generate --ids 1 --max-new 300 ${e2b})
-qtensor_cli_error(convert_unwritable 1 "^qtensor: no/dir/out\\.gguf: cannot create"
+qtensor_cli_error(convert_unwritable 1 "^qtensor: output no/dir/out\\.gguf: cannot create the temporary file"
     convert ${e2b} no/dir/out.gguf)
 qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* runs past the end of the file"
     logits --ids 1 --out o.f32 ${QTENSOR_CLI_MODEL_WORK}/cut.gguf)

@@ -1,6 +1,8 @@
 // tools/qtensor/inspect.cpp: `qtensor inspect FILE`: the metadata and tensors
 // of a GGUF file or a safetensors checkpoint (a file, a sharded index, or a
-// Hugging Face directory), one tensor a line, and the total.
+// Hugging Face directory), one tensor a line, and the total. Keys, names and
+// values come from the file: they are printed through printable(), so a file
+// cannot send control sequences to the terminal.
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +14,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "qtensor/core/text.hpp"
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
 
@@ -37,7 +40,7 @@ std::string mib(std::size_t bytes) {
 
 void print_tensor(std::string_view name, std::string_view type, const std::vector<std::size_t>& shape,
                   std::size_t bytes) {
-    std::printf("  %-48s %-6s %-22s %zu\n", std::string(name).c_str(), std::string(type).c_str(),
+    std::printf("  %-48s %-6s %-22s %zu\n", printable(name).c_str(), printable(type).c_str(),
                 shape_text(shape).c_str(), bytes);
 }
 
@@ -53,12 +56,12 @@ bool is_gguf(const std::string& path) {
 
 void inspect_gguf(const std::string& path, bool all) {
     const io::gguf_file file(path);
-    std::printf("%s: GGUF v%u, alignment %zu, data at byte %zu\n", path.c_str(), file.version(),
+    std::printf("%s: GGUF v%u, alignment %zu, data at byte %zu\n", printable(path).c_str(), file.version(),
                 file.alignment(), file.data_offset());
     std::printf("metadata (%zu keys):\n", file.metadata().size());
     for (const io::gguf_kv& kv : file.metadata())
-        std::printf("  %s (%s) = %s\n", kv.key.c_str(), kv.value.type_string().c_str(),
-                    kv.value.to_string(all ? static_cast<std::size_t>(-1) : 8).c_str());
+        std::printf("  %s (%s) = %s\n", printable(kv.key).c_str(), kv.value.type_string().c_str(),
+                    printable(kv.value.to_string(all ? static_cast<std::size_t>(-1) : 8)).c_str());
     std::printf("tensors:\n");
     std::size_t total = 0;
     for (const io::tensor_entry& e : file.entries()) {
@@ -70,12 +73,13 @@ void inspect_gguf(const std::string& path, bool all) {
 
 void inspect_safetensors(const std::string& path) {
     const io::safetensors_checkpoint ckpt(path);
-    std::printf("%s: safetensors, %zu file(s)\n", path.c_str(), ckpt.files().size());
+    std::printf("%s: safetensors, %zu file(s)\n", printable(path).c_str(), ckpt.files().size());
     for (const io::safetensors_file& f : ckpt.files()) {
-        if (ckpt.files().size() > 1) std::printf("file %s:\n", f.path().c_str());
+        if (ckpt.files().size() > 1) std::printf("file %s:\n", printable(f.path()).c_str());
         if (!f.metadata().empty()) {
             std::printf("metadata:\n");
-            for (const auto& [key, value] : f.metadata()) std::printf("  %s = %s\n", key.c_str(), value.c_str());
+            for (const auto& [key, value] : f.metadata())
+                std::printf("  %s = %s\n", printable(key).c_str(), printable(value).c_str());
         }
     }
     std::printf("tensors:\n");

@@ -6,19 +6,23 @@
 #pragma once
 
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
 
 #include "cli.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/io/output_file.hpp"
 
 #if __has_include(<unistd.h>)
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 #define QTENSOR_CLI_ISATTY(f) (::isatty(::fileno(f)) != 0)
 #elif defined(_WIN32)
@@ -79,86 +83,88 @@ private:
     std::FILE* file_ = nullptr;
 };
 
-// An output written to a temporary file beside its final path and renamed onto
-// it by commit(). Until then the final path is untouched (an old file there
-// survives a failed run), and if commit() is never reached the temporary file
-// is removed: a failure never leaves a truncated file that looks valid.
-//
-// A symlink is followed, so the file it points to is replaced, not the link.
-// An existing path that is no regular file (/dev/stdout, a FIFO, a device) is
-// written in place: it cannot be renamed over, and must not be.
-class atomic_output {
+// The temporary file of the output being written, for the signal handler
+// that main() installs: SIGINT, SIGTERM or SIGHUP remove it before the tool
+// ends, so an interrupted convert leaves no multi-GB OUT.tmp-* behind. The
+// tool writes one output at a time; a handler may only use what is
+// async-signal-safe, hence a fixed buffer and a flag.
+namespace interrupt {
+inline char temp_path[4096];
+inline volatile std::sig_atomic_t armed = 0;
+
+extern "C" inline void on_signal(int sig) {
+    if (armed) ::unlink(temp_path);
+    std::signal(sig, SIG_DFL);
+    std::raise(sig); // end as the signal would have: the parent sees it
+}
+
+inline constexpr int signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+inline void install() {
+    for (int sig : signals) std::signal(sig, on_signal);
+}
+
+// Blocks the signals above while alive: an output's temporary file is
+// created and registered in one step a signal cannot fall between.
+class blocked {
 public:
-    explicit atomic_output(std::string path) : path_(std::move(path)) {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        fs::path link = path_; // follow links one hop at a time: the last one may dangle
-        for (int hop = 0; hop < 40 && fs::is_symlink(fs::symlink_status(link, ec)); ++hop) {
-            const fs::path next = fs::read_symlink(link, ec);
-            if (ec) break;
-            link = next.is_absolute() ? next : link.parent_path() / next;
-        }
-        const std::string target = link.string();
-        const auto st = fs::status(target, ec);
-        if (!ec && fs::is_directory(st))
-            run_error("cannot write output " + in_quotes(path_) + ": it is a directory");
-        if (!ec && fs::exists(st) && !fs::is_regular_file(st)) {
-            file_ = std::fopen(target.c_str(), "wb");
-            if (file_ == nullptr)
-                run_error("cannot open output " + in_quotes(path_) + ": " + errno_text(errno));
-        } else {
-            std::random_device random;
-            for (int attempt = 0; attempt < 16 && file_ == nullptr; ++attempt) {
-                char suffix[16];
-                std::snprintf(suffix, sizeof suffix, ".tmp-%08x", static_cast<unsigned>(random()));
-                temp_ = target + suffix;
-                // "x": fail rather than truncate a file that happens to have this name.
-                file_ = std::fopen(temp_.c_str(), "wbx");
-                if (file_ == nullptr && errno != EEXIST) break;
-            }
-            if (file_ == nullptr)
-                run_error("cannot create output " + in_quotes(path_) + ": " + errno_text(errno));
-            final_ = target;
-        }
-        std::setvbuf(file_, nullptr, _IOFBF, io_buffer_bytes);
+    blocked() {
+        sigset_t set;
+        sigemptyset(&set);
+        for (int sig : signals) sigaddset(&set, sig);
+        pthread_sigmask(SIG_BLOCK, &set, &old_);
     }
-    atomic_output(const atomic_output&) = delete;
-    atomic_output& operator=(const atomic_output&) = delete;
-    ~atomic_output() {
-        if (file_ != nullptr) std::fclose(file_);
-        if (!committed_ && !temp_.empty()) std::remove(temp_.c_str());
+    ~blocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    blocked(const blocked&) = delete;
+    blocked& operator=(const blocked&) = delete;
+
+private:
+    sigset_t old_;
+};
+} // namespace interrupt
+
+// The tool's output: io::output_file (a regular file is replaced atomically
+// by commit(), a FIFO or character device written in place, anything else
+// refused), with its temporary file removed if a signal ends the tool.
+class output {
+public:
+    explicit output(const std::string& path) {
+        const interrupt::blocked no_signals;
+        try {
+            file_.emplace(path);
+        } catch (const qtensor::error& e) {
+            run_error("output " + library_message(e));
+        }
+        const std::string& temp = file_->temp_path();
+        if (!temp.empty() && temp.size() < sizeof interrupt::temp_path) {
+            std::memcpy(interrupt::temp_path, temp.c_str(), temp.size() + 1);
+            interrupt::armed = 1;
+        }
     }
+    output(const output&) = delete;
+    output& operator=(const output&) = delete;
+    ~output() { interrupt::armed = 0; }
+
+    io::output_file& file() noexcept { return *file_; }
 
     void write(const void* data, std::size_t bytes) {
-        if (std::fwrite(data, 1, bytes, file_) != bytes) fail_write(errno);
+        guarded([&] { file_->write({static_cast<const std::byte*>(data), bytes}); });
     }
-
-    // Flushes, closes and renames onto the final path.
     void commit() {
-        const int flushed = std::fflush(file_);
-        const int flush_errno = errno;
-        const int closed = std::fclose(file_);
-        const int close_errno = errno;
-        file_ = nullptr;
-        if (flushed != 0) fail_write(flush_errno);
-        if (closed != 0) fail_write(close_errno);
-        if (temp_.empty()) return; // written in place
-        std::error_code ec;
-        std::filesystem::rename(temp_, final_, ec);
-        if (ec) run_error("cannot write output " + in_quotes(path_) + ": " + ec.message());
-        committed_ = true;
+        guarded([&] { file_->commit(); });
     }
 
 private:
-    [[noreturn]] void fail_write(int err) {
-        run_error("cannot write output " + in_quotes(path_) + ": " + errno_text(err));
+    template <class Fn>
+    void guarded(Fn&& fn) {
+        try {
+            fn();
+        } catch (const qtensor::error& e) {
+            run_error("output " + library_message(e));
+        }
     }
 
-    std::string path_;  // as the user gave it, for messages
-    std::string final_; // where commit() renames to (the symlink's target)
-    std::string temp_;  // empty when writing in place
-    std::FILE* file_ = nullptr;
-    bool committed_ = false;
+    std::optional<io::output_file> file_;
 };
 
 // True while a progress line without its newline is on the terminal; main()

@@ -14,6 +14,7 @@
 #include "io.hpp"
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/core/text.hpp"
 
 namespace qtensor::cli {
 namespace {
@@ -81,11 +82,10 @@ int dispatch(std::span<const std::string_view> args) {
 
 // One line: a message that somehow holds a newline must not break the
 // "one line on stderr" promise scripts rely on.
-void report(std::string message) {
-    for (char& ch : message)
-        if (ch == '\n' || ch == '\r') ch = ' ';
+// One line, whatever bytes a file name or argument in the message holds.
+void report(const std::string& message) {
     end_progress_line();
-    std::fprintf(stderr, "qtensor: %s\n", message.c_str());
+    std::fprintf(stderr, "qtensor: %s\n", printable(message).c_str());
 }
 
 } // namespace
@@ -93,6 +93,7 @@ void report(std::string message) {
 
 int main(int argc, char** argv) {
     using namespace qtensor::cli;
+    interrupt::install();
     try {
         const std::vector<std::string_view> args(argv + 1, argv + argc);
         const int status = dispatch(args);

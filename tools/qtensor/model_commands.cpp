@@ -23,6 +23,7 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "io.hpp"
+#include "qtensor/core/text.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/model.hpp"
@@ -147,7 +148,7 @@ public:
         bytes_ += e.data.size();
         if (!verbose_ && !tty_) return;
         std::fprintf(stderr, "%sqtensor: convert: %zu: %s %s %s", tty_ && !verbose_ ? "\r\033[K" : "",
-                     count_, e.name.c_str(), std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
+                     count_, printable(e.name).c_str(), std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
         if (tty_ && !verbose_) progress_line_open = true;
         else std::fputc('\n', stderr);
         std::fflush(stderr);
@@ -175,7 +176,7 @@ template <class P>
 void write_logits(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
     const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
     const std::vector<float> logits = m.forward(job.ids); // [T, V]
-    atomic_output out(job.out);
+    output out(job.out);
     out.write(logits.data(), logits.size() * sizeof(float));
     out.commit();
 }
@@ -324,20 +325,18 @@ int run_convert_gguf(std::span<const std::string_view> args) {
         usage_error("convert: expected MODEL and OUT.gguf, got " + std::to_string(parsed.positionals.size()) +
                     " arguments (see 'qtensor convert --help')");
     const std::string model = model_path("convert", parsed.positionals[0]);
-    const std::string out(parsed.positionals[1]);
-    std::error_code ec;
-    if (std::filesystem::is_directory(out, ec))
-        run_error("cannot write output " + in_quotes(out) + ": it is a directory");
+    const std::string out_path(parsed.positionals[1]);
+    output out(out_path); // refuses a directory or device before the conversion starts
 
     const gemma4::checkpoint ck(model);
     tensor_progress progress(parsed.has(conv_verbose));
     gemma4::with_policy(policy, [&]<class P>(P) {
-        gemma4::write_gguf<P>(ck.config(), ck, out, ck.names(), std::ref(progress));
+        gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(progress));
     });
     end_progress_line();
     if (parsed.has(conv_verbose))
         std::fprintf(stderr, "qtensor: convert: %zu tensors, %s, policy %s -> '%s'\n", progress.count(),
-                     mib(progress.bytes()).c_str(), std::string(policy).c_str(), out.c_str());
+                     mib(progress.bytes()).c_str(), std::string(policy).c_str(), printable(out_path).c_str());
     return 0;
 }
 

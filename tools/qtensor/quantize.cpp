@@ -67,7 +67,7 @@ void convert(const convert_job& job) {
                   " bytes is not a whole number of rows of " + std::to_string(in_row) + " bytes (" +
                   std::to_string(cols) + " " + (quantizing ? "f32" : std::string(S::name)) +
                   " columns per row)");
-    atomic_output out(job.out_path);
+    output out(job.out_path);
 
     // One row of each side. Allocated only when there is a row to read, so a
     // huge --cols with an empty input costs nothing.

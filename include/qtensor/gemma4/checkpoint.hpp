@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
@@ -63,6 +64,15 @@ public:
         return std::visit([&]<class F>(const F& f) -> const io::tensor_entry* {
             if constexpr (std::same_as<F, std::monostate>) return nullptr;
             else return f.find(name);
+        }, file_);
+    }
+
+    // Every tensor the file stores, by its own name (load_weights refuses
+    // those the config does not use).
+    std::vector<std::string_view> tensor_names() const {
+        return std::visit([]<class F>(const F& f) {
+            if constexpr (std::same_as<F, std::monostate>) return std::vector<std::string_view>{};
+            else return detail::stored_names(f);
         }, file_);
     }
 

@@ -20,7 +20,6 @@
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -30,6 +29,8 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/io/json.hpp"
+#include "qtensor/io/mapped_file.hpp"
 #include "qtensor/nn/ops.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -55,6 +56,25 @@ struct layer_info {
     std::size_t mlp_width = 0;       // F_l: intermediate_size, doubled on shared layers with use_double_wide_mlp
     std::vector<float> rope_freq;    // [d_l / 2] per-pair frequencies, 0 = not rotated
 };
+
+// Upper bounds on the sizes a config may give, checked by validate() before
+// anything is sized from them: far above every released Gemma 4 (at most 60
+// layers, hidden 5376, 32 heads of 512, vocabulary 262144, MLP width 21504,
+// 128 experts), low enough that a hostile config.json or GGUF header of a few
+// bytes cannot make the loader allocate much before the tensors are checked.
+struct config_limits {
+    static constexpr std::size_t layers = 1024;
+    static constexpr std::size_t hidden = std::size_t{1} << 16;
+    static constexpr std::size_t heads = 1024;
+    static constexpr std::size_t head_dim = 4096;
+    static constexpr std::size_t vocab = std::size_t{1} << 24;
+    static constexpr std::size_t mlp_width = std::size_t{1} << 20;
+    static constexpr std::size_t experts = 4096;
+};
+
+// A config.json is a few kilobytes; these bound what reading one may cost.
+inline constexpr std::size_t max_config_bytes = std::size_t{16} << 20;
+inline constexpr int max_config_depth = 32;
 
 struct config {
     std::size_t vocab_size = 0;          // V
@@ -136,7 +156,7 @@ public:
 
     static std::size_t as_count(const nlohmann::json& v, const std::string& key) {
         if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<long long>() < 0))
-            fail(key, "a non-negative integer, got " + v.dump());
+            fail(key, "a non-negative integer, got " + io::json_excerpt(v));
         return v.get<std::size_t>();
     }
     [[noreturn]] static void fail(const std::string& key, const std::string& want) {
@@ -189,6 +209,20 @@ inline void config::validate() const {
     need(num_hidden_layers > 0, "num_hidden_layers must be positive");
     need(num_attention_heads > 0, "num_attention_heads must be positive");
     need(intermediate_size > 0, "intermediate_size must be positive");
+    const auto at_most = [&](std::size_t v, std::size_t limit, const char* what) {
+        need(v <= limit, std::string(what) + " " + std::to_string(v) + " is over qtensor's limit of " +
+                             std::to_string(limit) + " (config_limits)");
+    };
+    using lim = config_limits;
+    at_most(num_hidden_layers, lim::layers, "num_hidden_layers");
+    at_most(hidden_size, lim::hidden, "hidden_size");
+    at_most(num_attention_heads, lim::heads, "num_attention_heads");
+    at_most(vocab_size, lim::vocab, "vocab_size");
+    at_most(vocab_size_per_layer_input, lim::vocab, "vocab_size_per_layer_input");
+    at_most(hidden_size_per_layer_input, lim::hidden, "hidden_size_per_layer_input");
+    at_most(intermediate_size, lim::mlp_width, "intermediate_size");
+    at_most(moe_intermediate_size, lim::mlp_width, "moe_intermediate_size");
+    at_most(num_experts, lim::experts, "num_experts");
     const std::size_t n = num_hidden_layers;
     need(layer_types.size() == n, "layer_types has " + std::to_string(layer_types.size()) +
                                       " entries for " + std::to_string(n) + " layers");
@@ -196,6 +230,7 @@ inline void config::validate() const {
          "per-layer head dims / KV heads need one entry per layer");
     for (std::size_t l = 0; l < n; ++l) {
         const std::string at = "layer " + std::to_string(l) + ": ";
+        at_most(layer_head_dim[l], lim::head_dim, (at + "head_dim").c_str());
         need(layer_head_dim[l] > 0 && layer_head_dim[l] % 2 == 0,
              at + "head_dim " + std::to_string(layer_head_dim[l]) + " must be positive and even (RoPE pairs)");
         need(layer_kv_heads[l] > 0 && num_attention_heads % layer_kv_heads[l] == 0,
@@ -299,7 +334,7 @@ inline config config::from_hf_json(const nlohmann::json& root) {
     for (const nlohmann::json& t : types) {
         if (t == "sliding_attention") c.layer_types.push_back(attention_type::sliding);
         else if (t == "full_attention") c.layer_types.push_back(attention_type::full);
-        else throw error("config: layer_types entry " + t.dump() +
+        else throw error("config: layer_types entry " + io::json_excerpt(t) +
                          " is neither \"sliding_attention\" nor \"full_attention\"");
     }
 
@@ -355,14 +390,13 @@ inline config config::from_hf_json(const nlohmann::json& root) {
 inline config config::from_hf_file(const std::filesystem::path& path) {
     const std::filesystem::path file =
         std::filesystem::is_directory(path) ? path / "config.json" : path;
-    std::ifstream in(file);
-    if (!in) throw error(file.string() + ": cannot open");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw error(file.string() + ": not valid JSON: " + e.what());
-    }
+    const io::mapped_file text(file.string());
+    if (text.size() > max_config_bytes)
+        throw error(file.string() + ": " + std::to_string(text.size()) + " bytes is too large for a config.json " +
+                    "(at most " + std::to_string(max_config_bytes) + ")");
+    const nlohmann::json j = io::parse_json(
+        std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), max_config_depth,
+        file.string());
     try {
         return from_hf_json(j);
     } catch (const error& e) {

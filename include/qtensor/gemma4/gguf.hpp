@@ -15,6 +15,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -108,14 +109,30 @@ inline std::size_t head_dim_of(const config& c, attention_type t) {
     return d;
 }
 
+// `v` for a u32 field of GGUF; a value that does not fit is an error, never
+// cut to its low bits (a context of 2^32 must not become 0).
+inline std::uint32_t to_u32(std::size_t v, std::string_view k) {
+    if (v > std::numeric_limits<std::uint32_t>::max())
+        throw error("gemma4 GGUF: " + key(k) + " = " + std::to_string(v) + " does not fit the u32 field GGUF has for it");
+    return static_cast<std::uint32_t>(v);
+}
+
+// `v` for an f32 field of GGUF; one that overflows float is an error.
+inline float to_f32(double v, std::string_view k) {
+    const auto f = static_cast<float>(v);
+    if (!std::isfinite(f))
+        throw error("gemma4 GGUF: " + key(k) + " = " + std::to_string(v) + " does not fit the f32 field GGUF has for it");
+    return f;
+}
+
 // A u32 scalar when every layer has the same value, else a per-layer array
 // (llama.cpp reads either).
-inline io::gguf_value per_layer_u32(const std::vector<std::size_t>& v) {
+inline io::gguf_value per_layer_u32(const std::vector<std::size_t>& v, std::string_view k) {
     bool same = true;
     for (std::size_t x : v) same = same && x == v.front();
-    if (same) return io::gguf_value::u32(static_cast<std::uint32_t>(v.front()));
+    if (same) return io::gguf_value::u32(to_u32(v.front(), k));
     std::vector<std::uint32_t> a;
-    for (std::size_t x : v) a.push_back(static_cast<std::uint32_t>(x));
+    for (std::size_t x : v) a.push_back(to_u32(x, k));
     return io::gguf_value::array(std::move(a));
 }
 
@@ -168,41 +185,42 @@ inline void write_metadata(const config& c, io::gguf_writer& w) {
         throw error("gemma4 GGUF: RoPE factors other than 1 have no GGUF form");
     using io::gguf_value;
     using detail::key;
-    const auto u32 = [](std::size_t v) { return gguf_value::u32(static_cast<std::uint32_t>(v)); };
+    const auto set_u32 = [&](std::string_view k, std::size_t v) { w.set(key(k), gguf_value::u32(detail::to_u32(v, k))); };
+    const auto set_f32 = [&](std::string_view k, double v) { w.set(key(k), gguf_value::f32(detail::to_f32(v, k))); };
     w.set("general.architecture", gguf_value::string(std::string(detail::gguf_arch)));
-    w.set(key("context_length"), u32(c.max_position_embeddings));
-    w.set(key("block_count"), u32(c.num_hidden_layers));
-    w.set(key("embedding_length"), u32(c.hidden_size));
+    set_u32("context_length", c.max_position_embeddings);
+    set_u32("block_count", c.num_hidden_layers);
+    set_u32("embedding_length", c.hidden_size);
     std::vector<std::size_t> widths;
     for (const layer_info& li : c.layers()) widths.push_back(li.mlp_width);
-    w.set(key("feed_forward_length"), detail::per_layer_u32(widths));
-    w.set(key("attention.head_count"), u32(c.num_attention_heads));
-    w.set(key("attention.head_count_kv"), detail::per_layer_u32(c.layer_kv_heads));
+    w.set(key("feed_forward_length"), detail::per_layer_u32(widths, "feed_forward_length"));
+    set_u32("attention.head_count", c.num_attention_heads);
+    w.set(key("attention.head_count_kv"), detail::per_layer_u32(c.layer_kv_heads, "attention.head_count_kv"));
     const std::size_t d_sliding = detail::head_dim_of(c, attention_type::sliding);
     const std::size_t d_full = detail::head_dim_of(c, attention_type::full);
     const std::size_t d_main = d_full ? d_full : d_sliding;
     const std::size_t d_swa = d_sliding ? d_sliding : d_main;
-    w.set(key("attention.key_length"), u32(d_main));
-    w.set(key("attention.value_length"), u32(d_main));
-    w.set(key("attention.key_length_swa"), u32(d_swa));
-    w.set(key("attention.value_length_swa"), u32(d_swa));
-    w.set(key("rope.dimension_count"), u32(d_main));
-    w.set(key("rope.dimension_count_swa"), u32(d_swa));
-    w.set(key("rope.freq_base"), gguf_value::f32(static_cast<float>(c.rope_full.theta)));
-    w.set(key("rope.freq_base_swa"), gguf_value::f32(static_cast<float>(c.rope_sliding.theta)));
-    w.set(key("attention.sliding_window"), u32(c.sliding_window));
+    set_u32("attention.key_length", d_main);
+    set_u32("attention.value_length", d_main);
+    set_u32("attention.key_length_swa", d_swa);
+    set_u32("attention.value_length_swa", d_swa);
+    set_u32("rope.dimension_count", d_main);
+    set_u32("rope.dimension_count_swa", d_swa);
+    set_f32("rope.freq_base", c.rope_full.theta);
+    set_f32("rope.freq_base_swa", c.rope_sliding.theta);
+    set_u32("attention.sliding_window", c.sliding_window);
     std::vector<bool> pattern;
     for (attention_type t : c.layer_types) pattern.push_back(t == attention_type::sliding);
     w.set(key("attention.sliding_window_pattern"), gguf_value::array(std::move(pattern)));
-    w.set(key("attention.shared_kv_layers"), u32(c.num_kv_shared_layers));
-    w.set(key("embedding_length_per_layer_input"), u32(c.hidden_size_per_layer_input));
+    set_u32("attention.shared_kv_layers", c.num_kv_shared_layers);
+    set_u32("embedding_length_per_layer_input", c.hidden_size_per_layer_input);
     if (c.enable_moe_block) {
-        w.set(key("expert_count"), u32(c.num_experts));
-        w.set(key("expert_used_count"), u32(c.top_k_experts));
-        w.set(key("expert_feed_forward_length"), u32(c.moe_intermediate_size));
+        set_u32("expert_count", c.num_experts);
+        set_u32("expert_used_count", c.top_k_experts);
+        set_u32("expert_feed_forward_length", c.moe_intermediate_size);
     }
-    w.set(key("final_logit_softcapping"), gguf_value::f32(c.final_logit_softcapping));
-    w.set(key("attention.layer_norm_rms_epsilon"), gguf_value::f32(c.rms_norm_eps));
+    set_f32("final_logit_softcapping", c.final_logit_softcapping);
+    set_f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
 }
 
 // The config of a Gemma 4 GGUF file (written by llama.cpp's converter or by
@@ -218,6 +236,9 @@ config config_from_gguf(const F& f) {
     config c;
     const std::size_t L = detail::read_count(f, key("block_count"), 0);
     if (L == 0) throw error(path + ": metadata " + key("block_count") + " is missing or 0");
+    if (L > config_limits::layers) // before anything is sized by it
+        throw error(path + ": metadata " + key("block_count") + " = " + std::to_string(L) +
+                    " is over qtensor's limit of " + std::to_string(config_limits::layers) + " layers");
     c.num_hidden_layers = L;
     c.max_position_embeddings = detail::read_count(f, key("context_length"), c.max_position_embeddings);
     c.hidden_size = detail::read_count(f, key("embedding_length"), 0);
@@ -320,11 +341,13 @@ config config_from_gguf(const F& f) {
 // src, or converted exactly as the model converts them), so model<P> loaded
 // from the file computes what model<P> loaded from src does, bit for bit.
 // `on_tensor` (optional) sees each tensor, under its GGUF name, as it is
-// converted. The file appears under `path` only once complete.
+// converted. The file is written to `out` and committed (io::output_file:
+// a regular file appears under its path only once complete).
 template <class P, io::tensor_source Source>
     requires model_policy<P>
-void write_gguf(const config& c, const Source& src, const std::string& path, const name_map& names = {},
+void write_gguf(const config& c, const Source& src, io::output_file& out, const name_map& names = {},
                 const tensor_callback& on_tensor = {}) {
+    check_sizes(c, src, names);
     io::gguf_writer w;
     write_metadata(c, w);
     w.set("general.file_type", io::gguf_value::u32(detail::llama_file_type<P>()));
@@ -342,7 +365,16 @@ void write_gguf(const config& c, const Source& src, const std::string& path, con
         w.add_tensor(named);
         if (on_tensor) on_tensor(named);
     });
-    w.write(path);
+    w.write(out);
+}
+
+// The same, to the file at `path`.
+template <class P, io::tensor_source Source>
+    requires model_policy<P>
+void write_gguf(const config& c, const Source& src, const std::string& path, const name_map& names = {},
+                const tensor_callback& on_tensor = {}) {
+    io::output_file out(path);
+    write_gguf<P>(c, src, out, names, on_tensor);
 }
 
 } // namespace gemma4

@@ -61,6 +61,7 @@ public:
     // `ex` spreads the large ops (linear layers, attention) over threads.
     template <io::tensor_source Source>
     static model load(gemma4::config c, const Source& src, const name_map& names = {}, kernels::executor ex = {}) {
+        check_sizes(c, src, names);
         model m;
         m.layers_ = c.layers();
         cache_type::check_head_dims(m.layers_);

@@ -12,10 +12,12 @@
 // name the tensor and the file.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,6 +28,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/kernels/quant.hpp"
@@ -171,6 +174,9 @@ public:
 
     bool contains(std::string_view hf) const { return src_.find(source_name(hf)) != nullptr; }
 
+    // The stored names of the tensors handed out so far.
+    const std::set<std::string, std::less<>>& used() const noexcept { return used_; }
+
     // The tensor `hf` of shape `shape` as a [rows, cols] matrix of scheme S
     // (rows = product of the outer extents; a vector is one row).
     template <class S>
@@ -181,6 +187,7 @@ public:
                                   (name == hf ? std::string() : " (" + std::string(hf) + ")");
         if (e == nullptr) throw error(std::string(src_.path()) + ": missing tensor " + name +
                                       (name == hf ? std::string() : " (" + std::string(hf) + ")"));
+        used_.insert(e->name);
         if (e->shape != shape)
             throw error(where + " has shape " + shape_string(e->shape) + ", expected " + shape_string(shape));
         const std::size_t cols = shape.back();
@@ -249,9 +256,68 @@ private:
     std::vector<aligned_buffer>& storage_;
     byte_counts& bytes_;
     const tensor_callback& on_tensor_;
+    std::set<std::string, std::less<>> used_;
 };
 
+// Every tensor name `src` stores, when it can list them (empty otherwise):
+// all of a safetensors checkpoint's tensors, viewable dtype or not.
+template <io::tensor_source Source>
+std::vector<std::string_view> stored_names(const Source& src) {
+    std::vector<std::string_view> out;
+    if constexpr (requires { src.tensor_names(); }) {
+        out = src.tensor_names();
+    } else if constexpr (requires { src.tensors().front().name; }) {
+        for (const auto& t : src.tensors()) out.push_back(t.name);
+    } else if constexpr (requires { src.entries().front().name; }) {
+        for (const auto& e : src.entries()) out.push_back(e.name);
+    }
+    return out;
+}
+
+// A tensor the config does not ask for means the file and its config
+// disagree (a model without per-layer inputs holding their tables, a layer
+// too many): an error, as in llama.cpp, rather than weights silently left
+// out. Exempt: rope_freqs (read by the GGUF config reader, used when the
+// full layers' RoPE is partial) and, in a multimodal checkpoint, the towers
+// outside its text model (model.language_model.*).
+template <io::tensor_source Source>
+void refuse_unused(const config& c, const Source& src, const std::set<std::string, std::less<>>& used) {
+    const std::vector<std::string_view> names = stored_names(src);
+    constexpr std::string_view text_model = "model.language_model.";
+    const bool multimodal = std::any_of(names.begin(), names.end(),
+                                        [&](std::string_view n) { return n.starts_with(text_model); });
+    const bool partial_rope = c.rope_full.type == "proportional";
+    for (std::string_view n : names) {
+        if (used.contains(n) || (n == rope_freqs_name && partial_rope)) continue;
+        if (multimodal && n.starts_with("model.") && !n.starts_with(text_model)) continue;
+        throw error(std::string(src.path()) + ": tensor " + std::string(n) +
+                    " is not used by the model its config describes (a tensor too many, or a config that "
+                    "does not match the file)");
+    }
+}
+
 } // namespace detail
+
+// Checks the sizes `c` gives against the tensors of `src` before anything is
+// sized from them (RoPE tables, caches, activations): the token table must
+// be [V, D] and every layer's q_proj [H d_l, D]. A config that promises more
+// than the file holds then fails here, cheaply, whatever its numbers.
+template <io::tensor_source Source>
+void check_sizes(const config& c, const Source& src, const name_map& names = {}) {
+    c.validate();
+    const auto expect = [&](const std::string& hf, std::vector<std::size_t> shape) {
+        const std::string name = names ? names(hf) : hf;
+        const io::tensor_entry* e = src.find(name);
+        if (e == nullptr) throw error(std::string(src.path()) + ": missing tensor " + name);
+        if (e->shape != shape)
+            throw error(std::string(src.path()) + ": tensor " + name + " has shape " + detail::shape_string(e->shape) +
+                        ", expected " + detail::shape_string(shape) + " by the config");
+    };
+    expect("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
+        expect("model.layers." + std::to_string(l) + ".self_attn.q_proj.weight",
+               {c.num_attention_heads * c.layer_head_dim[l], c.hidden_size});
+}
 
 // Loads every tensor the config calls for. The views may point into `src`'s
 // mapping, so `src` must outlive the weights. `on_tensor` (optional) sees each
@@ -324,6 +390,7 @@ weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, 
             lw.post_per_layer_input_norm = ld.vector(p + "post_per_layer_input_norm.weight", D);
         }
     }
+    detail::refuse_unused(c, src, ld.used());
     return w;
 }
 

@@ -24,9 +24,7 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
-#include <cerrno>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
@@ -46,11 +44,9 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/io/mapped_file.hpp"
+#include "qtensor/io/output_file.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/scheme/scheme.hpp"
-
-#include <fcntl.h>
-#include <unistd.h>
 
 QTENSOR_BEGIN_NAMESPACE
 namespace io {
@@ -743,69 +739,6 @@ private:
     std::map<std::string, std::size_t, std::less<>> tensor_index_;
 };
 
-namespace detail {
-
-// A new file beside `target`, renamed over it by commit(); removed when
-// destroyed uncommitted, so a failed write never leaves a partial file under
-// the target's name.
-class gguf_temp_output {
-public:
-    explicit gguf_temp_output(std::string target) : target_(std::move(target)) {
-        static std::atomic<unsigned> counter{0};
-        for (int attempt = 0; fd_ < 0; ++attempt) {
-            temp_ = target_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-            fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ < 0 && (errno != EEXIST || attempt == 100)) fail("cannot create", temp_);
-        }
-    }
-    gguf_temp_output(const gguf_temp_output&) = delete;
-    gguf_temp_output& operator=(const gguf_temp_output&) = delete;
-    ~gguf_temp_output() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(temp_.c_str());
-    }
-
-    void write(std::span<const std::byte> bytes) {
-        while (!bytes.empty()) {
-            const ::ssize_t n = ::write(fd_, bytes.data(), bytes.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) fail("cannot write", temp_);
-            bytes = bytes.subspan(static_cast<std::size_t>(n));
-        }
-    }
-
-    void commit() {
-        if (::fsync(fd_) != 0) fail("cannot sync", temp_);
-        const int fd = std::exchange(fd_, -1);
-        if (::close(fd) != 0) fail("cannot close", temp_);
-        if (::rename(temp_.c_str(), target_.c_str()) != 0) fail("cannot rename", temp_);
-        committed_ = true;
-    }
-
-    void write_zeros(std::uint64_t n) {
-        static constexpr std::array<std::byte, 4096> zeros{};
-        while (n > 0) {
-            const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(n, zeros.size()));
-            write(std::span(zeros).first(k));
-            n -= k;
-        }
-    }
-
-private:
-    // errno is read first: building the message may change it.
-    [[noreturn]] void fail(const char* what, const std::string& file) const {
-        const int err = errno;
-        throw error(target_ + ": " + what + " " + file + ": " + std::strerror(err));
-    }
-
-    std::string target_;
-    std::string temp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
-
-} // namespace detail
-
 // Builds a GGUF v3 file: metadata in insertion order, tensors in the order
 // added, laid out as ggml's writer does (padding after the infos and after
 // every tensor, zeros). Tensor bytes are not copied: they must stay valid
@@ -872,8 +805,15 @@ public:
     const std::vector<tensor_entry>& tensors() const noexcept { return tensors_; }
     std::size_t alignment() const noexcept { return alignment_; }
 
-    // Writes the file to a temporary beside `path`, then renames it over `path`.
+    // Writes the file to `path` (a regular file there is replaced atomically;
+    // see output_file for the rest).
     void write(const std::string& path) const {
+        output_file out(path);
+        write(out);
+    }
+
+    // Writes the file to `out` and commits it.
+    void write(output_file& out) const {
         std::vector<std::byte> head;
         for (const char c : std::string_view("GGUF")) head.push_back(static_cast<std::byte>(c));
         detail::store_le<std::uint32_t>(head, 3);
@@ -893,7 +833,6 @@ public:
             offset += detail::pad_to(t.data.size(), alignment_);
         }
 
-        detail::gguf_temp_output out(path);
         out.write(head);
         out.write_zeros(detail::pad_to(head.size(), alignment_) - head.size());
         for (const tensor_entry& t : tensors_) {

@@ -49,7 +49,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,6 +60,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/io/json.hpp"
 #include "qtensor/io/mapped_file.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/scheme/scheme.hpp"
@@ -168,38 +168,6 @@ private:
     std::map<std::string, slot, std::less<>> by_name_;
 };
 
-// Parses JSON text whose nesting is at most `max_depth` deep (deeper input is
-// refused while parsing, so a hostile file cannot make a deep tree), and
-// throws on a key repeated in one object: nlohmann keeps only the last
-// value, the spec forbids duplicates. `where` prefixes every message.
-inline nlohmann::json parse_json(std::string_view text, int max_depth, const std::string& where) {
-    using json = nlohmann::json;
-    // One set of seen keys per open object, innermost last.
-    std::vector<std::set<std::string, std::less<>>> open;
-    const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
-        switch (event) {
-        case json::parse_event_t::object_start:
-        case json::parse_event_t::array_start:
-            if (depth >= max_depth)
-                throw error(where + ": nests deeper than " + std::to_string(max_depth) + " levels");
-            if (event == json::parse_event_t::object_start) open.emplace_back();
-            break;
-        case json::parse_event_t::key:
-            if (!open.back().insert(parsed.get_ref<const std::string&>()).second)
-                throw error(where + ": duplicate key \"" + parsed.get_ref<const std::string&>() + "\"");
-            break;
-        case json::parse_event_t::object_end: open.pop_back(); break;
-        default: break;
-        }
-        return true;
-    };
-    try {
-        return json::parse(text.begin(), text.end(), check);
-    } catch (const json::exception& e) {
-        throw error(where + ": not valid JSON (" + e.what() + ")");
-    }
-}
-
 // A JSON value that must be an integer >= 0 that fits in size_t.
 inline std::optional<std::size_t> json_size(const nlohmann::json& v) {
     if (!v.is_number_unsigned()) return std::nullopt;
@@ -262,7 +230,7 @@ public:
         if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos)
             fail("the header holds a NUL byte at offset " + std::to_string(8 + nul) + ", not valid JSON");
         // Depth 3: the header object, a tensor's object, its shape array.
-        const nlohmann::json header = detail::parse_json(text, 3, file_.path() + ": header");
+        const nlohmann::json header = parse_json(text, 3, file_.path() + ": header");
 
         const std::span<const std::byte> buffer = bytes.subspan(8 + text.size());
         std::vector<placed> found;
@@ -375,7 +343,7 @@ private:
         bool overflow = false, empty = false;
         for (const nlohmann::json& d : shape) {
             const std::optional<std::size_t> e = detail::json_size(d);
-            if (!e) fail_tensor(name, "\"shape\" holds " + d.dump() + ", not a size");
+            if (!e) fail_tensor(name, "\"shape\" holds " + json_excerpt(d) + ", not a size");
             t.shape.push_back(*e);
             if (*e == 0) {
                 empty = true;
@@ -384,7 +352,7 @@ private:
             overflow = overflow || nonzero_product > std::numeric_limits<std::size_t>::max() / *e;
             if (!overflow) nonzero_product *= *e;
         }
-        const std::string shape_text = shape.dump();
+        const std::string shape_text = json_excerpt(shape);
         if (overflow || nonzero_product > std::numeric_limits<std::size_t>::max() / bits)
             fail_tensor(name, "shape " + shape_text + " has too many elements to address");
         const std::size_t elements = empty ? 0 : nonzero_product;
@@ -395,13 +363,13 @@ private:
 
         const std::optional<std::size_t> begin = detail::json_size(offsets[0]);
         const std::optional<std::size_t> end = detail::json_size(offsets[1]);
-        if (!begin || !end) fail_tensor(name, "\"data_offsets\" " + offsets.dump() + " are not two sizes");
-        if (*begin > *end) fail_tensor(name, "\"data_offsets\" " + offsets.dump() + " end before they begin");
+        if (!begin || !end) fail_tensor(name, "\"data_offsets\" " + json_excerpt(offsets) + " are not two sizes");
+        if (*begin > *end) fail_tensor(name, "\"data_offsets\" " + json_excerpt(offsets) + " end before they begin");
         if (*end > buffer.size())
-            fail_tensor(name, "\"data_offsets\" " + offsets.dump() + " run past the data buffer (" +
+            fail_tensor(name, "\"data_offsets\" " + json_excerpt(offsets) + " run past the data buffer (" +
                                   std::to_string(buffer.size()) + " bytes)");
         if (*end - *begin != size)
-            fail_tensor(name, "\"data_offsets\" " + offsets.dump() + " hold " +
+            fail_tensor(name, "\"data_offsets\" " + json_excerpt(offsets) + " hold " +
                                   std::to_string(*end - *begin) + " bytes, but " + t.dtype + " of shape " +
                                   shape_text + " takes " + std::to_string(size));
         t.data = buffer.subspan(*begin, size);
@@ -473,7 +441,7 @@ private:
         const std::string where = index.string();
         const mapped_file text(where);
         // Depth 3: the index object, its weight_map and metadata objects.
-        const nlohmann::json json = detail::parse_json(
+        const nlohmann::json json = parse_json(
             std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), 3, where);
         if (!json.is_object() || !json.contains("weight_map") || !json["weight_map"].is_object())
             throw error(where + ": no \"weight_map\" object");

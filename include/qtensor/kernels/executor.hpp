@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -71,24 +72,26 @@ private:
 // task has finished.
 class thread_pool {
 public:
+    // Throws qtensor::error when the system cannot start all the threads (a
+    // thread or memory limit); the workers already started are stopped first.
     explicit thread_pool(std::size_t threads) {
         if (threads == 0) throw error("kernels::thread_pool: needs at least 1 thread");
-        workers_.reserve(threads - 1);
-        for (std::size_t i = 0; i + 1 < threads; ++i) workers_.emplace_back([this] { work_loop(); });
+        try {
+            workers_.reserve(threads - 1);
+            for (std::size_t i = 0; i + 1 < threads; ++i) workers_.emplace_back([this] { work_loop(); });
+        } catch (const std::exception& e) {
+            const std::size_t started = workers_.size();
+            stop_workers();
+            throw error("kernels::thread_pool: cannot start " + std::to_string(threads) + " threads (" +
+                        std::to_string(started + 1) + " running when the system refused another: " + e.what() +
+                        ")");
+        }
     }
 
     thread_pool(const thread_pool&) = delete;
     thread_pool& operator=(const thread_pool&) = delete;
 
-    ~thread_pool() {
-        {
-            std::lock_guard lock(mutex_);
-            stop_.store(true, std::memory_order_relaxed);
-            state_.fetch_add(std::uint64_t{1} << generation_shift, std::memory_order_release);
-        }
-        wake_.notify_all();
-        for (auto& w : workers_) w.join();
-    }
+    ~thread_pool() { stop_workers(); }
 
     std::size_t size() const noexcept { return workers_.size() + 1; }
 
@@ -124,6 +127,17 @@ private:
     static constexpr std::size_t max_count = index_mask;
 
     static std::uint64_t generation_of(std::uint64_t s) noexcept { return s >> generation_shift; }
+
+    void stop_workers() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            stop_.store(true, std::memory_order_relaxed);
+            state_.fetch_add(std::uint64_t{1} << generation_shift, std::memory_order_release);
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+        workers_.clear();
+    }
 
     void run_round(std::size_t count, const executor::task_fn& task) {
         std::lock_guard call(call_mutex_);
