@@ -1,6 +1,6 @@
 // Gemma 4 config: both config.json dialects (Google's published fields and
 // transformers 5.17's per_layer_config) and the multimodal wrapper, checked
-// against the per-size numbers of gemma4-architecture.md §1, §3, §4 and the
+// against the per-size numbers of docs/gemma4.md §1, §3, §4 and the
 // fixtures' configs; errors for missing and ill-typed fields; policy names.
 #include <doctest/doctest.h>
 

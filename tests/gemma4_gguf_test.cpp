@@ -3,7 +3,7 @@
 // on the Hugging Face fixtures (tests/data/gemma4), read back through the
 // strict io::gguf_file reader and run.
 //
-// Expected names and keys are llama.cpp's (gemma4-architecture.md §9).
+// Expected names and keys are llama.cpp's (docs/gguf.md section 6).
 // Logits of two runs over the same weight bytes with the same code are
 // compared bit for bit; against the transformers reference with 1e-4 of the
 // reference's max |logit| (see gemma4_model_test.cpp).

@@ -1,6 +1,6 @@
 // GGUF v3 reader and writer. The oracle is a file built byte by byte in this
-// test from the published layout (docs/formats.md §11, ggml's gguf.cpp and
-// docs/gguf.md): the reader must recover every field of it and the writer must
+// test from the published layout (docs/gguf.md and ggml's gguf.cpp): the
+// reader must recover every field of it and the writer must
 // reproduce it exactly. Then round trips, every reader rule broken once, and
 // truncated and corrupted files (open or throw qtensor::error, never crash).
 #include <doctest/doctest.h>
@@ -163,7 +163,7 @@ void check_rejects(const scratch_dir& dir, const bytes_builder& bytes, const std
     CHECK_THROWS_WITH_AS((void)io::gguf_file(p), doctest::Contains(what.c_str()), error);
 }
 
-// Independent nbytes from the table of formats.md §2 (a corrupted type id may
+// Independent nbytes from the table of docs/gguf.md section 3 (a corrupted type id may
 // turn one known type into another).
 std::size_t expected_bytes(const io::tensor_entry& e) {
     std::size_t elems = 0, bytes = 0;
@@ -183,7 +183,7 @@ std::size_t expected_bytes(const io::tensor_entry& e) {
     case 14: elems = 256, bytes = 210; break;
     case 15: elems = 256, bytes = 292; break;
     case 30: elems = 1, bytes = 2; break;
-    default: FAIL("type id " << static_cast<std::uint32_t>(e.type) << " is not in formats.md §2"); break;
+    default: FAIL("type id " << static_cast<std::uint32_t>(e.type) << " is not in docs/gguf.md section 3"); break;
     }
     return e.elements() / elems * bytes;
 }

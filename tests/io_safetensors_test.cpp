@@ -123,7 +123,9 @@ void check_against_header(const std::string& path) {
     REQUIRE(st.bytes().size() == file.size());
 
     std::size_t tensors = 0;
-    for (const auto& [name, info] : header.items()) {
+    for (const auto& item : header.items()) {
+        const std::string& name = item.key(); // not a structured binding: CAPTURE takes it by reference
+        const nlohmann::json& info = item.value();
         if (name == "__metadata__") continue;
         ++tensors;
         CAPTURE(name);
@@ -436,7 +438,7 @@ TEST_CASE("safetensors: every malformed file throws qtensor::error naming the fi
     const std::vector<unsigned char> four(4, 0);
 
     SUBCASE("too short for the header length") {
-        for (std::size_t n : {0, 1, 7}) {
+        for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}}) {
             write_all(dir / "short", std::vector<char>(n, '{'));
             has(open_error(dir / "short"), "too short");
         }
@@ -567,7 +569,9 @@ TEST_CASE("safetensors: truncated and bit-flipped copies of a real checkpoint th
     std::size_t opened = 0;
     {
         std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-        for (const auto [i, bit] : flips) {
+        for (const flip fl : flips) {
+            const std::size_t i = fl.at; // not a structured binding: CAPTURE takes it by reference
+            const int bit = fl.bit;
             CAPTURE(i);
             CAPTURE(bit);
             const char flipped = static_cast<char>(original[i] ^ (1 << bit));

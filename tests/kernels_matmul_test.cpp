@@ -18,11 +18,14 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/kernels/kernels.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
@@ -170,7 +173,8 @@ template <class S>
 void check_gemm_on_every_target() {
     std::mt19937 rng(11);
     kernels::thread_pool pool2(2), pool3(3);
-    for (const auto [rows, cols, T] : shapes<S>()) {
+    for (const shape sh : shapes<S>()) {
+        const std::size_t rows = sh.rows, cols = sh.cols, T = sh.T; // not a structured binding: INFO captures them
         for (const std::size_t pad : {std::size_t{0}, std::size_t{36}}) {
             weights<S> w(rows, cols, pad, rng);
             const auto x = activations(T, cols, rng);
@@ -203,18 +207,26 @@ void check_gemm_on_every_target() {
     }
 }
 
+template <class S>
+struct has_gemm_kernel : std::bool_constant<kernels::gemm_scheme<S>> {};
+template <class S>
+struct has_interleaved_kernel : std::bool_constant<kernels::interleavable_scheme<S>> {};
+using gemm_schemes = all_schemes::filter<has_gemm_kernel>::apply<std::tuple>;
+using interleaved_schemes = all_schemes::filter<has_interleaved_kernel>::apply<std::tuple>;
+
 } // namespace
 
-TEST_CASE("kernels: gemm q4_0 within budget on every target, any thread count") { check_gemm_on_every_target<q4_0>(); }
-TEST_CASE("kernels: gemm q8_0 within budget on every target, any thread count") { check_gemm_on_every_target<q8_0>(); }
-TEST_CASE("kernels: gemm q2_k within budget on every target, any thread count") { check_gemm_on_every_target<q2_k>(); }
-TEST_CASE("kernels: gemm f32 within budget on every target, any thread count") { check_gemm_on_every_target<f32>(); }
-TEST_CASE("kernels: gemm bf16 within budget on every target, any thread count") { check_gemm_on_every_target<bf16>(); }
+// Every scheme the registry gives a gemm kernel (kernels::gemm_scheme).
+TEST_CASE_TEMPLATE_DEFINE("kernels: gemm within budget on every target, any thread count", S, gemm_each) {
+    check_gemm_on_every_target<S>();
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_each, gemm_schemes);
 
-TEST_CASE_TEMPLATE("kernels: interleaved layout converts back bit for bit and gives the same outputs", S, q4_0,
-                   q8_0) {
+TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit and gives the same outputs", S,
+                          interleaved_each) {
     std::mt19937 rng(12);
-    for (const auto [rows, cols, T] : std::vector<shape>{{1, 32, 4}, {16, 64, 2}, {17, 96, 3}, {33, 160, 7}}) {
+    for (const shape sh : std::vector<shape>{{1, 32, 4}, {16, 64, 2}, {17, 96, 3}, {33, 160, 7}}) {
+        const std::size_t rows = sh.rows, cols = sh.cols, T = sh.T; // not a structured binding: INFO captures them
         weights<S> w(rows, cols, 2 * S::block_bytes, rng);
         const kernels::interleaved<S> iw(w.view());
         CHECK(iw.rows() == rows);
@@ -258,6 +270,7 @@ TEST_CASE_TEMPLATE("kernels: interleaved layout converts back bit for bit and gi
     REQUIRE(a.size_bytes() == b.size_bytes());
     CHECK(std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
 }
+TEST_CASE_TEMPLATE_APPLY(interleaved_each, interleaved_schemes);
 
 TEST_CASE("kernels: the row dots stay within budget on every target") {
     std::mt19937 rng(13);

@@ -24,16 +24,29 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/kernels/kernels.hpp"
-#include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 
 using namespace qtensor;
 
 namespace {
 
 constexpr std::size_t golden_row = 256; // the golden files' row length
+
+// The schemes to test, from the registry's kernel flags: a scheme given a
+// kernel there is tested here without a line of its own.
+template <class S>
+struct has_quantize_kernel : std::bool_constant<has_kernels(simd_kernels_of<S>, simd_kernels::quantize)> {};
+template <class S>
+struct has_block_dequantize_kernel
+    : std::bool_constant<(S::block_elems > 1) && has_kernels(simd_kernels_of<S>, simd_kernels::dequantize)> {};
+using with_quantize_kernel = all_schemes::filter<has_quantize_kernel>::apply<std::tuple>;
+using with_block_dequantize_kernel = all_schemes::filter<has_block_dequantize_kernel>::apply<std::tuple>;
+using all_registered = all_schemes::apply<std::tuple>;
 
 std::vector<unsigned char> read_golden(const std::string& name) {
     const std::string path = std::string(QTENSOR_TEST_DATA_DIR) + "/ggml_golden/" + name;
@@ -217,8 +230,8 @@ std::vector<std::size_t> row_lengths() {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("quantize kernels give the reference's and ggml's bytes on the golden rows", S, q4_0, q8_0,
-                   q8_k) {
+TEST_CASE_TEMPLATE_DEFINE("quantize kernels give the reference's and ggml's bytes on the golden rows", S,
+                          quantize_golden) {
     REQUIRE(std::endian::native == std::endian::little);
     const auto x = read_golden_floats("input.f32");
     const auto want = blocks_from_bytes<block_of<S>>(read_golden(std::string(S::name) + ".bin"));
@@ -239,8 +252,9 @@ TEST_CASE_TEMPLATE("quantize kernels give the reference's and ggml's bytes on th
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(quantize_golden, with_quantize_kernel);
 
-TEST_CASE_TEMPLATE("quantize kernels equal the reference bit for bit on hard rows", S, q4_0, q8_0, q8_k) {
+TEST_CASE_TEMPLATE_DEFINE("quantize kernels equal the reference bit for bit on hard rows", S, quantize_hard) {
     std::mt19937 rng(11);
     const int reps = std::is_same_v<S, q8_k> ? 6 : 20;
     for (const std::size_t n : row_lengths<S>()) {
@@ -259,9 +273,10 @@ TEST_CASE_TEMPLATE("quantize kernels equal the reference bit for bit on hard row
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(quantize_hard, with_quantize_kernel);
 
-TEST_CASE_TEMPLATE("quantize kernels throw the reference's error for NaN, Inf and fp16 scale overflow", S, q4_0,
-                   q8_0, q8_k) {
+TEST_CASE_TEMPLATE_DEFINE("quantize kernels throw the reference's error for NaN, Inf and fp16 scale overflow", S,
+                          quantize_errors) {
     constexpr std::size_t B = S::block_elems;
     const std::size_t n = 5 * B;
     std::mt19937 rng(13);
@@ -296,6 +311,7 @@ TEST_CASE_TEMPLATE("quantize kernels throw the reference's error for NaN, Inf an
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(quantize_errors, with_quantize_kernel);
 
 // The block max at which the fp16 scale overflows (d = 65520 rounds to inf),
 // and the floats around it: the kernels must agree with the reference on
@@ -324,7 +340,7 @@ TEST_CASE_TEMPLATE("quantize kernels agree with the reference at the fp16 scale 
     }
 }
 
-TEST_CASE_TEMPLATE("dequantize kernels give ggml's floats for the golden blocks", S, q4_0, q8_0, q2_k) {
+TEST_CASE_TEMPLATE_DEFINE("dequantize kernels give ggml's floats for the golden blocks", S, dequantize_golden) {
     REQUIRE(std::endian::native == std::endian::little);
     const auto q = blocks_from_bytes<block_of<S>>(read_golden(std::string(S::name) + ".bin"));
     const auto want = read_golden_floats(std::string(S::name) + ".dequant.f32");
@@ -336,8 +352,10 @@ TEST_CASE_TEMPLATE("dequantize kernels give ggml's floats for the golden blocks"
         CHECK(first_diff_bits(got, want.data()) == -1);
     }
 }
+TEST_CASE_TEMPLATE_APPLY(dequantize_golden, with_block_dequantize_kernel);
 
-TEST_CASE_TEMPLATE("dequantize kernels equal the reference bit for bit on random bytes", S, q4_0, q8_0, q2_k) {
+TEST_CASE_TEMPLATE_DEFINE("dequantize kernels equal the reference bit for bit on random bytes", S,
+                          dequantize_random) {
     std::mt19937 rng(17);
     std::uniform_int_distribution<int> byte(0, 255);
     // Enough blocks that every fp16 pattern shows up as a scale several times.
@@ -355,6 +373,7 @@ TEST_CASE_TEMPLATE("dequantize kernels equal the reference bit for bit on random
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(dequantize_random, with_block_dequantize_kernel);
 
 TEST_CASE_TEMPLATE("dequantize_f16 / dequantize_bf16 equal the reference on all 65536 patterns", S, f16, bf16) {
     using H = block_of<S>;
@@ -392,8 +411,10 @@ TEST_CASE("dequantize_f16 of inf and NaN halves gives ggml's floats") {
     }
 }
 
-TEST_CASE_TEMPLATE("quantize_row / dequantize_row<S> are the reference for schemes without a kernel", S, f32, f16,
-                   bf16, q2_k, q4_k) {
+// Every registered scheme, kernel or not: kernels::quantize_row<S> and
+// dequantize_row<S> give the reference's bits on the best target.
+TEST_CASE_TEMPLATE_DEFINE("quantize_row / dequantize_row<S> give the reference's bits for every scheme", S,
+                          rows_any_scheme) {
     std::mt19937 rng(19);
     const std::size_t n = 3 * S::block_elems * (S::block_elems == 1 ? 37 : 1);
     const auto x = qtensor_test::spread_blocks(n, S::block_elems, rng);
@@ -410,6 +431,7 @@ TEST_CASE_TEMPLATE("quantize_row / dequantize_row<S> are the reference for schem
         CHECK_THROWS_AS(kernels::dequantize_row<S>(want.data(), y_got.data(), n - 1), qtensor::error);
     }
 }
+TEST_CASE_TEMPLATE_APPLY(rows_any_scheme, all_registered);
 
 TEST_CASE("quantize and dequantize kernels reject rows that are not whole blocks") {
     std::vector<float> x(512, 1.0f);

@@ -3,7 +3,7 @@
 // estimator with the clip mask, checked against finite differences of the
 // forward taken away from the rounding boundaries.
 //
-// Expected values come from the rules in formats.md (the lattice each block
+// Expected values come from the rules in docs/schemes.md (the lattice each block
 // sits on), never from the code under test.
 #include <doctest/doctest.h>
 
@@ -37,7 +37,7 @@ using qtensor_test::message_of;
 
 namespace {
 
-// What the tests know about each scheme, from formats.md (not from its code).
+// What the tests know about each scheme, from docs/schemes.md (not from its code).
 //
 // Pivot schemes (Q4_0, Q8_0, Q8_K: one scale per block): the pivot is the first
 // element of largest |x|; it sets the code scale d = pivot / divisor (signed
@@ -273,7 +273,7 @@ std::vector<float> make_blocks(std::mt19937& rng, std::size_t blocks) {
 }
 
 // Exact ties met by the code rounding of blocks q[] of x[]: elements whose
-// scaled value (computed as formats.md does it) is exactly half-way.
+// scaled value (computed as docs/schemes.md does it) is exactly half-way.
 template <class S>
 std::size_t count_ties(std::span<const float> x, std::span<const block_of<S>> q) {
     using R = rules<S>;

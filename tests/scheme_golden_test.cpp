@@ -18,17 +18,12 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include "qtensor/core/half.hpp"
-#include "qtensor/scheme/q2_k.hpp"
-#include "qtensor/scheme/q4_0.hpp"
-#include "qtensor/scheme/q4_1.hpp"
-#include "qtensor/scheme/q4_k.hpp"
-#include "qtensor/scheme/q6_k.hpp"
-#include "qtensor/scheme/q8_0.hpp"
-#include "qtensor/scheme/q8_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 
 using namespace qtensor;
 
@@ -36,19 +31,15 @@ namespace {
 
 constexpr std::size_t row_elems = 256; // one K-quant super-block, eight 32-blocks
 
-// The golden files are named by ggml's lower-case type names.
+// Every quantized scheme of the registry has golden files, named by its
+// lower-case type name (S::name).
+template <class S>
+struct has_golden : std::bool_constant<(S::block_elems > 1)> {};
+using golden_schemes = all_schemes::filter<has_golden>::apply<std::tuple>;
+
 template <class S>
 std::string golden_stem() {
-    switch (S::type_id) {
-    case ggml_type::q4_0: return "q4_0";
-    case ggml_type::q4_1: return "q4_1";
-    case ggml_type::q8_0: return "q8_0";
-    case ggml_type::q8_k: return "q8_k";
-    case ggml_type::q2_k: return "q2_k";
-    case ggml_type::q4_k: return "q4_k";
-    case ggml_type::q6_k: return "q6_k";
-    default: return std::string(S::name);
-    }
+    return std::string(S::name);
 }
 
 // A missing or unreadable file fails the test: the data is part of the suite.
@@ -95,8 +86,7 @@ std::string hex(unsigned value, int width) {
 
 } // namespace
 
-TEST_CASE_TEMPLATE("golden: quantize_row gives ggml's bytes", S, q4_0, q4_1, q8_0, q8_k, q2_k, q4_k,
-                   q6_k) {
+TEST_CASE_TEMPLATE_DEFINE("golden: quantize_row gives ggml's bytes", S, golden_quantize) {
     REQUIRE(std::endian::native == std::endian::little); // the files are little-endian
     using block = block_of<S>;
     const std::string stem = golden_stem<S>();
@@ -148,9 +138,9 @@ TEST_CASE_TEMPLATE("golden: quantize_row gives ggml's bytes", S, q4_0, q4_1, q8_
     CHECK(bad_rows == 0);
     CHECK(rejected == (std::is_same_v<S, q4_1> ? 2 : 0));
 }
+TEST_CASE_TEMPLATE_APPLY(golden_quantize, golden_schemes);
 
-TEST_CASE_TEMPLATE("golden: dequantize_row of ggml's blocks gives ggml's floats", S, q4_0, q4_1, q8_0,
-                   q8_k, q2_k, q4_k, q6_k) {
+TEST_CASE_TEMPLATE_DEFINE("golden: dequantize_row of ggml's blocks gives ggml's floats", S, golden_dequantize) {
     REQUIRE(std::endian::native == std::endian::little);
     using block = block_of<S>;
     const std::string stem = golden_stem<S>();
@@ -182,6 +172,7 @@ TEST_CASE_TEMPLATE("golden: dequantize_row of ggml's blocks gives ggml's floats"
     INFO(stem << ": " << bad_rows << " of " << rows << " rows differ; first: " << first);
     CHECK(bad_rows == 0);
 }
+TEST_CASE_TEMPLATE_APPLY(golden_dequantize, golden_schemes);
 
 // ggml widens fp16 with integer bit tricks and one float multiply, which quiets
 // a signalling NaN (F16C's vcvtph2ps does the same). Finite halves are covered

@@ -1,4 +1,4 @@
-// Q4_0 byte layout and reference rounding, from formats.md section 3, by hand.
+// Q4_0 byte layout and reference rounding, from docs/schemes.md section 6, by hand.
 #include <doctest/doctest.h>
 
 #include <array>

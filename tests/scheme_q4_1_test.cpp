@@ -1,5 +1,5 @@
-// Q4_1 byte layout, reference rounding and round-trip error, from formats.md
-// section 4 by hand. Byte-exactness against ggml is scheme_golden_test's job.
+// Q4_1 byte layout, reference rounding and round-trip error, from docs/schemes.md
+// section 7 by hand. Byte-exactness against ggml is scheme_golden_test's job.
 #include <doctest/doctest.h>
 
 #include <algorithm>

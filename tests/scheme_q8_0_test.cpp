@@ -1,4 +1,4 @@
-// Q8_0 byte layout and reference rounding (formats.md section 5), by hand.
+// Q8_0 byte layout and reference rounding (docs/schemes.md section 5), by hand.
 #include <doctest/doctest.h>
 
 #include <limits>

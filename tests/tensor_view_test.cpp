@@ -8,15 +8,11 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
-#include "qtensor/scheme/float.hpp"
-#include "qtensor/scheme/q2_k.hpp"
-#include "qtensor/scheme/q4_0.hpp"
-#include "qtensor/scheme/q4_k.hpp"
-#include "qtensor/scheme/q8_0.hpp"
-#include "qtensor/scheme/q8_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
@@ -55,9 +51,16 @@ std::vector<float> dequantized_row(std::span<const std::byte> bytes, std::size_t
 
 } // namespace
 
-#define SCHEMES f32, f16, bf16, q8_0, q4_0
+// Every registered scheme whose rows of 64 and 96 elements are whole blocks,
+// and the 256-element ones apart.
+template <class S>
+struct small_blocks : std::bool_constant<(S::block_elems <= 32)> {};
+template <class S>
+struct k_blocks : std::bool_constant<(S::block_elems == 256)> {};
+using small_block_schemes = all_schemes::filter<small_blocks>::apply<std::tuple>;
+using k_quant_schemes = all_schemes::filter<k_blocks>::apply<std::tuple>;
 
-TEST_CASE_TEMPLATE("tensor_view: a view over a vector's bytes never copies", S, SCHEMES) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: a view over a vector's bytes never copies", S, no_copy) {
     constexpr std::size_t rows = 3, cols = 64;
     const std::size_t rb = row_bytes<S>(cols);
     std::vector<std::byte> bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
@@ -76,8 +79,9 @@ TEST_CASE_TEMPLATE("tensor_view: a view over a vector's bytes never copies", S, 
     CHECK(v(1, 0) != before);
     CHECK(v(1, 0) == dequantized_row<S>(bytes, rb, 1, cols)[0]);
 }
+TEST_CASE_TEMPLATE_APPLY(no_copy, small_block_schemes);
 
-TEST_CASE_TEMPLATE("tensor_view: an element reads as S::dequantize_row of its row", S, SCHEMES) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: an element reads as S::dequantize_row of its row", S, element_reads) {
     constexpr std::size_t rows = 4, cols = 96;
     const std::size_t rb = row_bytes<S>(cols);
     const auto bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
@@ -98,8 +102,9 @@ TEST_CASE_TEMPLATE("tensor_view: an element reads as S::dequantize_row of its ro
     REQUIRE(all.size() == rows * cols);
     CHECK(all[2 * cols + 5] == dequantized_row<S>(bytes, rb, 2, cols)[5]);
 }
+TEST_CASE_TEMPLATE_APPLY(element_reads, small_block_schemes);
 
-TEST_CASE_TEMPLATE("tensor_view: K-quant rows of 256-element blocks", S, q2_k, q4_k, q8_k) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: K-quant rows of 256-element blocks", S, k_quant_rows) {
     constexpr std::size_t rows = 3, cols = 512;
     const std::size_t rb = row_bytes<S>(cols);
     const auto bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
@@ -119,6 +124,7 @@ TEST_CASE_TEMPLATE("tensor_view: K-quant rows of 256-element blocks", S, q2_k, q
               std::string::npos);
     }
 }
+TEST_CASE_TEMPLATE_APPLY(k_quant_rows, k_quant_schemes);
 
 TEST_CASE("tensor_view: a hand-built q4_0 block reads as (code - 8) * d") {
     // d = fp16 1.0 (0x3C00); byte 0 = 0x9A: element 0 has code 0xA -> 2,
@@ -145,7 +151,7 @@ TEST_CASE("tensor_view: an f32 view reads the stored floats") {
     CHECK(v.blocks(1)[1] == 7.0f);
 }
 
-TEST_CASE_TEMPLATE("tensor_view: row_slice views rows in place", S, SCHEMES) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: row_slice views rows in place", S, row_slice) {
     constexpr std::size_t rows = 5, cols = 64;
     const std::size_t rb = row_bytes<S>(cols);
     const auto bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
@@ -161,8 +167,9 @@ TEST_CASE_TEMPLATE("tensor_view: row_slice views rows in place", S, SCHEMES) {
     CHECK_THROWS_AS(v.row_slice(6, 0), qtensor::error);
     CHECK_THROWS_AS(s(3, 0), qtensor::error); // the slice has its own bounds
 }
+TEST_CASE_TEMPLATE_APPLY(row_slice, small_block_schemes);
 
-TEST_CASE_TEMPLATE("tensor_view: a padded row stride skips the padding", S, SCHEMES) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: a padded row stride skips the padding", S, padded_stride) {
     constexpr std::size_t rows = 3, cols = 64;
     const std::size_t rb = row_bytes<S>(cols);
     const std::size_t stride = rb + 12; // a multiple of every block alignment here (2 and 4)
@@ -185,6 +192,7 @@ TEST_CASE_TEMPLATE("tensor_view: a padded row stride skips the padding", S, SCHE
     const std::string m = message_of([&] { tensor_view<const S, 2>(bytes, {rows, cols}, rb - 1); });
     CHECK(m.find("shorter than a row") != std::string::npos);
 }
+TEST_CASE_TEMPLATE_APPLY(padded_stride, small_block_schemes);
 
 TEST_CASE("tensor_view: a stride views a column range of a wider matrix") {
     // A [2, 128] q8_0 matrix; view columns [64, 128) as a [2, 64] matrix.
@@ -199,7 +207,7 @@ TEST_CASE("tensor_view: a stride views a column range of a wider matrix") {
         for (std::size_t c = 0; c < 64; ++c) CHECK(right(r, c) == wide(r, c + 64));
 }
 
-TEST_CASE_TEMPLATE("tensor_view: rank 3 flattens the outer extents into rows", S, SCHEMES) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: rank 3 flattens the outer extents into rows", S, rank_3) {
     constexpr std::size_t a = 2, b = 3, cols = 32;
     const std::size_t rb = row_bytes<S>(cols);
     const auto bytes = quantized_bytes<S>(ramp(a * b * cols), a * b, cols, rb);
@@ -222,6 +230,7 @@ TEST_CASE_TEMPLATE("tensor_view: rank 3 flattens the outer extents into rows", S
     const tensor_view<const S, 4> v4(four, {2, 2, 2, cols});
     CHECK(v4.num_rows() == 8);
 }
+TEST_CASE_TEMPLATE_APPLY(rank_3, small_block_schemes);
 
 TEST_CASE("tensor_view: bounds errors name the index and the shape") {
     const std::vector<std::byte> bytes(2 * 2 * 18);

@@ -3,7 +3,7 @@
 # type's error bound (testutil check).
 #
 #   -DCLI= -DUTIL= -DWORK_DIR= -DTYPE= -DROWS= -DCOLS=
-#   -DROW_BYTES=n   bytes of one quantized row, from formats.md's table
+#   -DROW_BYTES=n   bytes of one quantized row, from the table of docs/gguf.md section 3
 cmake_minimum_required(VERSION 3.21)
 
 include(${CMAKE_CURRENT_LIST_DIR}/step.cmake)

@@ -1,6 +1,6 @@
 // tests/cli/testutil.cpp: makes input files for the `qtensor` CLI tests and
 // checks its round trips. Independent of the library on purpose: block sizes
-// and error bounds come from formats.md, not from the scheme headers.
+// and error bounds come from docs/schemes.md, not from the scheme headers.
 //
 //   qtensor_cli_testutil floats OUT TOKEN...   float32 LE values; TOKEN = v or v*count
 //   qtensor_cli_testutil bytes OUT TOKEN...    raw bytes; TOKEN = hex byte or hh*count
@@ -114,10 +114,10 @@ int cmd_gen(char** argv) {
 }
 
 // |fp16(d) - d| for d >= 0: half a unit in the last place, 2^-11 * d in the
-// normal range, 2^-25 among subnormals (formats.md section 1: round to nearest).
+// normal range, 2^-25 among subnormals (docs/schemes.md section 3: round to nearest).
 double fp16_error(double d) { return std::max(std::ldexp(d, -11), std::ldexp(1.0, -25)); }
 
-// Per-element bounds (formats.md sections 3, 5, 6), with A = max |x| over the
+// Per-element bounds (docs/schemes.md sections 6, 5, 8), with A = max |x| over the
 // block and `signed_max` the first element of that magnitude. The slack
 // 2^-15 * d covers x * (1/d) being rounded in fp32 before the rounding to a
 // code (code units up to 127, relative error about 2^-23).

@@ -42,7 +42,7 @@ endfunction()
 set(in ${QTENSOR_CLI_INPUTS})
 
 # --- round trips ----------------------------------------------------------
-# Bytes per row of 512 elements, from formats.md section 2:
+# Bytes per row of 512 elements, from the table in docs/gguf.md section 3:
 # 512 / block elements * block bytes.
 set(QTENSOR_CLI_ROW_BYTES_q4_0 288)  # 16 blocks x 18
 set(QTENSOR_CLI_ROW_BYTES_q8_0 544)  # 16 x 34
@@ -60,8 +60,8 @@ foreach(type IN ITEMS q4_0 q8_0 q2_k q4_k q8_k f32 f16 bf16)
         -P ${QTENSOR_CLI_TEST_DIR}/roundtrip.cmake)
 endforeach()
 
-# --- byte-exact layout, derived by hand from formats.md -------------------
-# Q4_0 (section 3): d = signed max / -8 stored as fp16 LE, id = 1/d,
+# --- byte-exact layout, derived by hand from docs/schemes.md ------------------
+# Q4_0 (section 6): d = signed max / -8 stored as fp16 LE, id = 1/d,
 # code = min(15, trunc(x * id + 8.5)), byte j = code[j] | code[j + 16] << 4.
 # Two rows of 64 (two blocks each), row r at r * 36:
 #   A: all zero. max = +0, d = 0 / -8 = -0.0 -> 00 80; id = 0, codes 8 -> 0x88.

@@ -6,7 +6,7 @@
 # that test instead of stopping the whole build.
 #
 # *-inl.hpp headers are skipped: they are SIMD bodies meant to be re-included once
-# per Highway target from their aggregating header (style.md), not used alone.
+# per Highway target from their aggregating header (docs/kernels.md), not used alone.
 # In a build without Highway the kernels headers compile the scalar backend.
 
 file(GLOB_RECURSE qtensor_public_headers CONFIGURE_DEPENDS
@@ -38,3 +38,17 @@ set_target_properties(qtensor_headers PROPERTIES CXX_EXTENSIONS OFF)
 add_test(NAME headers_self_contained
     COMMAND "${CMAKE_COMMAND}" --build "${CMAKE_BINARY_DIR}" --target qtensor_headers --config $<CONFIG>)
 set_tests_properties(headers_self_contained PROPERTIES TIMEOUT 600)
+
+# The light headers (core, schemes, tensors, io, and the Gemma 4 config, names
+# and policy) never include Highway: reading a config.json must not compile
+# every SIMD target (tests/scripts/check_light_headers.cmake).
+if(QTENSOR_WITH_HIGHWAY)
+    set(qtensor_light_headers ${qtensor_public_headers})
+    list(FILTER qtensor_light_headers INCLUDE REGEX
+        "^qtensor/(core|scheme|tensor|io)/|^qtensor/gemma4/(config|names|policy)\\.hpp$")
+    get_target_property(qtensor_defines qtensor INTERFACE_COMPILE_DEFINITIONS)
+    add_test(NAME headers_light_without_highway
+        COMMAND "${CMAKE_COMMAND}" "-DCXX=${CMAKE_CXX_COMPILER}" "-DINCLUDE_DIR=${PROJECT_SOURCE_DIR}/include"
+            "-DDEFINES=${qtensor_defines}" "-DHEADERS=${qtensor_light_headers}"
+            -P "${CMAKE_CURRENT_SOURCE_DIR}/scripts/check_light_headers.cmake")
+endif()

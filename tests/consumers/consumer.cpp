@@ -23,7 +23,7 @@
 #endif
 
 int main() {
-    // One Q4_0 block, x[j] = (j % 16 - 8) / 2 in [-4, 3.5]. By formats.md: the
+    // One Q4_0 block, x[j] = (j % 16 - 8) / 2 in [-4, 3.5]. By docs/schemes.md (section 6): the
     // first element of largest |x| is x[0] = -4, so d = -4 / -8 = 0.5 (fp16
     // 0x3800) and 1/d = 2; code[j] = trunc(2 x[j] + 8.5) = j % 16 exactly, so
     // qs[j] = code[j] | code[j + 16] << 4 = 0x11 * j, and (code - 8) * d gives x back.

@@ -40,7 +40,7 @@ bool throws_qtensor_error(F f) {
 } // namespace
 
 int main() {
-    // Two Q4_0 blocks whose values are exact multiples of the scale (formats.md):
+    // Two Q4_0 blocks whose values are exact multiples of the scale (docs/schemes.md section 6):
     //   block 0: x[j] = (j % 16 - 8) / 2, first largest |x| is x[0] = -4, so
     //            d = -4 / -8 = 0.5 (fp16 0x3800), 1/d = 2, code[j] = trunc(2x + 8.5) = j % 16;
     //   block 1: x[j] = (8 - j % 16) / 2, first largest |x| is x[0] = +4, so

@@ -1,7 +1,7 @@
 // tools/qtensor/quantize.cpp: `qtensor quantize` and `qtensor dequantize`,
 // raw float32 rows <-> rows of blocks, streamed one row at a time.
 //
-// Layout (formats.md section 1): a row of N elements is N / block_elems blocks
+// Layout (docs/schemes.md section 1): a row of N elements is N / block_elems blocks
 // back to back, row_bytes = N / block_elems * block_bytes, and row r starts at
 // byte r * row_bytes; no header, no padding. That is how a GGUF tensor's data
 // lies, so the files compare byte for byte with other GGUF tools' output.

@@ -19,7 +19,8 @@
 //   -freciprocal-math      x / y becomes x * (1 / y): other codes (Q8_0, K-quants)
 //   -fassociative-math     reorders the float sums of the K-quant search
 //   -fno-signed-zeros      loses the -0.0 scale of an all-zero Q4_0 block
-// GCC defines a macro for each; other compilers define at least __FAST_MATH__.
+// GCC defines a macro for each. Clang (14) defines only __FAST_MATH__ and
+// __FINITE_MATH_ONLY__: there the other three alone go unnoticed.
 #if !defined(QTENSOR_ALLOW_FAST_MATH) &&                                          \
     (defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) || \
      defined(__RECIPROCAL_MATH__) || defined(__ASSOCIATIVE_MATH__) || defined(__NO_SIGNED_ZEROS__))

@@ -1,6 +1,6 @@
 // qtensor/gemma4/config.hpp: the hyperparameters of a Gemma 4 text decoder,
 // read from a Hugging Face config.json, and the per-layer geometry derived
-// from them (docs: gemma4-architecture.md §1, §3, §4).
+// from them (docs/gemma4.md §1, §3, §4).
 //
 // `config` is a plain struct so other readers (GGUF metadata) can fill it
 // directly; head size and KV-head count are stored per layer because the two
@@ -31,7 +31,7 @@
 #include "qtensor/core/error.hpp"
 #include "qtensor/io/json.hpp"
 #include "qtensor/io/mapped_file.hpp"
-#include "qtensor/nn/ops.hpp"
+#include "qtensor/nn/rope_frequencies.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {

@@ -1,5 +1,5 @@
 // qtensor/gemma4/gguf.hpp: Gemma 4 checkpoints as GGUF files, the way
-// llama.cpp writes and reads them (gemma4-architecture.md §9): config ->
+// llama.cpp writes and reads them (docs/gguf.md section 6): config ->
 // gemma4.* keys for a writer, gemma4.* keys (plus what the tensors say) ->
 // config for a reader, and write_gguf(), which converts a checkpoint to a
 // GGUF file in a policy's schemes.

@@ -1,6 +1,6 @@
 // qtensor/gemma4/model.hpp: the Gemma 4 text decoder, forward only, for a
-// policy of schemes (policy.hpp). The maths is gemma4-architecture.md §2-§7;
-// decoder_layer() reads like its §7 pseudocode.
+// policy of schemes (policy.hpp). The maths is docs/gemma4.md §2-§7 (the
+// §N below are its sections); decoder_layer() reads like its §7 pseudocode.
 //
 // Shapes: T tokens of a call, D = hidden_size, H heads, d = d_l, K = K_l,
 // L layers, P = hidden_size_per_layer_input, V = vocab_size. Activations are

@@ -1,5 +1,5 @@
 // qtensor/gemma4/names.hpp: Gemma 4 tensor names in Hugging Face checkpoints
-// and in GGUF files (llama.cpp's names, gemma4-architecture.md §9).
+// and in GGUF files (llama.cpp's names, docs/gguf.md section 6).
 //
 // Hugging Face names a text-decoder tensor "model.layers.<i>.<part>" or
 // "model.<part>"; GGUF names it "blk.<i>.<part>" or "<part>". The tensors hold

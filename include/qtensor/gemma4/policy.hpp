@@ -25,17 +25,17 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/scheme/float.hpp"
-#include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/registry.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
 
-// Schemes a weight role may use.
+// Schemes a weight role may use: those with GEMM kernels (kernels::gemm_scheme,
+// from registry.hpp's simd_kernels::gemm).
 template <class S>
-concept weight_scheme = std::same_as<S, f32> || std::same_as<S, bf16> || std::same_as<S, q8_0> ||
-                        std::same_as<S, q4_0> || std::same_as<S, q2_k>;
+concept weight_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::gemm);
 
 // Schemes the KV cache may use.
 template <class S>

@@ -5,10 +5,10 @@
 // A file tensor already in the wanted scheme (and aligned for its blocks) is
 // used in place: a view into the file's mapping, no copy. Any other is
 // converted: its rows are widened to float32 from whatever the file holds
-// (f32, f16, bf16, q8_0, q4_0, q4_1, q2_k, q4_k, q6_k: published Q4_0 GGUF
-// files keep some tensors in Q6_K, Q4_1 or F16) and quantized to the wanted
-// scheme into storage the weights own, with the kernels (bit for bit the
-// reference quantizers). Every shape is checked against the config; errors
+// (any scheme of scheme/registry.hpp but the activation format q8_k: published
+// Q4_0 GGUF files keep some tensors in Q6_K, Q4_1 or F16) and quantized to the
+// wanted scheme into storage the weights own, with the kernels (bit for bit
+// the reference quantizers). Every shape is checked against the config; errors
 // name the tensor and the file.
 #pragma once
 
@@ -33,12 +33,7 @@
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/scheme/float.hpp"
-#include "qtensor/scheme/q2_k.hpp"
-#include "qtensor/scheme/q4_0.hpp"
-#include "qtensor/scheme/q4_1.hpp"
-#include "qtensor/scheme/q4_k.hpp"
-#include "qtensor/scheme/q6_k.hpp"
-#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
@@ -124,21 +119,17 @@ struct weights {
 namespace detail {
 
 // Calls fn(F{}) with the scheme F of file type t; false when the loader has
-// no scheme for t.
+// no scheme for t: none in the registry, or an activation format (q8_k).
 template <class Fn>
 bool with_file_scheme(ggml_type t, Fn&& fn) {
-    switch (t) {
-    case ggml_type::f32: fn(f32{}); return true;
-    case ggml_type::f16: fn(f16{}); return true;
-    case ggml_type::bf16: fn(bf16{}); return true;
-    case ggml_type::q8_0: fn(q8_0{}); return true;
-    case ggml_type::q4_0: fn(q4_0{}); return true;
-    case ggml_type::q4_1: fn(q4_1{}); return true;
-    case ggml_type::q2_k: fn(q2_k{}); return true;
-    case ggml_type::q4_k: fn(q4_k{}); return true;
-    case ggml_type::q6_k: fn(q6_k{}); return true;
-    default: return false;
-    }
+    bool readable = false;
+    visit_scheme(t, [&](auto s) {
+        if constexpr (!activation_only_scheme<decltype(s)>) {
+            fn(s);
+            readable = true;
+        }
+    });
+    return readable;
 }
 
 // Row r of a tensor stored as scheme F in `src`, widened to float32 y[cols].

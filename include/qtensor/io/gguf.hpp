@@ -1,7 +1,7 @@
 // qtensor/io/gguf.hpp: GGUF v3 files (ggml, llama.cpp): a strict reader over
 // a memory-mapped file, and a writer.
 //
-// Layout (all little-endian; docs/formats.md §11):
+// Layout (all little-endian; docs/gguf.md):
 //   "GGUF" | u32 version = 3 | u64 tensor_count | u64 kv_count
 //   kv_count     x { string key | u32 value type | value }
 //   tensor_count x { string name | u32 n_dims | n_dims x u64 ne | u32 ggml_type | u64 offset }
@@ -12,7 +12,7 @@
 // (row) dimension, the reverse of the outermost-first shapes of tensor_entry.
 // The alignment is the u32 key general.alignment, 32 when absent.
 //
-// The reader refuses what ggml's reader refuses (formats.md §11), and reads
+// The reader refuses what ggml's reader refuses (docs/gguf.md section 5), and reads
 // version 3 only. ggml is stricter than the spec about data offsets: tensor i
 // must start at the sum of the padded sizes of tensors 0..i-1, so tensors are
 // packed in info order without gaps. Tensors are views into the mapping; a
@@ -46,6 +46,7 @@
 #include "qtensor/io/mapped_file.hpp"
 #include "qtensor/io/output_file.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -133,32 +134,17 @@ decltype(auto) visit_gguf_scalar_type(gguf_type t, F&& f) {
                 " is not a scalar type");
 }
 
-// Block geometry of the tensor types qtensor knows (formats.md §2); {0, 0}
-// for any other id, live in ggml or not.
+// Block geometry of the tensor types qtensor knows (registry.hpp's
+// ggml_types: the schemes' own constants, and ggml's for the types without a
+// scheme); {0, 0} for any other id, live in ggml or not.
 struct gguf_block_geometry {
     std::size_t elems = 0;
     std::size_t bytes = 0;
 };
 
 constexpr gguf_block_geometry gguf_block_of(std::uint32_t type_id) noexcept {
-    switch (static_cast<ggml_type>(type_id)) {
-    case ggml_type::f32: return {1, 4};
-    case ggml_type::f16: return {1, 2};
-    case ggml_type::bf16: return {1, 2};
-    case ggml_type::q4_0: return {32, 18};
-    case ggml_type::q4_1: return {32, 20};
-    case ggml_type::q5_0: return {32, 22};
-    case ggml_type::q5_1: return {32, 24};
-    case ggml_type::q8_0: return {32, 34};
-    case ggml_type::q8_1: return {32, 36};
-    case ggml_type::q2_k: return {256, 84};
-    case ggml_type::q3_k: return {256, 110};
-    case ggml_type::q4_k: return {256, 144};
-    case ggml_type::q5_k: return {256, 176};
-    case ggml_type::q6_k: return {256, 210};
-    case ggml_type::q8_k: return {256, 292};
-    }
-    return {};
+    const ggml_type_info* t = find_ggml_type(static_cast<ggml_type>(type_id));
+    return t != nullptr ? gguf_block_geometry{t->block_elems, t->block_bytes} : gguf_block_geometry{};
 }
 
 // a * b, or false when it does not fit in 64 bits.

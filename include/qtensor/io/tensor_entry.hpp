@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "qtensor/core/error.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 

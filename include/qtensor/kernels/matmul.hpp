@@ -46,6 +46,7 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
@@ -83,16 +84,64 @@ inline float dot_f32_f32(const float* w, const float* a, std::size_t n, target t
 
 // ---- schemes gemm accepts --------------------------------------------------------
 
+// Those registry.hpp gives simd_kernels::gemm (detail::matmul_kernel below).
 template <class S>
-concept gemm_scheme = std::same_as<S, q4_0> || std::same_as<S, q8_0> || std::same_as<S, q2_k> ||
-                      std::same_as<S, f32> || std::same_as<S, bf16>;
+concept gemm_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::gemm);
 
 template <class S>
 concept gemm_quantized_scheme = gemm_scheme<S> && has_dot_partner<S>;
 
-// The schemes that have an interleaved layout.
+// The schemes that have an interleaved layout (simd_kernels::interleaved).
 template <class S>
-concept interleavable_scheme = std::same_as<S, q4_0> || std::same_as<S, q8_0>;
+concept interleavable_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::interleaved);
+
+namespace detail {
+
+// The backend's matmul kernels, by scheme: rows() on the GGUF layout, x16()
+// on the interleaved one. One entry per scheme with a gemm flag, and x16()
+// exactly for those with an interleaved flag.
+template <class S>
+struct matmul_kernel {};
+template <>
+struct matmul_kernel<q4_0> {
+    static void rows(target t, weight_rows w, q8_0_rows a, output_rows y) { backend::matmul_q4_0(t, w, a, y); }
+    static void x16(target t, interleaved_rows w, q8_0_rows a, output_rows y) {
+        backend::matmul_q4_0x16(t, w, a, y);
+    }
+};
+template <>
+struct matmul_kernel<q8_0> {
+    static void rows(target t, weight_rows w, q8_0_rows a, output_rows y) { backend::matmul_q8_0(t, w, a, y); }
+    static void x16(target t, interleaved_rows w, q8_0_rows a, output_rows y) {
+        backend::matmul_q8_0x16(t, w, a, y);
+    }
+};
+template <>
+struct matmul_kernel<q2_k> {
+    static void rows(target t, weight_rows w, q8_k_rows a, output_rows y) { backend::matmul_q2_k(t, w, a, y); }
+};
+template <>
+struct matmul_kernel<f32> {
+    static void rows(target t, weight_rows w, f32_rows a, output_rows y) { backend::matmul_f32(t, w, a, y); }
+};
+template <>
+struct matmul_kernel<bf16> {
+    static void rows(target t, weight_rows w, f32_rows a, output_rows y) { backend::matmul_bf16(t, w, a, y); }
+};
+
+constexpr bool matmul_kernels_match_registry() {
+    bool ok = true;
+    for_each_scheme([&](auto s) {
+        using S = decltype(s);
+        ok = ok && has_kernels(simd_kernels_of<S>, simd_kernels::gemm) == requires { &matmul_kernel<S>::rows; } &&
+             has_kernels(simd_kernels_of<S>, simd_kernels::interleaved) == requires { &matmul_kernel<S>::x16; };
+    });
+    return ok;
+}
+static_assert(matmul_kernels_match_registry(),
+              "registry.hpp's simd_kernels flags and kernels::detail::matmul_kernel disagree for some scheme");
+
+} // namespace detail
 
 // ---- interleaved weights ------------------------------------------------------------
 
@@ -198,16 +247,13 @@ struct q8_0_prepared {
 template <class P>
 std::vector<block_of<P>> quantize_activations(const float* x, std::size_t n, std::size_t T, const executor& ex,
                                               target t) {
+    static_assert(has_kernels(simd_kernels_of<P>, simd_kernels::quantize), "a gemm partner needs a quantize kernel");
     const std::size_t nb = blocks_per_row<P>(n);
     std::vector<block_of<P>> a(T * nb);
     const std::size_t tasks = std::min(T, ex.concurrency());
     ex.run(tasks, [&](std::size_t i) {
-        for (std::size_t r = T * i / tasks; r < T * (i + 1) / tasks; ++r) {
-            if constexpr (std::same_as<P, q8_k>)
-                quantize_q8_k(x + r * n, a.data() + r * nb, n, t);
-            else
-                quantize_q8_0(x + r * n, a.data() + r * nb, n, t);
-        }
+        for (std::size_t r = T * i / tasks; r < T * (i + 1) / tasks; ++r)
+            quantize_row<P>(x + r * n, a.data() + r * nb, n, t);
     });
     return a;
 }
@@ -229,19 +275,17 @@ void gemm(tensor_view<V, 2> w, const block_of<typename S::dot_partner>* a, std::
     const std::size_t rows = w.num_rows(), n = w.cols();
     if (T == 0 || rows == 0) return;
     const auto bytes = [&](std::size_t r0) { return w.data_handle() + r0 * w.row_stride_bytes(); };
-    if constexpr (std::same_as<S, q2_k>) {
+    if constexpr (std::same_as<typename S::dot_partner, q8_k>) {
         detail::for_row_chunks(rows, ex, [&](std::size_t r0, std::size_t count) {
-            detail::backend::matmul_q2_k(t, weight_rows{bytes(r0), w.row_stride_bytes(), count},
-                                         q8_k_rows{a, n, T}, output_rows{y + r0, rows});
+            detail::matmul_kernel<S>::rows(t, weight_rows{bytes(r0), w.row_stride_bytes(), count},
+                                           q8_k_rows{a, n, T}, output_rows{y + r0, rows});
         });
     } else {
+        static_assert(std::same_as<typename S::dot_partner, q8_0>);
         const detail::q8_0_prepared act(a, n, T);
         detail::for_row_chunks(rows, ex, [&](std::size_t r0, std::size_t count) {
-            const weight_rows wr{bytes(r0), w.row_stride_bytes(), count};
-            if constexpr (std::same_as<S, q4_0>)
-                detail::backend::matmul_q4_0(t, wr, act.rows, output_rows{y + r0, rows});
-            else
-                detail::backend::matmul_q8_0(t, wr, act.rows, output_rows{y + r0, rows});
+            detail::matmul_kernel<S>::rows(t, weight_rows{bytes(r0), w.row_stride_bytes(), count}, act.rows,
+                                           output_rows{y + r0, rows});
         });
     }
 }
@@ -262,10 +306,7 @@ void gemm(tensor_view<V, 2> w, const float* x, std::size_t T, float* y, const ex
     } else {
         detail::for_row_chunks(rows, ex, [&](std::size_t r0, std::size_t count) {
             const weight_rows wr{w.data_handle() + r0 * w.row_stride_bytes(), w.row_stride_bytes(), count};
-            if constexpr (std::same_as<S, f32>)
-                detail::backend::matmul_f32(t, wr, f32_rows{x, n, T}, output_rows{y + r0, rows});
-            else
-                detail::backend::matmul_bf16(t, wr, f32_rows{x, n, T}, output_rows{y + r0, rows});
+            detail::matmul_kernel<S>::rows(t, wr, f32_rows{x, n, T}, output_rows{y + r0, rows});
         });
     }
 }
@@ -280,10 +321,7 @@ void gemm(const interleaved<S>& w, const block_q8_0* a, std::size_t T, float* y,
     const detail::q8_0_prepared act(a, w.cols(), T);
     detail::for_row_chunks(rows, ex, [&](std::size_t r0, std::size_t count) {
         const interleaved_rows wr{w.data() + r0 / interleave_rows * w.group_bytes(), w.group_bytes(), count};
-        if constexpr (std::same_as<S, q4_0>)
-            detail::backend::matmul_q4_0x16(t, wr, act.rows, output_rows{y + r0, rows});
-        else
-            detail::backend::matmul_q8_0x16(t, wr, act.rows, output_rows{y + r0, rows});
+        detail::matmul_kernel<S>::x16(t, wr, act.rows, output_rows{y + r0, rows});
     });
 }
 

@@ -4,12 +4,11 @@
 // block) for the same input: NaN/Inf, or a block scale past the fp16 range.
 //
 // Every function checks that n is a whole number of blocks (qtensor::error).
-// quantize_row<S> / dequantize_row<S> take any scheme: its kernel where there
-// is one, its reference otherwise.
+// quantize_row<S> / dequantize_row<S> take any scheme: its kernel where
+// registry.hpp says there is one, its reference otherwise.
 #pragma once
 
 #include <cstddef>
-#include <type_traits>
 
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/backend.hpp"
@@ -18,6 +17,7 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
@@ -68,35 +68,72 @@ inline void dequantize_bf16(const bf16_t* x, float* y, std::size_t n, target t =
     detail::backend::dequantize_bf16(t, x, y, n);
 }
 
-// x[n] -> y[n / S::block_elems] for any scheme: the kernel above where S has
-// one, S::quantize_row otherwise.
+namespace detail {
+
+// The kernels above, by scheme: one entry per scheme that registry.hpp's
+// simd_kernels_of gives a quantize or dequantize kernel, and no other.
+template <class S>
+struct quant_kernel {};
+template <>
+struct quant_kernel<q4_0> {
+    static constexpr auto quantize = &quantize_q4_0;
+    static constexpr auto dequantize = &dequantize_q4_0;
+};
+template <>
+struct quant_kernel<q8_0> {
+    static constexpr auto quantize = &quantize_q8_0;
+    static constexpr auto dequantize = &dequantize_q8_0;
+};
+template <>
+struct quant_kernel<q8_k> {
+    static constexpr auto quantize = &quantize_q8_k;
+};
+template <>
+struct quant_kernel<q2_k> {
+    static constexpr auto dequantize = &dequantize_q2_k;
+};
+template <>
+struct quant_kernel<f16> {
+    static constexpr auto dequantize = &dequantize_f16;
+};
+template <>
+struct quant_kernel<bf16> {
+    static constexpr auto dequantize = &dequantize_bf16;
+};
+
+// Each registered scheme's flags and its entry above agree: a kernel nobody
+// calls, or a flag without a kernel, does not compile.
+constexpr bool quant_kernels_match_registry() {
+    bool ok = true;
+    for_each_scheme([&](auto s) {
+        using S = decltype(s);
+        ok = ok && has_kernels(simd_kernels_of<S>, simd_kernels::quantize) == requires { quant_kernel<S>::quantize; } &&
+             has_kernels(simd_kernels_of<S>, simd_kernels::dequantize) == requires { quant_kernel<S>::dequantize; };
+    });
+    return ok;
+}
+static_assert(quant_kernels_match_registry(),
+              "registry.hpp's simd_kernels flags and kernels::detail::quant_kernel disagree for some scheme");
+
+} // namespace detail
+
+// x[n] -> y[n / S::block_elems] for any scheme: its kernel above where the
+// registry gives S one (simd_kernels::quantize), S::quantize_row otherwise.
 template <scheme S>
 void quantize_row(const float* x, block_of<S>* y, std::size_t n, [[maybe_unused]] target t = target::best()) {
-    if constexpr (std::is_same_v<S, q4_0>) {
-        quantize_q4_0(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, q8_0>) {
-        quantize_q8_0(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, q8_k>) {
-        quantize_q8_k(x, y, n, t);
+    if constexpr (registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::quantize)) {
+        detail::quant_kernel<S>::quantize(x, y, n, t);
     } else {
         blocks_per_row<S>(n);
         S::quantize_row(x, y, n);
     }
 }
 
-// x[n / S::block_elems] -> y[n] for any scheme, likewise.
+// x[n / S::block_elems] -> y[n] for any scheme, likewise (simd_kernels::dequantize).
 template <scheme S>
 void dequantize_row(const block_of<S>* x, float* y, std::size_t n, [[maybe_unused]] target t = target::best()) {
-    if constexpr (std::is_same_v<S, q4_0>) {
-        dequantize_q4_0(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, q8_0>) {
-        dequantize_q8_0(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, q2_k>) {
-        dequantize_q2_k(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, f16>) {
-        dequantize_f16(x, y, n, t);
-    } else if constexpr (std::is_same_v<S, bf16>) {
-        dequantize_bf16(x, y, n, t);
+    if constexpr (registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::dequantize)) {
+        detail::quant_kernel<S>::dequantize(x, y, n, t);
     } else {
         blocks_per_row<S>(n);
         S::dequantize_row(x, y, n);

@@ -69,7 +69,9 @@ void attention(std::span<const float> q, std::span<const std::size_t> pos, std::
         return std::pair{window != 0 && hi > window ? hi - window : 0, hi};
     };
     for (std::size_t t = 0; t < tokens; ++t) {
-        const auto [lo, hi] = range(t);
+        // Variables, not a structured binding: clang before 16 cannot capture one in a lambda.
+        const auto r = range(t);
+        const std::size_t lo = r.first, hi = r.second;
         if (std::none_of(kv.begin(), kv.end(), [&](const kv_rows<KV>& b) {
                 return std::max(lo, b.begin) < std::min(hi, b.end);
             }))

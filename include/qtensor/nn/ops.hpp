@@ -8,15 +8,14 @@
 // Shapes use T = tokens, n = row length, H = heads, d = head dim.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/kernels/float_ops.hpp"
+#include "qtensor/nn/rope_frequencies.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace nn {
@@ -52,22 +51,6 @@ inline void rmsnorm(std::span<const float> x, std::span<const float> w, std::spa
     for (std::size_t r = 0; r < rows; ++r)
         kernels::rmsnorm(x.data() + r * n, w.empty() ? nullptr : w.data(),
                                     y.data() + r * n, n, eps);
-}
-
-// The RoPE frequencies of a head of d elements: f_i = theta^(-2i/d) / factor
-// for the first `rotated` pairs, 0 (no rotation) for the other d/2 - rotated.
-// The exponent uses the full d even when only some pairs rotate (Gemma 4's
-// "proportional" RoPE). Computed in double, rounded once.
-inline std::vector<float> rope_frequencies(std::size_t d, double theta, std::size_t rotated,
-                                           double factor = 1.0) {
-    if (d % 2 != 0 || rotated > d / 2)
-        throw error("nn::rope_frequencies: head dim " + std::to_string(d) + " with " +
-                    std::to_string(rotated) + " rotated pairs");
-    std::vector<float> f(d / 2, 0.0f);
-    for (std::size_t i = 0; i < rotated; ++i)
-        f[i] = static_cast<float>(
-            std::pow(theta, -static_cast<double>(2 * i) / static_cast<double>(d)) / factor);
-    return f;
 }
 
 // x[T, H, d] in place: rotate-half RoPE of every head of token t at position

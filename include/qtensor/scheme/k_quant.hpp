@@ -76,8 +76,8 @@ inline float fit_error(const float* x, const float* w, const std::uint8_t* L, st
 //      least squares for (scale, min) with those codes (min forced to <= 0),
 //      and keep the trial if its error is strictly smaller than the best so
 //      far. Adopting a trial also replaces mn by its min, and the trials
-//      after it use that mn (ggml reuses one variable; formats.md section 7
-//      reads as if mn stayed the data minimum, but ggml's bytes need this).
+//      after it use that mn (ggml reuses one variable, and ggml's bytes need
+//      it; docs/schemes.md section 12, traced in section 9's example).
 template <std::size_t N>
 qkx2_fit make_qkx2_quants(const float* x, const float* w, const qkx2_grid& g,
                           std::uint8_t* L) noexcept {
@@ -207,7 +207,7 @@ struct k_quant_rows {
         }
     }
 
-    // Scalar reference against a Q8_K activation row (formats.md section 9),
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 13),
     // per super-block with dy = a.d:
     //   (dy * d) * sum_j s_j * (sum_{e in j} q[e] * qa[e])
     //     - (dy * dmin) * sum_j m_j * (sum of the bsums covering sub-block j)

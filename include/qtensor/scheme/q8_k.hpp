@@ -54,6 +54,8 @@ struct q8_k {
     static constexpr std::size_t block_bytes = 292;
     static constexpr ggml_type type_id = ggml_type::q8_k;
     static constexpr std::string_view name = "q8_k";
+    // ggml has no to_float for Q8_K: an activation format, not a file format.
+    static constexpr bool activation_only = true;
 
     // x[n] -> y[n/256]. Throws qtensor::error on NaN/Inf input. The scale is
     // fp32, so it never overflows; but with |max| near FLT_MAX the product

@@ -25,33 +25,11 @@
 QTENSOR_BEGIN_NAMESPACE
 
 // ggml_type: the tensor type field of a GGUF file (ggml.h). Only live ids.
+// Their names and block geometry: registry.hpp (type_name, find_ggml_type).
 enum class ggml_type : std::uint32_t {
     f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
     q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13, q6_k = 14, q8_k = 15, bf16 = 30,
 };
-
-// ggml's lower-case name of a type ("q4_0", "bf16"), or "" for an id that is
-// not in the enum.
-constexpr std::string_view type_name(ggml_type t) noexcept {
-    switch (t) {
-    case ggml_type::f32: return "f32";
-    case ggml_type::f16: return "f16";
-    case ggml_type::q4_0: return "q4_0";
-    case ggml_type::q4_1: return "q4_1";
-    case ggml_type::q5_0: return "q5_0";
-    case ggml_type::q5_1: return "q5_1";
-    case ggml_type::q8_0: return "q8_0";
-    case ggml_type::q8_1: return "q8_1";
-    case ggml_type::q2_k: return "q2_k";
-    case ggml_type::q3_k: return "q3_k";
-    case ggml_type::q4_k: return "q4_k";
-    case ggml_type::q5_k: return "q5_k";
-    case ggml_type::q6_k: return "q6_k";
-    case ggml_type::q8_k: return "q8_k";
-    case ggml_type::bf16: return "bf16";
-    }
-    return "";
-}
 
 template <class S>
 concept scheme = requires {

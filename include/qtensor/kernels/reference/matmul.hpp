@@ -74,7 +74,7 @@ struct output_rows {
 // Q4_0 and Q8_0 weights regrouped so that one SIMD register holds the same
 // 4 bytes of 16 different rows, and one block step serves 16 outputs: scale
 // conversion, the float multiply-add and the activation loads are shared by
-// 16 rows instead of paid per row (formats.md section 12.4).
+// 16 rows instead of paid per row (docs/kernels.md, "Where the time goes").
 //
 // Rows are taken in groups of `interleave_rows` (16). Group g holds rows
 // 16g .. 16g+15; a last group with fewer rows is padded with all-zero rows,
