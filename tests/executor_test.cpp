@@ -29,10 +29,10 @@ unsigned long long mapped_bytes() {
 
 } // namespace
 
-TEST_CASE("thread_pool: the system refusing the third thread is a qtensor::error, not a hang") {
+TEST_CASE("thread_pool: the system refusing a thread is a qtensor::error, not a hang") {
     // In a child process, so the limits below touch nothing else. Threads get
-    // 4 GiB stacks and the address space may grow by 10 GiB: two workers
-    // start, the third cannot map its stack.
+    // 4 GiB stacks and the address space may grow by 10 GiB: at most two
+    // workers start, the third cannot map its stack.
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
@@ -48,7 +48,9 @@ TEST_CASE("thread_pool: the system refusing the third thread is a qtensor::error
             qtensor::kernels::thread_pool pool(8);
         } catch (const qtensor::error& e) {
             const std::string m = e.what();
-            status = m.find("cannot start 8 threads (3 running when the system refused another") != std::string::npos
+            // How many start depends on the machine's overcommit policy; not all 8.
+            status = m.find("cannot start 8 threads (") != std::string::npos &&
+                             m.find(" running when the system refused another") != std::string::npos
                          ? 0
                          : 1;
             if (status != 0) std::fprintf(stderr, "message: %s\n", m.c_str());

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/output_file.hpp"
@@ -106,6 +107,22 @@ TEST_CASE("output_file: a FIFO or a character device is written in place, never 
     CHECK(received.starts_with("GGUF"));
     CHECK(contains(received, "through a pipe"));
     CHECK(entries(tmp.path) == 1);
+
+    // A pipe reached through /proc's magic link (what /dev/stdout is when
+    // stdout is a pipe): its target "pipe:[N]" is no path to follow by hand.
+    int ends[2];
+    REQUIRE(::pipe(ends) == 0);
+    {
+        io::output_file out("/proc/self/fd/" + std::to_string(ends[1]));
+        CHECK(out.temp_path().empty());
+        write(out, "into the pipe");
+        out.commit();
+    }
+    ::close(ends[1]);
+    char got[32] = {};
+    CHECK(::read(ends[0], got, sizeof got) == 13);
+    CHECK(std::string(got) == "into the pipe");
+    ::close(ends[0]);
 
     // /dev/null through a link in the scratch directory (the test must not
     // be able to harm /dev/null itself if the rule breaks).

@@ -85,6 +85,28 @@ void wait_for_temp_file(const fs::path& dir) {
     REQUIRE(!temp_files(dir).empty());
 }
 
+// `qtensor quantize` reading rows from a FIFO, caught in the middle of its
+// write: one row sent, the temporary output there, the FIFO still open.
+struct quantize_on_fifo {
+    pid_t pid = -1;
+    int writer = -1;
+    explicit quantize_on_fifo(const scratch_dir& tmp) {
+        const std::string in = tmp / "in.fifo";
+        REQUIRE(::mkfifo(in.c_str(), 0600) == 0);
+        pid = start(tmp, {"quantize", "-t", "q4_0", "-c", "32", in, tmp / "out.q4_0"});
+        writer = ::open(in.c_str(), O_WRONLY); // blocks until the tool opens it
+        REQUIRE(writer >= 0);
+        const std::vector<float> row(32, 1.0f);
+        REQUIRE(::write(writer, row.data(), sizeof(float) * row.size()) == 128);
+        wait_for_temp_file(tmp.path);
+    }
+    int wait() const {
+        const int status = wait_for(pid);
+        ::close(writer);
+        return status;
+    }
+};
+
 } // namespace
 
 TEST_CASE("convert to a FIFO writes into it; to a link, replaces the file it leads to; to a socket, refuses") {
@@ -115,21 +137,26 @@ TEST_CASE("convert to a FIFO writes into it; to a link, replaces the file it lea
 TEST_CASE("SIGTERM or SIGINT in the middle of a write removes the temporary output") {
     const scratch_dir tmp;
     SUBCASE("quantize, reading rows from a FIFO") {
-        const std::string in = tmp / "in.fifo";
-        REQUIRE(::mkfifo(in.c_str(), 0600) == 0);
-        const pid_t pid = start(tmp, {"quantize", "-t", "q4_0", "-c", "32", in, tmp / "out.q4_0"});
-        const int writer = ::open(in.c_str(), O_WRONLY); // blocks until the tool opens it
-        REQUIRE(writer >= 0);
-        const std::vector<float> row(32, 1.0f);
-        REQUIRE(::write(writer, row.data(), sizeof(float) * row.size()) == 128);
-        wait_for_temp_file(tmp.path);
-        ::kill(pid, SIGTERM);
-        const int status = wait_for(pid);
-        ::close(writer);
+        const quantize_on_fifo q(tmp);
+        ::kill(q.pid, SIGTERM);
+        const int status = q.wait();
         CHECK(WIFSIGNALED(status));
         CHECK(WTERMSIG(status) == SIGTERM);
         CHECK(temp_files(tmp.path).empty());
         CHECK(!fs::exists(tmp / "out.q4_0"));
+    }
+    SUBCASE("a signal ignored when the tool started stays ignored (nohup)") {
+        const auto previous = std::signal(SIGHUP, SIG_IGN); // inherited through exec
+        const quantize_on_fifo q(tmp);
+        std::signal(SIGHUP, previous);
+        ::kill(q.pid, SIGHUP);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        CHECK(::waitpid(q.pid, nullptr, WNOHANG) == 0); // still running
+        ::kill(q.pid, SIGINT);
+        const int status = q.wait();
+        CHECK(WIFSIGNALED(status));
+        CHECK(WTERMSIG(status) == SIGINT);
+        CHECK(temp_files(tmp.path).empty());
     }
     SUBCASE("convert, stopped while opening its input") {
         // The output is created first; the model's config.json is a FIFO

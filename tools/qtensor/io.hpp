@@ -11,26 +11,21 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "cli.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/io/output_file.hpp"
 
-#if __has_include(<unistd.h>)
+// POSIX only, like io::output_file and the memory-mapped readers.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
-#define QTENSOR_CLI_ISATTY(f) (::isatty(::fileno(f)) != 0)
-#elif defined(_WIN32)
-#include <io.h>
-#define QTENSOR_CLI_ISATTY(f) (::_isatty(::_fileno(f)) != 0)
-#else
-#define QTENSOR_CLI_ISATTY(f) false
-#endif
 
 namespace qtensor::cli {
 
@@ -83,67 +78,83 @@ private:
     std::FILE* file_ = nullptr;
 };
 
-// The temporary file of the output being written, for the signal handler
-// that main() installs: SIGINT, SIGTERM or SIGHUP remove it before the tool
-// ends, so an interrupted convert leaves no multi-GB OUT.tmp-* behind. The
-// tool writes one output at a time; a handler may only use what is
-// async-signal-safe, hence a fixed buffer and a flag.
+// SIGINT, SIGTERM and SIGHUP remove the temporary file of the output being
+// written before they end the tool, so an interrupted convert leaves no
+// multi-GB OUT.tmp-* behind. main() blocks them in every thread (the pool's
+// workers inherit the mask) and one thread waits for them with sigwait(): an
+// ordinary thread, so it may take a mutex and need not be async-signal-safe,
+// and it gets the signal even while the main thread waits in an open().
+// Signals that were ignored when the tool started (nohup, a background job)
+// stay ignored.
 namespace interrupt {
-inline char temp_path[4096];
-inline volatile std::sig_atomic_t armed = 0;
 
-extern "C" inline void on_signal(int sig) {
-    if (armed) ::unlink(temp_path);
-    std::signal(sig, SIG_DFL);
-    std::raise(sig); // end as the signal would have: the parent sees it
+struct state {
+    std::mutex mutex;  // held while a temporary file is created and registered
+    std::string temp;  // the one to remove; the tool writes one output at a time
+};
+inline state& shared() {
+    static state s;
+    return s;
 }
-
-inline constexpr int signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 inline void install() {
-    for (int sig : signals) std::signal(sig, on_signal);
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        struct sigaction old {};
+        if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_IGN) sigaddset(&set, sig);
+    }
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    try {
+        std::thread([set] {
+            int sig = 0;
+            if (sigwait(&set, &sig) != 0) return;
+            {
+                const std::lock_guard lock(shared().mutex);
+                if (!shared().temp.empty()) ::unlink(shared().temp.c_str());
+            }
+            // End as the signal would have, so the parent sees it.
+            std::signal(sig, SIG_DFL);
+            sigset_t one;
+            sigemptyset(&one);
+            sigaddset(&one, sig);
+            ::kill(::getpid(), sig);
+            pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+        }).detach();
+    } catch (const std::system_error&) { // no thread: the signals keep their default action
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    }
 }
 
-// Blocks the signals above while alive: an output's temporary file is
-// created and registered in one step a signal cannot fall between.
-class blocked {
-public:
-    blocked() {
-        sigset_t set;
-        sigemptyset(&set);
-        for (int sig : signals) sigaddset(&set, sig);
-        pthread_sigmask(SIG_BLOCK, &set, &old_);
-    }
-    ~blocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-    blocked(const blocked&) = delete;
-    blocked& operator=(const blocked&) = delete;
-
-private:
-    sigset_t old_;
-};
 } // namespace interrupt
 
 // The tool's output: io::output_file (a regular file is replaced atomically
 // by commit(), a FIFO or character device written in place, anything else
-// refused), with its temporary file removed if a signal ends the tool.
+// refused), with its temporary file registered for removal by a signal.
 class output {
 public:
     explicit output(const std::string& path) {
-        const interrupt::blocked no_signals;
         try {
+            if (io::output_file::writes_in_place(path)) { // may wait for a reader: not under the lock
+                file_.emplace(path);
+                return;
+            }
+            interrupt::state& s = interrupt::shared();
+            const std::lock_guard lock(s.mutex);
             file_.emplace(path);
+            s.temp = file_->temp_path();
         } catch (const qtensor::error& e) {
             run_error("output " + library_message(e));
-        }
-        const std::string& temp = file_->temp_path();
-        if (!temp.empty() && temp.size() < sizeof interrupt::temp_path) {
-            std::memcpy(interrupt::temp_path, temp.c_str(), temp.size() + 1);
-            interrupt::armed = 1;
         }
     }
     output(const output&) = delete;
     output& operator=(const output&) = delete;
-    ~output() { interrupt::armed = 0; }
+    ~output() {
+        interrupt::state& s = interrupt::shared();
+        const std::lock_guard lock(s.mutex);
+        file_.reset(); // removes the temporary file unless committed
+        s.temp.clear();
+    }
 
     io::output_file& file() noexcept { return *file_; }
 
@@ -181,7 +192,7 @@ inline void end_progress_line() {
 class progress {
 public:
     progress(std::string_view what, bool verbose, std::optional<std::uintmax_t> total_bytes)
-        : what_(what), total_(total_bytes), tty_(QTENSOR_CLI_ISATTY(stderr)),
+        : what_(what), total_(total_bytes), tty_((::isatty(::fileno(stderr)) != 0)),
           enabled_(verbose || tty_) {}
 
     void advance(std::size_t bytes) {

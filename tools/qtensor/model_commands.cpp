@@ -141,7 +141,7 @@ void check_context(std::string_view command, const gemma4::config& c, std::size_
 // One line per tensor with --verbose; on a terminal one line rewritten in place.
 class tensor_progress {
 public:
-    explicit tensor_progress(bool verbose) : verbose_(verbose), tty_(QTENSOR_CLI_ISATTY(stderr)) {}
+    explicit tensor_progress(bool verbose) : verbose_(verbose), tty_(::isatty(::fileno(stderr)) != 0) {}
 
     void operator()(const io::tensor_entry& e) {
         ++count_;
@@ -326,7 +326,7 @@ int run_convert_gguf(std::span<const std::string_view> args) {
                     " arguments (see 'qtensor convert --help')");
     const std::string model = model_path("convert", parsed.positionals[0]);
     const std::string out_path(parsed.positionals[1]);
-    output out(out_path); // refuses a directory or device before the conversion starts
+    output out(out_path); // a directory, socket or block device is refused before the conversion starts
 
     const gemma4::checkpoint ck(model);
     tensor_progress progress(parsed.has(conv_verbose));

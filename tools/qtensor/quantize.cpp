@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "io.hpp"
+#include "qtensor/core/text.hpp"
 #include "schemes.hpp"
 
 // Blocks and floats are written as they lie in memory, which is the file's
@@ -100,7 +101,7 @@ void convert(const convert_job& job) {
                      std::string(job.command).c_str(), row, cols,
                      quantizing ? "f32" : std::string(S::name).c_str(), row * in_row,
                      quantizing ? std::string(S::name).c_str() : "f32", row * out_row,
-                     job.out_path.c_str());
+                     printable(job.out_path).c_str());
 }
 
 void print_convert_help(direction dir) {

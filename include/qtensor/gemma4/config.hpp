@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -256,8 +257,12 @@ inline void config::validate() const {
                                top_k_experts <= num_experts && moe_intermediate_size > 0),
          "enable_moe_block needs num_experts > 0, 0 < top_k_experts <= num_experts and "
          "moe_intermediate_size > 0");
-    need(rms_norm_eps > 0.0f, "rms_norm_eps must be positive");
-    need(final_logit_softcapping >= 0.0f, "final_logit_softcapping must not be negative");
+    need(std::isfinite(rms_norm_eps) && rms_norm_eps > 0.0f, "rms_norm_eps must be positive and finite");
+    need(std::isfinite(final_logit_softcapping) && final_logit_softcapping >= 0.0f,
+         "final_logit_softcapping must be finite and not negative");
+    for (const auto& [r, name] : {std::pair{&rope_sliding, "sliding_attention"}, std::pair{&rope_full, "full_attention"}})
+        need(std::isfinite(r->theta) && r->theta > 0.0 && std::isfinite(r->factor) && r->factor > 0.0,
+             std::string(name) + " RoPE: rope_theta and factor must be positive and finite");
 }
 
 inline std::vector<layer_info> config::layers() const {

@@ -268,18 +268,17 @@ std::vector<std::string_view> stored_names(const Source& src) {
 // A tensor the config does not ask for means the file and its config
 // disagree (a model without per-layer inputs holding their tables, a layer
 // too many): an error, as in llama.cpp, rather than weights silently left
-// out. Exempt: rope_freqs (read by the GGUF config reader, used when the
-// full layers' RoPE is partial) and, in a multimodal checkpoint, the towers
-// outside its text model (model.language_model.*).
+// out. Exempt: rope_freqs (read, and checked, by the GGUF config reader:
+// it says which pairs the full layers rotate) and, in a multimodal
+// checkpoint, the towers outside its text model (model.language_model.*).
 template <io::tensor_source Source>
-void refuse_unused(const config& c, const Source& src, const std::set<std::string, std::less<>>& used) {
+void refuse_unused(const Source& src, const std::set<std::string, std::less<>>& used) {
     const std::vector<std::string_view> names = stored_names(src);
     constexpr std::string_view text_model = "model.language_model.";
     const bool multimodal = std::any_of(names.begin(), names.end(),
                                         [&](std::string_view n) { return n.starts_with(text_model); });
-    const bool partial_rope = c.rope_full.type == "proportional";
     for (std::string_view n : names) {
-        if (used.contains(n) || (n == rope_freqs_name && partial_rope)) continue;
+        if (used.contains(n) || n == rope_freqs_name) continue;
         if (multimodal && n.starts_with("model.") && !n.starts_with(text_model)) continue;
         throw error(std::string(src.path()) + ": tensor " + std::string(n) +
                     " is not used by the model its config describes (a tensor too many, or a config that "
@@ -381,7 +380,7 @@ weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, 
             lw.post_per_layer_input_norm = ld.vector(p + "post_per_layer_input_norm.weight", D);
         }
     }
-    detail::refuse_unused(c, src, ld.used());
+    detail::refuse_unused(src, ld.used());
     return w;
 }
 

@@ -212,6 +212,12 @@ inline void store_string(std::vector<std::byte>& out, std::string_view s) {
     out.insert(out.end(), p, p + s.size());
 }
 
+// Vectors sized by a count from the file reserve at most this many elements
+// and then grow with what is really read. The counts are bounded by the bytes
+// left in the file, but a record takes several times more memory than its
+// smallest size on disk: a patched count must not reserve gigabytes.
+inline constexpr std::size_t gguf_max_reserve = 4096;
+
 // A key or tensor name for messages: quoted, cut short if long (a corrupt
 // file can hold a name of many megabytes).
 inline std::string quoted(std::string_view s) {
@@ -475,8 +481,8 @@ public:
         return visit_gguf_scalar_type(elem, [&]<class T>(std::type_identity<T>) {
             std::vector<T> v;
             if constexpr (std::same_as<T, std::string>) {
-                need(n * 8); // each string takes at least its length field: no huge reserve from a corrupt count
-                v.reserve(count);
+                need(n * 8); // each string takes at least its length field
+                v.reserve(std::min(count, gguf_max_reserve));
                 for (std::size_t i = 0; i < count; ++i) v.push_back(read_string());
             } else {
                 const std::byte* p = take(n * sizeof(T));
@@ -609,7 +615,7 @@ private:
     }
 
     void read_metadata(detail::gguf_cursor& in) {
-        metadata_.reserve(kv_count_);
+        metadata_.reserve(std::min(kv_count_, detail::gguf_max_reserve));
         for (std::size_t i = 0; i < kv_count_; ++i) {
             in.set_context("key #" + std::to_string(i));
             std::string key = in.read_string();
@@ -634,7 +640,7 @@ private:
 
     std::vector<detail::gguf_tensor_info> read_tensor_infos(detail::gguf_cursor& in) {
         std::vector<detail::gguf_tensor_info> infos;
-        infos.reserve(tensor_count_);
+        infos.reserve(std::min(tensor_count_, detail::gguf_max_reserve));
         for (std::size_t i = 0; i < tensor_count_; ++i) {
             detail::gguf_tensor_info t;
             in.set_context("tensor info #" + std::to_string(i));

@@ -4,7 +4,8 @@
 // - Nothing there, or a regular file: the bytes go to a new file beside it,
 //   renamed over the path by commit(). Until then an old file survives
 //   untouched, and a write that fails or is abandoned leaves no partial file
-//   under the path. A replaced file keeps its permission bits.
+//   under the path. A replaced file keeps its permission bits; like any
+//   rename, this needs write access to the folder, not to the old file.
 // - A symbolic link: followed (hop by hop, so a dangling last link works);
 //   the file it leads to is replaced as above and the link stays a link.
 // - A FIFO or a character device (/dev/stdout, /dev/null, a pipe): written in
@@ -42,28 +43,43 @@ namespace io {
 class output_file {
 public:
     explicit output_file(std::string path) : path_(std::move(path)) {
-        target_ = resolve_links(path_);
+        // stat() follows every link, /proc's magic ones included (/dev/stdout
+        // on a pipe leads to "pipe:[N]", which is no path to follow by hand).
         struct stat st {};
-        if (::stat(target_.c_str(), &st) == 0) {
-            if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-                fd_ = ::open(target_.c_str(), O_WRONLY | O_CLOEXEC);
-                if (fd_ < 0) fail("cannot open");
-                return;
+        const bool exists = ::stat(path_.c_str(), &st) == 0;
+        if (!exists && errno != ENOENT) fail("cannot inspect");
+        if (exists && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+            fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+            if (fd_ < 0) fail("cannot open");
+            struct stat opened {};
+            if (::fstat(fd_, &opened) != 0 || !(S_ISFIFO(opened.st_mode) || S_ISCHR(opened.st_mode))) {
+                ::close(std::exchange(fd_, -1));
+                throw error(path_ + ": was replaced while it was being opened");
             }
-            if (!S_ISREG(st.st_mode))
-                throw error(path_ + ": is " + kind_of(st.st_mode) +
-                            "; an output must be a regular file, a FIFO or a character device");
-        } else if (errno != ENOENT) {
-            fail("cannot inspect");
+            return;
         }
+        if (exists && !S_ISREG(st.st_mode))
+            throw error(path_ + ": is " + kind_of(st.st_mode) +
+                        "; an output must be a regular file, a FIFO or a character device");
+        target_ = resolve_links(path_);
         std::random_device random;
         for (int attempt = 0; fd_ < 0; ++attempt) {
             temp_ = target_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(random());
             fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
             if (fd_ < 0 && (errno != EEXIST || attempt == 100)) fail("cannot create the temporary file " + temp_);
         }
-        if (S_ISREG(st.st_mode) && ::fchmod(fd_, st.st_mode & 07777) != 0) fail("cannot set the mode of the temporary file " + temp_);
+        if (exists && ::fchmod(fd_, st.st_mode & 07777) != 0)
+            close_and_fail("cannot set the mode of the temporary file " + temp_);
     }
+
+    // Whether an output_file at `path` would be written in place (a FIFO or a
+    // character device is there, links followed): no temporary file, and an
+    // open that may wait for a reader.
+    static bool writes_in_place(const std::string& path) {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
+    }
+
     output_file(const output_file&) = delete;
     output_file& operator=(const output_file&) = delete;
     ~output_file() {
@@ -138,6 +154,14 @@ private:
     [[noreturn]] void fail(const std::string& what) const {
         const int err = errno;
         throw error(path_ + ": " + what + ": " + std::strerror(err));
+    }
+    // For a failure after fd_ is open: the destructor will not run.
+    [[noreturn]] void close_and_fail(const std::string& what) {
+        const int err = errno;
+        ::close(std::exchange(fd_, -1));
+        if (!temp_.empty()) ::unlink(temp_.c_str());
+        errno = err;
+        fail(what);
     }
 
     std::string path_;   // as given
