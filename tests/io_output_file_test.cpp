@@ -7,10 +7,8 @@
 
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <string>
-#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,11 +22,6 @@ using qtensor_test::scratch_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write(io::output_file& out, const std::string& text) {
     out.write({reinterpret_cast<const std::byte*>(text.data()), text.size()});
@@ -59,10 +52,10 @@ TEST_CASE("output_file: a regular file appears only on commit, keeps its mode, a
     {
         io::output_file out(path);
         write(out, "new");
-        CHECK(read_all(path) == "old");
+        CHECK(qtensor_test::read_file(path) == "old");
         out.commit();
     }
-    CHECK(read_all(path) == "new");
+    CHECK(qtensor_test::read_file(path) == "new");
     CHECK(fs::status(path).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
     CHECK(entries(tmp.path) == 1);
 
@@ -80,10 +73,10 @@ TEST_CASE("output_file: a symbolic link stays a link; the file it leads to is re
         write(out, name);
         out.commit();
         CHECK(fs::is_symlink(tmp / name));
-        CHECK(read_all(tmp / name) == name);
+        CHECK(qtensor_test::read_file(tmp / name) == name);
     }
-    CHECK(read_all(tmp / "real/target") == "link");
-    CHECK(read_all(tmp / "real/absent") == "dangling");
+    CHECK(qtensor_test::read_file(tmp / "real/target") == "link");
+    CHECK(qtensor_test::read_file(tmp / "real/absent") == "dangling");
 
     // The GGUF writer goes through it: a link to a GGUF file stays a link.
     io::gguf_writer w;
@@ -96,13 +89,11 @@ TEST_CASE("output_file: a symbolic link stays a link; the file it leads to is re
 TEST_CASE("output_file: a FIFO or a character device is written in place, never replaced") {
     const scratch_dir tmp;
     const std::string fifo = tmp / "fifo";
-    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    std::string received;
-    std::thread reader([&] { received = read_all(fifo); });
+    qtensor_test::fifo_reader reader(fifo);
     io::gguf_writer w;
     w.set("general.name", io::gguf_value::string("through a pipe"));
     w.write(fifo);
-    reader.join();
+    const std::string received = reader.take();
     CHECK(fs::is_fifo(fifo));
     CHECK(received.starts_with("GGUF"));
     CHECK(contains(received, "through a pipe"));

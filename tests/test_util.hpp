@@ -6,13 +6,17 @@
 #include <cstddef>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <span>
 #include <stdexcept>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -66,6 +70,36 @@ struct bound_socket {
     ~bound_socket() { ::close(fd); }
     bound_socket(const bound_socket&) = delete;
     bound_socket& operator=(const bound_socket&) = delete;
+};
+
+// The bytes of the file at `path`.
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A FIFO at `path` and a thread reading it to the end: what a writer under
+// test puts through it is take()n once the writer has closed it.
+class fifo_reader {
+public:
+    explicit fifo_reader(std::string path) : path_(std::move(path)) {
+        if (::mkfifo(path_.c_str(), 0600) != 0) throw std::runtime_error("mkfifo failed: " + path_);
+        reader_ = std::thread([this] { received_ = read_file(path_); });
+    }
+    ~fifo_reader() {
+        if (reader_.joinable()) reader_.join();
+    }
+    fifo_reader(const fifo_reader&) = delete;
+    fifo_reader& operator=(const fifo_reader&) = delete;
+    std::string take() {
+        reader_.join();
+        return std::move(received_);
+    }
+
+private:
+    std::string path_;
+    std::string received_;
+    std::thread reader_;
 };
 
 // max_i |x[i]|.

@@ -8,8 +8,6 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,11 +29,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string tiny_e2b = std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4/tiny-e2b";
-
-std::string read_all(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
@@ -66,7 +59,7 @@ int wait_for(pid_t pid) {
 // Runs qtensor to the end; its exit status (a crash fails the test).
 int run(const scratch_dir& dir, const std::vector<std::string>& args) {
     const int status = wait_for(start(dir, args));
-    INFO("stderr: " << read_all(dir / "stderr.txt"));
+    INFO("stderr: " << qtensor_test::read_file(dir / "stderr.txt"));
     REQUIRE(WIFEXITED(status));
     return WEXITSTATUS(status);
 }
@@ -112,11 +105,9 @@ struct quantize_on_fifo {
 TEST_CASE("convert to a FIFO writes into it; to a link, replaces the file it leads to; to a socket, refuses") {
     const scratch_dir tmp;
     const std::string fifo = tmp / "out.fifo";
-    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    std::string received;
-    std::thread reader([&] { received = read_all(fifo); });
+    qtensor_test::fifo_reader reader(fifo);
     CHECK(run(tmp, {"convert", tiny_e2b, fifo}) == 0);
-    reader.join();
+    const std::string received = reader.take();
     CHECK(fs::is_fifo(fifo));
     CHECK(received.size() > 4000000);
     CHECK(received.starts_with("GGUF"));
@@ -124,12 +115,12 @@ TEST_CASE("convert to a FIFO writes into it; to a link, replaces the file it lea
     fs::create_symlink("real.gguf", tmp / "link.gguf");
     CHECK(run(tmp, {"convert", tiny_e2b, tmp / "link.gguf"}) == 0);
     CHECK(fs::is_symlink(tmp / "link.gguf"));
-    CHECK(read_all(tmp / "real.gguf") == received);
+    CHECK(qtensor_test::read_file(tmp / "real.gguf") == received);
 
     const std::string socket_path = tmp / "out.sock";
     const qtensor_test::bound_socket listener(socket_path);
     CHECK(run(tmp, {"convert", tiny_e2b, socket_path}) == 1);
-    CHECK(contains(read_all(tmp / "stderr.txt"), "out.sock: is a socket"));
+    CHECK(contains(qtensor_test::read_file(tmp / "stderr.txt"), "out.sock: is a socket"));
     CHECK(fs::is_socket(socket_path));
     CHECK(temp_files(tmp.path).empty());
 }
@@ -182,7 +173,7 @@ TEST_CASE("inspect and error messages print names from files with control charac
     w.add_tensor("t\x1b[2J", ggml_type::f32, {1}, std::as_bytes(std::span(&one, 1)));
     w.write(tmp / "names.gguf");
     CHECK(run(tmp, {"inspect", tmp / "names.gguf"}) == 0);
-    const std::string out = read_all(tmp / "stdout.txt");
+    const std::string out = qtensor_test::read_file(tmp / "stdout.txt");
     CHECK(contains(out, "general.\\x1b[31mred"));
     CHECK(contains(out, "\\x1b]0;title\\x07"));
     CHECK(contains(out, "t\\x1b[2J"));
@@ -194,11 +185,11 @@ TEST_CASE("inspect and error messages print names from files with control charac
     model.set("general.architecture", io::gguf_value::string("\x1b[2Jevil"));
     model.write(tmp / "model.gguf");
     CHECK(run(tmp, {"generate", tmp / "model.gguf", "--ids", "1", "--max-new", "1"}) == 1);
-    std::string err = read_all(tmp / "stderr.txt");
+    std::string err = qtensor_test::read_file(tmp / "stderr.txt");
     CHECK(contains(err, "general.architecture is \"\\x1b[2Jevil\", not \"gemma4\""));
     CHECK(err.find('\x1b') == std::string::npos);
     CHECK(run(tmp, {"inspect", tmp / "no\x1b[2Jfile"}) == 1);
-    err = read_all(tmp / "stderr.txt");
+    err = qtensor_test::read_file(tmp / "stderr.txt");
     CHECK(contains(err, "no\\x1b[2Jfile"));
     CHECK(err.find('\x1b') == std::string::npos);
 }
