@@ -12,9 +12,9 @@
 file(GLOB_RECURSE qtensor_public_headers CONFIGURE_DEPENDS
     RELATIVE "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/include/qtensor/*.hpp")
 list(FILTER qtensor_public_headers EXCLUDE REGEX "-inl\\.hpp$")
-# The parts of one kernel backend are included only by that backend's
-# backend.hpp, which is tested (through kernels/backend.hpp).
-list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/(highway|scalar|xsimd)/")
+# kernels/detail/ holds the internals of the kernel backends, included only by
+# kernels/backend.hpp, which is tested.
+list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/detail/")
 if(NOT QTENSOR_WITH_JSON) # these stop with #error without nlohmann-json
     list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/(io/safetensors|gemma4/)")
 endif()

@@ -10,7 +10,8 @@
 QTENSOR_BEGIN_NAMESPACE
 namespace detail {
 
-// a * b rounded to binary32, never fused with a following add.
+// fmul(a, b): a * b rounded to binary32, never fused with a following add;
+// opaque(p) is the barrier itself, for code that multiplies its own way.
 //
 // ggml's reference quantizers are compiled without FMA, so every product is
 // rounded before it is added. GCC contracts `a * b + c` into an FMA by default
@@ -19,8 +20,7 @@ namespace detail {
 // to choose, so the reference code routes every product that feeds a sum
 // through this function. The empty asm makes the rounded product opaque to the
 // optimiser: it must exist as a float in a register, so it cannot be fused.
-[[gnu::always_inline]] inline float fmul(float a, float b) noexcept {
-    float p = a * b;
+[[gnu::always_inline]] inline float opaque(float p) noexcept {
 #if defined(__GNUC__) && (defined(__x86_64__) || (defined(__i386__) && defined(__SSE2__)))
     asm("" : "+x"(p));
 #elif defined(__GNUC__) && defined(__aarch64__)
@@ -31,6 +31,8 @@ namespace detail {
     // MSVC does not contract under its default /fp:precise.
     return p;
 }
+
+[[gnu::always_inline]] inline float fmul(float a, float b) noexcept { return opaque(a * b); }
 
 // ggml's nearest_int: adding 1.5 * 2^23 pushes the fraction out of the
 // mantissa, so the low mantissa bits hold the integer rounded half-to-even.

@@ -9,9 +9,9 @@
 #include "qtensor/kernels/abi.hpp"
 
 #if defined(QTENSOR_KERNELS_BACKEND_HIGHWAY)
-#include "qtensor/kernels/highway/backend.hpp"
+#include "qtensor/kernels/detail/highway/backend.hpp"
 #elif defined(QTENSOR_KERNELS_BACKEND_XSIMD)
-#include "qtensor/kernels/xsimd/backend.hpp"
+#include "qtensor/kernels/detail/xsimd/backend.hpp"
 #else
-#include "qtensor/kernels/scalar/backend.hpp"
+#include "qtensor/kernels/detail/scalar/backend.hpp"
 #endif

@@ -2,12 +2,13 @@
 // float32 vectors, each within a stated budget of its scalar reference in
 // reference/float_ops.hpp.
 //
-// Budgets hold on every Highway target; the scalar backend runs the reference
-// itself (error 0). Notation: u = 2^-24 (float's unit roundoff; 1 ulp of a
+// Budgets hold on every target of every backend: each op is one body
+// (detail/generic/float_ops-inl.hpp) on N = 1 to 16 lanes. Notation: u = 2^-24 (float's unit roundoff; 1 ulp of a
 // float v is at most 2u |v|), gamma_k = k u / (1 - k u) (Higham's bound for k
 // roundings in a row), ref_i the reference's output. Where a budget counts
 // the reference's own error it uses glibc's documented maxima (expf, sinf,
-// cosf 1 ulp; tanhf 2 ulp) and Highway 1.0.3's (Exp 1 ulp, Tanh 4 ulp).
+// cosf 1 ulp; tanhf 2 ulp) and Highway 1.0.3's (Exp 1 ulp, Tanh 4 ulp; xsimd's
+// are within those).
 // Except for softmax, budgets assume no underflow: results below 2^-126 may
 // differ by a few 2^-149 more.
 //

@@ -6,8 +6,8 @@
 //     Highway allows one such TU-wide expansion per translation unit: include
 //     the kernels only in the .cpp files that call them.
 //   - xsimd (the default without Highway): the architecture this TU is
-//     compiled for (-m flags), and the scalar reference.
-//   - scalar: the references, with no SIMD library at all.
+//     compiled for (-m flags), and the same kernels on one lane.
+//   - scalar: the kernels on one lane, with no SIMD library at all.
 // Define QTENSOR_KERNELS_USE_HIGHWAY, _XSIMD or _SCALAR before including to choose.
 #pragma once
 

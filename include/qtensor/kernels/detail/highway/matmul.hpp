@@ -1,4 +1,4 @@
-// qtensor/kernels/highway/matmul.hpp: dispatch tables of the dot and matmul
+// qtensor/kernels/detail/highway/matmul.hpp: dispatch tables of the dot and matmul
 // kernels (bodies in matmul-inl.hpp). Included by backend.hpp.
 #pragma once
 

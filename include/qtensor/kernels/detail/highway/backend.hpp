@@ -1,4 +1,4 @@
-// qtensor/kernels/highway/backend.hpp: the Highway backend. Compiles every
+// qtensor/kernels/detail/highway/backend.hpp: the Highway backend. Compiles every
 // kernel body once per Highway target (SSSE3, SSE4, AVX2, AVX-512 on x86;
 // NEON on ARM; the one-lane HWY_SCALAR fallback) through foreach_target.h and
 // chooses among them at run time.
@@ -17,10 +17,10 @@
 #include <vector>
 
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "qtensor/kernels/highway/all-inl.hpp"
+#define HWY_TARGET_INCLUDE "qtensor/kernels/detail/highway/all-inl.hpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "qtensor/kernels/highway/all-inl.hpp"
+#include "qtensor/kernels/detail/highway/all-inl.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 
@@ -83,8 +83,11 @@ QTENSOR_KERNELS_END_NAMESPACE
     }                                                                               \
     }
 
-#include "qtensor/kernels/highway/quant.hpp"
-#include "qtensor/kernels/highway/matmul.hpp"
-#include "qtensor/kernels/highway/float_ops.hpp"
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+namespace detail {
+QTENSOR_GENERIC_KERNELS(QTENSOR_HWY_KERNEL)
+} // namespace detail
+QTENSOR_KERNELS_END_NAMESPACE
+#include "qtensor/kernels/detail/highway/matmul.hpp"
 
 #undef QTENSOR_HWY_KERNEL

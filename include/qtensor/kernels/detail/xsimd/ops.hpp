@@ -1,4 +1,4 @@
-// qtensor/kernels/xsimd/ops.hpp: the small vocabulary of vector operations
+// qtensor/kernels/detail/xsimd/ops.hpp: the small vocabulary of vector operations
 // the xsimd kernel bodies are written in, on batches of one xsimd
 // architecture A (the compile-time one; see backend.hpp):
 //   - what xsimd 8 lacks: widening loads (int8/uint8/uint16/fp16/float to
@@ -408,3 +408,161 @@ void store_low_bytes(const vec<std::int32_t, A>& v, void* p) {
 
 } // namespace detail::xsimd_ops
 QTENSOR_KERNELS_END_NAMESPACE
+
+#ifndef XSIMD_NO_SUPPORTED_ARCHITECTURE
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+
+// The vector vocabulary of the generic kernels (defined on one lane in
+// scalar/ops.hpp), on batches of xsimd's default architecture: the best one
+// this TU's -m flags enable.
+namespace detail::xsimd_target::ops {
+
+using arch = xsimd::default_arch;
+using vf = xsimd::batch<float, arch>;
+using vi = xsimd::batch<std::int32_t, arch>;
+using vd = xsimd::batch<double, arch>;
+using mf = xsimd::batch_bool<float, arch>;
+using mi = xsimd::batch_bool<std::int32_t, arch>;
+
+inline constexpr std::size_t lanes = vf::size;
+inline constexpr std::size_t lanes_d = vd::size;
+inline constexpr bool can_round = xsimd_ops::can_round;
+#if XSIMD_WITH_AVX512F || (defined(__F16C__) && XSIMD_WITH_AVX)
+inline constexpr bool native_f16 = true;
+#else
+inline constexpr bool native_f16 = false;
+#endif
+
+inline vf set_f(float x) { return vf(x); }
+inline vi set_i(std::int32_t x) { return vi(x); }
+inline vd set_d(double x) { return vd(x); }
+
+inline vf load(const float* p) { return vf::load_unaligned(p); }
+inline void store(vf v, float* p) { v.store_unaligned(p); }
+inline void store(vi v, std::int32_t* p) { v.store_unaligned(p); }
+inline vf load_partial(const float* p, std::size_t count, float fill) {
+    return xsimd_ops::load_partial<arch>(p, count, fill);
+}
+inline void store_partial(vf v, float* p, std::size_t count) { xsimd_ops::store_partial(v, p, count); }
+
+inline vi load_u8(const std::uint8_t* p) { return xsimd_ops::load_u8_i32<arch>(p); }
+inline vi load_i8(const std::int8_t* p) { return xsimd_ops::load_i8_i32<arch>(p); }
+inline vi load_u16(const std::uint16_t* p) {
+    return xsimd_ops::bits<std::int32_t>(xsimd_ops::load_u16_u32<arch>(p));
+}
+inline vf load_f16(const fp16_t* p) { return xsimd_ops::load_f16<arch>(p); }
+inline vd load_f64(const float* p) { return xsimd_ops::load_f32_f64<arch>(p); }
+inline void store_f32(vd v, float* p) { xsimd_ops::store_f64_f32<arch>(v, p); }
+inline void store_low_bytes(vi v, std::uint8_t* p) { xsimd_ops::store_low_bytes<arch>(v, p); }
+inline void store_low_bytes(vi v, std::int8_t* p) { xsimd_ops::store_low_bytes<arch>(v, p); }
+
+inline vi bits(vf v) { return xsimd_ops::bits<std::int32_t>(v); }
+inline vf from_bits(vi v) { return xsimd_ops::bits<float>(v); }
+inline vf to_float(vi v) { return xsimd::batch_cast<float>(v); }
+inline vi truncate(vf v) { return xsimd::batch_cast<std::int32_t>(v); }
+inline vi mask_vec(mf m) { return bits(xsimd::select(m, from_bits(vi(-1)), vf(0.0f))); }
+
+template <class V>
+V min(V a, V b) { return xsimd::min(a, b); }
+template <class V>
+V max(V a, V b) { return xsimd::max(a, b); }
+template <class V>
+V neg(V a) { return -a; }
+template <class V>
+V mul_add(V a, V b, V c) { return xsimd::fma(a, b, c); }
+inline vd neg_mul_add(vd a, vd b, vd c) { return xsimd::fnma(a, b, c); }
+inline vd round(vd v) { return xsimd::nearbyint(v); }
+inline vd floor(vd v) { return xsimd::floor(v); }
+template <int k>
+vi shift_left(vi v) { return v << k; }
+template <int k>
+vi shift_right(vi v) { return v >> k; }
+inline vi shift_right(vi v, int k) { return v >> k; }
+inline vf rounded(vf v) { return xsimd_ops::rounded(v); }
+
+// xsimd's exp and tanh may not carry NaN through: feed them 0 there and give
+// the NaN back. xsimd's exp also flushes results below 2^-126 to 0: there
+// exp(x) = exp(x / 2)^2 (x / 2 is exact and exp(x / 2) normal; the square is
+// rounded once, to a subnormal).
+inline vf exp(vf x) {
+    const auto nan = xsimd::isnan(x);
+    const auto tiny = x < vf(-87.0f);
+    const vf e = xsimd::exp(xsimd::select(nan, vf(0.0f), xsimd::select(tiny, x * vf(0.5f), x)));
+    return xsimd::select(nan, x, xsimd::select(tiny, e * e, e));
+}
+inline vf tanh(vf x) {
+    const auto nan = xsimd::isnan(x);
+    return xsimd::select(nan, x, xsimd::tanh(xsimd::select(nan, vf(0.0f), x)));
+}
+
+template <class M, class V>
+V select(M m, V a, V b) { return xsimd::select(m, a, b); }
+template <class M>
+M mask_or(M a, M b) { return a || b; }
+template <class M>
+M mask_and(M a, M b) { return a && b; }
+template <class M>
+M mask_and_not(M a, M b) { return a && !b; }
+template <class M>
+bool all_false(M m) { return xsimd::none(m); }
+
+// Lane i of m in bit i: the sign bits of the mask register on x86.
+template <class T>
+std::uint64_t mask_bits(const xsimd::batch_bool<T, arch>& m) {
+#if XSIMD_WITH_AVX512F
+    return static_cast<std::uint64_t>(m.data);
+#elif XSIMD_WITH_AVX
+    if constexpr (std::is_same_v<T, float>) return static_cast<unsigned>(_mm256_movemask_ps(m.data));
+    else return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m.data)));
+#elif XSIMD_WITH_SSE2
+    if constexpr (std::is_same_v<T, float>) return static_cast<unsigned>(_mm_movemask_ps(m.data));
+    else return static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(m.data)));
+#else
+    bool set[xsimd::batch_bool<T, arch>::size];
+    m.store_unaligned(set);
+    std::uint64_t out = 0;
+    for (std::size_t i = 0; i < xsimd::batch_bool<T, arch>::size; ++i) out |= std::uint64_t{set[i]} << i;
+    return out;
+#endif
+}
+template <class T>
+int first_true(const xsimd::batch_bool<T, arch>& m) {
+    const std::uint64_t set = mask_bits(m);
+    return set == 0 ? -1 : std::countr_zero(set);
+}
+
+inline float reduce_sum(vf v) { return xsimd_ops::hsum(v); }
+inline std::int32_t reduce_sum(vi v) { return xsimd_ops::hsum(v); }
+inline float reduce_max(vf v) { return xsimd_ops::hmax(v); }
+inline std::int32_t reduce_max(vi v) { return xsimd_ops::hmax(v); }
+
+// The even (odd) lanes of the 2N lanes lo, hi, lo's first: one shuffle on
+// SSE, a shuffle and a 64-bit permute on AVX2, a two-table permute on AVX-512.
+template <bool odd>
+vf concat_lanes(vf hi, vf lo) {
+#if XSIMD_WITH_AVX512F
+    alignas(64) static constexpr std::int32_t index[16] = {0 + odd,  2 + odd,  4 + odd,  6 + odd,  8 + odd,  10 + odd,
+                                                           12 + odd, 14 + odd, 16 + odd, 18 + odd, 20 + odd, 22 + odd,
+                                                           24 + odd, 26 + odd, 28 + odd, 30 + odd};
+    return vf(_mm512_permutex2var_ps(lo.data, _mm512_load_si512(index), hi.data));
+#elif XSIMD_WITH_AVX2
+    const __m256 t = _mm256_shuffle_ps(lo.data, hi.data, odd ? 0xdd : 0x88);
+    return vf(_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xd8)));
+#elif XSIMD_WITH_SSE2 && !XSIMD_WITH_AVX
+    return vf(_mm_shuffle_ps(lo.data, hi.data, odd ? 0xdd : 0x88));
+#else
+    alignas(64) float a[2 * lanes], out[lanes];
+    lo.store_aligned(a);
+    hi.store_aligned(a + lanes);
+    for (std::size_t i = 0; i < lanes; ++i) out[i] = a[2 * i + odd];
+    return vf::load_aligned(out);
+#endif
+}
+inline vf concat_even(vf hi, vf lo) { return concat_lanes<false>(hi, lo); }
+inline vf concat_odd(vf hi, vf lo) { return concat_lanes<true>(hi, lo); }
+inline vi concat_even(vi hi, vi lo) { return bits(concat_lanes<false>(from_bits(hi), from_bits(lo))); }
+inline vi concat_odd(vi hi, vi lo) { return bits(concat_lanes<true>(from_bits(hi), from_bits(lo))); }
+
+} // namespace detail::xsimd_target::ops
+QTENSOR_KERNELS_END_NAMESPACE
+#endif

@@ -1,4 +1,4 @@
-// qtensor/kernels/highway/matmul-inl.hpp: SIMD bodies of the dot and matmul
+// qtensor/kernels/detail/highway/matmul-inl.hpp: SIMD bodies of the dot and matmul
 // kernels, compiled once per Highway target (re-included by foreach_target.h
 // through highway/all-inl.hpp; do not include it yourself). Each stays within
 // the error budget stated in matmul.hpp of the exact sum.

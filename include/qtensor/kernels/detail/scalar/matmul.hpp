@@ -1,4 +1,4 @@
-// qtensor/kernels/scalar/matmul.hpp: the dot and matmul kernels of the scalar
+// qtensor/kernels/detail/scalar/matmul.hpp: the dot and matmul kernels of the scalar
 // backend: the references (reference/matmul.hpp and the schemes' dot_row).
 #pragma once
 

@@ -1,4 +1,4 @@
-// qtensor/kernels/xsimd/matmul.hpp: the dot and matmul kernels of the xsimd
+// qtensor/kernels/detail/xsimd/matmul.hpp: the dot and matmul kernels of the xsimd
 // backend, each within the error budget stated in matmul.hpp of the exact
 // sum. Included by backend.hpp.
 //
@@ -17,7 +17,7 @@
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
-#include "qtensor/kernels/xsimd/ops.hpp"
+#include "qtensor/kernels/detail/xsimd/ops.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"

@@ -1,0 +1,20 @@
+// qtensor/kernels/detail/generic/kernels-inl.hpp: every kernel written once over the
+// vector vocabulary `ops`. A backend includes generic/prelude.hpp, then this
+// file inside each instruction set's namespace after defining `ops` there:
+//
+//   namespace detail::some_target {
+//   #include "<backend>/ops...."               // namespace ops { vf, load, ... }
+//   #include "qtensor/kernels/detail/generic/kernels-inl.hpp"
+//   }
+//
+// No include guard on purpose (one inclusion per instruction set).
+
+#ifndef QTENSOR_OPS_INLINE
+#define QTENSOR_OPS_INLINE inline
+#endif
+#ifndef QTENSOR_OPS_LAMBDA
+#define QTENSOR_OPS_LAMBDA
+#endif
+
+#include "qtensor/kernels/detail/generic/quant-inl.hpp"
+#include "qtensor/kernels/detail/generic/float_ops-inl.hpp"

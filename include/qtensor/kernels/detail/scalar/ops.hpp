@@ -1,0 +1,175 @@
+// qtensor/kernels/detail/scalar/ops.hpp: the vector vocabulary that the generic
+// kernels (kernels/detail/generic/) are written in, on vectors of one lane, in plain
+// C++. This file is the vocabulary's definition: the Highway and xsimd
+// adaptors (highway/ops-inl.hpp, xsimd/ops.hpp) give each op the same meaning
+// on N lanes, lane by lane unless the op says otherwise.
+//
+// Internal to the kernels: include qtensor/kernels/kernels.hpp.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "qtensor/core/float_bits.hpp"
+#include "qtensor/core/half.hpp"
+#include "qtensor/kernels/abi.hpp"
+
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+namespace detail::scalar_target::ops {
+
+// ---- types and sizes -------------------------------------------------------------
+
+template <class T>
+struct lane {
+    T v;
+};
+// A comparison's result; masks of different lane types are different types.
+template <class T>
+struct lane_mask {
+    bool v;
+};
+
+using vf = lane<float>;        // `lanes` floats
+using vi = lane<std::int32_t>; // `lanes` int32: integer codes, and float bits
+using vd = lane<double>;       // `lanes_d` doubles
+
+inline constexpr std::size_t lanes = 1;   // a power of two, at most 16
+inline constexpr std::size_t lanes_d = 1; // a power of two, at most 8
+
+// Whether rounded() keeps a product from fusing with the add after it.
+inline constexpr bool can_round = true;
+// Whether load_f16 is a native conversion (else the kernels decode the bits).
+inline constexpr bool native_f16 = false;
+
+// ---- arithmetic, bitwise and comparison operators ------------------------------
+// vf and vd: + - * /; vi: + - (wrapping) & | ; all: == != < <= > >= -> masks.
+
+template <class T>
+lane<T> operator+(lane<T> a, lane<T> b) { return {a.v + b.v}; }
+template <class T>
+lane<T> operator-(lane<T> a, lane<T> b) { return {a.v - b.v}; }
+template <class T>
+lane<T> operator*(lane<T> a, lane<T> b) { return {a.v * b.v}; }
+template <class T>
+lane<T> operator/(lane<T> a, lane<T> b) { return {a.v / b.v}; }
+inline vi operator+(vi a, vi b) { return {static_cast<std::int32_t>(std::uint32_t(a.v) + std::uint32_t(b.v))}; }
+inline vi operator-(vi a, vi b) { return {static_cast<std::int32_t>(std::uint32_t(a.v) - std::uint32_t(b.v))}; }
+inline vi operator&(vi a, vi b) { return {a.v & b.v}; }
+inline vi operator|(vi a, vi b) { return {a.v | b.v}; }
+template <class T>
+lane_mask<T> operator==(lane<T> a, lane<T> b) { return {a.v == b.v}; }
+template <class T>
+lane_mask<T> operator!=(lane<T> a, lane<T> b) { return {a.v != b.v}; }
+template <class T>
+lane_mask<T> operator<(lane<T> a, lane<T> b) { return {a.v < b.v}; }
+template <class T>
+lane_mask<T> operator<=(lane<T> a, lane<T> b) { return {a.v <= b.v}; }
+template <class T>
+lane_mask<T> operator>(lane<T> a, lane<T> b) { return {a.v > b.v}; }
+template <class T>
+lane_mask<T> operator>=(lane<T> a, lane<T> b) { return {a.v >= b.v}; }
+
+// ---- broadcast, load, store ------------------------------------------------------
+
+inline vf set_f(float x) { return {x}; }
+inline vi set_i(std::int32_t x) { return {x}; }
+inline vd set_d(double x) { return {x}; }
+
+// p[0, lanes) (any alignment).
+inline vf load(const float* p) { return {*p}; }
+inline void store(vf v, float* p) { *p = v.v; }
+inline void store(vi v, std::int32_t* p) { *p = v.v; }
+// p[0, count) in the first lanes, `fill` in the others; count < lanes.
+inline vf load_partial(const float*, std::size_t, float fill) { return {fill}; }
+// The first `count` lanes of v to p[0, count); count < lanes.
+inline void store_partial(vf, float*, std::size_t) {}
+
+// `lanes` narrow integers at p, widened to int32.
+inline vi load_u8(const std::uint8_t* p) { return {*p}; }
+inline vi load_i8(const std::int8_t* p) { return {*p}; }
+inline vi load_u16(const std::uint16_t* p) { return {*p}; }
+// `lanes` fp16 at p, exactly (only where native_f16).
+inline vf load_f16(const fp16_t* p) { return {fp16_to_fp32(*p)}; }
+// `lanes_d` floats at p, widened; and back, rounded to nearest.
+inline vd load_f64(const float* p) { return {*p}; }
+inline void store_f32(vd v, float* p) { *p = static_cast<float>(v.v); }
+// The low byte of each lane (lanes known to fit) to p[0, lanes).
+inline void store_low_bytes(vi v, std::uint8_t* p) { *p = static_cast<std::uint8_t>(v.v); }
+inline void store_low_bytes(vi v, std::int8_t* p) { *p = static_cast<std::int8_t>(v.v); }
+
+// ---- conversions -------------------------------------------------------------------
+
+// The bits of a float lane as int32, and back.
+inline vi bits(vf v) { return {std::bit_cast<std::int32_t>(v.v)}; }
+inline vf from_bits(vi v) { return {std::bit_cast<float>(v.v)}; }
+inline vf to_float(vi v) { return {static_cast<float>(v.v)}; }
+// Toward zero, for values known to fit in int32.
+inline vi truncate(vf v) { return {static_cast<std::int32_t>(v.v)}; }
+// -1 (all bits) where m is true, else 0.
+inline vi mask_vec(lane_mask<float> m) { return {m.v ? -1 : 0}; }
+
+// ---- arithmetic ----------------------------------------------------------------------
+
+template <class T>
+lane<T> min(lane<T> a, lane<T> b) { return {b.v < a.v ? b.v : a.v}; }
+template <class T>
+lane<T> max(lane<T> a, lane<T> b) { return {a.v < b.v ? b.v : a.v}; }
+template <class T>
+lane<T> neg(lane<T> a) { return {-a.v}; }
+// a * b + c, fused or not (within the budgets either way).
+template <class T>
+lane<T> mul_add(lane<T> a, lane<T> b, lane<T> c) { return {a.v * b.v + c.v}; }
+// c - a * b, likewise.
+inline vd neg_mul_add(vd a, vd b, vd c) { return {c.v - a.v * b.v}; }
+// To nearest, ties to even; and down.
+inline vd round(vd v) { return {std::nearbyint(v.v)}; }
+inline vd floor(vd v) { return {std::floor(v.v)}; }
+// Shifts of int32 lanes: left (bits shifted out are lost), right arithmetic.
+template <int k>
+vi shift_left(vi v) { return {static_cast<std::int32_t>(static_cast<std::uint32_t>(v.v) << k)}; }
+template <int k>
+vi shift_right(vi v) { return {v.v >> k}; }
+inline vi shift_right(vi v, int k) { return {v.v >> k}; }
+// v as a rounded float that later code cannot fuse with the product that made it.
+inline vf rounded(vf v) { return {qtensor::detail::opaque(v.v)}; }
+// exp and tanh within a few ulp, NaN in, NaN out; exp(x) = +inf for x > ln(FLT_MAX).
+inline vf exp(vf v) { return {std::exp(v.v)}; }
+inline vf tanh(vf v) { return {std::tanh(v.v)}; }
+
+// ---- masks -----------------------------------------------------------------------
+
+template <class T, class V>
+V select(lane_mask<T> m, V a, V b) { return m.v ? a : b; }
+template <class T>
+lane_mask<T> mask_or(lane_mask<T> a, lane_mask<T> b) { return {a.v || b.v}; }
+template <class T>
+lane_mask<T> mask_and(lane_mask<T> a, lane_mask<T> b) { return {a.v && b.v}; }
+// a and not b.
+template <class T>
+lane_mask<T> mask_and_not(lane_mask<T> a, lane_mask<T> b) { return {a.v && !b.v}; }
+template <class T>
+bool all_false(lane_mask<T> m) { return !m.v; }
+// Lane i of m in bit i.
+template <class T>
+std::uint64_t mask_bits(lane_mask<T> m) { return m.v ? 1u : 0u; }
+// The first true lane, or -1.
+template <class T>
+int first_true(lane_mask<T> m) { return m.v ? 0 : -1; }
+
+// ---- across lanes -------------------------------------------------------------------
+
+template <class T>
+T reduce_sum(lane<T> v) { return v.v; }
+template <class T>
+T reduce_max(lane<T> v) { return v.v; }
+// The even (odd) lanes of the 2N lanes lo, hi, lo's first.
+template <class T>
+lane<T> concat_even(lane<T>, lane<T> lo) { return lo; }
+template <class T>
+lane<T> concat_odd(lane<T> hi, lane<T>) { return hi; }
+
+} // namespace detail::scalar_target::ops
+QTENSOR_KERNELS_END_NAMESPACE
