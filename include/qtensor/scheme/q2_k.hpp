@@ -18,7 +18,7 @@
 //
 // Reference quantizer (ggml's quantize_row_q2_K_ref), per super-block:
 //   1. Fit each sub-block with make_qkx2_quants (k_quant.hpp), weights
-//      |x|, nmax 3: scale_j, min_j (x ~ scale_j * L - min_j) and codes L.
+//      |x|, nmax 3: scale_j, min_j >= 0 (x ~ scale_j * L - min_j) and codes L.
 //   2. Quantize the fits to 4 bits against the largest ones:
 //        s_j = nearest_int(15 / max_scale * scale_j),  d    = fp16(max_scale / 15)
 //        m_j = nearest_int(15 / max_min * min_j),      dmin = fp16(max_min / 15)
@@ -42,6 +42,11 @@
 // (max_scale or max_min >= 15 * 65520) throw qtensor::error. There is no
 // float-to-int conversion anywhere (nearest_int is bit manipulation), so no
 // finite input reaches undefined behaviour.
+//
+// The code below, in order: the block struct, the readers of its fields,
+// dequantize_row, quantize_row with its steps 1 to 4, then dot_row. Step 1's
+// search (make_qkx2_quants) and step 3's requantize_sub_block are plain
+// functions in k_quant.hpp, shared with Q4_K.
 #pragma once
 
 #include <array>
@@ -66,18 +71,16 @@ struct block_q2_k {
 };
 static_assert(sizeof(block_q2_k) == 84);
 
-struct q2_k : detail::k_quant_rows<q2_k, block_q2_k> {
+struct q2_k {
     using block_type = block_q2_k;
     using dot_partner = q8_k;
-    static constexpr std::size_t block_elems = detail::k_block_elems;
+    static constexpr std::size_t block_elems = 256;
     static constexpr std::size_t block_bytes = 84;
     static constexpr ggml_type type_id = ggml_type::q2_k;
     static constexpr std::string_view name = "q2_k";
 
     static constexpr std::size_t sub_elems = 16;
     static constexpr std::size_t sub_blocks = block_elems / sub_elems;
-    // quantize_row, dequantize_row and dot_row come from detail::k_quant_rows
-    // (k_quant.hpp), built on the steps below.
     static constexpr int code_max = 3; // codes are 0..code_max
 
     // 4-bit scale s_j and min m_j of sub-block j, and the 2-bit code of element e.
@@ -88,9 +91,36 @@ struct q2_k : detail::k_quant_rows<q2_k, block_q2_k> {
         return (b.qs[32 * half + l] >> shift) & 3;
     }
 
-private:
-    friend detail::k_quant_rows<q2_k, block_q2_k>;
+    // w = (d * s_j) * q - dmin * m_j, both products rounded before the subtraction.
+    static void dequantize_row(const block_q2_k* x, float* y, std::size_t n) noexcept {
+        for (std::size_t b = 0; b < n / block_elems; ++b) {
+            const float d = fp16_to_fp32(x[b].d);
+            const float dmin = fp16_to_fp32(x[b].dmin);
+            for (std::size_t j = 0; j < sub_blocks; ++j) {
+                const float dl = d * static_cast<float>(scale_of(x[b], j));
+                const float ml = detail::fmul(dmin, static_cast<float>(min_of(x[b], j)));
+                for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
+                    *y++ = detail::fmul(dl, static_cast<float>(code_at(x[b], e))) - ml;
+            }
+        }
+    }
 
+    // x[n] -> y[n/256], steps 1 to 4 of the banner per super-block. Throws
+    // qtensor::error on NaN/Inf input or a super-scale past the fp16 range.
+    // saturated[n]: see the banner.
+    static void quantize_row(const float* x, block_q2_k* y, std::size_t n, std::uint8_t* saturated = nullptr) {
+        detail::check_finite(name, x, n);
+        for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
+            std::array<std::uint8_t, block_elems> codes;
+            const auto fits = fit_sub_blocks(x, codes);
+            quantize_scales(fits, y[b], b);
+            requantize(x, y[b], codes, saturated);
+            pack_codes(codes, y[b]);
+            if (saturated != nullptr) saturated += block_elems;
+        }
+    }
+
+private:
     static constexpr detail::qkx2_grid grid{code_max, -0.5f, 0.1f, 15, true};
 
     // Step 1: x[256] -> one fit per sub-block, codes[256] from the search.
@@ -133,6 +163,20 @@ private:
         detail::check_fp16_scale(name, block, largest.min / 15.0f, fp16_to_fp32(y.dmin));
     }
 
+    // Step 3: codes against the stored d * s_j and dmin * m_j.
+    static void requantize(const float* x, const block_q2_k& y, std::array<std::uint8_t, block_elems>& codes,
+                           std::uint8_t* saturated) noexcept {
+        const float d = fp16_to_fp32(y.d);
+        const float dmin = fp16_to_fp32(y.dmin);
+        for (std::size_t j = 0; j < sub_blocks; ++j) {
+            const float D = d * static_cast<float>(scale_of(y, j));
+            const float dm = detail::fmul(dmin, static_cast<float>(min_of(y, j)));
+            const std::size_t first = sub_elems * j;
+            detail::requantize_sub_block(x + first, sub_elems, D, dm, code_max, codes.data() + first,
+                                         saturated != nullptr ? saturated + first : nullptr);
+        }
+    }
+
     // Step 4: codes[256] -> qs[64].
     static void pack_codes(const std::array<std::uint8_t, block_elems>& codes, block_q2_k& y) noexcept {
         for (std::size_t half = 0; half < 2; ++half)
@@ -141,6 +185,38 @@ private:
                 y.qs[32 * half + l] = static_cast<std::uint8_t>(
                     codes[e] | (codes[e + 32] << 2) | (codes[e + 64] << 4) | (codes[e + 96] << 6));
             }
+    }
+
+public:
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 13),
+    // per super-block with dy = a.d:
+    //   (dy * d) * sum_j s_j * (sum_{e in j} q[e] * qa[e])
+    //     - (dy * dmin) * sum_j m_j * bsums[j]
+    // (a sub-block of 16 is one Q8_K bsum). The integer sums are exact in int32
+    // and below 2^24, so exact as floats; each block term is then at most 4
+    // roundings, and the terms are summed in float. With S = sum_i (|d s_j q_i
+    // a_i| + |dmin m_j a_i|) over dequantized a_i, the result is within
+    // (n/256 + 6) * 2^-24 * S of the exact sum of the dequantized products
+    // w_i * a_i (for n < 2^28): 4 roundings per block term, n/256 - 1 for the
+    // float sum, 2 for the roundings inside dequantized w and a, one more for
+    // second-order terms.
+    static float dot_row(const block_q2_k* w, const block_q8_k* a, std::size_t n) noexcept {
+        float sum = 0.0f;
+        for (std::size_t b = 0; b < n / block_elems; ++b) {
+            std::int32_t isum = 0;
+            std::int32_t summs = 0;
+            for (std::size_t j = 0; j < sub_blocks; ++j) {
+                std::int32_t sub = 0;
+                for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
+                    sub += code_at(w[b], e) * a[b].qs[e];
+                isum += scale_of(w[b], j) * sub;
+                summs += min_of(w[b], j) * a[b].bsums[j];
+            }
+            const float dall = a[b].d * fp16_to_fp32(w[b].d);
+            const float dmin = a[b].d * fp16_to_fp32(w[b].dmin);
+            sum += detail::fmul(dall, static_cast<float>(isum)) - detail::fmul(dmin, static_cast<float>(summs));
+        }
+        return sum;
     }
 };
 

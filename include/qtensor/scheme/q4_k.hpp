@@ -21,7 +21,7 @@
 // Reference quantizer (ggml's quantize_row_q4_K_ref), per super-block:
 //   1. Fit each sub-block with make_qkx2_quants (k_quant.hpp), nmax 15,
 //      weights av + |x| where av = sqrt(sum x^2 / 32) (float sum in element
-//      order): scale_j, min_j (x ~ scale_j * L - min_j) and codes L.
+//      order): scale_j, min_j >= 0 (x ~ scale_j * L - min_j) and codes L.
 //   2. Quantize the fits to 6 bits against the largest ones:
 //        sc_j = min(63, uint8(nearest_int(63 / max_scale * scale_j)))
 //        m_j  = min(63, uint8(nearest_int(63 / max_min * min_j)))
@@ -42,6 +42,11 @@
 // (max_scale or max_min >= 63 * 65520) throw qtensor::error. There is no
 // float-to-int conversion (nearest_int is bit manipulation), so no finite
 // input reaches undefined behaviour.
+//
+// The code below, in order: the block struct, the readers of its fields,
+// dequantize_row, quantize_row with its steps 1 to 4, then dot_row. Step 1's
+// search (make_qkx2_quants) and step 3's requantize_sub_block are plain
+// functions in k_quant.hpp, shared with Q2_K.
 #pragma once
 
 #include <algorithm>
@@ -67,18 +72,16 @@ struct block_q4_k {
 };
 static_assert(sizeof(block_q4_k) == 144);
 
-struct q4_k : detail::k_quant_rows<q4_k, block_q4_k> {
+struct q4_k {
     using block_type = block_q4_k;
     using dot_partner = q8_k;
-    static constexpr std::size_t block_elems = detail::k_block_elems;
+    static constexpr std::size_t block_elems = 256;
     static constexpr std::size_t block_bytes = 144;
     static constexpr ggml_type type_id = ggml_type::q4_k;
     static constexpr std::string_view name = "q4_k";
 
     static constexpr std::size_t sub_elems = 32;
     static constexpr std::size_t sub_blocks = block_elems / sub_elems;
-    // quantize_row, dequantize_row and dot_row come from detail::k_quant_rows
-    // (k_quant.hpp), built on the steps below.
     static constexpr int code_max = 15; // codes are 0..code_max
 
     // 6-bit scale sc_j and min m_j of sub-block j (ggml's get_scale_min_k4),
@@ -97,9 +100,36 @@ struct q4_k : detail::k_quant_rows<q4_k, block_q4_k> {
         return (e % 64) < 32 ? (byte & 15) : (byte >> 4);
     }
 
-private:
-    friend detail::k_quant_rows<q4_k, block_q4_k>;
+    // w = (d * sc_j) * q - dmin * m_j, both products rounded before the subtraction.
+    static void dequantize_row(const block_q4_k* x, float* y, std::size_t n) noexcept {
+        for (std::size_t b = 0; b < n / block_elems; ++b) {
+            const float d = fp16_to_fp32(x[b].d);
+            const float dmin = fp16_to_fp32(x[b].dmin);
+            for (std::size_t j = 0; j < sub_blocks; ++j) {
+                const float dl = d * static_cast<float>(scale_of(x[b], j));
+                const float ml = detail::fmul(dmin, static_cast<float>(min_of(x[b], j)));
+                for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
+                    *y++ = detail::fmul(dl, static_cast<float>(code_at(x[b], e))) - ml;
+            }
+        }
+    }
 
+    // x[n] -> y[n/256], steps 1 to 4 of the banner per super-block. Throws
+    // qtensor::error on NaN/Inf input or a super-scale past the fp16 range.
+    // saturated[n]: see the banner.
+    static void quantize_row(const float* x, block_q4_k* y, std::size_t n, std::uint8_t* saturated = nullptr) {
+        detail::check_finite(name, x, n);
+        for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
+            std::array<std::uint8_t, block_elems> codes;
+            const auto fits = fit_sub_blocks(x, codes);
+            quantize_scales(fits, y[b], b);
+            requantize(x, y[b], codes, saturated);
+            pack_codes(codes, y[b]);
+            if (saturated != nullptr) saturated += block_elems;
+        }
+    }
+
+private:
     static constexpr detail::qkx2_grid grid{code_max, -1.0f, 0.1f, 20, false};
 
     // Step 1: x[256] -> one fit per sub-block, codes[256] from the search.
@@ -146,6 +176,20 @@ private:
         return std::min<std::uint8_t>(63, static_cast<std::uint8_t>(l));
     }
 
+    // Step 3: codes against the stored d * sc_j and dmin * m_j.
+    static void requantize(const float* x, const block_q4_k& y, std::array<std::uint8_t, block_elems>& codes,
+                           std::uint8_t* saturated) noexcept {
+        const float d = fp16_to_fp32(y.d);
+        const float dmin = fp16_to_fp32(y.dmin);
+        for (std::size_t j = 0; j < sub_blocks; ++j) {
+            const float D = d * static_cast<float>(scale_of(y, j));
+            const float dm = detail::fmul(dmin, static_cast<float>(min_of(y, j)));
+            const std::size_t first = sub_elems * j;
+            detail::requantize_sub_block(x + first, sub_elems, D, dm, code_max, codes.data() + first,
+                                         saturated != nullptr ? saturated + first : nullptr);
+        }
+    }
+
     // Step 4: codes[256] -> qs[128].
     static void pack_codes(const std::array<std::uint8_t, block_elems>& codes, block_q4_k& y) noexcept {
         for (std::size_t chunk = 0; chunk < 4; ++chunk)
@@ -153,6 +197,40 @@ private:
                 const std::size_t e = 64 * chunk + l;
                 y.qs[32 * chunk + l] = static_cast<std::uint8_t>(codes[e] | (codes[e + 32] << 4));
             }
+    }
+
+public:
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 13),
+    // per super-block with dy = a.d:
+    //   (dy * d) * sum_j sc_j * (sum_{e in j} q[e] * qa[e])
+    //     - (dy * dmin) * sum_j m_j * (bsums[2j] + bsums[2j + 1])
+    // (a sub-block of 32 is two Q8_K bsums). The integer sums are exact in
+    // int32; the first may exceed 2^24 and round once when converted to float.
+    // Each block term is then at most 4 roundings, and the terms are summed in
+    // float. (ggml's generic C spreads the first term over 8 float lanes: a
+    // different order, within the same budget.) With S = sum_i (|d sc_j q_i
+    // a_i| + |dmin m_j a_i|) over dequantized a_i, the result is within
+    // (n/256 + 6) * 2^-24 * S of the exact sum of the dequantized products
+    // w_i * a_i (for n < 2^28): 4 roundings per block term, n/256 - 1 for the
+    // float sum, 2 for the roundings inside dequantized w and a, one more for
+    // second-order terms.
+    static float dot_row(const block_q4_k* w, const block_q8_k* a, std::size_t n) noexcept {
+        float sum = 0.0f;
+        for (std::size_t b = 0; b < n / block_elems; ++b) {
+            std::int32_t isum = 0;
+            std::int32_t summs = 0;
+            for (std::size_t j = 0; j < sub_blocks; ++j) {
+                std::int32_t sub = 0;
+                for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
+                    sub += code_at(w[b], e) * a[b].qs[e];
+                isum += scale_of(w[b], j) * sub;
+                summs += min_of(w[b], j) * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+            }
+            const float dall = a[b].d * fp16_to_fp32(w[b].d);
+            const float dmin = a[b].d * fp16_to_fp32(w[b].dmin);
+            sum += detail::fmul(dall, static_cast<float>(isum)) - detail::fmul(dmin, static_cast<float>(summs));
+        }
+        return sum;
     }
 };
 

@@ -166,6 +166,17 @@ struct q6_k {
         return lo | (hi << 4);
     }
 
+    // w = (d * s_j) * (c - 32).
+    static void dequantize_row(const block_q6_k* x, float* y, std::size_t n) noexcept {
+        for (std::size_t b = 0; b < n / block_elems; ++b) {
+            const float d = fp16_to_fp32(x[b].d);
+            for (std::size_t e = 0; e < block_elems; ++e) {
+                const float dl = d * static_cast<float>(scale_of(x[b], e / sub_elems));
+                *y++ = dl * static_cast<float>(code_at(x[b], e) - 32);
+            }
+        }
+    }
+
     // x[n] -> y[n/256]. Throws qtensor::error on NaN/Inf input, a super-scale
     // past the fp16 range, or a scale search that overflows. saturated[n]: see
     // the banner.
@@ -202,17 +213,6 @@ struct q6_k {
             requantize(x, y[b], codes, saturated);
             pack_codes(codes, y[b]);
             if (saturated != nullptr) saturated += block_elems;
-        }
-    }
-
-    // w = (d * s_j) * (c - 32).
-    static void dequantize_row(const block_q6_k* x, float* y, std::size_t n) noexcept {
-        for (std::size_t b = 0; b < n / block_elems; ++b) {
-            const float d = fp16_to_fp32(x[b].d);
-            for (std::size_t e = 0; e < block_elems; ++e) {
-                const float dl = d * static_cast<float>(scale_of(x[b], e / sub_elems));
-                *y++ = dl * static_cast<float>(code_at(x[b], e) - 32);
-            }
         }
     }
 
