@@ -37,14 +37,15 @@
 // interleaved layout and run its kernel, so the two layouts give the same
 // outputs bit for bit. Below that (GEMV) the GGUF layout has a kernel of its
 // own that reads the rows in place (regrouping would add a pass over the
-// weights, the whole cost of a GEMV), and on AVX2 and AVX-512 it splits each
-// block's integer sum over 4 lanes, each scaled and summed on its own, where
-// the interleaved kernel scales the block's sum whole. So for T < 4 the
-// promise is the budget above, for each layout (and so twice it between
-// them), not bit identity: measured at 2048 x 4096, T = 1, 1870 of 2048 Q4_0
-// outputs (1840 for Q8_0) differ, by at most 0.023 of the budget; the SSE4,
-// SSSE3 and scalar targets happen to agree. Making T < 4 identical would need
-// the same split in both kernel bodies: not free, so not done here.
+// weights, the whole cost of a GEMV) and rounds in another order: Highway's
+// AVX2 and AVX-512 split each block's integer sum over 4 lanes, each scaled
+// and summed on its own, where the interleaved kernel scales the block's sum
+// whole; xsimd's tiles of 4 rows differ likewise. So for T < 4 the promise is
+// the budget above, for each layout (twice it between them), not bit
+// identity: at 2048 x 4096, T = 1, 1834 to 1870 of the 2048 Q4_0 and Q8_0
+// outputs differ, by at most 0.023 of the budget (Highway's SSE4, SSSE3 and
+// the scalar backend happen to agree). Identical results at T < 4 would need
+// the same order in both kernel bodies, not a free change.
 #pragma once
 
 #include <algorithm>
@@ -214,8 +215,9 @@ static_assert(matmul_kernels_match_registry(),
 
 // A [rows, cols] Q4_0 or Q8_0 matrix in the interleaved layout described in
 // reference/matmul.hpp: groups of 16 rows whose blocks are interleaved 4 bytes
-// at a time, with their scales apart. gemm on it runs the same arithmetic as
-// on the GGUF layout (so the same results, bit for bit) without regrouping
+// at a time, with their scales apart. gemm on it runs the arithmetic that the
+// GGUF layout runs from 4 tokens on (the same results, bit for bit; within
+// the budget below that, as the top of this file says) without regrouping
 // rows on every call. The last group is padded with zero rows when rows is not
 // a multiple of 16; the padding is never read back into a row or an output.
 // Build it once, at load time; it owns its (64-byte aligned) memory.
@@ -319,16 +321,14 @@ std::vector<block_of<P>> quantize_activations(const float* x, std::size_t n, std
     return a;
 }
 
-} // namespace detail
-
-// ---- gemm and gemv ----------------------------------------------------------------
-
-namespace detail {
 template <class W>
 inline constexpr bool is_interleaved = false;
 template <class S>
 inline constexpr bool is_interleaved<interleaved<S>> = true;
+
 } // namespace detail
+
+// ---- gemm and gemv ----------------------------------------------------------------
 
 // What gemm and gemv accept as weights.
 template <class W>

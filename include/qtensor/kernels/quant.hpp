@@ -124,11 +124,22 @@ constexpr bool quant_kernels_match_registry() {
 static_assert(quant_kernels_match_registry(),
               "registry.hpp's simd_kernels flags and kernels::detail::quant_kernel disagree for some scheme");
 
-// floats[n] against blocks[n / S::block_elems] of scheme S.
-template <scheme S>
-void check_blocks(std::string_view fn, std::string_view floats, std::size_t n, std::string_view blocks,
-                  std::size_t count) {
-    check_size(fn, {blocks, count, S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(n), {floats, n});
+// The checked forms: x[n] -> y[n / S::block_elems] and back through an
+// unchecked kernel, after checking that the sizes agree.
+template <scheme S, class Kernel>
+void checked_quantize(std::string_view fn, std::span<const float> x, std::span<block_of<S>> y, target t,
+                      Kernel kernel) {
+    check_size(fn, {"y", y.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(x.size()),
+               {"x", x.size()});
+    kernel(x.data(), y.data(), x.size(), t);
+}
+
+template <scheme S, class Kernel>
+void checked_dequantize(std::string_view fn, std::span<const block_of<S>> x, std::span<float> y, target t,
+                        Kernel kernel) {
+    check_size(fn, {"x", x.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(y.size()),
+               {"y", y.size()});
+    kernel(x.data(), y.data(), y.size(), t);
 }
 
 } // namespace detail
@@ -165,51 +176,41 @@ void dequantize_row(const block_of<S>* x, float* y, std::size_t n, [[maybe_unuse
 // x[n] -> y[n / S::block_elems], as unchecked::quantize_row<S>.
 template <scheme S>
 void quantize_row(std::span<const float> x, std::span<block_of<S>> y, target t = target::best()) {
-    detail::check_blocks<S>("quantize_row", "x", x.size(), "y", y.size());
-    unchecked::quantize_row<S>(x.data(), y.data(), x.size(), t);
+    detail::checked_quantize<S>("quantize_row", x, y, t, unchecked::quantize_row<S>);
 }
 
 // x[n / S::block_elems] -> y[n], as unchecked::dequantize_row<S>.
 template <scheme S>
 void dequantize_row(std::span<const block_of<S>> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<S>("dequantize_row", "y", y.size(), "x", x.size());
-    unchecked::dequantize_row<S>(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<S>("dequantize_row", x, y, t, unchecked::dequantize_row<S>);
 }
 
 // x[n] -> y[n / 32] (q4_0, q8_0) or y[n / 256] (q8_k), as the unchecked forms.
 inline void quantize_q4_0(std::span<const float> x, std::span<block_q4_0> y, target t = target::best()) {
-    detail::check_blocks<q4_0>("quantize_q4_0", "x", x.size(), "y", y.size());
-    unchecked::quantize_q4_0(x.data(), y.data(), x.size(), t);
+    detail::checked_quantize<q4_0>("quantize_q4_0", x, y, t, unchecked::quantize_q4_0);
 }
 inline void quantize_q8_0(std::span<const float> x, std::span<block_q8_0> y, target t = target::best()) {
-    detail::check_blocks<q8_0>("quantize_q8_0", "x", x.size(), "y", y.size());
-    unchecked::quantize_q8_0(x.data(), y.data(), x.size(), t);
+    detail::checked_quantize<q8_0>("quantize_q8_0", x, y, t, unchecked::quantize_q8_0);
 }
 inline void quantize_q8_k(std::span<const float> x, std::span<block_q8_k> y, target t = target::best()) {
-    detail::check_blocks<q8_k>("quantize_q8_k", "x", x.size(), "y", y.size());
-    unchecked::quantize_q8_k(x.data(), y.data(), x.size(), t);
+    detail::checked_quantize<q8_k>("quantize_q8_k", x, y, t, unchecked::quantize_q8_k);
 }
 
 // x[n / block] -> y[n], as the unchecked forms.
 inline void dequantize_q4_0(std::span<const block_q4_0> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<q4_0>("dequantize_q4_0", "y", y.size(), "x", x.size());
-    unchecked::dequantize_q4_0(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<q4_0>("dequantize_q4_0", x, y, t, unchecked::dequantize_q4_0);
 }
 inline void dequantize_q8_0(std::span<const block_q8_0> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<q8_0>("dequantize_q8_0", "y", y.size(), "x", x.size());
-    unchecked::dequantize_q8_0(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<q8_0>("dequantize_q8_0", x, y, t, unchecked::dequantize_q8_0);
 }
 inline void dequantize_q2_k(std::span<const block_q2_k> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<q2_k>("dequantize_q2_k", "y", y.size(), "x", x.size());
-    unchecked::dequantize_q2_k(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<q2_k>("dequantize_q2_k", x, y, t, unchecked::dequantize_q2_k);
 }
 inline void dequantize_f16(std::span<const fp16_t> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<f16>("dequantize_f16", "y", y.size(), "x", x.size());
-    unchecked::dequantize_f16(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<f16>("dequantize_f16", x, y, t, unchecked::dequantize_f16);
 }
 inline void dequantize_bf16(std::span<const bf16_t> x, std::span<float> y, target t = target::best()) {
-    detail::check_blocks<bf16>("dequantize_bf16", "y", y.size(), "x", x.size());
-    unchecked::dequantize_bf16(x.data(), y.data(), y.size(), t);
+    detail::checked_dequantize<bf16>("dequantize_bf16", x, y, t, unchecked::dequantize_bf16);
 }
 
 QTENSOR_KERNELS_END_NAMESPACE
