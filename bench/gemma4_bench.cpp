@@ -69,7 +69,7 @@ public:
         const float a = 1.0f / std::sqrt(static_cast<float>(cols));
         for (std::size_t r = 0; r < rows; ++r) {
             for (float& x : row) x = fill != 0.0f ? fill : a * uniform();
-            kernels::quantize_row<S>(row.data(), out + r * (cols / S::block_elems), cols);
+            kernels::unchecked::quantize_row<S>(row.data(), out + r * (cols / S::block_elems), cols);
         }
         entries_.push_back({name, S::type_id, std::move(shape), std::span<const std::byte>(buf.data(), buf.size())});
     }

@@ -116,7 +116,7 @@ void register_quantize() {
     });
     for (const auto t : kernels::compiled_targets())
         benchmark::RegisterBenchmark((name + t.name()).c_str(), [t](benchmark::State& s) {
-            quantize_row<S>(s, [t](const float* x, block_of<S>* y) { kernels::quantize_row<S>(x, y, cols, t); });
+            quantize_row<S>(s, [t](const float* x, block_of<S>* y) { kernels::unchecked::quantize_row<S>(x, y, cols, t); });
         });
 }
 
@@ -128,7 +128,7 @@ void register_dequantize() {
     });
     for (const auto t : kernels::compiled_targets())
         benchmark::RegisterBenchmark((name + t.name()).c_str(), [t](benchmark::State& s) {
-            dequantize_row<S>(s, [t](const block_of<S>* q, float* y) { kernels::dequantize_row<S>(q, y, cols, t); });
+            dequantize_row<S>(s, [t](const block_of<S>* q, float* y) { kernels::unchecked::dequantize_row<S>(q, y, cols, t); });
         });
 }
 
@@ -146,10 +146,10 @@ int main(int argc, char** argv) {
     });
     for (const auto t : kernels::compiled_targets()) {
         benchmark::RegisterBenchmark(("gemv_q4_0_q8_0/" + t.name()).c_str(), [t](benchmark::State& s) {
-            gemv(s, [t](const block_q4_0* w, const block_q8_0* a) { return kernels::dot_q4_0_q8_0(w, a, cols, t); });
+            gemv(s, [t](const block_q4_0* w, const block_q8_0* a) { return kernels::unchecked::dot_q4_0_q8_0(w, a, cols, t); });
         });
         benchmark::RegisterBenchmark(("dequantize_q4_0/" + t.name()).c_str(), [t](benchmark::State& s) {
-            dequantize(s, [t](const block_q4_0* q, float* y) { kernels::dequantize_q4_0(q, y, cols, t); });
+            dequantize(s, [t](const block_q4_0* q, float* y) { kernels::unchecked::dequantize_q4_0(q, y, cols, t); });
         });
     }
     register_quantize<q4_0>();

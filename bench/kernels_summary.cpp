@@ -75,7 +75,7 @@ double streaming_read(kernels::thread_pool& pool) {
     const double s = best_seconds(pool.size(), [&] {
         pool.run(pool.size(), [&](std::size_t i) {
             const std::size_t n = buf.size() / pool.size();
-            sums[i * 16] = kernels::dot_f32_f32(buf.data() + i * n, buf.data() + i * n, n);
+            sums[i * 16] = kernels::unchecked::dot_f32_f32(buf.data() + i * n, buf.data() + i * n, n);
         });
     });
     if (sums[0] == 0.0f) std::printf("(impossible)\n");
@@ -160,7 +160,7 @@ void gemv_line(const char* kernel, std::size_t rows, std::size_t cols, bool inte
             for (auto* pool : pools) {
                 const auto ex = pool->get_executor();
                 const double s = best_seconds(pool->size(), [&] {
-                    kernels::gemm(iw[next++ % copies], x.data(), 1, y.data(), ex);
+                    kernels::gemv(iw[next++ % copies], x, y, ex);
                 });
                 print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(bytes), s, roof.of(pool->size()));
             }
@@ -170,7 +170,7 @@ void gemv_line(const char* kernel, std::size_t rows, std::size_t cols, bool inte
     for (auto* pool : pools) {
         const auto ex = pool->get_executor();
         const double s = best_seconds(pool->size(), [&] {
-            kernels::gemm(view_of<S>(w[next++ % copies], rows, cols), x.data(), 1, y.data(), ex);
+            kernels::gemv(view_of<S>(w[next++ % copies], rows, cols), x, y, ex);
         });
         print_gbps(kernel, pool->size(), rows, cols, static_cast<double>(bytes), s, roof.of(pool->size()));
     }
@@ -187,9 +187,9 @@ void gemm_line(const char* kernel, std::size_t rows, std::size_t cols, std::size
     double s = 0.0;
     if (interleave) {
         const kernels::interleaved<S> iw(view);
-        s = best_seconds(pool.size(), [&] { kernels::gemm(iw, x.data(), batch, y.data(), ex); });
+        s = best_seconds(pool.size(), [&] { kernels::gemm(iw, x, y, ex); });
     } else {
-        s = best_seconds(pool.size(), [&] { kernels::gemm(view, x.data(), batch, y.data(), ex); });
+        s = best_seconds(pool.size(), [&] { kernels::gemm(view, x, y, ex); });
     }
     const double flops = 2.0 * static_cast<double>(rows * cols * batch);
     std::printf("%s threads=%zu shape=%zux%zu batch=%zu GFLOPs=%.0f\n", kernel, pool.size(), rows, cols, batch,
@@ -204,7 +204,7 @@ void quantize_line(const roofs& roof) {
     const auto x = qtensor_bench::random_floats(quant_cols);
     std::vector<block_of<S>> q(blocks_per_row<S>(quant_cols));
     const double s = best_seconds(1, [&] {
-        for (int i = 0; i < 100; ++i) kernels::quantize_row<S>(x.data(), q.data(), quant_cols);
+        for (int i = 0; i < 100; ++i) kernels::quantize_row<S>(x, q);
     });
     const std::string name = "quantize_" + std::string(S::name);
     print_gbps(name.c_str(), 1, 1, quant_cols, 100.0 * quant_cols * sizeof(float), s, roof.one);
@@ -215,7 +215,7 @@ void dequantize_line(const roofs& roof) {
     const auto q = quantize<S>(qtensor_bench::random_floats(quant_cols));
     std::vector<float> y(quant_cols);
     const double s = best_seconds(1, [&] {
-        for (int i = 0; i < 100; ++i) kernels::dequantize_row<S>(q.data(), y.data(), quant_cols);
+        for (int i = 0; i < 100; ++i) kernels::dequantize_row<S>(q, y);
     });
     const std::string name = "dequantize_" + std::string(S::name);
     print_gbps(name.c_str(), 1, 1, quant_cols, 100.0 * quant_cols * sizeof(float), s, roof.one);

@@ -37,7 +37,7 @@ void dequantize_first_row(const io::tensor_entry& e, const std::string& path) {
     const auto view = io::as_view<S, 2>(e, path);
     if (view.extent(0) == 0 || view.extent(1) == 0) return;
     std::vector<float> row(view.extent(1));
-    kernels::dequantize_row<S>(view.blocks(0).data(), row.data(), row.size());
+    kernels::dequantize_row<S>(view.blocks(0), row);
 }
 
 void touch(const io::tensor_entry& e, const std::string& path) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -99,7 +100,7 @@ TEST_CASE("float ops: dot within gamma_(5n/4+7) sum|x y| of the reference, gamma
             const float want = ref::dot(x.data(), y.data(), n);
             CHECK(std::fabs(want - exact) <= gamma_k(static_cast<double>(n)) * magnitude);
             for (const auto t : kernels::compiled_targets()) {
-                const float got = kernels::dot(x.data(), y.data(), n, t);
+                const float got = kernels::dot(x, y, t);
                 worst_error r, e;
                 r.add(0, got, want, gamma_k(1.25 * static_cast<double>(n) + 7) * magnitude);
                 e.add(0, got, exact, gamma_k(sum_depth(n, t)) * magnitude);
@@ -108,7 +109,7 @@ TEST_CASE("float ops: dot within gamma_(5n/4+7) sum|x y| of the reference, gamma
             }
         }
     }
-    for (const auto t : kernels::compiled_targets()) CHECK(kernels::dot(nullptr, nullptr, 0, t) == 0.0f);
+    for (const auto t : kernels::compiled_targets()) CHECK(kernels::dot({}, {}, t) == 0.0f);
 }
 
 TEST_CASE("float ops: the dot budget is tight: 1 + (n-1) 2^-24 makes the reference lose (n-1) 2^-24") {
@@ -123,7 +124,7 @@ TEST_CASE("float ops: the dot budget is tight: 1 + (n-1) 2^-24 makes the referen
         CHECK(want == 1.0f);
         CHECK(exact - want >= 0.99 * static_cast<double>(n - 1) * u * exact);
         for (const auto t : kernels::compiled_targets()) {
-            const float got = kernels::dot(x.data(), ones.data(), n, t);
+            const float got = kernels::dot(x, ones, t);
             INFO(where(t, n) << " got " << got);
             CHECK(std::fabs(got - want) <= gamma_k(1.25 * static_cast<double>(n) + 7) * exact);
             CHECK(std::fabs(got - exact) <= gamma_k(sum_depth(n, t)) * exact);
@@ -155,8 +156,9 @@ TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, wit
                 const double budget = gamma_k(0.625 * static_cast<double>(n) + 14);
                 for (const auto t : kernels::compiled_targets()) {
                     std::vector<float> got(n), in_place = x;
-                    kernels::rmsnorm(x.data(), wp, got.data(), n, eps, t);
-                    kernels::rmsnorm(in_place.data(), wp, in_place.data(), n, eps, t);
+                    const std::span<const float> ws = wp ? std::span<const float>(w) : std::span<const float>();
+                    kernels::rmsnorm(x, ws, got, eps, t);
+                    kernels::rmsnorm(in_place, ws, in_place, eps, t);
                     CHECK(in_place == got);
                     worst_error er, ee;
                     for (std::size_t i = 0; i < n; ++i) {
@@ -174,7 +176,7 @@ TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, wit
     }
     std::vector<float> zeros(17, 0.0f), y(17, 1.0f);
     for (const auto t : kernels::compiled_targets()) {
-        kernels::rmsnorm(zeros.data(), nullptr, y.data(), 17, 1e-6f, t);
+        kernels::rmsnorm(zeros, {}, y, 1e-6f, t);
         CHECK(std::all_of(y.begin(), y.end(), [](float v) { return v == 0.0f; }));
     }
 }
@@ -199,7 +201,7 @@ TEST_CASE("float ops: softmax within gamma_(5n/4+19) ref of the reference; -inf 
             for (float v : x) sum += std::exp(static_cast<double>(v - mx));
             for (const auto t : kernels::compiled_targets()) {
                 auto got = x;
-                kernels::softmax(got.data(), n, t);
+                kernels::softmax(got, t);
                 worst_error er, ee;
                 for (std::size_t i = 0; i < n; ++i) {
                     if (x[i] == -inf) CHECK(got[i] == 0.0f);
@@ -216,10 +218,10 @@ TEST_CASE("float ops: softmax within gamma_(5n/4+19) ref of the reference; -inf 
     for (const auto t : kernels::compiled_targets()) {
         INFO(t.name());
         float one[] = {-3.5f};
-        kernels::softmax(one, 1, t);
+        kernels::softmax(one, t);
         CHECK(one[0] == 1.0f);
         std::vector<float> x = {1.0f, -inf, 2.0f, qnan, 0.5f};
-        kernels::softmax(x.data(), x.size(), t);
+        kernels::softmax(x, t);
         CHECK(std::all_of(x.begin(), x.end(), [](float v) { return std::isnan(v); }));
     }
 }
@@ -248,11 +250,11 @@ TEST_CASE("float ops: gelu_tanh within 8u |x| and geglu within 10u |gate up| of 
         ref::geglu(x.data(), up.data(), want_geglu.data(), n);
         for (const auto t : kernels::compiled_targets()) {
             auto got = x;
-            kernels::gelu_tanh(got.data(), got.data(), n, t);
+            kernels::gelu_tanh(got, got, t);
             auto got_geglu = up;
-            kernels::geglu(x.data(), got_geglu.data(), got_geglu.data(), n, t);
+            kernels::geglu(x, got_geglu, got_geglu, t);
             auto gate_alias = x;
-            kernels::geglu(gate_alias.data(), up.data(), gate_alias.data(), n, t);
+            kernels::geglu(gate_alias, up, gate_alias, t);
             CHECK(gate_alias == got_geglu);
             worst_error e1, e2;
             for (std::size_t i = 0; i < n; ++i) {
@@ -267,7 +269,7 @@ TEST_CASE("float ops: gelu_tanh within 8u |x| and geglu within 10u |gate up| of 
         INFO(t.name());
         float x[] = {qnan, inf, -inf, 1e30f, -1e30f};
         float y[5];
-        kernels::gelu_tanh(x, y, 5, t);
+        kernels::gelu_tanh(x, y, t);
         CHECK(std::isnan(y[0]));
         CHECK(y[1] == inf);
         CHECK(std::isnan(y[2])); // -inf * 0, as in the reference
@@ -287,7 +289,7 @@ TEST_CASE("float ops: softcap within 18u |ref| of the reference, saturating at +
             ref::softcap(want.data(), n, cap);
             for (const auto t : kernels::compiled_targets()) {
                 auto got = x;
-                kernels::softcap(got.data(), n, cap, t);
+                kernels::softcap(got, cap, t);
                 worst_error e;
                 for (std::size_t i = 0; i < n; ++i) e.add(i, got[i], want[i], 18 * u * std::fabs(want[i]));
                 rep.check(e, where(t, n) + " cap=" + std::to_string(cap));
@@ -297,7 +299,7 @@ TEST_CASE("float ops: softcap within 18u |ref| of the reference, saturating at +
     for (const auto t : kernels::compiled_targets()) {
         INFO(t.name());
         float x[] = {1e30f, -1e30f, 1000.0f, inf, -inf, qnan};
-        kernels::softcap(x, 6, 30.0f, t);
+        kernels::softcap(x, 30.0f, t);
         CHECK(x[0] == 30.0f);
         CHECK(x[1] == -30.0f);
         CHECK(x[2] == 30.0f);
@@ -328,7 +330,7 @@ TEST_CASE("float ops: rope within 6u (|x0| + |x1|) of the reference; zero freque
                 ref::rope(want.data(), freq.data(), d, pos);
                 for (const auto t : kernels::compiled_targets()) {
                     auto got = x;
-                    kernels::rope(got.data(), freq.data(), d, pos, t);
+                    kernels::rope(got, freq, pos, t);
                     worst_error e;
                     for (std::size_t i = 0; i < half; ++i) {
                         const double budget = 6 * u * (std::fabs(x[i]) + std::fabs(x[i + half]));
@@ -361,8 +363,8 @@ TEST_CASE("float ops: axpy within gamma_2 (|a x| + |ref|) of the reference; scal
             ref::scale(a, want_scaled.data(), n);
             for (const auto t : kernels::compiled_targets()) {
                 auto got = y, got_self = y;
-                kernels::axpy(a, x.data(), got.data(), n, t);
-                kernels::axpy(a, got_self.data(), got_self.data(), n, t);
+                kernels::axpy(a, x, got, t);
+                kernels::axpy(a, got_self, got_self, t);
                 worst_error e, es;
                 for (std::size_t i = 0; i < n; ++i) {
                     e.add(i, got[i], want[i], gamma_k(2) * (std::fabs(a * x[i]) + std::fabs(want[i])));
@@ -371,7 +373,7 @@ TEST_CASE("float ops: axpy within gamma_2 (|a x| + |ref|) of the reference; scal
                 rep.check(e, where(t, n));
                 rep.check(es, where(t, n) + " x == y");
                 auto scaled = x;
-                kernels::scale(a, scaled.data(), n, t);
+                kernels::scale(a, scaled, t);
                 INFO(where(t, n));
                 CHECK(std::equal(scaled.begin(), scaled.end(), want_scaled.begin(),
                                  [](float p, float q) { return std::bit_cast<std::uint32_t>(p) ==
@@ -384,15 +386,50 @@ TEST_CASE("float ops: axpy within gamma_2 (|a x| + |ref|) of the reference; scal
 TEST_CASE("float ops: bad arguments throw, naming the argument") {
     std::vector<float> x(8, 1.0f), freq(4, 1.0f);
     using qtensor_test::message_of;
-    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 7, 1.0f); }).find("d = 7 is odd") !=
+    CHECK(message_of([&] { kernels::rope(std::span(x).first(7), freq, 1.0f); }).find("d = 7 is odd") !=
           std::string::npos);
-    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 8, 2e9f); }).find("freq[0]") != std::string::npos);
+    CHECK(message_of([&] { kernels::rope(x, freq, 2e9f); }).find("freq[0]") != std::string::npos);
     freq[2] = qnan;
-    CHECK(message_of([&] { kernels::rope(x.data(), freq.data(), 8, 1.0f); }).find("freq[2]") != std::string::npos);
-    CHECK(message_of([&] { kernels::softcap(x.data(), 8, 0.0f); }).find("cap") != std::string::npos);
-    CHECK_THROWS_AS(kernels::softcap(x.data(), 8, -30.0f), qtensor::error);
-    CHECK_THROWS_AS(kernels::softcap(x.data(), 8, inf), qtensor::error);
-    CHECK(message_of([&] { kernels::rmsnorm(x.data(), nullptr, x.data(), 8, -1e-6f); }).find("eps") !=
+    CHECK(message_of([&] { kernels::rope(x, freq, 1.0f); }).find("freq[2]") != std::string::npos);
+    CHECK(message_of([&] { kernels::softcap(x, 0.0f); }).find("cap") != std::string::npos);
+    CHECK_THROWS_AS(kernels::softcap(x, -30.0f), qtensor::error);
+    CHECK_THROWS_AS(kernels::softcap(x, inf), qtensor::error);
+    CHECK(message_of([&] { kernels::rmsnorm(x, {}, x, -1e-6f); }).find("eps") !=
           std::string::npos);
-    CHECK_THROWS_AS(kernels::rmsnorm(x.data(), nullptr, x.data(), 8, qnan), qtensor::error);
+    CHECK_THROWS_AS(kernels::rmsnorm(x, {}, x, qnan), qtensor::error);
+}
+
+TEST_CASE("float ops: the checked forms refuse spans of different sizes, naming the function, argument and sizes") {
+    std::vector<float> x(8, 1.0f), y(8), short_(7), freq(4, 0.5f);
+    using qtensor_test::message_of;
+    const std::string none = "(no qtensor::error thrown)";
+    CHECK(message_of([&] { kernels::dot(x, short_); }) ==
+          "qtensor: kernels::dot: y has 7 elements, expected 8 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::rmsnorm(x, short_, y, 1e-6f); }) ==
+          "qtensor: kernels::rmsnorm: w has 7 elements, expected 8 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::rmsnorm(x, x, short_, 1e-6f); }) ==
+          "qtensor: kernels::rmsnorm: y has 7 elements, expected 8 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::gelu_tanh(x, short_); }) ==
+          "qtensor: kernels::gelu_tanh: y has 7 elements, expected 8 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::geglu(x, short_, y); }) ==
+          "qtensor: kernels::geglu: up has 7 elements, expected 8 (gate has 8 elements)");
+    CHECK(message_of([&] { kernels::geglu(x, y, short_); }) ==
+          "qtensor: kernels::geglu: y has 7 elements, expected 8 (gate has 8 elements)");
+    CHECK(message_of([&] { kernels::rope(x, std::span(freq).first(3), 1.0f); }) ==
+          "qtensor: kernels::rope: freq has 3 elements, expected 4 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::axpy(2.0f, x, short_); }) ==
+          "qtensor: kernels::axpy: y has 7 elements, expected 8 (x has 8 elements)");
+    // Right sizes pass.
+    CHECK(message_of([&] {
+              kernels::dot(x, y);
+              kernels::rmsnorm(x, x, y, 1e-6f);
+              kernels::rmsnorm(x, {}, y, 1e-6f);
+              kernels::gelu_tanh(x, y);
+              kernels::geglu(x, x, y);
+              kernels::rope(y, freq, 1.0f);
+              kernels::axpy(2.0f, x, y);
+              kernels::softmax(y);
+              kernels::softcap(y, 30.0f);
+              kernels::scale(2.0f, y);
+          }) == none);
 }

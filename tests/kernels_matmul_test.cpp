@@ -1,8 +1,10 @@
 // Conformance of the dot and matmul kernels on every target compiled in and
 // supported by this CPU: within the error budgets of kernels/matmul.hpp of an
 // exact (double) sum of the dequantized products, against the scalar
-// reference, bit-identical for every thread count and for the GGUF and
-// interleaved layouts; the interleaved layout converts back bit for bit.
+// reference, bit-identical for every thread count and, from 4 tokens on, for
+// the GGUF and interleaved layouts (within the budget below that); the
+// interleaved layout converts back bit for bit. gemm and gemv take every
+// weight form and check every size.
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
@@ -15,17 +17,20 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qtensor/kernels/kernels.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/registry.hpp"
+#include "qtensor/tensor/tensor.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
@@ -181,7 +186,7 @@ void check_gemm_on_every_target() {
             const oracle<S> o(x, cols, T);
             for (const auto t : kernels::compiled_targets()) {
                 std::vector<float> y(T * rows, -1.0f);
-                kernels::gemm(w.view(), x.data(), T, y.data(), {}, t);
+                kernels::gemm(w.view(), x, y, {}, t);
                 for (std::size_t tok = 0; tok < T; ++tok)
                     for (std::size_t r = 0; r < rows; ++r) {
                         const auto e = o.exact(w, r, tok);
@@ -198,7 +203,7 @@ void check_gemm_on_every_target() {
                 // Threads split rows only; every output is bit-identical.
                 for (auto* pool : {&pool2, &pool3}) {
                     std::vector<float> yt(T * rows, -1.0f);
-                    kernels::gemm(w.view(), x.data(), T, yt.data(), pool->get_executor(), t);
+                    kernels::gemm(w.view(), x, yt, pool->get_executor(), t);
                     INFO(S::name << " " << t.name() << " threads=" << pool->size());
                     REQUIRE(std::memcmp(yt.data(), y.data(), y.size() * sizeof(float)) == 0);
                 }
@@ -222,7 +227,7 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: gemm within budget on every target, any thre
 }
 TEST_CASE_TEMPLATE_APPLY(gemm_each, gemm_schemes);
 
-TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit and gives the same outputs", S,
+TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit and gives the same outputs from 4 tokens on", S,
                           interleaved_each) {
     std::mt19937 rng(12);
     for (const shape sh : std::vector<shape>{{1, 32, 4}, {16, 64, 2}, {17, 96, 3}, {33, 160, 7}}) {
@@ -242,19 +247,20 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit
         kernels::thread_pool pool(3);
         for (const auto t : kernels::compiled_targets()) {
             std::vector<float> plain(T * rows), inter(T * rows, -1.0f), inter3(T * rows, -2.0f);
-            kernels::gemm(w.view(), x.data(), T, plain.data(), {}, t);
-            kernels::gemm(iw, x.data(), T, inter.data(), {}, t);
-            kernels::gemm(iw, x.data(), T, inter3.data(), pool.get_executor(), t);
+            kernels::gemm(w.view(), x, plain, {}, t);
+            kernels::gemm(iw, x, inter, {}, t);
+            kernels::gemm(iw, x, inter3, pool.get_executor(), t);
             INFO(S::name << " " << t.name() << " rows=" << rows << " cols=" << cols << " T=" << T);
             REQUIRE(std::memcmp(inter.data(), inter3.data(), inter.size() * sizeof(float)) == 0);
             // From 4 tokens on, GGUF-layout rows are regrouped and run the
-            // interleaved kernel itself (below that they have their own GEMV).
+            // interleaved kernel itself (below that they have their own GEMV,
+            // within the budget: the next test case).
             if (T >= 4) REQUIRE(std::memcmp(plain.data(), inter.data(), plain.size() * sizeof(float)) == 0);
             const oracle<S> o(x, cols, T);
             for (std::size_t tok = 0; tok < T; ++tok) {
                 // Interleaved GEMM equals one GEMV per token, bit for bit.
                 std::vector<float> y1(rows);
-                kernels::gemm(iw, o.template partner<q8_0>(tok), 1, y1.data(), {}, t);
+                kernels::gemv(iw, std::span(o.template partner<q8_0>(tok), cols / 32), y1, {}, t);
                 REQUIRE(std::memcmp(y1.data(), inter.data() + tok * rows, rows * sizeof(float)) == 0);
                 for (std::size_t r = 0; r < rows; ++r) {
                     const auto e = o.exact(w, r, tok);
@@ -271,6 +277,42 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit
     CHECK(std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
 }
 TEST_CASE_TEMPLATE_APPLY(interleaved_each, interleaved_schemes);
+
+// matmul.hpp's promise for T < 4, where the GGUF layout has its own GEMV:
+// both layouts within the budget of the exact sum (so of each other), and
+// how many outputs differ, for the record.
+TEST_CASE_TEMPLATE_DEFINE("kernels: below 4 tokens the GGUF and interleaved layouts agree within the budget", S,
+                          layouts_few_tokens) {
+    std::mt19937 rng(16);
+    const std::size_t rows = 2048, cols = 4096;
+    weights<S> w(rows, cols, 0, rng);
+    const kernels::interleaved<S> iw(w.view());
+    for (std::size_t T = 1; T < 4; ++T) {
+        const auto x = activations(T, cols, rng);
+        const oracle<S> o(x, cols, T);
+        std::vector<exact_value> exact(T * rows);
+        for (std::size_t tok = 0; tok < T; ++tok)
+            for (std::size_t r = 0; r < rows; ++r) exact[tok * rows + r] = o.exact(w, r, tok);
+        for (const auto t : kernels::compiled_targets()) {
+            std::vector<float> plain(T * rows), inter(T * rows);
+            kernels::gemm(w.view(), x, plain, {}, t);
+            kernels::gemm(iw, x, inter, {}, t);
+            std::size_t differ = 0;
+            double worst = 0.0; // largest |plain - inter| in budgets
+            for (std::size_t i = 0; i < plain.size(); ++i) {
+                const double budget = oracle<S>::budget(cols, exact[i].magnitude);
+                INFO(S::name << " " << t.name() << " T=" << T << " output " << i);
+                REQUIRE(std::fabs(plain[i] - exact[i].sum) <= budget);
+                REQUIRE(std::fabs(inter[i] - exact[i].sum) <= budget);
+                if (plain[i] != inter[i]) ++differ;
+                worst = std::max(worst, std::fabs(static_cast<double>(plain[i]) - inter[i]) / budget);
+            }
+            MESSAGE(S::name << " " << t.name() << " T=" << T << ": " << differ << " of " << plain.size()
+                            << " outputs differ between the layouts, by at most " << worst << " budgets");
+        }
+    }
+}
+TEST_CASE_TEMPLATE_APPLY(layouts_few_tokens, interleaved_schemes);
 
 TEST_CASE("kernels: the row dots stay within budget on every target") {
     std::mt19937 rng(13);
@@ -292,15 +334,15 @@ TEST_CASE("kernels: the row dots stay within budget on every target") {
             INFO(t.name() << " n=" << n);
             const auto e4 = o4.exact(w4, 0, 0), e8 = o8.exact(w8, 0, 0), e2 = o2.exact(w2, 0, 0);
             const auto ef = of.exact(wf, 0, 0), eb = ob.exact(wb, 0, 0);
-            CHECK(std::fabs(kernels::dot_q4_0_q8_0(w4.row(0), o4.partner<q8_0>(0), n, t) - e4.sum) <=
+            CHECK(std::fabs(kernels::dot_q4_0_q8_0({w4.row(0), n / 32}, {o4.partner<q8_0>(0), n / 32}, t) - e4.sum) <=
                   oracle<q4_0>::budget(n, e4.magnitude));
-            CHECK(std::fabs(kernels::dot_q8_0_q8_0(w8.row(0), o8.partner<q8_0>(0), n, t) - e8.sum) <=
+            CHECK(std::fabs(kernels::dot_q8_0_q8_0({w8.row(0), n / 32}, {o8.partner<q8_0>(0), n / 32}, t) - e8.sum) <=
                   oracle<q8_0>::budget(n, e8.magnitude));
-            CHECK(std::fabs(kernels::dot_q2_k_q8_k(w2.row(0), o2.partner<q8_k>(0), n, t) - e2.sum) <=
+            CHECK(std::fabs(kernels::dot_q2_k_q8_k({w2.row(0), n / 256}, {o2.partner<q8_k>(0), n / 256}, t) - e2.sum) <=
                   oracle<q2_k>::budget(n, e2.magnitude));
-            CHECK(std::fabs(kernels::dot_f32_f32(wf.row(0), xf.data(), n + 3, t) - ef.sum) <=
+            CHECK(std::fabs(kernels::dot_f32_f32({wf.row(0), n + 3}, xf, t) - ef.sum) <=
                   oracle<f32>::budget(n + 3, ef.magnitude));
-            CHECK(std::fabs(kernels::dot_bf16_f32(wb.row(0), xf.data(), n + 3, t) - eb.sum) <=
+            CHECK(std::fabs(kernels::dot_bf16_f32({wb.row(0), n + 3}, xf, t) - eb.sum) <=
                   oracle<bf16>::budget(n + 3, eb.magnitude));
         }
     }
@@ -328,8 +370,8 @@ TEST_CASE("kernels: Q8_0 weights of -128 and full-range codes multiply exactly")
     const kernels::interleaved<q8_0> iw(view);
     for (const auto t : kernels::compiled_targets()) {
         std::vector<float> y(rows), yi(rows);
-        kernels::gemm(view, a.data(), 1, y.data(), {}, t);
-        kernels::gemm(iw, a.data(), 1, yi.data(), {}, t);
+        kernels::gemv(view, a, y, {}, t);
+        kernels::gemv(iw, a, yi, {}, t);
         for (std::size_t r = 0; r < rows; ++r) {
             long exact = 0;
             for (std::size_t i = 0; i < n; ++i) exact += w[r * 2 + i / 32].qs[i % 32] * a[i / 32].qs[i % 32];
@@ -340,27 +382,122 @@ TEST_CASE("kernels: Q8_0 weights of -128 and full-range codes multiply exactly")
     }
 }
 
-TEST_CASE("kernels: gemm rejects bad arguments with a message naming them") {
+TEST_CASE("kernels: gemm and gemv take a tensor, a view and a const view, with the same results") {
+    std::mt19937 rng(17);
+    const std::size_t rows = 19, cols = 96;
+    const auto values = qtensor_test::spread_blocks(rows * cols, 32, rng, -2.0f, 2.0f, 0.5f);
+    auto w4 = tensor<q4_0, 2>::quantize(values, extents<2>{rows, cols});
+    auto wf = tensor<f32, 2>::quantize(values, extents<2>{rows, cols});
+    const auto x = activations(3, cols, rng);
+    const std::span<const float> x1 = std::span(x).first(cols);
+    const auto check = [&](auto& w, const auto& reference) {
+        using S = typename std::remove_cvref_t<decltype(w)>::scheme_type;
+        const tensor_view<const S, 2> cview = std::as_const(w).view();
+        std::vector<float> want(3 * rows), got(3 * rows), want1(rows), one(rows);
+        kernels::gemm(cview, x, want);
+        kernels::gemm(cview, x1, want1);
+        for (std::size_t tok = 0; tok < 3; ++tok)
+            for (std::size_t r = 0; r < rows; ++r) {
+                const auto [ref, budget] = reference(w.blocks(r).data(), x.data() + tok * cols);
+                INFO(S::name << " r=" << r << " t=" << tok);
+                REQUIRE(std::fabs(static_cast<double>(want[tok * rows + r]) - ref) <= budget);
+            }
+        kernels::gemm(w, x, got);
+        CHECK(got == want);
+        kernels::gemm(w.view(), x, got);
+        CHECK(got == want);
+        for (const auto* form : {"tensor", "view", "const view"}) {
+            INFO(S::name << " gemv of a " << form);
+            std::fill(one.begin(), one.end(), -1.0f);
+            if (form[0] == 't') kernels::gemv(w, x1, one);
+            else if (form[0] == 'v') kernels::gemv(w.view(), x1, one);
+            else kernels::gemv(cview, x1, one);
+            CHECK(one == want1);
+        }
+    };
+    // The references: the scalar dot of a row with the activations as the
+    // kernel sees them, and twice the budget of matmul.hpp (both are within it
+    // of the exact sum).
+    check(w4, [&](const block_q4_0* row, const float* xt) {
+        std::vector<block_q8_0> a(cols / 32);
+        q8_0::quantize_row(xt, a.data(), cols);
+        const auto e = qtensor_test::exact_dot_of(dequantized_row<q4_0>(row, cols), dequantized_row<q8_0>(a.data(), cols));
+        return std::pair{static_cast<double>(q4_0::dot_row(row, a.data(), cols)),
+                         2 * oracle<q4_0>::budget(cols, e.magnitude)};
+    });
+    check(wf, [&](const float* row, const float* xt) {
+        const auto e = qtensor_test::exact_dot_of(std::vector<float>(row, row + cols), std::vector<float>(xt, xt + cols));
+        return std::pair{static_cast<double>(kernels::reference::dot_f32_f32(row, xt, cols)),
+                         2 * oracle<f32>::budget(cols, e.magnitude)};
+    });
+    // interleaved<S> from each form, the same bytes.
+    const kernels::interleaved<q4_0> from_tensor(w4), from_view(w4.view()), from_const(std::as_const(w4).view());
+    CHECK(std::memcmp(from_tensor.data(), from_view.data(), from_view.size_bytes()) == 0);
+    CHECK(std::memcmp(from_tensor.data(), from_const.data(), from_const.size_bytes()) == 0);
+}
+
+TEST_CASE("kernels: gemm, gemv and the row dots refuse sizes that do not agree, naming the argument and both sizes") {
+    using qtensor_test::message_of;
+    const std::string none = "(no qtensor::error thrown)";
     std::mt19937 rng(15);
     weights<q4_0> w(3, 64, 0, rng);
-    std::vector<float> y(3);
-    CHECK(qtensor_test::message_of([&] { kernels::gemm(w.view(), static_cast<const float*>(nullptr), 1, y.data()); })
-              .find("activations are null") != std::string::npos);
-    const std::vector<float> x(64);
-    CHECK(qtensor_test::message_of([&] { kernels::gemm(w.view(), x.data(), 1, nullptr); }).find("output is null") !=
-          std::string::npos);
-    const std::vector<float> bad(3 * 50);
-    CHECK(qtensor_test::message_of([&] {
-              const tensor_view<const f32, 2> v(std::as_bytes(std::span(bad)), extents<2>{3, 50});
-              kernels::gemm(v, x.data(), 0, y.data());
-          }) == "(no qtensor::error thrown)"); // T = 0 does nothing
     const kernels::interleaved<q4_0> iw(w.view());
+    std::vector<float> x(2 * 64), y(2 * 3);
+    std::vector<block_q8_0> a(2 * 2);
+    const auto x1 = std::span(x).first(64);
+    const auto y1 = std::span(y).first(3);
+    const auto a1 = std::span(a).first(2);
+    // gemm: x whole rows of cols, y [T, rows]; both layouts, float or quantized activations.
+    CHECK(message_of([&] { kernels::gemm(w.view(), std::span(x).first(100), y); }) ==
+          "qtensor: kernels::gemm<q4_0>: x has 100 elements, not whole rows of 64");
+    CHECK(message_of([&] { kernels::gemm(w.view(), x, y1); }) ==
+          "qtensor: kernels::gemm<q4_0>: y has 3 elements, expected 6 (x has 128 elements)");
+    CHECK(message_of([&] { kernels::gemm(iw, x, y1); }) ==
+          "qtensor: kernels::gemm<q4_0>: y has 3 elements, expected 6 (x has 128 elements)");
+    CHECK(message_of([&] { kernels::gemm(w.view(), std::span(a).first(3), y); }) ==
+          "qtensor: kernels::gemm<q4_0>: a has 3 blocks, not whole rows of 2");
+    CHECK(message_of([&] { kernels::gemm(iw, a, y1); }) ==
+          "qtensor: kernels::gemm<q4_0>: y has 3 elements, expected 6 (a has 4 blocks)");
+    // gemv: x [cols], y [rows].
+    CHECK(message_of([&] { kernels::gemv(w.view(), x, y1); }) ==
+          "qtensor: kernels::gemv<q4_0>: x has 128 elements, expected 64 (w has 64 columns)");
+    CHECK(message_of([&] { kernels::gemv(iw, x1, y); }) ==
+          "qtensor: kernels::gemv<q4_0>: y has 6 elements, expected 3 (w has 3 rows)");
+    CHECK(message_of([&] { kernels::gemv(iw, a, y1); }) ==
+          "qtensor: kernels::gemv<q4_0>: a has 4 blocks, expected 2 (w has 64 columns)");
+    CHECK(message_of([&] { kernels::gemv(w.view(), a1, y); }) ==
+          "qtensor: kernels::gemv<q4_0>: y has 6 elements, expected 3 (w has 3 rows)");
+    // Row dots: w and a of the same number of elements.
+    const std::span<const block_q4_0> row(w.row(0), 2);
+    CHECK(message_of([&] { kernels::dot_q4_0_q8_0(row, std::span(a).first(3)); }) ==
+          "qtensor: kernels::dot_q4_0_q8_0: a has 96 elements, expected 64 (w has 64 elements)");
+    CHECK(message_of([&] { kernels::dot_f32_f32(x1, std::span(x).first(63)); }) ==
+          "qtensor: kernels::dot_f32_f32: a has 63 elements, expected 64 (w has 64 elements)");
+    std::vector<block_q8_0> q8(2);
+    std::vector<block_q2_k> q2(1);
+    std::vector<block_q8_k> qk(2);
+    std::vector<bf16_t> h(64);
+    CHECK_THROWS_AS(kernels::dot_q8_0_q8_0(q8, a), qtensor::error);
+    CHECK_THROWS_AS(kernels::dot_q2_k_q8_k(q2, qk), qtensor::error);
+    CHECK_THROWS_AS(kernels::dot_bf16_f32(h, x), qtensor::error);
+    // Right sizes pass; T = 0 does nothing.
+    CHECK(message_of([&] {
+              kernels::gemm(w.view(), x, y);
+              kernels::gemm(iw, a, y);
+              kernels::gemm(w.view(), std::span<const float>(), std::span<float>());
+              kernels::gemv(w.view(), x1, y1);
+              kernels::gemv(iw, a1, y1);
+              kernels::dot_q4_0_q8_0(row, a1);
+              kernels::dot_q8_0_q8_0(q8, a1);
+              kernels::dot_q2_k_q8_k(q2, std::span(qk).first(1));
+              kernels::dot_bf16_f32(h, x1);
+              kernels::dot_f32_f32(x1, x1);
+          }) == none);
     std::vector<block_q4_0> out(4 * 2);
-    CHECK(qtensor_test::message_of([&] {
+    CHECK(message_of([&] {
               iw.copy_to(tensor_view<q4_0, 2>(std::as_writable_bytes(std::span(out)), extents<2>{4, 64}));
           }).find("expected [3, 64]") != std::string::npos);
-    CHECK(qtensor_test::message_of([] { kernels::thread_pool p(0); }).find("at least 1 thread") !=
-          std::string::npos);
+    CHECK(message_of([] { kernels::thread_pool p(0); }).find("at least 1 thread") != std::string::npos);
 }
 
 TEST_CASE("kernels: thread_pool runs every task once, again and again, and passes exceptions on") {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -54,7 +55,7 @@ TEST_CASE("kernels: dequantize_q4_0 equals q4_0::dequantize_row bit for bit on e
         q4_0::dequantize_row(q.data(), want.data(), n);
         for (const auto t : kernels::compiled_targets()) {
             std::vector<float> got(n, -1.0f);
-            kernels::dequantize_q4_0(q.data(), got.data(), n, t);
+            kernels::dequantize_q4_0(q, got, t);
             for (std::size_t i = 0; i < n; ++i) {
                 INFO(t.name() << " n=" << n << " i=" << i);
                 REQUIRE(std::bit_cast<std::uint32_t>(got[i]) == std::bit_cast<std::uint32_t>(want[i]));
@@ -74,7 +75,7 @@ TEST_CASE("kernels: dot_q4_0_q8_0 stays within (n/32 + 17) * 2^-24 * sum |w a| o
             const double budget = static_cast<double>(n / 32 + 17) * std::ldexp(1.0, -24) * magnitude;
             CHECK(budget < 1e-3 * magnitude);
             for (const auto t : kernels::compiled_targets()) {
-                const float got = kernels::dot_q4_0_q8_0(wq.data(), aq.data(), n, t);
+                const float got = kernels::dot_q4_0_q8_0(wq, aq, t);
                 INFO(t.name() << " n=" << n << " exact=" << exact << " got=" << got);
                 CHECK(std::fabs(got - exact) <= budget);
             }
@@ -86,9 +87,10 @@ TEST_CASE("kernels: best() runs the best compiled target's code; bad lengths thr
     std::mt19937 rng(9);
     const auto q = quantize<q4_0>(random_row(256, rng));
     std::vector<float> best(256), first(256);
-    kernels::dequantize_q4_0(q.data(), best.data(), 256); // target::best()
-    kernels::dequantize_q4_0(q.data(), first.data(), 256, kernels::compiled_targets().front());
+    kernels::dequantize_q4_0(q, best); // target::best()
+    kernels::dequantize_q4_0(q, first, kernels::compiled_targets().front());
     CHECK(best == first);
-    CHECK_THROWS_AS(kernels::dequantize_q4_0(q.data(), best.data(), 48), qtensor::error);
-    CHECK_THROWS_AS(kernels::dot_q4_0_q8_0(q.data(), nullptr, 40), qtensor::error);
+    CHECK_THROWS_AS(kernels::dequantize_q4_0(q, std::span(best).first(48)), qtensor::error);
+    CHECK_THROWS_AS(kernels::dot_q4_0_q8_0(q, {}), qtensor::error);
+    CHECK_THROWS_AS(kernels::unchecked::dot_q4_0_q8_0(q.data(), nullptr, 40), qtensor::error);
 }

@@ -23,6 +23,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -242,11 +243,11 @@ TEST_CASE_TEMPLATE_DEFINE("quantize kernels give the reference's and ggml's byte
     for (const auto t : kernels::compiled_targets()) {
         INFO(S::name << " on " << t.name());
         std::vector<block_of<S>> got(want.size());
-        kernels::quantize_row<S>(x.data(), got.data(), x.size(), t); // all 199 rows as one
+        kernels::quantize_row<S>(x, got, t); // all 199 rows as one
         CHECK(first_diff(got, want) == -1);
         std::vector<block_of<S>> row(golden_row / S::block_elems);
         for (std::size_t r = 0; r < x.size() / golden_row; ++r) {
-            kernels::quantize_row<S>(x.data() + r * golden_row, row.data(), golden_row, t);
+            kernels::quantize_row<S>(std::span(x).subspan(r * golden_row, golden_row), row, t);
             INFO("row " << r);
             REQUIRE(std::memcmp(row.data(), want.data() + r * row.size(), row.size() * sizeof(row[0])) == 0);
         }
@@ -264,7 +265,7 @@ TEST_CASE_TEMPLATE_DEFINE("quantize kernels equal the reference bit for bit on h
             S::quantize_row(x.data(), want.data(), n);
             for (const auto t : kernels::compiled_targets()) {
                 std::vector<block_of<S>> got(want.size());
-                kernels::quantize_row<S>(x.data(), got.data(), n, t);
+                kernels::quantize_row<S>(x, got, t);
                 const long k = first_diff(got, want);
                 INFO(S::name << " on " << t.name() << ", n=" << n << ", rep " << rep << ": block "
                              << k / static_cast<long>(S::block_bytes) << ", byte " << k % static_cast<long>(S::block_bytes));
@@ -307,7 +308,7 @@ TEST_CASE_TEMPLATE_DEFINE("quantize kernels throw the reference's error for NaN,
         REQUIRE(want != "(no qtensor::error thrown)");
         for (const auto t : kernels::compiled_targets()) {
             INFO(S::name << " on " << t.name());
-            CHECK(qtensor_test::message_of([&] { kernels::quantize_row<S>(x.data(), y.data(), n, t); }) == want);
+            CHECK(qtensor_test::message_of([&] { kernels::quantize_row<S>(x, y, t); }) == want);
         }
     }
 }
@@ -332,7 +333,7 @@ TEST_CASE_TEMPLATE("quantize kernels agree with the reference at the fp16 scale 
             for (const auto t : kernels::compiled_targets()) {
                 INFO(S::name << " on " << t.name() << ", max " << sign * max);
                 const std::string got_error =
-                    qtensor_test::message_of([&] { kernels::quantize_row<S>(x.data(), got.data(), 96, t); });
+                    qtensor_test::message_of([&] { kernels::quantize_row<S>(x, got, t); });
                 CHECK(got_error == want_error);
                 if (want_error == "(no qtensor::error thrown)") CHECK(first_diff(got, want) == -1);
             }
@@ -347,7 +348,7 @@ TEST_CASE_TEMPLATE_DEFINE("dequantize kernels give ggml's floats for the golden 
     REQUIRE(want.size() == q.size() * S::block_elems);
     for (const auto t : kernels::compiled_targets()) {
         std::vector<float> got(want.size());
-        kernels::dequantize_row<S>(q.data(), got.data(), got.size(), t);
+        kernels::dequantize_row<S>(q, got, t);
         INFO(S::name << " on " << t.name());
         CHECK(first_diff_bits(got, want.data()) == -1);
     }
@@ -367,7 +368,7 @@ TEST_CASE_TEMPLATE_DEFINE("dequantize kernels equal the reference bit for bit on
         S::dequantize_row(q.data(), want.data(), n);
         for (const auto t : kernels::compiled_targets()) {
             std::vector<float> got(n);
-            kernels::dequantize_row<S>(q.data(), got.data(), n, t);
+            kernels::dequantize_row<S>(q, got, t);
             INFO(S::name << " on " << t.name() << ", n=" << n);
             CHECK(first_diff_bits(got, want.data()) == -1);
         }
@@ -384,14 +385,14 @@ TEST_CASE_TEMPLATE("dequantize_f16 / dequantize_bf16 equal the reference on all 
     for (const auto t : kernels::compiled_targets()) {
         INFO(S::name << " on " << t.name());
         std::vector<float> got(all.size());
-        kernels::dequantize_row<S>(all.data(), got.data(), all.size(), t);
+        kernels::dequantize_row<S>(all, got, t);
         const long i = first_diff_bits(got, want.data());
         INFO("first differing pattern " << (i < 0 ? -1 : static_cast<long>(all[static_cast<std::size_t>(i)].bits)));
         CHECK(i == -1);
         // Short and misaligned rows: every tail length.
         for (std::size_t n = 0; n < 40; ++n) {
             std::vector<float> part(n);
-            kernels::dequantize_row<S>(all.data() + 1000 + n, part.data(), n, t);
+            kernels::dequantize_row<S>(std::span(all).subspan(1000 + n, n), part, t);
             CHECK(first_diff_bits(part, want.data() + 1000 + n) == -1);
         }
     }
@@ -405,7 +406,7 @@ TEST_CASE("dequantize_f16 of inf and NaN halves gives ggml's floats") {
         h[i] = fp16_t{static_cast<std::uint16_t>((i < 1024 ? 0x7C00u : 0xFC00u) + i % 1024)};
     for (const auto t : kernels::compiled_targets()) {
         std::vector<float> got(h.size());
-        kernels::dequantize_f16(h.data(), got.data(), h.size(), t);
+        kernels::dequantize_f16(h, got, t);
         INFO("on " << t.name());
         CHECK(first_diff_bits(got, want.data()) == -1);
     }
@@ -420,15 +421,15 @@ TEST_CASE_TEMPLATE_DEFINE("quantize_row / dequantize_row<S> give the reference's
     const auto x = qtensor_test::spread_blocks(n, S::block_elems, rng);
     std::vector<block_of<S>> want(n / S::block_elems), got(want.size());
     S::quantize_row(x.data(), want.data(), n);
-    kernels::quantize_row<S>(x.data(), got.data(), n);
+    kernels::quantize_row<S>(x, got);
     CHECK(first_diff(got, want) == -1);
     std::vector<float> y_want(n), y_got(n);
     S::dequantize_row(want.data(), y_want.data(), n);
-    kernels::dequantize_row<S>(want.data(), y_got.data(), n);
+    kernels::dequantize_row<S>(want, y_got);
     CHECK(first_diff_bits(y_got, y_want.data()) == -1);
     if constexpr (S::block_elems > 1) {
-        CHECK_THROWS_AS(kernels::quantize_row<S>(x.data(), got.data(), n - 1), qtensor::error);
-        CHECK_THROWS_AS(kernels::dequantize_row<S>(want.data(), y_got.data(), n - 1), qtensor::error);
+        CHECK_THROWS_AS(kernels::quantize_row<S>(std::span(x).first(n - 1), got), qtensor::error);
+        CHECK_THROWS_AS(kernels::dequantize_row<S>(want, std::span(y_got).first(n - 1)), qtensor::error);
     }
 }
 TEST_CASE_TEMPLATE_APPLY(rows_any_scheme, all_registered);
@@ -439,11 +440,58 @@ TEST_CASE("quantize and dequantize kernels reject rows that are not whole blocks
     std::vector<block_q8_0> q8(16);
     std::vector<block_q8_k> qk(2);
     std::vector<block_q2_k> q2(2);
-    CHECK_THROWS_AS(kernels::quantize_q4_0(x.data(), q4.data(), 48), qtensor::error);
-    CHECK_THROWS_AS(kernels::quantize_q8_0(x.data(), q8.data(), 33), qtensor::error);
-    CHECK_THROWS_AS(kernels::quantize_q8_k(x.data(), qk.data(), 384), qtensor::error);
-    CHECK_THROWS_AS(kernels::dequantize_q8_0(q8.data(), x.data(), 40), qtensor::error);
-    CHECK_THROWS_AS(kernels::dequantize_q2_k(q2.data(), x.data(), 300), qtensor::error);
-    CHECK(qtensor_test::message_of([&] { kernels::quantize_q4_0(x.data(), q4.data(), 48); }).find("48") !=
+    CHECK_THROWS_AS(kernels::quantize_q4_0(std::span(x).first(48), q4), qtensor::error);
+    CHECK_THROWS_AS(kernels::quantize_q8_0(std::span(x).first(33), q8), qtensor::error);
+    CHECK_THROWS_AS(kernels::quantize_q8_k(std::span(x).first(384), qk), qtensor::error);
+    CHECK_THROWS_AS(kernels::dequantize_q8_0(q8, std::span(x).first(40)), qtensor::error);
+    CHECK_THROWS_AS(kernels::dequantize_q2_k(q2, std::span(x).first(300)), qtensor::error);
+    CHECK(qtensor_test::message_of([&] { kernels::quantize_q4_0(std::span(x).first(48), q4); }).find("48") !=
           std::string::npos);
+}
+
+TEST_CASE("quantize and dequantize kernels refuse spans of different sizes, naming the function, argument and sizes") {
+    using qtensor_test::message_of;
+    std::vector<float> x(512, 1.0f);
+    std::vector<block_q4_0> q4(16);
+    std::vector<block_q8_0> q8(16);
+    std::vector<block_q8_k> qk(2);
+    std::vector<block_q2_k> q2(2);
+    std::vector<fp16_t> h(512);
+    std::vector<bf16_t> b(512);
+    const auto x3 = std::span(x).first(3 * 32);
+    CHECK(message_of([&] { kernels::quantize_q4_0(x3, q4); }) ==
+          "qtensor: kernels::quantize_q4_0: y has 16 blocks, expected 3 (x has 96 elements)");
+    CHECK(message_of([&] { kernels::quantize_q8_0(x3, q8); }) ==
+          "qtensor: kernels::quantize_q8_0: y has 16 blocks, expected 3 (x has 96 elements)");
+    CHECK(message_of([&] { kernels::quantize_q8_k(std::span(x).first(256), qk); }) ==
+          "qtensor: kernels::quantize_q8_k: y has 2 blocks, expected 1 (x has 256 elements)");
+    CHECK(message_of([&] { kernels::dequantize_q4_0(q4, x3); }) ==
+          "qtensor: kernels::dequantize_q4_0: x has 16 blocks, expected 3 (y has 96 elements)");
+    CHECK(message_of([&] { kernels::dequantize_q8_0(q8, x3); }) ==
+          "qtensor: kernels::dequantize_q8_0: x has 16 blocks, expected 3 (y has 96 elements)");
+    CHECK(message_of([&] { kernels::dequantize_q2_k(q2, std::span(x).first(256)); }) ==
+          "qtensor: kernels::dequantize_q2_k: x has 2 blocks, expected 1 (y has 256 elements)");
+    CHECK(message_of([&] { kernels::dequantize_f16(h, x3); }) ==
+          "qtensor: kernels::dequantize_f16: x has 512 elements, expected 96 (y has 96 elements)");
+    CHECK(message_of([&] { kernels::dequantize_bf16(b, x3); }) ==
+          "qtensor: kernels::dequantize_bf16: x has 512 elements, expected 96 (y has 96 elements)");
+    CHECK(message_of([&] { kernels::quantize_row<q4_0>(x3, q4); }) ==
+          "qtensor: kernels::quantize_row: y has 16 blocks, expected 3 (x has 96 elements)");
+    CHECK(message_of([&] { kernels::dequantize_row<q2_k>(q2, std::span(x).first(256)); }) ==
+          "qtensor: kernels::dequantize_row: x has 2 blocks, expected 1 (y has 256 elements)");
+    // A scheme without a kernel (its reference) is checked the same way.
+    std::vector<block_q4_1> q41(16);
+    CHECK_THROWS_AS(kernels::quantize_row<q4_1>(x3, q41), qtensor::error);
+    // Right sizes pass.
+    CHECK(message_of([&] {
+              kernels::quantize_q4_0(x, q4);
+              kernels::quantize_q8_0(x, q8);
+              kernels::quantize_q8_k(x, qk);
+              kernels::dequantize_q4_0(q4, x);
+              kernels::dequantize_q8_0(q8, x);
+              kernels::dequantize_q2_k(q2, x);
+              kernels::dequantize_f16(h, x);
+              kernels::dequantize_bf16(b, x);
+              kernels::quantize_row<q4_1>(x, q41);
+          }) == "(no qtensor::error thrown)");
 }

@@ -17,7 +17,7 @@ bool ODR_TU_NAME(const std::vector<qtensor::block_q4_0>& q) {
     std::vector<float> want(n), got(n);
     qtensor::q4_0::dequantize_row(q.data(), want.data(), n);
     for (const auto t : qtensor::kernels::compiled_targets()) {
-        qtensor::kernels::dequantize_q4_0(q.data(), got.data(), n, t);
+        qtensor::kernels::dequantize_q4_0(q, got, t);
         if (got != want) return false;
     }
     return true;

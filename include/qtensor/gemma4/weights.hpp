@@ -141,12 +141,12 @@ void widen_row(std::span<const std::byte> src, std::size_t r, std::size_t cols, 
     const std::size_t bytes = row_bytes<F>(cols);
     const std::byte* row = src.data() + r * bytes;
     if (reinterpret_cast<std::uintptr_t>(row) % alignof(block_of<F>) == 0) {
-        kernels::dequantize_row<F>(reinterpret_cast<const block_of<F>*>(row), y, cols);
+        kernels::unchecked::dequantize_row<F>(reinterpret_cast<const block_of<F>*>(row), y, cols);
         return;
     }
     scratch.resize(blocks_per_row<F>(cols));
     std::memcpy(scratch.data(), row, bytes);
-    kernels::dequantize_row<F>(scratch.data(), y, cols);
+    kernels::unchecked::dequantize_row<F>(scratch.data(), y, cols);
 }
 
 inline std::string shape_string(std::span<const std::size_t> s) {
@@ -216,7 +216,7 @@ public:
             for (std::size_t r = 0; r < rows; ++r) {
                 widen_row<F>(e->data, r, cols, wide.data(), scratch);
                 try {
-                    kernels::quantize_row<S>(wide.data(), out.blocks(r).data(), cols);
+                    kernels::unchecked::quantize_row<S>(wide.data(), out.blocks(r).data(), cols);
                 } catch (const error& err) {
                     throw error(where + ", row " + std::to_string(r) + ": " +
                                 (err.what() + std::string_view("qtensor: ").size()));

@@ -12,6 +12,10 @@
 // Except for softmax, budgets assume no underflow: results below 2^-126 may
 // differ by a few 2^-149 more.
 //
+// Each op below is in kernels::unchecked on raw pointers and n, with its
+// budget; kernels::<op> takes spans, checks their sizes and calls it
+// (checks.hpp says why both).
+//
 // Sums (dot, rmsnorm, softmax) use four vector accumulators of N lanes and a
 // tree over the lanes: each term goes through at most
 // k = floor(n / 4N) + 3 + log2(N) <= n/4 + 7 roundings, against n for the
@@ -20,11 +24,13 @@
 
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <sstream>
 #include <string>
 
 #include "qtensor/core/error.hpp"
 #include "qtensor/kernels/backend.hpp"
+#include "qtensor/kernels/checks.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 
@@ -39,6 +45,8 @@ inline std::string float_ops_text(float v) {
 }
 
 } // namespace detail
+
+namespace unchecked {
 
 // x[n] . y[n].
 // |dot - ref| <= gamma_(5n/4 + 7) * sum_i |x_i y_i|: gamma_(n/4 + 7) for the
@@ -135,5 +143,60 @@ inline void axpy(float a, const float* x, float* y, std::size_t n, target t = ta
 inline void scale(float a, float* x, std::size_t n, target t = target::best()) {
     detail::backend::scale(t, a, x, n);
 }
+
+} // namespace unchecked
+
+// ---- the checked forms ------------------------------------------------------------
+
+// x[n] . y[n].
+inline float dot(std::span<const float> x, std::span<const float> y, target t = target::best()) {
+    detail::check_size("dot", {"y", y.size()}, x.size(), {"x", x.size()});
+    return unchecked::dot(x.data(), y.data(), x.size(), t);
+}
+
+// x[n], w[n] or empty (no weight) -> y[n]; y may be x.
+inline void rmsnorm(std::span<const float> x, std::span<const float> w, std::span<float> y, float eps,
+                    target t = target::best()) {
+    if (!w.empty()) detail::check_size("rmsnorm", {"w", w.size()}, x.size(), {"x", x.size()});
+    detail::check_size("rmsnorm", {"y", y.size()}, x.size(), {"x", x.size()});
+    unchecked::rmsnorm(x.data(), w.empty() ? nullptr : w.data(), y.data(), x.size(), eps, t);
+}
+
+// x[n] in place.
+inline void softmax(std::span<float> x, target t = target::best()) { unchecked::softmax(x.data(), x.size(), t); }
+
+// x[n] -> y[n]; y may be x.
+inline void gelu_tanh(std::span<const float> x, std::span<float> y, target t = target::best()) {
+    detail::check_size("gelu_tanh", {"y", y.size()}, x.size(), {"x", x.size()});
+    unchecked::gelu_tanh(x.data(), y.data(), x.size(), t);
+}
+
+// gate[n], up[n] -> y[n]; y may be either.
+inline void geglu(std::span<const float> gate, std::span<const float> up, std::span<float> y,
+                  target t = target::best()) {
+    detail::check_size("geglu", {"up", up.size()}, gate.size(), {"gate", gate.size()});
+    detail::check_size("geglu", {"y", y.size()}, gate.size(), {"gate", gate.size()});
+    unchecked::geglu(gate.data(), up.data(), y.data(), gate.size(), t);
+}
+
+// x[d] in place, freq[d / 2]: one head at position pos.
+inline void rope(std::span<float> x, std::span<const float> freq, float pos, target t = target::best()) {
+    if (x.size() % 2 == 0) detail::check_size("rope", {"freq", freq.size()}, x.size() / 2, {"x", x.size()});
+    unchecked::rope(x.data(), freq.data(), x.size(), pos, t);
+}
+
+// x[n] in place.
+inline void softcap(std::span<float> x, float cap, target t = target::best()) {
+    unchecked::softcap(x.data(), x.size(), cap, t);
+}
+
+// x[n], y[n]: y += a x.
+inline void axpy(float a, std::span<const float> x, std::span<float> y, target t = target::best()) {
+    detail::check_size("axpy", {"y", y.size()}, x.size(), {"x", x.size()});
+    unchecked::axpy(a, x.data(), y.data(), x.size(), t);
+}
+
+// x[n] *= a.
+inline void scale(float a, std::span<float> x, target t = target::best()) { unchecked::scale(a, x.data(), x.size(), t); }
 
 QTENSOR_KERNELS_END_NAMESPACE

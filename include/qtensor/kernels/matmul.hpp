@@ -1,8 +1,14 @@
 // qtensor/kernels/matmul.hpp: dot products, GEMV and GEMM of quantized or
 // float weights with activations, within stated error budgets of the exact sum.
 //
-//   gemm(w, x, T, y):  y[t, r] = W[r, :] . x[t, :]  for W [rows, cols],
-//                      x [T, cols] (f32), y [T, rows]; T == 1 is a GEMV.
+//   gemm(w, x, y):  y[t, r] = W[r, :] . x[t, :]  for W [rows, cols],
+//                   x [T, cols] (f32), y [T, rows];
+//   gemv(w, x, y):  the same with T = 1: x [cols] -> y [rows].
+//
+// The weights w are a GGUF-layout matrix as tensor<S, 2>, tensor_view<S, 2>
+// or tensor_view<const S, 2> (gemm_weight), or interleaved<S> (below).
+// gemm and gemv check every size (checks.hpp); kernels::unchecked::gemm takes
+// raw pointers and T instead.
 //
 // Quantized weights meet activations quantized to their dot partner (Q4_0
 // and Q8_0 with Q8_0, Q2_K with Q8_K), as ggml's mul_mat does; float weights
@@ -26,18 +32,36 @@
 //   - dot_f32_f32, dot_bf16_f32 and their gemm outputs (bf16 widens exactly):
 //     |got - exact| <= (n + 1) * 2^-24 * sum_i |w_i a_i|, which any summation
 //     order meets; the SIMD targets sum n / (2N) terms per lane, far less.
+//
+// Layouts: from T = 4 tokens on, GGUF-layout rows are regrouped into the
+// interleaved layout and run its kernel, so the two layouts give the same
+// outputs bit for bit. Below that (GEMV) the GGUF layout has a kernel of its
+// own that reads the rows in place (regrouping would add a pass over the
+// weights, the whole cost of a GEMV) and rounds in another order: Highway's
+// AVX2 and AVX-512 split each block's integer sum over 4 lanes, each scaled
+// and summed on its own, where the interleaved kernel scales the block's sum
+// whole; xsimd's tiles of 4 rows differ likewise. So for T < 4 the promise is
+// the budget above, for each layout (twice it between them), not bit
+// identity: at 2048 x 4096, T = 1, 1834 to 1870 of the 2048 Q4_0 and Q8_0
+// outputs differ, by at most 0.023 of the budget (Highway's SSE4, SSSE3 and
+// the scalar backend happen to agree). Identical results at T < 4 would need
+// the same order in both kernel bodies, not a free change.
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "qtensor/core/aligned_buffer.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/kernels/backend.hpp"
+#include "qtensor/kernels/checks.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
@@ -47,11 +71,14 @@
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 #include "qtensor/scheme/registry.hpp"
+#include "qtensor/tensor/tensor.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 
 // ---- row dots ------------------------------------------------------------------
+
+namespace unchecked {
 
 // w[n / 32] . a[n / 32].
 inline float dot_q4_0_q8_0(const block_q4_0* w, const block_q8_0* a, std::size_t n,
@@ -82,6 +109,43 @@ inline float dot_f32_f32(const float* w, const float* a, std::size_t n, target t
     return detail::backend::dot_f32_f32(t, w, a, n);
 }
 
+} // namespace unchecked
+
+namespace detail {
+
+// w[n / block] . a[n / block] through the unchecked kernel `dot`, after
+// checking that both hold the same number of elements.
+template <class S, class P, class Dot>
+float checked_dot(std::string_view fn, std::span<const block_of<S>> w, std::span<const block_of<P>> a, target t,
+                  Dot dot) {
+    const std::size_t n = w.size() * S::block_elems;
+    check_size(fn, {"a", a.size() * P::block_elems}, n, {"w", n});
+    return dot(w.data(), a.data(), n, t);
+}
+
+} // namespace detail
+
+// w[n / 32] . a[n / 32], w[n / 256] . a[n / 256], w[n] . a[n]: the unchecked
+// kernels, after checking that w and a hold the same number of elements.
+inline float dot_q4_0_q8_0(std::span<const block_q4_0> w, std::span<const block_q8_0> a,
+                           target t = target::best()) {
+    return detail::checked_dot<q4_0, q8_0>("dot_q4_0_q8_0", w, a, t, unchecked::dot_q4_0_q8_0);
+}
+inline float dot_q8_0_q8_0(std::span<const block_q8_0> w, std::span<const block_q8_0> a,
+                           target t = target::best()) {
+    return detail::checked_dot<q8_0, q8_0>("dot_q8_0_q8_0", w, a, t, unchecked::dot_q8_0_q8_0);
+}
+inline float dot_q2_k_q8_k(std::span<const block_q2_k> w, std::span<const block_q8_k> a,
+                           target t = target::best()) {
+    return detail::checked_dot<q2_k, q8_k>("dot_q2_k_q8_k", w, a, t, unchecked::dot_q2_k_q8_k);
+}
+inline float dot_bf16_f32(std::span<const bf16_t> w, std::span<const float> a, target t = target::best()) {
+    return detail::checked_dot<bf16, f32>("dot_bf16_f32", w, a, t, unchecked::dot_bf16_f32);
+}
+inline float dot_f32_f32(std::span<const float> w, std::span<const float> a, target t = target::best()) {
+    return detail::checked_dot<f32, f32>("dot_f32_f32", w, a, t, unchecked::dot_f32_f32);
+}
+
 // ---- schemes gemm accepts --------------------------------------------------------
 
 // Those registry.hpp gives simd_kernels::gemm (detail::matmul_kernel below).
@@ -90,6 +154,10 @@ concept gemm_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, si
 
 template <class S>
 concept gemm_quantized_scheme = gemm_scheme<S> && has_dot_partner<S>;
+
+// A GGUF-layout weight matrix gemm accepts, in any of its three forms.
+template <class W>
+concept gemm_weight = weight_like<W> && gemm_scheme<viewed_scheme_t<W>>;
 
 // The schemes that have an interleaved layout (simd_kernels::interleaved).
 template <class S>
@@ -147,23 +215,28 @@ static_assert(matmul_kernels_match_registry(),
 
 // A [rows, cols] Q4_0 or Q8_0 matrix in the interleaved layout described in
 // reference/matmul.hpp: groups of 16 rows whose blocks are interleaved 4 bytes
-// at a time, with their scales apart. gemm on it runs the same arithmetic as
-// on the GGUF layout (so the same results, bit for bit) without regrouping
+// at a time, with their scales apart. gemm on it runs the arithmetic that the
+// GGUF layout runs from 4 tokens on (the same results, bit for bit; within
+// the budget below that, as the top of this file says) without regrouping
 // rows on every call. The last group is padded with zero rows when rows is not
 // a multiple of 16; the padding is never read back into a row or an output.
 // Build it once, at load time; it owns its (64-byte aligned) memory.
 template <interleavable_scheme S>
 class interleaved {
 public:
+    using scheme_type = S;
     static constexpr std::size_t group_rows = interleave_rows;
 
     interleaved() = default;
 
-    // From a GGUF-layout matrix (any row stride). Groups are converted as
-    // tasks of `ex`.
-    template <class V>
-        requires std::same_as<std::remove_const_t<V>, S>
-    explicit interleaved(tensor_view<V, 2> w, const executor& ex = {})
+    // From a GGUF-layout matrix (any row stride, any of the three forms).
+    // Groups are converted as tasks of `ex`.
+    template <weight_like W>
+        requires std::same_as<viewed_scheme_t<W>, S>
+    explicit interleaved(const W& weights, const executor& ex = {})
+        : interleaved(as_const_view(weights), ex) {}
+
+    explicit interleaved(tensor_view<const S, 2> w, const executor& ex = {})
         : rows_(w.num_rows()), cols_(w.cols()), group_bytes_(interleaved_group_bytes<S>(w.blocks_per_row())),
           data_(groups() * group_bytes_) {
         const std::size_t nb = w.blocks_per_row();
@@ -201,16 +274,6 @@ private:
 };
 
 namespace detail {
-
-template <class S>
-std::string gemm_name() {
-    return "kernels::gemm<" + std::string(S::name) + ">";
-}
-
-inline void check_gemm_args(const std::string& name, const void* x, std::size_t T, const float* y) {
-    if (T != 0 && x == nullptr) throw error(name + ": the activations are null");
-    if (T != 0 && y == nullptr) throw error(name + ": the output is null");
-}
 
 // Splits `rows` into at most ex.concurrency() tasks of whole 16-row groups
 // (also whole 64-byte lines of outputs) and runs f(first_row, row_count).
@@ -253,25 +316,40 @@ std::vector<block_of<P>> quantize_activations(const float* x, std::size_t n, std
     const std::size_t tasks = std::min(T, ex.concurrency());
     ex.run(tasks, [&](std::size_t i) {
         for (std::size_t r = T * i / tasks; r < T * (i + 1) / tasks; ++r)
-            quantize_row<P>(x + r * n, a.data() + r * nb, n, t);
+            unchecked::quantize_row<P>(x + r * n, a.data() + r * nb, n, t);
     });
     return a;
 }
 
+template <class W>
+inline constexpr bool is_interleaved = false;
+template <class S>
+inline constexpr bool is_interleaved<interleaved<S>> = true;
+
 } // namespace detail
 
-// ---- gemm ----------------------------------------------------------------------------
+// ---- gemm and gemv ----------------------------------------------------------------
+
+// What gemm and gemv accept as weights.
+template <class W>
+concept matmul_weight = gemm_weight<W> || detail::is_interleaved<W>;
+
+// The blocks of activations quantized to W's dot partner.
+template <matmul_weight W>
+using partner_block_t = block_of<typename W::scheme_type::dot_partner>;
+
+namespace unchecked {
 
 // y[T, rows] = x[T, cols] . W^T, W = w [rows, cols] (GGUF layout, any row
 // stride), with activations already quantized to S's dot partner:
 // a[T, cols / partner block]. Q8_0 activation codes must be in [-127, 127]
 // (what the Q8_0 quantizer writes): CPUs without AVX-512 VNNI multiply Q8_0
 // weights by the sign trick, which cannot negate -128.
-template <class V, class S = std::remove_const_t<V>>
+template <gemm_weight W, class S = viewed_scheme_t<W>>
     requires gemm_quantized_scheme<S>
-void gemm(tensor_view<V, 2> w, const block_of<typename S::dot_partner>* a, std::size_t T, float* y,
-          const executor& ex = {}, target t = target::best()) {
-    detail::check_gemm_args(detail::gemm_name<S>(), a, T, y);
+void gemm(const W& weights, const partner_block_t<W>* a, std::size_t T, float* y, const executor& ex = {},
+          target t = target::best()) {
+    const tensor_view<const S, 2> w = as_const_view(weights);
     const std::size_t rows = w.num_rows(), n = w.cols();
     if (T == 0 || rows == 0) return;
     const auto bytes = [&](std::size_t r0) { return w.data_handle() + r0 * w.row_stride_bytes(); };
@@ -293,11 +371,10 @@ void gemm(tensor_view<V, 2> w, const block_of<typename S::dot_partner>* a, std::
 // y[T, rows] = x[T, cols] . W^T from float activations x[T, cols]: quantized
 // first (quantized S: kernels::quantize_q8_0 / quantize_q8_k, bit for bit the
 // partner's reference quantizer), or used as they are (f32, bf16).
-template <class V, class S = std::remove_const_t<V>>
-    requires gemm_scheme<S>
-void gemm(tensor_view<V, 2> w, const float* x, std::size_t T, float* y, const executor& ex = {},
+template <gemm_weight W, class S = viewed_scheme_t<W>>
+void gemm(const W& weights, const float* x, std::size_t T, float* y, const executor& ex = {},
           target t = target::best()) {
-    detail::check_gemm_args(detail::gemm_name<S>(), x, T, y);
+    const tensor_view<const S, 2> w = as_const_view(weights);
     const std::size_t rows = w.num_rows(), n = w.cols();
     if (T == 0 || rows == 0) return;
     if constexpr (gemm_quantized_scheme<S>) {
@@ -311,11 +388,11 @@ void gemm(tensor_view<V, 2> w, const float* x, std::size_t T, float* y, const ex
     }
 }
 
-// The same on interleaved weights: the same results as on the GGUF layout.
+// The same on interleaved weights (the same results as on the GGUF layout
+// from T = 4 on; within the budget below that, see the top of this file).
 template <interleavable_scheme S>
 void gemm(const interleaved<S>& w, const block_q8_0* a, std::size_t T, float* y, const executor& ex = {},
           target t = target::best()) {
-    detail::check_gemm_args(detail::gemm_name<S>(), a, T, y);
     const std::size_t rows = w.rows();
     if (T == 0 || rows == 0) return;
     const detail::q8_0_prepared act(a, w.cols(), T);
@@ -328,10 +405,76 @@ void gemm(const interleaved<S>& w, const block_q8_0* a, std::size_t T, float* y,
 template <interleavable_scheme S>
 void gemm(const interleaved<S>& w, const float* x, std::size_t T, float* y, const executor& ex = {},
           target t = target::best()) {
-    detail::check_gemm_args(detail::gemm_name<S>(), x, T, y);
     if (T == 0 || w.rows() == 0) return;
     const auto a = detail::quantize_activations<q8_0>(x, w.cols(), T, ex, t);
     gemm(w, a.data(), T, y, ex, t);
+}
+
+} // namespace unchecked
+
+namespace detail {
+
+template <class S>
+std::size_t rows_of_weight(const interleaved<S>& w) {
+    return w.rows();
+}
+template <weight_like W>
+std::size_t rows_of_weight(const W& w) {
+    return w.num_rows();
+}
+
+// T of activations x[T, cols] (x counted in `per_row` units per row: floats
+// or partner blocks) after checking them and y[T, rows]; a gemv has T = 1.
+template <matmul_weight W>
+std::size_t checked_tokens(bool gemv, const W& w, const sized& x, std::size_t per_row, std::size_t y) {
+    const std::string fn = (gemv ? "gemv<" : "gemm<") + std::string(W::scheme_type::name) + ">";
+    const std::size_t rows = rows_of_weight(w);
+    if (gemv) check_size(fn, x, per_row, {"w", w.cols(), "columns"});
+    const std::size_t T = gemv ? 1 : rows_of(fn, x, per_row);
+    check_size(fn, {"y", y}, T * rows, gemv ? sized{"w", rows, "rows"} : x);
+    return T;
+}
+
+template <matmul_weight W>
+std::size_t partner_blocks_per_row(const W& w) {
+    return w.cols() / W::scheme_type::dot_partner::block_elems;
+}
+
+} // namespace detail
+
+// x[T, cols] -> y[T, rows] = x W^T. w: tensor<S, 2>, tensor_view<S, 2>,
+// tensor_view<const S, 2> or interleaved<S>.
+template <matmul_weight W>
+void gemm(const W& w, std::span<const float> x, std::span<float> y, const executor& ex = {},
+          target t = target::best()) {
+    const std::size_t T = detail::checked_tokens(false, w, {"x", x.size()}, w.cols(), y.size());
+    unchecked::gemm(w, x.data(), T, y.data(), ex, t);
+}
+
+// The same from activations already quantized to the dot partner:
+// a[T, cols / partner block] (the codes in [-127, 127], as unchecked::gemm says).
+template <matmul_weight W>
+void gemm(const W& w, std::span<const partner_block_t<W>> a, std::span<float> y, const executor& ex = {},
+          target t = target::best()) {
+    const std::size_t T =
+        detail::checked_tokens(false, w, {"a", a.size(), "blocks"}, detail::partner_blocks_per_row(w), y.size());
+    unchecked::gemm(w, a.data(), T, y.data(), ex, t);
+}
+
+// x[cols] -> y[rows] = W x: gemm with T = 1, for any weights gemm takes.
+template <matmul_weight W>
+void gemv(const W& w, std::span<const float> x, std::span<float> y, const executor& ex = {},
+          target t = target::best()) {
+    detail::checked_tokens(true, w, {"x", x.size()}, w.cols(), y.size());
+    unchecked::gemm(w, x.data(), 1, y.data(), ex, t);
+}
+
+// a[cols / partner block] -> y[rows].
+template <matmul_weight W>
+void gemv(const W& w, std::span<const partner_block_t<W>> a, std::span<float> y, const executor& ex = {},
+          target t = target::best()) {
+    detail::checked_tokens(true, w, {"a", a.size(), "blocks"}, detail::partner_blocks_per_row(w), y.size());
+    unchecked::gemm(w, a.data(), 1, y.data(), ex, t);
 }
 
 QTENSOR_KERNELS_END_NAMESPACE

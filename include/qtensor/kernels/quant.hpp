@@ -3,15 +3,20 @@
 // quantizers throw the reference's qtensor::error (naming the element or
 // block) for the same input: NaN/Inf, or a block scale past the fp16 range.
 //
-// Every function checks that n is a whole number of blocks (qtensor::error).
+// Each takes spans and checks their sizes (x[n] and y[n / block]), or in
+// kernels::unchecked raw pointers and n (checks.hpp says why both); either
+// form checks that n is a whole number of blocks (qtensor::error).
 // quantize_row<S> / dequantize_row<S> take any scheme: its kernel where
 // registry.hpp says there is one, its reference otherwise.
 #pragma once
 
 #include <cstddef>
+#include <span>
+#include <string_view>
 
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/backend.hpp"
+#include "qtensor/kernels/checks.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -21,6 +26,8 @@
 #include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
+
+namespace unchecked {
 
 // x[n] -> y[n / 32]; bit for bit q4_0::quantize_row.
 inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t n, target t = target::best()) {
@@ -68,6 +75,8 @@ inline void dequantize_bf16(const bf16_t* x, float* y, std::size_t n, target t =
     detail::backend::dequantize_bf16(t, x, y, n);
 }
 
+} // namespace unchecked
+
 namespace detail {
 
 // The kernels above, by scheme: one entry per scheme that registry.hpp's
@@ -76,29 +85,29 @@ template <class S>
 struct quant_kernel {};
 template <>
 struct quant_kernel<q4_0> {
-    static constexpr auto quantize = &quantize_q4_0;
-    static constexpr auto dequantize = &dequantize_q4_0;
+    static constexpr auto quantize = &unchecked::quantize_q4_0;
+    static constexpr auto dequantize = &unchecked::dequantize_q4_0;
 };
 template <>
 struct quant_kernel<q8_0> {
-    static constexpr auto quantize = &quantize_q8_0;
-    static constexpr auto dequantize = &dequantize_q8_0;
+    static constexpr auto quantize = &unchecked::quantize_q8_0;
+    static constexpr auto dequantize = &unchecked::dequantize_q8_0;
 };
 template <>
 struct quant_kernel<q8_k> {
-    static constexpr auto quantize = &quantize_q8_k;
+    static constexpr auto quantize = &unchecked::quantize_q8_k;
 };
 template <>
 struct quant_kernel<q2_k> {
-    static constexpr auto dequantize = &dequantize_q2_k;
+    static constexpr auto dequantize = &unchecked::dequantize_q2_k;
 };
 template <>
 struct quant_kernel<f16> {
-    static constexpr auto dequantize = &dequantize_f16;
+    static constexpr auto dequantize = &unchecked::dequantize_f16;
 };
 template <>
 struct quant_kernel<bf16> {
-    static constexpr auto dequantize = &dequantize_bf16;
+    static constexpr auto dequantize = &unchecked::dequantize_bf16;
 };
 
 // Each registered scheme's flags and its entry above agree: a kernel nobody
@@ -115,7 +124,27 @@ constexpr bool quant_kernels_match_registry() {
 static_assert(quant_kernels_match_registry(),
               "registry.hpp's simd_kernels flags and kernels::detail::quant_kernel disagree for some scheme");
 
+// The checked forms: x[n] -> y[n / S::block_elems] and back through an
+// unchecked kernel, after checking that the sizes agree.
+template <scheme S, class Kernel>
+void checked_quantize(std::string_view fn, std::span<const float> x, std::span<block_of<S>> y, target t,
+                      Kernel kernel) {
+    check_size(fn, {"y", y.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(x.size()),
+               {"x", x.size()});
+    kernel(x.data(), y.data(), x.size(), t);
+}
+
+template <scheme S, class Kernel>
+void checked_dequantize(std::string_view fn, std::span<const block_of<S>> x, std::span<float> y, target t,
+                        Kernel kernel) {
+    check_size(fn, {"x", x.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(y.size()),
+               {"y", y.size()});
+    kernel(x.data(), y.data(), y.size(), t);
+}
+
 } // namespace detail
+
+namespace unchecked {
 
 // x[n] -> y[n / S::block_elems] for any scheme: its kernel above where the
 // registry gives S one (simd_kernels::quantize), S::quantize_row otherwise.
@@ -138,6 +167,50 @@ void dequantize_row(const block_of<S>* x, float* y, std::size_t n, [[maybe_unuse
         blocks_per_row<S>(n);
         S::dequantize_row(x, y, n);
     }
+}
+
+} // namespace unchecked
+
+// ---- the checked forms ------------------------------------------------------------
+
+// x[n] -> y[n / S::block_elems], as unchecked::quantize_row<S>.
+template <scheme S>
+void quantize_row(std::span<const float> x, std::span<block_of<S>> y, target t = target::best()) {
+    detail::checked_quantize<S>("quantize_row", x, y, t, unchecked::quantize_row<S>);
+}
+
+// x[n / S::block_elems] -> y[n], as unchecked::dequantize_row<S>.
+template <scheme S>
+void dequantize_row(std::span<const block_of<S>> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<S>("dequantize_row", x, y, t, unchecked::dequantize_row<S>);
+}
+
+// x[n] -> y[n / 32] (q4_0, q8_0) or y[n / 256] (q8_k), as the unchecked forms.
+inline void quantize_q4_0(std::span<const float> x, std::span<block_q4_0> y, target t = target::best()) {
+    detail::checked_quantize<q4_0>("quantize_q4_0", x, y, t, unchecked::quantize_q4_0);
+}
+inline void quantize_q8_0(std::span<const float> x, std::span<block_q8_0> y, target t = target::best()) {
+    detail::checked_quantize<q8_0>("quantize_q8_0", x, y, t, unchecked::quantize_q8_0);
+}
+inline void quantize_q8_k(std::span<const float> x, std::span<block_q8_k> y, target t = target::best()) {
+    detail::checked_quantize<q8_k>("quantize_q8_k", x, y, t, unchecked::quantize_q8_k);
+}
+
+// x[n / block] -> y[n], as the unchecked forms.
+inline void dequantize_q4_0(std::span<const block_q4_0> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<q4_0>("dequantize_q4_0", x, y, t, unchecked::dequantize_q4_0);
+}
+inline void dequantize_q8_0(std::span<const block_q8_0> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<q8_0>("dequantize_q8_0", x, y, t, unchecked::dequantize_q8_0);
+}
+inline void dequantize_q2_k(std::span<const block_q2_k> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<q2_k>("dequantize_q2_k", x, y, t, unchecked::dequantize_q2_k);
+}
+inline void dequantize_f16(std::span<const fp16_t> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<f16>("dequantize_f16", x, y, t, unchecked::dequantize_f16);
+}
+inline void dequantize_bf16(std::span<const bf16_t> x, std::span<float> y, target t = target::best()) {
+    detail::checked_dequantize<bf16>("dequantize_bf16", x, y, t, unchecked::dequantize_bf16);
 }
 
 QTENSOR_KERNELS_END_NAMESPACE

@@ -10,18 +10,17 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/nn/ops.hpp"
-#include "qtensor/scheme/scheme.hpp"
-#include "qtensor/tensor/tensor_view.hpp"
+#include "qtensor/tensor/tensor.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace nn {
 
-// out[T, n] = table[ids[t]] * factor; table[V, n]. An id outside [0, V)
+// out[T, n] = table[ids[t]] * factor; table[V, n] (a tensor<S, 2>,
+// tensor_view<S, 2> or tensor_view<const S, 2>). An id outside [0, V)
 // throws, naming its position.
-template <class S>
-    requires scheme<S>
-void embedding(tensor_view<const S, 2> table, std::span<const std::int32_t> ids, float factor,
-               std::span<float> out) {
+template <weight_like W, class S = viewed_scheme_t<W>>
+void embedding(const W& weights, std::span<const std::int32_t> ids, float factor, std::span<float> out) {
+    const tensor_view<const S, 2> table = as_const_view(weights);
     const std::size_t n = table.cols(), vocab = table.num_rows();
     detail::check_size("embedding", "out", out.size(), ids.size() * n);
     for (std::size_t t = 0; t < ids.size(); ++t) {

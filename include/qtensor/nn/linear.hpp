@@ -16,20 +16,19 @@
 #include "qtensor/nn/ops.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/scheme.hpp"
-#include "qtensor/tensor/tensor_view.hpp"
+#include "qtensor/tensor/tensor.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace nn {
 
-// x[T, in] -> y[T, out] = x W^T, W[out, in], through the GEMV (T = 1) and
-// GEMM kernels of kernels/matmul.hpp, split over the executor's threads.
-template <class S>
-    requires kernels::gemm_scheme<S>
-void linear(tensor_view<const S, 2> w, std::span<const float> x, std::span<float> y,
-            const kernels::executor& ex = {}) {
+// x[T, in] -> y[T, out] = x W^T, W[out, in] (a tensor<S, 2>,
+// tensor_view<S, 2> or tensor_view<const S, 2>), through kernels::gemm (a
+// GEMV when T = 1), split over the executor's threads.
+template <kernels::gemm_weight W>
+void linear(const W& w, std::span<const float> x, std::span<float> y, const kernels::executor& ex = {}) {
     const std::size_t tokens = detail::rows_of("linear", x.size(), w.cols());
     detail::check_size("linear", "y", y.size(), tokens * w.num_rows());
-    kernels::gemm(w, x.data(), tokens, y.data(), ex);
+    kernels::unchecked::gemm(w, x.data(), tokens, y.data(), ex);
 }
 
 } // namespace nn

@@ -10,17 +10,14 @@
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/nn/linear.hpp"
 #include "qtensor/nn/ops.hpp"
-#include "qtensor/scheme/scheme.hpp"
-#include "qtensor/tensor/tensor_view.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace nn {
 
-// x[T, D] -> y[T, D]; gate[F, D], up[F, D], down[D, F].
-template <class S>
-    requires scheme<S>
-void geglu_mlp(tensor_view<const S, 2> gate, tensor_view<const S, 2> up,
-               tensor_view<const S, 2> down, std::span<const float> x, std::span<float> y,
+// x[T, D] -> y[T, D]; gate[F, D], up[F, D], down[D, F], each in any of
+// linear's weight forms.
+template <kernels::gemm_weight G, kernels::gemm_weight U, kernels::gemm_weight D>
+void geglu_mlp(const G& gate, const U& up, const D& down, std::span<const float> x, std::span<float> y,
                const kernels::executor& ex = {}) {
     const std::size_t tokens = detail::rows_of("geglu_mlp", x.size(), gate.cols());
     std::vector<float> g(tokens * gate.num_rows()), u(tokens * up.num_rows()); // [T, F]

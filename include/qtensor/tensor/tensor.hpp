@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -131,5 +132,44 @@ private:
     aligned_buffer buf_;
     extents_type ext_{};
 };
+
+// ---- what an op that reads a tensor accepts -------------------------------------
+
+namespace detail {
+template <class T>
+struct viewed {};
+template <class S, std::size_t Rank>
+struct viewed<tensor_view<S, Rank>> {
+    using scheme_type = std::remove_const_t<S>;
+    static constexpr std::size_t rank = Rank;
+};
+template <class S, std::size_t Rank>
+struct viewed<tensor<S, Rank>> {
+    using scheme_type = S;
+    static constexpr std::size_t rank = Rank;
+};
+} // namespace detail
+
+// A tensor<S, Rank>, tensor_view<S, Rank> or tensor_view<const S, Rank>: what
+// an op that only reads a tensor takes, so that callers need not spell the
+// const view (a template parameter would not deduce through the conversion).
+template <class T>
+concept viewable = requires { typename detail::viewed<std::remove_cvref_t<T>>::scheme_type; };
+
+template <viewable T>
+using viewed_scheme_t = typename detail::viewed<std::remove_cvref_t<T>>::scheme_type;
+
+template <viewable T>
+inline constexpr std::size_t viewed_rank_v = detail::viewed<std::remove_cvref_t<T>>::rank;
+
+// A [rows, cols] weight matrix in any of the three forms.
+template <class W>
+concept weight_like = viewable<W> && viewed_rank_v<W> == 2;
+
+// The read-only view of any of them; a tensor must outlive it.
+template <viewable T>
+tensor_view<const viewed_scheme_t<T>, viewed_rank_v<T>> as_const_view(const T& x) noexcept {
+    return x;
+}
 
 QTENSOR_END_NAMESPACE

@@ -1,0 +1,102 @@
+// nn::linear, nn::geglu_mlp and nn::embedding take a weight as tensor<S, 2>,
+// tensor_view<S, 2> or tensor_view<const S, 2> (none of the three needs a
+// cast), with the same results, and linear stays within matmul.hpp's budget
+// of the scalar reference.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "qtensor/nn/embedding.hpp"
+#include "qtensor/nn/linear.hpp"
+#include "qtensor/nn/mlp.hpp"
+#include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/tensor/tensor.hpp"
+
+using namespace qtensor;
+
+namespace {
+
+template <class S>
+tensor<S, 2> random_matrix(std::size_t rows, std::size_t cols, std::mt19937& rng) {
+    return tensor<S, 2>::quantize(qtensor_test::spread_blocks(rows * cols, 32, rng, -2.0f, 2.0f), extents<2>{rows, cols});
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("nn::linear takes a tensor, a view and a const view, within budget of the reference", S, q4_0,
+                   bf16) {
+    std::mt19937 rng(21);
+    const std::size_t rows = 23, cols = 128, T = 2;
+    tensor<S, 2> w = random_matrix<S>(rows, cols, rng);
+    const auto x = qtensor_test::spread_blocks(T * cols, 32, rng, -1.0f, 1.0f);
+    std::vector<float> y(T * rows), y_view(T * rows), y_const(T * rows);
+    nn::linear(w, x, y);
+    nn::linear(w.view(), x, y_view);
+    nn::linear(std::as_const(w).view(), x, y_const);
+    CHECK(y_view == y);
+    CHECK(y_const == y);
+
+    // The reference: each row's dot with the activations as the kernel sees
+    // them (quantized to Q8_0 for Q4_0), within twice the budget of
+    // kernels/matmul.hpp (both are within it of the exact sum).
+    for (std::size_t t = 0; t < T; ++t) {
+        std::vector<float> act(x.begin() + static_cast<std::ptrdiff_t>(t * cols),
+                               x.begin() + static_cast<std::ptrdiff_t>((t + 1) * cols));
+        std::vector<block_q8_0> a(cols / 32);
+        if constexpr (std::is_same_v<S, q4_0>) {
+            q8_0::quantize_row(act.data(), a.data(), cols);
+            q8_0::dequantize_row(a.data(), act.data(), cols);
+        }
+        for (std::size_t r = 0; r < rows; ++r) {
+            std::vector<float> wr(cols);
+            S::dequantize_row(w.blocks(r).data(), wr.data(), cols);
+            const auto e = qtensor_test::exact_dot_of(wr, act);
+            double ref = e.sum, per_term = cols + 1;
+            if constexpr (std::is_same_v<S, q4_0>) {
+                ref = q4_0::dot_row(w.blocks(r).data(), a.data(), cols);
+                per_term = cols / 32 + 17;
+            }
+            INFO(S::name << " t=" << t << " r=" << r);
+            CHECK(std::fabs(y[t * rows + r] - ref) <= 2 * per_term * 0x1p-24 * e.magnitude);
+        }
+    }
+
+    // Sizes are checked, naming nn::linear.
+    std::vector<float> short_y(rows);
+    CHECK(qtensor_test::message_of([&] { nn::linear(w, x, short_y); }).find("nn::linear: y has 23 elements") !=
+          std::string::npos);
+}
+
+TEST_CASE("nn::geglu_mlp and nn::embedding take every weight form") {
+    std::mt19937 rng(22);
+    const std::size_t D = 64, F = 96, T = 3;
+    tensor<q4_0, 2> gate = random_matrix<q4_0>(F, D, rng), up = random_matrix<q4_0>(F, D, rng);
+    tensor<q8_0, 2> down = random_matrix<q8_0>(D, F, rng);
+    const auto x = qtensor_test::spread_blocks(T * D, 32, rng, -1.0f, 1.0f);
+    std::vector<float> want(T * D), got(T * D);
+    nn::geglu_mlp(std::as_const(gate).view(), std::as_const(up).view(), std::as_const(down).view(), x, want);
+    nn::geglu_mlp(gate, up.view(), down, x, got);
+    CHECK(got == want);
+
+    const std::vector<std::int32_t> ids{3, 0, 3};
+    std::vector<float> e_tensor(ids.size() * D), e_view(ids.size() * D), e_const(ids.size() * D);
+    nn::embedding(gate, ids, 2.0f, e_tensor);
+    nn::embedding(gate.view(), ids, 2.0f, e_view);
+    nn::embedding(std::as_const(gate).view(), ids, 2.0f, e_const);
+    CHECK(e_view == e_tensor);
+    CHECK(e_const == e_tensor);
+    std::vector<float> row(D);
+    q4_0::dequantize_row(gate.blocks(3).data(), row.data(), D);
+    for (std::size_t i = 0; i < D; ++i) REQUIRE(e_tensor[i] == row[i] * 2.0f);
+}
