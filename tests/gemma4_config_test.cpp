@@ -4,11 +4,14 @@
 // fixtures' configs; errors for missing and ill-typed fields; policy names.
 #include <doctest/doctest.h>
 
+#include "gemma4_every_field.hpp"
 #include "test_util.hpp"
 
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -255,6 +258,43 @@ TEST_CASE("config errors name the field") {
         CHECK(message_of([&] { gemma4::config::from_hf_file(not_json); }).find("not valid JSON") !=
               std::string::npos);
     }
+}
+
+TEST_CASE("config_fields: each row's config.json key is read into its field, and into no other") {
+    // Both RoPEs proportional over every pair, so that each RoPE key can change alone.
+    nlohmann::json base = qtensor_test::every_field_json();
+    base["rope_parameters"]["sliding_attention"]["rope_type"] = "proportional";
+    base["rope_parameters"]["full_attention"]["partial_rotary_factor"] = 1.0;
+    const gemma4::config before = gemma4::config::from_hf_json(base);
+    gemma4::for_each_config_field([&](const auto& row) {
+        INFO("row ", std::string(row.hf_key));
+        const gemma4::config after = gemma4::config::from_hf_json(qtensor_test::with_changed(base, row));
+        CHECK(row.of(after) != row.of(before));
+        gemma4::for_each_config_field([&](const auto& other) {
+            if (std::string_view(other.hf_key) == row.hf_key || !other.applies(after)) return;
+            INFO("other row ", std::string(other.hf_key));
+            CHECK(other.of(after) == other.of(before));
+        });
+    });
+}
+
+TEST_CASE("config_fields: a missing key takes the row's default, or is an error when required") {
+    const nlohmann::json base = qtensor_test::every_field_json();
+    gemma4::for_each_config_field([&](const auto& row) {
+        INFO("row ", std::string(row.hf_key));
+        nlohmann::json j = base;
+        j.at(qtensor_test::pointer_to(row.hf_key)) = nullptr; // null counts as absent
+        if (row.hf_default) {
+            using T = typename std::remove_cvref_t<decltype(row)>::value_type;
+            gemma4::config c;
+            const std::string refused = message_of([&] { c = gemma4::config::from_hf_json(j); });
+            if (refused == "(no qtensor::error thrown)") CHECK(row.of(c) == T(*row.hf_default));
+            else CHECK(refused.find("RoPE") != std::string::npos); // a default RoPE type with a partial factor
+        } else {
+            CHECK(message_of([&] { gemma4::config::from_hf_json(j); }) ==
+                  "qtensor: config: missing field \"" + std::string(row.hf_key) + "\"");
+        }
+    });
 }
 
 static_assert(gemma4::model_policy<gemma4::f32_policy>);

@@ -9,6 +9,7 @@
 // reference's max |logit| (see gemma4_model_test.cpp).
 #include <doctest/doctest.h>
 
+#include "gemma4_every_field.hpp"
 #include "test_util.hpp"
 
 #include <algorithm>
@@ -149,39 +150,15 @@ struct metadata_source {
     }
 };
 
-void check_same_rope(const gemma4::rope_config& a, const gemma4::rope_config& b) {
-    CHECK(a.type == b.type);
-    CHECK(a.theta == b.theta);
-    CHECK(a.partial_rotary_factor == b.partial_rotary_factor);
-    CHECK(a.factor == b.factor);
-}
-
 // Every field, and the derived per-layer geometry (rotated RoPE pairs included).
 void check_same_config(const gemma4::config& a, const gemma4::config& b) {
-    CHECK(a.vocab_size == b.vocab_size);
-    CHECK(a.hidden_size == b.hidden_size);
-    CHECK(a.num_hidden_layers == b.num_hidden_layers);
-    CHECK(a.num_attention_heads == b.num_attention_heads);
-    CHECK(a.intermediate_size == b.intermediate_size);
-    CHECK(a.max_position_embeddings == b.max_position_embeddings);
+    gemma4::for_each_config_field([&](const auto& row) {
+        INFO("row ", std::string(row.hf_key));
+        CHECK(row.of(a) == row.of(b));
+    });
     CHECK(a.layer_types == b.layer_types);
     CHECK(a.layer_head_dim == b.layer_head_dim);
     CHECK(a.layer_kv_heads == b.layer_kv_heads);
-    CHECK(a.attention_k_eq_v == b.attention_k_eq_v);
-    CHECK(a.sliding_window == b.sliding_window);
-    CHECK(a.num_kv_shared_layers == b.num_kv_shared_layers);
-    CHECK(a.use_double_wide_mlp == b.use_double_wide_mlp);
-    CHECK(a.hidden_size_per_layer_input == b.hidden_size_per_layer_input);
-    CHECK(a.vocab_size_per_layer_input == b.vocab_size_per_layer_input);
-    CHECK(a.enable_moe_block == b.enable_moe_block);
-    CHECK(a.num_experts == b.num_experts);
-    CHECK(a.top_k_experts == b.top_k_experts);
-    CHECK(a.moe_intermediate_size == b.moe_intermediate_size);
-    CHECK(a.rms_norm_eps == b.rms_norm_eps);
-    CHECK(a.final_logit_softcapping == b.final_logit_softcapping);
-    CHECK(a.tie_word_embeddings == b.tie_word_embeddings);
-    check_same_rope(a.rope_sliding, b.rope_sliding);
-    check_same_rope(a.rope_full, b.rope_full);
     const auto la = a.layers(), lb = b.layers();
     REQUIRE(la.size() == lb.size());
     for (std::size_t l = 0; l < la.size(); ++l) {
@@ -260,11 +237,38 @@ TEST_CASE("config -> GGUF metadata -> config gives the same config") {
     }
 }
 
+TEST_CASE("config_fields: config.json -> config -> GGUF metadata -> config keeps each row, changed in turn") {
+    const nlohmann::json base = qtensor_test::every_field_json();
+    const gemma4::config unchanged = gemma4::config::from_hf_json(base);
+    check_same_config(unchanged, gemma4::config_from_gguf(metadata_source(unchanged)));
+    gemma4::for_each_config_field([&](const auto& row) {
+        using row_type = decltype(row);
+        INFO("row ", std::string(row.hf_key));
+        gemma4::config c;
+        const std::string refused = message_of([&] { c = gemma4::config::from_hf_json(qtensor_test::with_changed(base, row)); });
+        if (refused != "(no qtensor::error thrown)") {
+            // A RoPE type or partial_rotary_factor cannot change alone here;
+            // gemma4_config_test reads each key with a base where it can.
+            CHECK(refused.find("RoPE") != std::string::npos);
+            CHECK(!gemma4::gguf_keyed<row_type>);
+            return;
+        }
+        if constexpr (gemma4::gguf_tagged<row_type, gemma4::gguf_default_only_t>) {
+            io::gguf_writer w;
+            CHECK(message_of([&] { gemma4::write_metadata(c, w); })
+                      .find(std::string(row.hf_key) + " = ") != std::string::npos);
+        } else {
+            check_same_config(c, gemma4::config_from_gguf(metadata_source(c)));
+        }
+    });
+}
+
 TEST_CASE("configs GGUF cannot express, and metadata that does not make a config") {
     gemma4::config c = e2b().config;
     io::gguf_writer w;
     c.rope_full.factor = 8.0;
-    CHECK(message_of([&] { gemma4::write_metadata(c, w); }).find("RoPE factors") != std::string::npos);
+    CHECK(message_of([&] { gemma4::write_metadata(c, w); })
+              .find("rope_parameters.full_attention.factor = 8.0 has no GGUF form (only 1.0)") != std::string::npos);
     c = e2b().config;
     c.layer_head_dim[1] = 64; // sliding layers 0 and 1 differ
     CHECK(message_of([&] { gemma4::write_metadata(c, w); }).find("different head sizes") != std::string::npos);

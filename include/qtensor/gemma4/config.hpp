@@ -11,6 +11,10 @@
 //   - transformers 5.17: head_dim and num_key_value_heads, overridden per layer
 //     by per_layer_config {"<layer>": {"head_dim": N, "num_key_value_heads": K}}.
 // The multimodal wrapper (Gemma4Config) nests the text model under text_config.
+//
+// config_fields is the one list of the scalar fields: their config.json keys,
+// defaults and GGUF keys. from_hf_json here and write_metadata /
+// config_from_gguf (gguf.hpp) walk it, so a new field is one row.
 #pragma once
 
 #if !defined(QTENSOR_HAVE_JSON)
@@ -19,10 +23,14 @@
 
 #include <cmath>
 #include <cstddef>
+#include <concepts>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,6 +130,122 @@ struct config {
     static config from_hf_file(const std::filesystem::path& path);
 };
 
+// ---------------------------------------------------------------------------
+// The field table
+//
+// One row per scalar field of `config` (or of one of its two rope_config):
+//   config field   a member pointer; RoPE rows name the rope_config first
+//   config.json    the key, dotted when nested ("rope_parameters.full_attention.rope_theta")
+//   if absent      what a config.json without the key means: `required` (an
+//                  error) or transformers' Gemma4TextConfig default. An absent
+//                  rope_parameters.<type> keeps config's whole RoPE of that type.
+//   GGUF           the key after "gemma4." (counts as u32, floats as f32); GGUF
+//                  metadata without it keeps config's default. Or a tag:
+//                  gguf_derived       config_from_gguf derives it (the row says from what)
+//                  gguf_default_only  GGUF cannot say it; write_metadata refuses
+//                                     any value but the config.json default
+//   only with      (optional) a flag the field exists under: config.json's key is
+//                  read, and the GGUF key written, only when it is on
+//
+// Not in the table, because they are per layer and each format spells them
+// its own way (see from_hf_json, write_metadata, config_from_gguf):
+// layer_types (GGUF attention.sliding_window_pattern), layer_head_dim
+// (head_dim, global_head_dim, per_layer_config; GGUF attention.key_length and
+// *_swa) and layer_kv_heads (num_key_value_heads, num_global_key_value_heads,
+// per_layer_config; GGUF attention.head_count_kv).
+
+inline constexpr std::nullopt_t required = std::nullopt;
+struct gguf_derived_t {};
+struct gguf_default_only_t {};
+inline constexpr gguf_derived_t gguf_derived;
+inline constexpr gguf_default_only_t gguf_default_only;
+
+// One row. Part is config, or rope_config for a member of `rope`; Gguf is
+// const char* (a key) or one of the tags above.
+template <class Part, class T, class Gguf>
+struct config_field {
+    using value_type = T;
+    using gguf_type = Gguf;
+    // config.json spells a RoPE type as a string: a string_view keeps the default constexpr.
+    using json_default = std::optional<std::conditional_t<std::same_as<T, std::string>, std::string_view, T>>;
+
+    rope_config config::* rope; // which RoPE, when Part is rope_config
+    T Part::* member;
+    const char* hf_key;
+    json_default hf_default; // nullopt: required
+    Gguf gguf;
+    bool config::* only_with; // nullptr: always
+
+    template <class C> // config or const config
+    constexpr auto& of(C& c) const {
+        if constexpr (std::same_as<Part, config>) return c.*member;
+        else return (c.*rope).*member;
+    }
+    bool applies(const config& c) const { return only_with == nullptr || c.*only_with; }
+};
+
+template <class T, class Gguf>
+constexpr config_field<config, T, Gguf> field(T config::* member, const char* hf_key,
+                                              typename config_field<config, T, Gguf>::json_default hf_default,
+                                              Gguf gguf, bool config::* only_with = nullptr) {
+    return {nullptr, member, hf_key, hf_default, gguf, only_with};
+}
+template <class T, class Gguf>
+constexpr config_field<rope_config, T, Gguf> field(rope_config config::* rope, T rope_config::* member,
+                                                   const char* hf_key,
+                                                   typename config_field<rope_config, T, Gguf>::json_default hf_default,
+                                                   Gguf gguf) {
+    return {rope, member, hf_key, hf_default, gguf, nullptr};
+}
+
+// clang-format off
+inline constexpr std::tuple config_fields{
+    //    config field                          config.json key                if absent  GGUF key (or tag)                        only with
+    field(&config::vocab_size,                  "vocab_size",                  required,  gguf_derived),                          // V: rows of token_embd
+    field(&config::hidden_size,                 "hidden_size",                 required,  "embedding_length"),                    // D
+    field(&config::num_hidden_layers,           "num_hidden_layers",           required,  "block_count"),                         // L
+    field(&config::num_attention_heads,         "num_attention_heads",         required,  "attention.head_count"),                // H
+    field(&config::intermediate_size,           "intermediate_size",           required,  gguf_derived),                          // F: feed_forward_length of layer 0
+    field(&config::max_position_embeddings,     "max_position_embeddings",     131072,    "context_length"),                      // tokens
+    field(&config::attention_k_eq_v,            "attention_k_eq_v",            false,     gguf_derived),                          // full layers with attn_k, no attn_v
+    field(&config::sliding_window,              "sliding_window",              512,       "attention.sliding_window"),            // W tokens
+    field(&config::num_kv_shared_layers,        "num_kv_shared_layers",        0,         "attention.shared_kv_layers"),          // layers at the end
+    field(&config::use_double_wide_mlp,         "use_double_wide_mlp",         false,     gguf_derived),                          // feed_forward_length 2F on shared layers
+    field(&config::hidden_size_per_layer_input, "hidden_size_per_layer_input", 256,       "embedding_length_per_layer_input"),    // P
+    field(&config::vocab_size_per_layer_input,  "vocab_size_per_layer_input",  262144,    gguf_derived),                          // rows of per_layer_token_embd
+    field(&config::enable_moe_block,            "enable_moe_block",            false,     gguf_derived),                          // expert_count != 0
+    field(&config::num_experts,                 "num_experts",                 required,  "expert_count",               &config::enable_moe_block), // E
+    field(&config::top_k_experts,               "top_k_experts",               required,  "expert_used_count",          &config::enable_moe_block), // k of E
+    field(&config::moe_intermediate_size,       "moe_intermediate_size",       required,  "expert_feed_forward_length", &config::enable_moe_block), // I
+    field(&config::rms_norm_eps,                "rms_norm_eps",                1e-6,      "attention.layer_norm_rms_epsilon"),    // RMSNorm epsilon
+    field(&config::final_logit_softcapping,     "final_logit_softcapping",     0.0,       "final_logit_softcapping"),             // c; 0: no softcap
+    field(&config::tie_word_embeddings,         "tie_word_embeddings",         true,      gguf_derived),                          // no output.weight
+    // llama.cpp keeps a theta per layer type, and says which pairs of the full
+    // layers rotate with the rope_freqs.weight tensor; nothing else of RoPE.
+    //    RoPE of             member                           config.json key                                            if absent  GGUF key (or tag)
+    field(&config::rope_sliding, &rope_config::type,                  "rope_parameters.sliding_attention.rope_type",             "default", gguf_default_only),
+    field(&config::rope_sliding, &rope_config::theta,                 "rope_parameters.sliding_attention.rope_theta",            10000.0,   "rope.freq_base_swa"),
+    field(&config::rope_sliding, &rope_config::partial_rotary_factor, "rope_parameters.sliding_attention.partial_rotary_factor", 1.0,       gguf_default_only),
+    field(&config::rope_sliding, &rope_config::factor,                "rope_parameters.sliding_attention.factor",                1.0,       gguf_default_only),
+    field(&config::rope_full,    &rope_config::type,                  "rope_parameters.full_attention.rope_type",                "default", gguf_derived), // rope_freqs.weight
+    field(&config::rope_full,    &rope_config::theta,                 "rope_parameters.full_attention.rope_theta",               1000000.0, "rope.freq_base"),
+    field(&config::rope_full,    &rope_config::partial_rotary_factor, "rope_parameters.full_attention.partial_rotary_factor",    1.0,       gguf_derived), // rope_freqs.weight
+    field(&config::rope_full,    &rope_config::factor,                "rope_parameters.full_attention.factor",                   1.0,       gguf_default_only),
+};
+// clang-format on
+
+// fn(row) for every row of config_fields, in order.
+template <class Fn>
+constexpr void for_each_config_field(Fn&& fn) {
+    std::apply([&](const auto&... row) { (fn(row), ...); }, config_fields);
+}
+
+// Whether a row's GGUF column is a key, or the tag G.
+template <class Row>
+concept gguf_keyed = std::same_as<typename std::remove_cvref_t<Row>::gguf_type, const char*>;
+template <class Row, class G>
+concept gguf_tagged = std::same_as<typename std::remove_cvref_t<Row>::gguf_type, G>;
+
 namespace detail {
 
 // Typed field access with messages naming the field; JSON null counts as absent.
@@ -129,36 +253,33 @@ class json_fields {
 public:
     explicit json_fields(const nlohmann::json& j) : j_(j) {}
 
-    bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
-    const nlohmann::json& at(const char* key) const {
-        if (!has(key)) throw error("config: missing field \"" + std::string(key) + "\"");
+    bool has(const std::string& key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+    const nlohmann::json& at(const std::string& key) const {
+        if (!has(key)) throw error("config: missing field \"" + key + "\"");
         return j_.at(key);
     }
 
-    std::size_t count(const char* key) const { return as_count(at(key), key); }
-    std::size_t count(const char* key, std::size_t fallback) const {
-        return has(key) ? count(key) : fallback;
-    }
-    double number(const char* key, double fallback) const {
-        if (!has(key)) return fallback;
-        if (!j_.at(key).is_number()) fail(key, "a number");
-        return j_.at(key).get<double>();
-    }
-    bool flag(const char* key, bool fallback) const {
-        if (!has(key)) return fallback;
-        if (!j_.at(key).is_boolean()) fail(key, "true or false");
-        return j_.at(key).get<bool>();
-    }
-    std::string text(const char* key, std::string fallback) const {
-        if (!has(key)) return fallback;
-        if (!j_.at(key).is_string()) fail(key, "a string");
-        return j_.at(key).get<std::string>();
-    }
+    // T is std::size_t (a count), bool, float, double or std::string.
+    template <class T>
+    T get(const std::string& key) const { return as<T>(at(key), key); }
+    template <class T>
+    T get(const std::string& key, T fallback) const { return has(key) ? get<T>(key) : fallback; }
 
-    static std::size_t as_count(const nlohmann::json& v, const std::string& key) {
-        if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<long long>() < 0))
-            fail(key, "a non-negative integer, got " + io::json_excerpt(v));
-        return v.get<std::size_t>();
+    template <class T>
+    static T as(const nlohmann::json& v, const std::string& key) {
+        if constexpr (std::same_as<T, std::size_t>) {
+            if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<long long>() < 0))
+                fail(key, "a non-negative integer, got " + io::json_excerpt(v));
+        } else if constexpr (std::same_as<T, bool>) {
+            if (!v.is_boolean()) fail(key, "true or false");
+        } else if constexpr (std::floating_point<T>) {
+            if (!v.is_number()) fail(key, "a number");
+            return static_cast<T>(v.get<double>());
+        } else {
+            static_assert(std::same_as<T, std::string>);
+            if (!v.is_string()) fail(key, "a string");
+        }
+        return v.get<T>();
     }
     [[noreturn]] static void fail(const std::string& key, const std::string& want) {
         throw error("config: field \"" + key + "\" must be " + want);
@@ -168,16 +289,19 @@ private:
     const nlohmann::json& j_;
 };
 
-inline rope_config parse_rope(const nlohmann::json& j, const std::string& key, rope_config fallback) {
-    if (j.is_null()) return fallback;
-    if (!j.is_object()) json_fields::fail(key, "an object");
-    const json_fields f(j);
-    rope_config r;
-    r.type = f.text("rope_type", "default");
-    r.theta = f.number("rope_theta", fallback.theta);
-    r.partial_rotary_factor = f.number("partial_rotary_factor", 1.0);
-    r.factor = f.number("factor", 1.0);
-    return r;
+// The object that holds a dotted key's last part (the object at
+// "rope_parameters.full_attention" for "rope_parameters.full_attention.rope_theta",
+// j itself for a plain key), or nullptr when an object on the way is absent or null.
+inline const nlohmann::json* enclosing_object(const nlohmann::json& j, std::string_view key) {
+    const nlohmann::json* o = &j;
+    for (std::size_t from = 0, dot = key.find('.'); dot != std::string_view::npos;
+         from = dot + 1, dot = key.find('.', from)) {
+        const std::string name(key.substr(from, dot - from));
+        if (!json_fields(*o).has(name)) return nullptr;
+        o = &o->at(name);
+        if (!o->is_object()) json_fields::fail(std::string(key.substr(0, dot)), "an object");
+    }
+    return o;
 }
 
 // Pairs a RoPE of head dim d rotates: all of them for "default"; for
@@ -300,42 +424,32 @@ inline config config::from_hf_json(const nlohmann::json& root) {
     if (!root.is_object()) throw error("config: expected a JSON object");
     const nlohmann::json& j =
         root.contains("text_config") && root.at("text_config").is_object() ? root.at("text_config") : root;
-    const detail::json_fields f(j);
-    const std::string model_type = f.text("model_type", "gemma4_text");
+    using detail::json_fields;
+    const json_fields f(j);
+    const std::string model_type = f.get<std::string>("model_type", "gemma4_text");
     if (model_type.rfind("gemma4", 0) != 0)
         throw error("config: model_type \"" + model_type + "\" is not a Gemma 4 model");
-    if (f.flag("attention_bias", false)) throw error("config: attention_bias = true is not supported");
-    if (const std::string act = f.text("hidden_activation", "gelu_pytorch_tanh"); act != "gelu_pytorch_tanh")
+    if (f.get<bool>("attention_bias", false)) throw error("config: attention_bias = true is not supported");
+    if (const std::string act = f.get<std::string>("hidden_activation", "gelu_pytorch_tanh"); act != "gelu_pytorch_tanh")
         throw error("config: hidden_activation \"" + act + "\" is not supported (only gelu_pytorch_tanh)");
-    if (f.has("use_bidirectional_attention") && f.text("use_bidirectional_attention", "") == "all")
+    if (f.has("use_bidirectional_attention") && f.get<std::string>("use_bidirectional_attention") == "all")
         throw error("config: use_bidirectional_attention = \"all\" is not supported");
 
     config c;
-    c.vocab_size = f.count("vocab_size");
-    c.hidden_size = f.count("hidden_size");
-    c.num_hidden_layers = f.count("num_hidden_layers");
-    c.num_attention_heads = f.count("num_attention_heads");
-    c.intermediate_size = f.count("intermediate_size");
-    c.max_position_embeddings = f.count("max_position_embeddings", c.max_position_embeddings);
-    // Defaults below are transformers' Gemma4TextConfig defaults.
-    c.attention_k_eq_v = f.flag("attention_k_eq_v", false);
-    c.sliding_window = f.count("sliding_window", 512);
-    c.num_kv_shared_layers = f.count("num_kv_shared_layers", 0);
-    c.use_double_wide_mlp = f.flag("use_double_wide_mlp", false);
-    c.hidden_size_per_layer_input = f.count("hidden_size_per_layer_input", 256);
-    c.vocab_size_per_layer_input = f.count("vocab_size_per_layer_input", 262144);
-    c.enable_moe_block = f.flag("enable_moe_block", false);
-    if (c.enable_moe_block) {
-        c.num_experts = f.count("num_experts");
-        c.top_k_experts = f.count("top_k_experts");
-        c.moe_intermediate_size = f.count("moe_intermediate_size");
-    }
-    c.rms_norm_eps = static_cast<float>(f.number("rms_norm_eps", 1e-6));
-    c.final_logit_softcapping = static_cast<float>(f.number("final_logit_softcapping", 0.0));
-    c.tie_word_embeddings = f.flag("tie_word_embeddings", true);
+    for_each_config_field([&](const auto& row) {
+        using T = typename std::remove_cvref_t<decltype(row)>::value_type;
+        if (!row.applies(c)) return;
+        const nlohmann::json* o = detail::enclosing_object(j, row.hf_key);
+        if (o == nullptr) return; // no rope_parameters.<type>: config's RoPE stays
+        const std::string_view key(row.hf_key);
+        if (const std::string last(key.substr(key.rfind('.') + 1)); json_fields(*o).has(last))
+            row.of(c) = json_fields::as<T>(o->at(last), row.hf_key);
+        else if (row.hf_default) row.of(c) = T(*row.hf_default);
+        else throw error("config: missing field \"" + std::string(key) + "\"");
+    });
 
     const nlohmann::json& types = f.at("layer_types");
-    if (!types.is_array()) detail::json_fields::fail("layer_types", "an array");
+    if (!types.is_array()) json_fields::fail("layer_types", "an array");
     for (const nlohmann::json& t : types) {
         if (t == "sliding_attention") c.layer_types.push_back(attention_type::sliding);
         else if (t == "full_attention") c.layer_types.push_back(attention_type::full);
@@ -344,19 +458,19 @@ inline config config::from_hf_json(const nlohmann::json& root) {
     }
 
     // Head geometry: Google's form first, then per_layer_config overrides.
-    const std::size_t head_dim = f.count("head_dim", 256);
-    const std::size_t kv_heads = f.count("num_key_value_heads");
+    const std::size_t head_dim = f.get<std::size_t>("head_dim", 256);
+    const std::size_t kv_heads = f.get<std::size_t>("num_key_value_heads");
     const bool per_layer = f.has("per_layer_config");
-    const std::size_t global_head_dim = f.count("global_head_dim", per_layer ? head_dim : 512);
+    const std::size_t global_head_dim = f.get<std::size_t>("global_head_dim", per_layer ? head_dim : 512);
     const std::size_t global_kv_heads =
-        c.attention_k_eq_v ? f.count("num_global_key_value_heads", kv_heads) : kv_heads;
+        c.attention_k_eq_v ? f.get<std::size_t>("num_global_key_value_heads", kv_heads) : kv_heads;
     for (attention_type t : c.layer_types) {
         c.layer_head_dim.push_back(t == attention_type::full ? global_head_dim : head_dim);
         c.layer_kv_heads.push_back(t == attention_type::full ? global_kv_heads : kv_heads);
     }
     if (per_layer) {
         const nlohmann::json& plc = f.at("per_layer_config");
-        if (!plc.is_object()) detail::json_fields::fail("per_layer_config", "an object");
+        if (!plc.is_object()) json_fields::fail("per_layer_config", "an object");
         for (const auto& [key, entry] : plc.items()) {
             const std::string where = "per_layer_config." + key;
             std::size_t l = 0;
@@ -369,24 +483,13 @@ inline config config::from_hf_json(const nlohmann::json& root) {
             }
             if (l >= c.layer_types.size())
                 throw error("config: " + where + ": no layer " + key + " in layer_types");
-            if (!entry.is_object()) detail::json_fields::fail(where, "an object");
+            if (!entry.is_object()) json_fields::fail(where, "an object");
             if (entry.contains("head_dim"))
-                c.layer_head_dim[l] = detail::json_fields::as_count(entry.at("head_dim"), where + ".head_dim");
+                c.layer_head_dim[l] = json_fields::as<std::size_t>(entry.at("head_dim"), where + ".head_dim");
             if (entry.contains("num_key_value_heads"))
-                c.layer_kv_heads[l] = detail::json_fields::as_count(entry.at("num_key_value_heads"),
-                                                                     where + ".num_key_value_heads");
+                c.layer_kv_heads[l] =
+                    json_fields::as<std::size_t>(entry.at("num_key_value_heads"), where + ".num_key_value_heads");
         }
-    }
-
-    if (f.has("rope_parameters")) {
-        const nlohmann::json& rp = f.at("rope_parameters");
-        if (!rp.is_object()) detail::json_fields::fail("rope_parameters", "an object");
-        if (rp.contains("sliding_attention"))
-            c.rope_sliding = detail::parse_rope(rp.at("sliding_attention"), "rope_parameters.sliding_attention",
-                                                c.rope_sliding);
-        if (rp.contains("full_attention"))
-            c.rope_full = detail::parse_rope(rp.at("full_attention"), "rope_parameters.full_attention",
-                                             c.rope_full);
     }
     c.validate();
     return c;

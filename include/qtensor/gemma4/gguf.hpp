@@ -4,7 +4,8 @@
 // config for a reader, and write_gguf(), which converts a checkpoint to a
 // GGUF file in a policy's schemes.
 //
-// Not every config field has a key. llama.cpp derives these from tensors:
+// Which config field has which key is config_fields (config.hpp). Not every
+// field has one; llama.cpp derives these from tensors:
 //   vocab sizes          the rows of token_embd / per_layer_token_embd
 //   tied head            no output.weight
 //   attention_k_eq_v     full layers with their own K but no attn_v
@@ -72,14 +73,17 @@ inline std::size_t as_count(const io::gguf_value& v) {
     return static_cast<std::size_t>(n);
 }
 
-template <gguf_source F>
-std::size_t read_count(const F& f, std::string_view k, std::size_t fallback) {
-    return f.find_metadata(k) ? read_key(f, k, as_count) : fallback;
+// A config field's value from GGUF: a count, or a float.
+template <class T>
+T from_gguf(const io::gguf_value& v) {
+    if constexpr (std::floating_point<T>) return static_cast<T>(v.to_float());
+    else return as_count(v);
 }
 
-template <gguf_source F>
-double read_float(const F& f, std::string_view k, double fallback) {
-    return f.find_metadata(k) ? read_key(f, k, [](const io::gguf_value& v) { return v.to_float(); }) : fallback;
+// The value of key k, or `fallback` when the file has no such key.
+template <class T, gguf_source F>
+T read_or(const F& f, std::string_view k, T fallback) {
+    return f.find_metadata(k) ? read_key(f, k, from_gguf<T>) : fallback;
 }
 
 // Reads a per-layer count stored as a scalar or an array of L integers.
@@ -123,6 +127,15 @@ inline float to_f32(double v, std::string_view k) {
     if (!std::isfinite(f))
         throw error("gemma4 GGUF: " + key(k) + " = " + std::to_string(v) + " does not fit the f32 field GGUF has for it");
     return f;
+}
+
+// A config field as GGUF stores it: a count as u32, a float as f32.
+template <class T>
+io::gguf_value to_gguf(T v, std::string_view k) {
+    static_assert(std::same_as<T, std::size_t> || std::floating_point<T>,
+                  "GGUF keys in config_fields hold counts or floats");
+    if constexpr (std::floating_point<T>) return io::gguf_value::f32(to_f32(v, k));
+    else return io::gguf_value::u32(to_u32(v, k));
 }
 
 // A u32 scalar when every layer has the same value, else a per-layer array
@@ -175,52 +188,45 @@ inline std::vector<float> rope_freq_factors(const config& c) {
 }
 
 // The gemma4.* keys (and general.architecture) for `c`. Throws for a config
-// GGUF cannot express: head sizes that differ within an attention type, RoPE
-// scaling factors, a proportional RoPE on the sliding layers.
+// GGUF cannot express: head sizes that differ within an attention type, and
+// the fields config_fields marks gguf_default_only (RoPE scaling factors, a
+// proportional RoPE on the sliding layers) away from their default.
 inline void write_metadata(const config& c, io::gguf_writer& w) {
     c.validate();
-    if (c.rope_sliding.type != "default")
-        throw error("gemma4 GGUF: a \"" + c.rope_sliding.type + "\" RoPE on the sliding layers has no GGUF form");
-    if (c.rope_sliding.factor != 1.0 || c.rope_full.factor != 1.0)
-        throw error("gemma4 GGUF: RoPE factors other than 1 have no GGUF form");
     using io::gguf_value;
     using detail::key;
-    const auto set_u32 = [&](std::string_view k, std::size_t v) { w.set(key(k), gguf_value::u32(detail::to_u32(v, k))); };
-    const auto set_f32 = [&](std::string_view k, double v) { w.set(key(k), gguf_value::f32(detail::to_f32(v, k))); };
     w.set("general.architecture", gguf_value::string(std::string(detail::gguf_arch)));
-    set_u32("context_length", c.max_position_embeddings);
-    set_u32("block_count", c.num_hidden_layers);
-    set_u32("embedding_length", c.hidden_size);
+    for_each_config_field([&](const auto& row) {
+        using Row = decltype(row);
+        if (!row.applies(c)) return;
+        if constexpr (gguf_keyed<Row>) {
+            w.set(key(row.gguf), detail::to_gguf(row.of(c), row.gguf));
+        } else if constexpr (gguf_tagged<Row, gguf_default_only_t>) {
+            using T = typename std::remove_cvref_t<Row>::value_type;
+            if (row.of(c) != T(*row.hf_default))
+                throw error("gemma4 GGUF: " + std::string(row.hf_key) + " = " + nlohmann::json(row.of(c)).dump() +
+                            " has no GGUF form (only " + nlohmann::json(T(*row.hf_default)).dump() + ")");
+        }
+    });
+    // The per-layer fields, outside config_fields.
     std::vector<std::size_t> widths;
     for (const layer_info& li : c.layers()) widths.push_back(li.mlp_width);
     w.set(key("feed_forward_length"), detail::per_layer_u32(widths, "feed_forward_length"));
-    set_u32("attention.head_count", c.num_attention_heads);
     w.set(key("attention.head_count_kv"), detail::per_layer_u32(c.layer_kv_heads, "attention.head_count_kv"));
     const std::size_t d_sliding = detail::head_dim_of(c, attention_type::sliding);
     const std::size_t d_full = detail::head_dim_of(c, attention_type::full);
     const std::size_t d_main = d_full ? d_full : d_sliding;
     const std::size_t d_swa = d_sliding ? d_sliding : d_main;
+    const auto set_u32 = [&](std::string_view k, std::size_t v) { w.set(key(k), detail::to_gguf(v, k)); };
     set_u32("attention.key_length", d_main);
     set_u32("attention.value_length", d_main);
     set_u32("attention.key_length_swa", d_swa);
     set_u32("attention.value_length_swa", d_swa);
     set_u32("rope.dimension_count", d_main);
     set_u32("rope.dimension_count_swa", d_swa);
-    set_f32("rope.freq_base", c.rope_full.theta);
-    set_f32("rope.freq_base_swa", c.rope_sliding.theta);
-    set_u32("attention.sliding_window", c.sliding_window);
     std::vector<bool> pattern;
     for (attention_type t : c.layer_types) pattern.push_back(t == attention_type::sliding);
     w.set(key("attention.sliding_window_pattern"), gguf_value::array(std::move(pattern)));
-    set_u32("attention.shared_kv_layers", c.num_kv_shared_layers);
-    set_u32("embedding_length_per_layer_input", c.hidden_size_per_layer_input);
-    if (c.enable_moe_block) {
-        set_u32("expert_count", c.num_experts);
-        set_u32("expert_used_count", c.top_k_experts);
-        set_u32("expert_feed_forward_length", c.moe_intermediate_size);
-    }
-    set_f32("final_logit_softcapping", c.final_logit_softcapping);
-    set_f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
 }
 
 // The config of a Gemma 4 GGUF file (written by llama.cpp's converter or by
@@ -234,17 +240,18 @@ config config_from_gguf(const F& f) {
         arch != detail::gguf_arch)
         throw error(path + ": general.architecture is \"" + arch + "\", not \"gemma4\"");
     config c;
-    const std::size_t L = detail::read_count(f, key("block_count"), 0);
+    for_each_config_field([&](const auto& row) {
+        if constexpr (gguf_keyed<decltype(row)>) row.of(c) = detail::read_or(f, key(row.gguf), row.of(c));
+    });
+    const std::size_t L = c.num_hidden_layers;
     if (L == 0) throw error(path + ": metadata " + key("block_count") + " is missing or 0");
     if (L > config_limits::layers) // before anything is sized by it
         throw error(path + ": metadata " + key("block_count") + " = " + std::to_string(L) +
                     " is over qtensor's limit of " + std::to_string(config_limits::layers) + " layers");
-    c.num_hidden_layers = L;
-    c.max_position_embeddings = detail::read_count(f, key("context_length"), c.max_position_embeddings);
-    c.hidden_size = detail::read_count(f, key("embedding_length"), 0);
-    c.num_attention_heads = detail::read_count(f, key("attention.head_count"), 0);
-    c.layer_kv_heads = detail::read_per_layer(f, key("attention.head_count_kv"), L);
+    c.enable_moe_block = c.num_experts != 0;
 
+    // The per-layer fields, outside config_fields.
+    c.layer_kv_heads = detail::read_per_layer(f, key("attention.head_count_kv"), L);
     const std::vector<bool> sliding = detail::read_key(f, key("attention.sliding_window_pattern"),
                                                        [&](const io::gguf_value& v) {
         if (!v.is_array() || v.array_size() != L) throw error("must be " + std::to_string(L) + " booleans");
@@ -252,27 +259,15 @@ config config_from_gguf(const F& f) {
         for (std::size_t l = 0; l < L; ++l) out.push_back(v.at(l).as_bool());
         return out;
     });
-    const std::size_t d_full = detail::read_count(f, key("attention.key_length"), 0);
-    const std::size_t d_sliding = detail::read_count(f, key("attention.key_length_swa"), d_full);
-    if (detail::read_count(f, key("attention.value_length"), d_full) != d_full ||
-        detail::read_count(f, key("attention.value_length_swa"), d_sliding) != d_sliding)
+    const std::size_t d_full = detail::read_or<std::size_t>(f, key("attention.key_length"), 0);
+    const std::size_t d_sliding = detail::read_or(f, key("attention.key_length_swa"), d_full);
+    if (detail::read_or(f, key("attention.value_length"), d_full) != d_full ||
+        detail::read_or(f, key("attention.value_length_swa"), d_sliding) != d_sliding)
         throw error(path + ": Gemma 4 needs value_length == key_length");
     for (std::size_t l = 0; l < L; ++l) {
         c.layer_types.push_back(sliding[l] ? attention_type::sliding : attention_type::full);
         c.layer_head_dim.push_back(sliding[l] ? d_sliding : d_full);
     }
-    c.sliding_window = detail::read_count(f, key("attention.sliding_window"), c.sliding_window);
-    c.num_kv_shared_layers = detail::read_count(f, key("attention.shared_kv_layers"), 0);
-    c.hidden_size_per_layer_input = detail::read_count(f, key("embedding_length_per_layer_input"), 0);
-    c.num_experts = detail::read_count(f, key("expert_count"), 0);
-    c.enable_moe_block = c.num_experts != 0;
-    c.top_k_experts = detail::read_count(f, key("expert_used_count"), 0);
-    c.moe_intermediate_size = detail::read_count(f, key("expert_feed_forward_length"), 0);
-    c.final_logit_softcapping =
-        static_cast<float>(detail::read_float(f, key("final_logit_softcapping"), c.final_logit_softcapping));
-    c.rms_norm_eps = static_cast<float>(detail::read_float(f, key("attention.layer_norm_rms_epsilon"), c.rms_norm_eps));
-    c.rope_full.theta = detail::read_float(f, key("rope.freq_base"), c.rope_full.theta);
-    c.rope_sliding.theta = detail::read_float(f, key("rope.freq_base_swa"), 10000.0);
 
     // Vocabularies from the embedding tables; without per-layer inputs its
     // vocabulary is unused, and says the token table's (as HF configs do).
