@@ -295,9 +295,10 @@ inline void dequantize_q8_0(const block_q8_0* x, float* y, std::size_t n) {
 
 // x[n / 256] -> y[n], as q2_k::dequantize_row: per sub-block j of 16,
 // y = (d * s_j) * q - dmin * m_j. Both products are exact (11-bit fp16 times
-// 4-bit s_j times 2-bit q), yet the product is kept from fusing with the
-// subtraction: an FMA computes dl * q + (-ml), which flips the sign of a NaN
-// that dmin carries. The 2-bit plane at shift 2s of bytes
+// 4-bit s_j times 2-bit q), so an FMA of dl * q with the subtraction gives
+// the same bits. ml alone is rounded on its own (fmul): fused the other way,
+// as dl * q - dmin * m_j, a NaN in dmin would come out with its sign flipped.
+// The 2-bit plane at shift 2s of bytes
 // qs[32h .. 32h + 31] holds elements 128h + 32s + l, l = 0..31: sub-blocks
 // 8h + 2s and 8h + 2s + 1.
 inline void dequantize_q2_k(const block_q2_k* x, float* y, std::size_t n) {
@@ -316,7 +317,7 @@ inline void dequantize_q2_k(const block_q2_k* x, float* y, std::size_t n) {
                     for (std::size_t i = 0; i < 16; i += N) {
                         const auto bytes = ops::load_u8(x[b].qs.data() + 32 * h + l + i);
                         const auto q = ops::to_float(ops::shift_right(bytes, 2 * s) & three);
-                        ops::store(ops::rounded(dl * q) - ml, y + i);
+                        ops::store(dl * q - ml, y + i);
                     }
                 }
             }
