@@ -314,3 +314,27 @@ TEST_CASE("policies by name") {
     CHECK(msg.find("unknown policy \"q3_k\"") != std::string::npos);
     CHECK(msg.find("f32, bf16, q8_0, q4_0") != std::string::npos);
 }
+
+// The defaults of Hugging Face transformers' Gemma4TextConfig
+// (configuration_gemma4.py), written here, not read from the table, so that a
+// wrong default in config_fields fails.
+TEST_CASE("config.json without the optional keys gets transformers' defaults") {
+    nlohmann::json j = qtensor_test::every_field_json();
+    for (const char* key : {"max_position_embeddings", "sliding_window", "hidden_size_per_layer_input",
+                            "vocab_size_per_layer_input", "rms_norm_eps", "final_logit_softcapping",
+                            "tie_word_embeddings", "attention_k_eq_v", "use_double_wide_mlp", "enable_moe_block",
+                            "num_kv_shared_layers", "num_experts", "top_k_experts", "moe_intermediate_size"})
+        j.erase(key);
+    const gemma4::config c = gemma4::config::from_hf_json(j);
+    CHECK(c.max_position_embeddings == 131072);
+    CHECK(c.sliding_window == 512);
+    CHECK(c.hidden_size_per_layer_input == 256);
+    CHECK(c.vocab_size_per_layer_input == 262144);
+    CHECK(c.rms_norm_eps == 1e-6f); // stored as float
+    CHECK(c.final_logit_softcapping == 0.0); // None: no softcap
+    CHECK(c.tie_word_embeddings);
+    CHECK_FALSE(c.attention_k_eq_v);
+    CHECK_FALSE(c.use_double_wide_mlp);
+    CHECK_FALSE(c.enable_moe_block);
+    CHECK(c.num_kv_shared_layers == 0);
+}

@@ -1,7 +1,8 @@
 // A config.json that gives every key of gemma4::config_fields, and the same
 // with one key changed: the tests that config.json, the config and GGUF
 // metadata agree on every row of the table (gemma4_config_test.cpp,
-// gemma4_gguf_test.cpp). A new row is covered without editing this file.
+// gemma4_gguf_test.cpp). A new row with a default is covered without editing
+// this file; a new required row, or a new kind of string, needs its key here.
 #pragma once
 
 #include <algorithm>

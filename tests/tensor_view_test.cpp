@@ -104,7 +104,7 @@ TEST_CASE_TEMPLATE_DEFINE("tensor_view: an element reads as S::dequantize_row of
 }
 TEST_CASE_TEMPLATE_APPLY(element_reads, small_block_schemes);
 
-TEST_CASE_TEMPLATE_DEFINE("tensor_view: K-quant rows of 256-element blocks", S, k_quant_rows) {
+TEST_CASE_TEMPLATE_DEFINE("tensor_view: K-quant rows of 256-element blocks", S, k_quant_views) {
     constexpr std::size_t rows = 3, cols = 512;
     const std::size_t rb = row_bytes<S>(cols);
     const auto bytes = quantized_bytes<S>(ramp(rows * cols), rows, cols, rb);
@@ -124,7 +124,7 @@ TEST_CASE_TEMPLATE_DEFINE("tensor_view: K-quant rows of 256-element blocks", S, 
               std::string::npos);
     }
 }
-TEST_CASE_TEMPLATE_APPLY(k_quant_rows, k_quant_schemes);
+TEST_CASE_TEMPLATE_APPLY(k_quant_views, k_quant_schemes);
 
 TEST_CASE("tensor_view: a hand-built q4_0 block reads as (code - 8) * d") {
     // d = fp16 1.0 (0x3C00); byte 0 = 0x9A: element 0 has code 0xA -> 2,

@@ -138,7 +138,10 @@ struct config {
 //   config.json    the key, dotted when nested ("rope_parameters.full_attention.rope_theta")
 //   if absent      what a config.json without the key means: `required` (an
 //                  error) or transformers' Gemma4TextConfig default. An absent
-//                  rope_parameters.<type> keeps config's whole RoPE of that type.
+//                  rope_parameters.<type> keeps config's whole RoPE of that type;
+//                  the RoPE rows' values fill a key missing inside a present one.
+//                  (GGUF metadata without a key keeps the struct's own initial
+//                  value instead, which can differ: no per-layer input there.)
 //   GGUF           the key after "gemma4." (counts as u32, floats as f32); GGUF
 //                  metadata without it keeps config's default. Or a tag:
 //                  gguf_derived       config_from_gguf derives it (the row says from what)
@@ -239,6 +242,25 @@ template <class Fn>
 constexpr void for_each_config_field(Fn&& fn) {
     std::apply([&](const auto&... row) { (fn(row), ...); }, config_fields);
 }
+
+// Readers go through the rows in order and skip a row whose flag is off, so
+// a flag's own row must come before the rows it gates.
+constexpr bool flags_come_first() {
+    bool ok = true;
+    std::size_t seen_flags = 0;
+    bool config::* flags[std::tuple_size_v<decltype(config_fields)>] = {};
+    for_each_config_field([&](const auto& row) {
+        if (row.only_with != nullptr) {
+            bool seen = false;
+            for (std::size_t i = 0; i < seen_flags; ++i) seen = seen || flags[i] == row.only_with;
+            ok = ok && seen;
+        }
+        if constexpr (std::same_as<std::remove_cvref_t<decltype(row.member)>, bool config::*>)
+            flags[seen_flags++] = row.member;
+    });
+    return ok;
+}
+static_assert(flags_come_first(), "config_fields: a row gated by a flag comes before the flag's own row");
 
 // Whether a row's GGUF column is a key, or the tag G.
 template <class Row>

@@ -3,8 +3,8 @@
 // reference/float_ops.hpp.
 //
 // Budgets hold on every target of every backend: each op is one body
-// (detail/generic/float_ops-inl.hpp) on N = 1 to 16 lanes. Notation: u = 2^-24 (float's unit roundoff; 1 ulp of a
-// float v is at most 2u |v|), gamma_k = k u / (1 - k u) (Higham's bound for k
+// (detail/generic/float_ops-inl.hpp) on N = 1 to 16 lanes. Notation:
+// u = 2^-24 (float's unit roundoff; 1 ulp of a float v is at most 2u |v|), gamma_k = k u / (1 - k u) (Higham's bound for k
 // roundings in a row), ref_i the reference's output. Where a budget counts
 // the reference's own error it uses glibc's documented maxima (expf, sinf,
 // cosf 1 ulp; tanhf 2 ulp) and Highway 1.0.3's (Exp 1 ulp, Tanh 4 ulp; xsimd's
@@ -197,6 +197,8 @@ inline void axpy(float a, std::span<const float> x, std::span<float> y, target t
 }
 
 // x[n] *= a.
-inline void scale(float a, std::span<float> x, target t = target::best()) { unchecked::scale(a, x.data(), x.size(), t); }
+inline void scale(float a, std::span<float> x, target t = target::best()) {
+    unchecked::scale(a, x.data(), x.size(), t);
+}
 
 QTENSOR_KERNELS_END_NAMESPACE

@@ -7,7 +7,10 @@
 //   #include "qtensor/kernels/detail/generic/kernels-inl.hpp"
 //   }
 //
-// No include guard on purpose (one inclusion per instruction set).
+// No include guard on purpose (one inclusion per instruction set). The
+// includer may define QTENSOR_OPS_INLINE (how small helpers are declared:
+// Highway wants HWY_INLINE) and QTENSOR_OPS_LAMBDA (what a lambda needs
+// after its parameters: Highway's HWY_ATTR); both are undefined after.
 
 #ifndef QTENSOR_OPS_INLINE
 #define QTENSOR_OPS_INLINE inline
@@ -18,3 +21,6 @@
 
 #include "qtensor/kernels/detail/generic/quant-inl.hpp"
 #include "qtensor/kernels/detail/generic/float_ops-inl.hpp"
+
+#undef QTENSOR_OPS_INLINE
+#undef QTENSOR_OPS_LAMBDA

@@ -296,8 +296,11 @@ inline void dequantize_q8_0(const block_q8_0* x, float* y, std::size_t n) {
 // x[n / 256] -> y[n], as q2_k::dequantize_row: per sub-block j of 16,
 // y = (d * s_j) * q - dmin * m_j. Both products are exact (11-bit fp16 times
 // 4-bit s_j times 2-bit q), so an FMA of dl * q with the subtraction gives
-// the same bits. ml alone is rounded on its own (fmul): fused the other way,
-// as dl * q - dmin * m_j, a NaN in dmin would come out with its sign flipped.
+// the same bits (and the same NaN while at most one of d, dmin is NaN; with
+// both, which payload wins depends on the FMA form the compiler picks, and
+// the random-bytes test holds every form seen so far). ml is rounded on its
+// own (fmul): fused the other way, as dl * q - dmin * m_j, a NaN in dmin
+// would come out with its sign flipped.
 // The 2-bit plane at shift 2s of bytes
 // qs[32h .. 32h + 31] holds elements 128h + 32s + l, l = 0..31: sub-blocks
 // 8h + 2s and 8h + 2s + 1.

@@ -20,6 +20,8 @@ namespace detail {
 namespace HWY_NAMESPACE {
 namespace {
 #include "qtensor/kernels/detail/highway/ops-inl.hpp"
+#define QTENSOR_OPS_INLINE HWY_INLINE
+#define QTENSOR_OPS_LAMBDA HWY_ATTR
 #include "qtensor/kernels/detail/generic/kernels-inl.hpp"
 } // namespace
 } // namespace HWY_NAMESPACE

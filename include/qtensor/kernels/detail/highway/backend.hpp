@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "qtensor/kernels/detail/highway/target.hpp"
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "qtensor/kernels/detail/highway/all-inl.hpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -23,37 +25,6 @@
 #include "qtensor/kernels/detail/highway/all-inl.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
-
-class target;
-std::vector<target> compiled_targets();
-
-// Which compiled code a kernel runs. target::best() (the default) lets
-// Highway pick the best target of this CPU, once, and remembers it as it does
-// for HWY_DYNAMIC_DISPATCH. A specific target comes only from
-// compiled_targets(), so a target that is not compiled in or that this CPU
-// cannot run cannot be named at all.
-class target {
-public:
-    static target best() noexcept { return target(0); }
-    // A single HWY_* bit (e.g. HWY_AVX2), or 0 for best().
-    std::int64_t bit() const noexcept { return bit_; }
-    std::string name() const { return bit_ == 0 ? "best" : hwy::TargetName(bit_); }
-    friend bool operator==(target, target) = default;
-
-private:
-    explicit target(std::int64_t bit) noexcept : bit_(bit) {}
-    friend std::vector<target> compiled_targets();
-    std::int64_t bit_;
-};
-
-// The targets compiled into this TU that this CPU can run, best first. The
-// last is always the portable fallback (HWY_SCALAR, or EMU128 where it works).
-inline std::vector<target> compiled_targets() {
-    std::vector<target> out;
-    for (std::int64_t bit : hwy::SupportedAndGeneratedTargets()) out.push_back(target(bit));
-    return out;
-}
-
 namespace detail {
 
 // Where Highway's dispatch tables keep `t`'s function: entry 0 is Highway's
@@ -69,25 +40,25 @@ inline std::size_t table_index(target t) noexcept {
 } // namespace detail
 QTENSOR_KERNELS_END_NAMESPACE
 
-// Exports the per-target table of kernel `name` (declared in a *-inl.hpp body)
-// and a forwarder kernels::detail::backend::name(target, args...) that calls
-// the table entry of that target. Use inside namespace kernels::detail.
-#define QTENSOR_HWY_KERNEL(name)                                                    \
-    namespace {                                                                     \
-    HWY_EXPORT(name);                                                               \
-    }                                                                               \
-    namespace backend {                                                             \
-    template <class... Args>                                                        \
-    inline auto name(target t, Args... args) {                                      \
-        return (*HWY_DISPATCH_TABLE(name)[table_index(t)])(args...);                \
-    }                                                                               \
+// Per kernel of kernel_list.hpp: its per-target table (HWY_EXPORT, of the
+// function of that name in each target's namespace), and entry::name(target,
+// ...), which calls the table entry of that target.
+#define QTENSOR_HWY_EXPORT(result, name, params, args) HWY_EXPORT(name);
+#define QTENSOR_HWY_ENTRY(result, name, params, args)                                \
+    inline result name(target t, QTENSOR_SPREAD params) {                            \
+        return (*HWY_DISPATCH_TABLE(name)[table_index(t)])(QTENSOR_SPREAD args);      \
     }
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 namespace detail {
-QTENSOR_GENERIC_KERNELS(QTENSOR_HWY_KERNEL)
+namespace {
+QTENSOR_ALL_KERNELS(QTENSOR_HWY_EXPORT)
+} // namespace
+namespace entry {
+QTENSOR_ALL_KERNELS(QTENSOR_HWY_ENTRY)
+} // namespace entry
 } // namespace detail
 QTENSOR_KERNELS_END_NAMESPACE
-#include "qtensor/kernels/detail/highway/matmul.hpp"
 
-#undef QTENSOR_HWY_KERNEL
+#undef QTENSOR_HWY_EXPORT
+#undef QTENSOR_HWY_ENTRY

@@ -5,11 +5,6 @@
 // No include guard and no namespace on purpose: highway/all-inl.hpp includes
 // it once per target, inside that target's namespace.
 
-#undef QTENSOR_OPS_INLINE
-#define QTENSOR_OPS_INLINE HWY_INLINE
-#undef QTENSOR_OPS_LAMBDA
-#define QTENSOR_OPS_LAMBDA HWY_ATTR
-
 namespace ops {
 namespace hn = hwy::HWY_NAMESPACE;
 
@@ -77,7 +72,7 @@ HWY_INLINE vf load_f16(const fp16_t* p) {
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
 #else
     (void)p;
-    return set_f(0.0f); // not native_f16: never called
+    HWY_ABORT("load_f16 without native_f16"); // the kernels decode the bits instead
 #endif
 }
 HWY_INLINE vd load_f64(const float* p) { return hn::PromoteTo(dd, hn::LoadU(hn::Rebind<float, decltype(dd)>(), p)); }

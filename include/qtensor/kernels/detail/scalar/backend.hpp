@@ -1,43 +1,20 @@
-// qtensor/kernels/detail/scalar/backend.hpp: the scalar backend, for builds without
-// a SIMD library (or with QTENSOR_KERNELS_USE_SCALAR): the generic kernels on
-// one lane (scalar/kernels.hpp), and the matmul references. Include qtensor/kernels/kernels.hpp, not this file.
+// qtensor/kernels/detail/scalar/backend.hpp: the scalar backend, for builds
+// without a SIMD library (or with QTENSOR_KERNELS_USE_SCALAR): the generic
+// kernels on one lane (scalar/kernels.hpp), and the matmul references.
+//
+// Include qtensor/kernels/kernels.hpp, not this file.
 #pragma once
 
-#include <string>
-#include <vector>
-
-#include "qtensor/kernels/abi.hpp"
-
-QTENSOR_KERNELS_BEGIN_NAMESPACE
-
-// The one target of this backend; kept so that code written against the SIMD
-// backends (a loop over compiled_targets(), an explicit target) compiles here.
-class target {
-public:
-    static target best() noexcept { return target(); }
-    std::string name() const { return "scalar"; }
-    friend bool operator==(target, target) = default;
-
-private:
-    target() = default;
-};
-
-inline std::vector<target> compiled_targets() { return {target::best()}; }
-
-QTENSOR_KERNELS_END_NAMESPACE
-
+#include "qtensor/kernels/detail/scalar/target.hpp"
 #include "qtensor/kernels/detail/scalar/kernels.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
-namespace detail::backend {
-#define QTENSOR_SCALAR_KERNEL(name)                                  \
-    template <class... Args>                                         \
-    auto name(target, Args... args) {                                \
-        return scalar_target::name(args...);                         \
-    }
-QTENSOR_GENERIC_KERNELS(QTENSOR_SCALAR_KERNEL)
-#undef QTENSOR_SCALAR_KERNEL
-} // namespace detail::backend
+namespace detail::entry {
+#define QTENSOR_SCALAR_ENTRY(result, name, params, args) \
+    inline result name(target, QTENSOR_SPREAD params) { return scalar_target::name(QTENSOR_SPREAD args); }
+QTENSOR_GENERIC_KERNELS(QTENSOR_SCALAR_ENTRY)
+#undef QTENSOR_SCALAR_ENTRY
+} // namespace detail::entry
 QTENSOR_KERNELS_END_NAMESPACE
 
 #include "qtensor/kernels/detail/scalar/matmul.hpp"

@@ -10,7 +10,7 @@
 #include "qtensor/scheme/q8_0.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
-namespace detail::backend {
+namespace detail::entry {
 
 inline float dot_q4_0_q8_0(target, const block_q4_0* w, const block_q8_0* a, std::size_t n) {
     return q4_0::dot_row(w, a, n);
@@ -40,5 +40,5 @@ inline void matmul_q8_0x16(target, interleaved_rows w, q8_0_rows a, output_rows 
     reference::matmul_q8_0x16(w, a, y);
 }
 
-} // namespace detail::backend
+} // namespace detail::entry
 QTENSOR_KERNELS_END_NAMESPACE

@@ -113,6 +113,7 @@ inline vi mask_vec(lane_mask<float> m) { return {m.v ? -1 : 0}; }
 
 // ---- arithmetic ----------------------------------------------------------------------
 
+// min and max: with a NaN operand, either operand (the instruction sets differ).
 template <class T>
 lane<T> min(lane<T> a, lane<T> b) { return {b.v < a.v ? b.v : a.v}; }
 template <class T>
@@ -135,7 +136,8 @@ vi shift_right(vi v) { return {v.v >> k}; }
 inline vi shift_right(vi v, int k) { return {v.v >> k}; }
 // v as a rounded float that later code cannot fuse with the product that made it.
 inline vf rounded(vf v) { return {qtensor::detail::opaque(v.v)}; }
-// exp and tanh within a few ulp, NaN in, NaN out; exp(x) = +inf for x > ln(FLT_MAX).
+// exp and tanh within a few ulp, NaN in, NaN out. exp only for x <= 88.75
+// (+inf from ln(FLT_MAX) on; Highway's is not valid further): kernels clamp.
 inline vf exp(vf v) { return {std::exp(v.v)}; }
 inline vf tanh(vf v) { return {std::tanh(v.v)}; }
 

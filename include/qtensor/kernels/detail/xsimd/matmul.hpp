@@ -332,7 +332,7 @@ void float_matmul(weight_rows w, f32_rows a, output_rows y) {
 
 } // namespace detail::xsimd_matmul
 
-namespace detail::backend {
+namespace detail::entry {
 
 inline float dot_q4_0_q8_0(target t, const block_q4_0* w, const block_q8_0* a, std::size_t n) {
     return run_on(t,
@@ -413,5 +413,5 @@ inline void matmul_q8_0x16(target t, interleaved_rows w, q8_0_rows a, output_row
            [&] { reference::matmul_q8_0x16(w, a, y); });
 }
 
-} // namespace detail::backend
+} // namespace detail::entry
 QTENSOR_KERNELS_END_NAMESPACE

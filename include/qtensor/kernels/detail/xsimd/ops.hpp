@@ -1,5 +1,7 @@
-// qtensor/kernels/detail/xsimd/ops.hpp: the small vocabulary of vector operations
-// the xsimd kernel bodies are written in, on batches of one xsimd
+// qtensor/kernels/detail/xsimd/ops.hpp: two things. At the bottom, the `ops`
+// vocabulary of the generic kernels (scalar/ops.hpp defines it) on xsimd
+// batches. First, xsimd_ops: the vocabulary that `ops` and the xsimd matmul
+// bodies are written in, on batches of one xsimd
 // architecture A (the compile-time one; see backend.hpp):
 //   - what xsimd 8 lacks: widening loads (int8/uint8/uint16/fp16/float to
 //     wider lanes), the pairwise int16 multiply-add into int32 (pmaddwd),
@@ -83,37 +85,6 @@ T hmax(const vec<T, A>& v) {
     T m = lanes[0];
     for (std::size_t i = 1; i < vec<T, A>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
     return m;
-}
-
-template <class T, class A>
-T hmin(const vec<T, A>& v) {
-    alignas(64) T lanes[vec<T, A>::size];
-    v.store_aligned(lanes);
-    T m = lanes[0];
-    for (std::size_t i = 1; i < vec<T, A>::size; ++i) m = lanes[i] < m ? lanes[i] : m;
-    return m;
-}
-
-// The index of the first true lane of m, or -1 if none is.
-template <class A>
-int first_true(const xsimd::batch_bool<float, A>& m) {
-    [[maybe_unused]] unsigned bits_of_lanes = 0;
-#if XSIMD_WITH_AVX512F
-    if constexpr (std::is_base_of_v<xsimd::avx512f, A>) bits_of_lanes = static_cast<unsigned>(m.data);
-#endif
-#if XSIMD_WITH_AVX
-    if constexpr (std::is_base_of_v<xsimd::avx, A>) bits_of_lanes = static_cast<unsigned>(_mm256_movemask_ps(m.data));
-#endif
-#if XSIMD_WITH_SSE2
-    if constexpr (std::is_base_of_v<xsimd::sse2, A>) bits_of_lanes = static_cast<unsigned>(_mm_movemask_ps(m.data));
-#endif
-    if constexpr (x86_int_bits<A>() != 0 || std::is_base_of_v<xsimd::avx, A>)
-        return bits_of_lanes == 0 ? -1 : std::countr_zero(bits_of_lanes);
-    bool lanes[vec<float, A>::size];
-    m.store_unaligned(lanes);
-    for (std::size_t i = 0; i < vec<float, A>::size; ++i)
-        if (lanes[i]) return static_cast<int>(i);
-    return -1;
 }
 
 // v's bits as lanes of To (same lane size).
