@@ -445,8 +445,10 @@ TEST_CASE("quantize and dequantize kernels reject rows that are not whole blocks
     CHECK_THROWS_AS(kernels::quantize_q8_k(std::span(x).first(384), qk), qtensor::error);
     CHECK_THROWS_AS(kernels::dequantize_q8_0(q8, std::span(x).first(40)), qtensor::error);
     CHECK_THROWS_AS(kernels::dequantize_q2_k(q2, std::span(x).first(300)), qtensor::error);
-    CHECK(qtensor_test::message_of([&] { kernels::quantize_q4_0(std::span(x).first(48), q4); }).find("48") !=
-          std::string::npos);
+    CHECK(qtensor_test::message_of([&] { kernels::quantize_q4_0(std::span(x).first(48), q4); }) ==
+          "qtensor: kernels::quantize_q4_0: x has 48 elements, not whole q4_0 blocks of 32");
+    CHECK(qtensor_test::message_of([&] { kernels::dequantize_row<q2_k>(q2, std::span(x).first(300)); }) ==
+          "qtensor: kernels::dequantize_row<q2_k>: y has 300 elements, not whole q2_k blocks of 256");
 }
 
 TEST_CASE("quantize and dequantize kernels refuse spans of different sizes, naming the function, argument and sizes") {
@@ -476,9 +478,9 @@ TEST_CASE("quantize and dequantize kernels refuse spans of different sizes, nami
     CHECK(message_of([&] { kernels::dequantize_bf16(b, x3); }) ==
           "qtensor: kernels::dequantize_bf16: x has 512 elements, expected 96 (y has 96 elements)");
     CHECK(message_of([&] { kernels::quantize_row<q4_0>(x3, q4); }) ==
-          "qtensor: kernels::quantize_row: y has 16 blocks, expected 3 (x has 96 elements)");
+          "qtensor: kernels::quantize_row<q4_0>: y has 16 blocks, expected 3 (x has 96 elements)");
     CHECK(message_of([&] { kernels::dequantize_row<q2_k>(q2, std::span(x).first(256)); }) ==
-          "qtensor: kernels::dequantize_row: x has 2 blocks, expected 1 (y has 256 elements)");
+          "qtensor: kernels::dequantize_row<q2_k>: x has 2 blocks, expected 1 (y has 256 elements)");
     // A scheme without a kernel (its reference) is checked the same way.
     std::vector<block_q4_1> q41(16);
     CHECK_THROWS_AS(kernels::quantize_row<q4_1>(x3, q41), qtensor::error);

@@ -49,5 +49,14 @@ inline std::size_t rows_of(std::string_view fn, const sized& x, std::size_t n) {
     return x.size / n;
 }
 
+// Blocks in x (elements); throws unless x is whole blocks of `block`:
+// "kernels::quantize_q4_0: x has 48 elements, not whole q4_0 blocks of 32".
+inline std::size_t blocks_of(std::string_view fn, const sized& x, std::string_view scheme, std::size_t block) {
+    if (x.size % block != 0)
+        throw error("kernels::" + std::string(fn) + ": " + x.text() + ", not whole " + std::string(scheme) +
+                    " blocks of " + std::to_string(block));
+    return x.size / block;
+}
+
 } // namespace detail
 QTENSOR_KERNELS_END_NAMESPACE

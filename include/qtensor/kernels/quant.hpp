@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "qtensor/core/half.hpp"
@@ -129,16 +130,16 @@ static_assert(quant_kernels_match_registry(),
 template <scheme S, class Kernel>
 void checked_quantize(std::string_view fn, std::span<const float> x, std::span<block_of<S>> y, target t,
                       Kernel kernel) {
-    check_size(fn, {"y", y.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(x.size()),
-               {"x", x.size()});
+    check_size(fn, {"y", y.size(), S::block_elems == 1 ? "elements" : "blocks"},
+               blocks_of(fn, {"x", x.size()}, S::name, S::block_elems), {"x", x.size()});
     kernel(x.data(), y.data(), x.size(), t);
 }
 
 template <scheme S, class Kernel>
 void checked_dequantize(std::string_view fn, std::span<const block_of<S>> x, std::span<float> y, target t,
                         Kernel kernel) {
-    check_size(fn, {"x", x.size(), S::block_elems == 1 ? "elements" : "blocks"}, blocks_per_row<S>(y.size()),
-               {"y", y.size()});
+    check_size(fn, {"x", x.size(), S::block_elems == 1 ? "elements" : "blocks"},
+               blocks_of(fn, {"y", y.size()}, S::name, S::block_elems), {"y", y.size()});
     kernel(x.data(), y.data(), y.size(), t);
 }
 
@@ -176,13 +177,14 @@ void dequantize_row(const block_of<S>* x, float* y, std::size_t n, [[maybe_unuse
 // x[n] -> y[n / S::block_elems], as unchecked::quantize_row<S>.
 template <scheme S>
 void quantize_row(std::span<const float> x, std::span<block_of<S>> y, target t = target::best()) {
-    detail::checked_quantize<S>("quantize_row", x, y, t, unchecked::quantize_row<S>);
+    detail::checked_quantize<S>("quantize_row<" + std::string(S::name) + ">", x, y, t, unchecked::quantize_row<S>);
 }
 
 // x[n / S::block_elems] -> y[n], as unchecked::dequantize_row<S>.
 template <scheme S>
 void dequantize_row(std::span<const block_of<S>> x, std::span<float> y, target t = target::best()) {
-    detail::checked_dequantize<S>("dequantize_row", x, y, t, unchecked::dequantize_row<S>);
+    detail::checked_dequantize<S>("dequantize_row<" + std::string(S::name) + ">", x, y, t,
+                                  unchecked::dequantize_row<S>);
 }
 
 // x[n] -> y[n / 32] (q4_0, q8_0) or y[n / 256] (q8_k), as the unchecked forms.
