@@ -15,39 +15,40 @@
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
-// The kernels written once, in detail/generic/ (quant-inl.hpp, float_ops-inl.hpp).
+// The kernels written once, in detail/generic/ (quant-inl.hpp, float_ops-inl.hpp,
+// matmul-inl.hpp).
 #define QTENSOR_GENERIC_KERNELS(X)                                                                          \
-    X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                      \
-    X(void, quantize_q8_0, (const float* x, block_q8_0* y, std::size_t n), (x, y, n))                      \
-    X(void, quantize_q8_k, (const float* x, block_q8_k* y, std::size_t n), (x, y, n))                      \
-    X(void, dequantize_q4_0, (const block_q4_0* x, float* y, std::size_t n), (x, y, n))                    \
-    X(void, dequantize_q8_0, (const block_q8_0* x, float* y, std::size_t n), (x, y, n))                    \
-    X(void, dequantize_q2_k, (const block_q2_k* x, float* y, std::size_t n), (x, y, n))                    \
-    X(void, dequantize_f16, (const fp16_t* x, float* y, std::size_t n), (x, y, n))                         \
-    X(void, dequantize_bf16, (const bf16_t* x, float* y, std::size_t n), (x, y, n))                        \
-    X(float, dot, (const float* x, const float* y, std::size_t n), (x, y, n))                              \
+    X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                       \
+    X(void, quantize_q8_0, (const float* x, block_q8_0* y, std::size_t n), (x, y, n))                       \
+    X(void, quantize_q8_k, (const float* x, block_q8_k* y, std::size_t n), (x, y, n))                       \
+    X(void, dequantize_q4_0, (const block_q4_0* x, float* y, std::size_t n), (x, y, n))                     \
+    X(void, dequantize_q8_0, (const block_q8_0* x, float* y, std::size_t n), (x, y, n))                     \
+    X(void, dequantize_q2_k, (const block_q2_k* x, float* y, std::size_t n), (x, y, n))                     \
+    X(void, dequantize_f16, (const fp16_t* x, float* y, std::size_t n), (x, y, n))                          \
+    X(void, dequantize_bf16, (const bf16_t* x, float* y, std::size_t n), (x, y, n))                         \
+    X(float, dot, (const float* x, const float* y, std::size_t n), (x, y, n))                               \
     X(void, rmsnorm, (const float* x, const float* w, float* y, std::size_t n, float eps), (x, w, y, n, eps)) \
-    X(void, softmax, (float* x, std::size_t n), (x, n))                                                    \
-    X(void, gelu_tanh, (const float* x, float* y, std::size_t n), (x, y, n))                               \
-    X(void, geglu, (const float* gate, const float* up, float* y, std::size_t n), (gate, up, y, n))        \
-    X(void, rope, (float* x, const float* freq, std::size_t d, float pos), (x, freq, d, pos))              \
-    X(void, softcap, (float* x, std::size_t n, float cap), (x, n, cap))                                    \
-    X(void, axpy, (float a, const float* x, float* y, std::size_t n), (a, x, y, n))                        \
-    X(void, scale, (float a, float* x, std::size_t n), (a, x, n))
+    X(void, softmax, (float* x, std::size_t n), (x, n))                                                     \
+    X(void, gelu_tanh, (const float* x, float* y, std::size_t n), (x, y, n))                                \
+    X(void, geglu, (const float* gate, const float* up, float* y, std::size_t n), (gate, up, y, n))         \
+    X(void, rope, (float* x, const float* freq, std::size_t d, float pos), (x, freq, d, pos))               \
+    X(void, softcap, (float* x, std::size_t n, float cap), (x, n, cap))                                     \
+    X(void, axpy, (float a, const float* x, float* y, std::size_t n), (a, x, y, n))                         \
+    X(void, scale, (float a, float* x, std::size_t n), (a, x, n))                                           \
+    X(float, dot_bf16_f32, (const bf16_t* w, const float* a, std::size_t n), (w, a, n))                     \
+    X(float, dot_f32_f32, (const float* w, const float* a, std::size_t n), (w, a, n))                       \
+    X(void, matmul_f32, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                              \
+    X(void, matmul_bf16, (weight_rows w, f32_rows a, output_rows y), (w, a, y))
 
-// The dot and matmul kernels, still one body per backend.
+// The quantized dot and matmul kernels, still one body per backend.
 #define QTENSOR_MATMUL_KERNELS(X)                                                                           \
-    X(float, dot_q4_0_q8_0, (const block_q4_0* w, const block_q8_0* a, std::size_t n), (w, a, n))          \
-    X(float, dot_q8_0_q8_0, (const block_q8_0* w, const block_q8_0* a, std::size_t n), (w, a, n))          \
-    X(float, dot_q2_k_q8_k, (const block_q2_k* w, const block_q8_k* a, std::size_t n), (w, a, n))          \
-    X(float, dot_bf16_f32, (const bf16_t* w, const float* a, std::size_t n), (w, a, n))                    \
-    X(float, dot_f32_f32, (const float* w, const float* a, std::size_t n), (w, a, n))                      \
-    X(void, matmul_q4_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                           \
-    X(void, matmul_q8_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                           \
-    X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                           \
-    X(void, matmul_f32, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                             \
-    X(void, matmul_bf16, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                            \
-    X(void, matmul_q4_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                   \
+    X(float, dot_q4_0_q8_0, (const block_q4_0* w, const block_q8_0* a, std::size_t n), (w, a, n))           \
+    X(float, dot_q8_0_q8_0, (const block_q8_0* w, const block_q8_0* a, std::size_t n), (w, a, n))           \
+    X(float, dot_q2_k_q8_k, (const block_q2_k* w, const block_q8_k* a, std::size_t n), (w, a, n))           \
+    X(void, matmul_q4_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q8_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q4_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
     X(void, matmul_q8_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))
 
 #define QTENSOR_ALL_KERNELS(X) QTENSOR_GENERIC_KERNELS(X) QTENSOR_MATMUL_KERNELS(X)

@@ -21,6 +21,7 @@
 
 #include "qtensor/kernels/detail/generic/quant-inl.hpp"
 #include "qtensor/kernels/detail/generic/float_ops-inl.hpp"
+#include "qtensor/kernels/detail/generic/matmul-inl.hpp"
 
 #undef QTENSOR_OPS_INLINE
 #undef QTENSOR_OPS_LAMBDA

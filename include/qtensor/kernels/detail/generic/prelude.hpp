@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"

@@ -3,8 +3,8 @@
 // through highway/all-inl.hpp; do not include it yourself). Each stays within
 // the error budget stated in matmul.hpp of the exact sum.
 //
-// Float kernels (f32, bf16) and the row dots of Q4_0/Q8_0 are written for any
-// lane count N (1 on HWY_SCALAR). The integer matmul kernels (Q4_0, Q8_0,
+// The row dots of Q4_0/Q8_0 are written for any lane count N (1 on
+// HWY_SCALAR); the float kernels are generic (generic/matmul-inl.hpp). The integer matmul kernels (Q4_0, Q8_0,
 // Q2_K, plain and interleaved) rest on x86 byte dot products that Highway
 // 1.0.3 does not offer (pmaddubsw, and AVX-512 VNNI's vpdpbusd/vpdpwssd), so
 // they are SIMD on AVX2 and AVX-512 and run the scalar reference on the other
@@ -134,92 +134,6 @@ float dot_q8_0_q8_0(const block_q8_0* w, const block_q8_0* a, std::size_t n) {
     return hn::GetLane(hn::SumOfLanes(df, total));
 #endif
 }
-
-// ---- float rows ----------------------------------------------------------------
-
-// R rows w[r][n] (f32, or bf16 widened exactly by a 16-bit shift) against one
-// activation row a[n]: out[r] = w[r] . a. Two FMA accumulators per row over
-// N lanes, a tail in scalar FMA order, one horizontal sum. The arithmetic of
-// a row does not depend on R, so a row's result does not depend on which
-// other rows share its tile.
-template <class W>
-HWY_INLINE hn::Vec<hn::ScalableTag<float>> load_weights(const W* p) {
-    const hn::ScalableTag<float> df;
-    if constexpr (std::is_same_v<W, float>) {
-        return hn::LoadU(df, p);
-    } else {
-        const hn::RebindToUnsigned<decltype(df)> du32;
-        const hn::Rebind<std::uint16_t, decltype(df)> du16;
-        const auto bits = hn::PromoteTo(du32, hn::LoadU(du16, reinterpret_cast<const std::uint16_t*>(p)));
-        return hn::BitCast(df, hn::ShiftLeft<16>(bits));
-    }
-}
-
-template <class W>
-float weight_to_float(W w) noexcept {
-    if constexpr (std::is_same_v<W, float>) {
-        return w;
-    } else {
-        return bf16_to_fp32(w);
-    }
-}
-
-template <std::size_t R, class W>
-HWY_INLINE void float_rows_dot(const W* const* w, const float* a, std::size_t n, float* out) {
-    const hn::ScalableTag<float> df;
-    const std::size_t N = hn::Lanes(df);
-    hn::Vec<decltype(df)> acc0[R], acc1[R];
-    for (std::size_t r = 0; r < R; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-    std::size_t i = 0;
-    for (; i + 2 * N <= n; i += 2 * N) {
-        const auto x0 = hn::LoadU(df, a + i);
-        const auto x1 = hn::LoadU(df, a + i + N);
-        for (std::size_t r = 0; r < R; ++r) {
-            acc0[r] = hn::MulAdd(load_weights(w[r] + i), x0, acc0[r]);
-            acc1[r] = hn::MulAdd(load_weights(w[r] + i + N), x1, acc1[r]);
-        }
-    }
-    for (std::size_t r = 0; r < R; ++r) {
-        float tail = 0.0f;
-        for (std::size_t j = i; j < n; ++j) tail += qtensor::detail::fmul(weight_to_float(w[r][j]), a[j]);
-        out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[r], acc1[r]))) + tail;
-    }
-}
-
-float dot_f32_f32(const float* w, const float* a, std::size_t n) {
-    float out;
-    float_rows_dot<1>(&w, a, n, &out);
-    return out;
-}
-
-float dot_bf16_f32(const bf16_t* w, const float* a, std::size_t n) {
-    float out;
-    float_rows_dot<1>(&w, a, n, &out);
-    return out;
-}
-
-// Rows in tiles of 4 (each activation load serves 4 rows), then one by one.
-template <class W>
-void matmul_float(weight_rows w, f32_rows a, output_rows y) {
-    constexpr std::size_t R = 4;
-    for (std::size_t r0 = 0; r0 < w.rows; r0 += R) {
-        const W* rows[R];
-        const std::size_t count = w.rows - r0 < R ? w.rows - r0 : R;
-        for (std::size_t i = 0; i < count; ++i)
-            rows[i] = reinterpret_cast<const W*>(w.data + (r0 + i) * w.stride_bytes);
-        for (std::size_t t = 0; t < a.T; ++t) {
-            float* out = y.data + t * y.stride + r0;
-            if (count == R) {
-                float_rows_dot<R>(rows, a.x + t * a.n, a.n, out);
-            } else {
-                for (std::size_t i = 0; i < count; ++i) float_rows_dot<1>(rows + i, a.x + t * a.n, a.n, out + i);
-            }
-        }
-    }
-}
-
-void matmul_f32(weight_rows w, f32_rows a, output_rows y) { matmul_float<float>(w, a, y); }
-void matmul_bf16(weight_rows w, f32_rows a, output_rows y) { matmul_float<bf16_t>(w, a, y); }
 
 // ---- integer matmul kernels (x86, AVX2 and AVX-512) -------------------------
 

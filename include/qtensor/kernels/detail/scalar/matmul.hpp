@@ -21,18 +21,10 @@ inline float dot_q8_0_q8_0(target, const block_q8_0* w, const block_q8_0* a, std
 inline float dot_q2_k_q8_k(target, const block_q2_k* w, const block_q8_k* a, std::size_t n) {
     return q2_k::dot_row(w, a, n);
 }
-inline float dot_bf16_f32(target, const bf16_t* w, const float* a, std::size_t n) {
-    return reference::dot_bf16_f32(w, a, n);
-}
-inline float dot_f32_f32(target, const float* w, const float* a, std::size_t n) {
-    return reference::dot_f32_f32(w, a, n);
-}
 
 inline void matmul_q4_0(target, weight_rows w, q8_0_rows a, output_rows y) { reference::matmul_q4_0(w, a, y); }
 inline void matmul_q8_0(target, weight_rows w, q8_0_rows a, output_rows y) { reference::matmul_q8_0(w, a, y); }
 inline void matmul_q2_k(target, weight_rows w, q8_k_rows a, output_rows y) { reference::matmul_q2_k(w, a, y); }
-inline void matmul_f32(target, weight_rows w, f32_rows a, output_rows y) { reference::matmul_f32(w, a, y); }
-inline void matmul_bf16(target, weight_rows w, f32_rows a, output_rows y) { reference::matmul_bf16(w, a, y); }
 inline void matmul_q4_0x16(target, interleaved_rows w, q8_0_rows a, output_rows y) {
     reference::matmul_q4_0x16(w, a, y);
 }

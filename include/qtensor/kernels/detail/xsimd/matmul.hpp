@@ -1,4 +1,4 @@
-// qtensor/kernels/detail/xsimd/matmul.hpp: the dot and matmul kernels of the xsimd
+// qtensor/kernels/detail/xsimd/matmul.hpp: the quantized dot and matmul kernels of the xsimd
 // backend, each within the error budget stated in matmul.hpp of the exact
 // sum. Included by backend.hpp.
 //
@@ -268,68 +268,6 @@ float q2_k_row(const block_q2_k* w, const block_q8_k* a, std::size_t nb) {
     return hsum(acc) - acc_min;
 }
 
-// ---- float rows ------------------------------------------------------------------------
-
-template <class A, class W>
-vec<float, A> load_weights(const W* p) {
-    if constexpr (std::is_same_v<W, float>)
-        return vec<float, A>::load_unaligned(p);
-    else
-        return bits<float>(load_u16_u32<A>(reinterpret_cast<const std::uint16_t*>(p)) << 16);
-}
-
-template <class W>
-float weight_to_float(W w) noexcept {
-    if constexpr (std::is_same_v<W, float>)
-        return w;
-    else
-        return bf16_to_fp32(w);
-}
-
-// R rows w[r][n] (f32, or bf16 widened exactly by a 16-bit shift) against one
-// activation row a[n]: out[r] = w[r] . a. Two FMA accumulators per row, a
-// tail in scalar order, one horizontal sum; a row's arithmetic does not
-// depend on R.
-template <std::size_t R, class A, class W>
-void float_rows_dot(const W* const* w, const float* a, std::size_t n, float* out) {
-    using VF = vec<float, A>;
-    constexpr std::size_t N = VF::size;
-    VF acc0[R], acc1[R];
-    for (std::size_t r = 0; r < R; ++r) acc0[r] = acc1[r] = VF(0.0f);
-    std::size_t i = 0;
-    for (; i + 2 * N <= n; i += 2 * N) {
-        const VF x0 = VF::load_unaligned(a + i), x1 = VF::load_unaligned(a + i + N);
-        for (std::size_t r = 0; r < R; ++r) {
-            acc0[r] = xsimd::fma(load_weights<A>(w[r] + i), x0, acc0[r]);
-            acc1[r] = xsimd::fma(load_weights<A>(w[r] + i + N), x1, acc1[r]);
-        }
-    }
-    for (std::size_t r = 0; r < R; ++r) {
-        float tail = 0.0f;
-        for (std::size_t j = i; j < n; ++j) tail += qtensor::detail::fmul(weight_to_float(w[r][j]), a[j]);
-        out[r] = hsum(acc0[r] + acc1[r]) + tail;
-    }
-}
-
-// Rows in tiles of 4 (each activation load serves 4 rows), then one by one.
-template <class W, class A>
-void float_matmul(weight_rows w, f32_rows a, output_rows y) {
-    constexpr std::size_t R = 4;
-    for (std::size_t r0 = 0; r0 < w.rows; r0 += R) {
-        const W* rows[R];
-        const std::size_t count = w.rows - r0 < R ? w.rows - r0 : R;
-        for (std::size_t i = 0; i < count; ++i) rows[i] = reinterpret_cast<const W*>(w.data + (r0 + i) * w.stride_bytes);
-        for (std::size_t t = 0; t < a.T; ++t) {
-            float* out = y.data + t * y.stride + r0;
-            if (count == R) {
-                float_rows_dot<R, A>(rows, a.x + t * a.n, a.n, out);
-            } else {
-                for (std::size_t i = 0; i < count; ++i) float_rows_dot<1, A>(rows + i, a.x + t * a.n, a.n, out + i);
-            }
-        }
-    }
-}
-
 } // namespace detail::xsimd_matmul
 
 namespace detail::entry {
@@ -356,24 +294,6 @@ inline float dot_q2_k_q8_k(target t, const block_q2_k* w, const block_q8_k* a, s
     return run_on(t, [&](auto arch) { return xsimd_matmul::q2_k_row<xsimd_ops::at_most_256<decltype(arch)>>(w, a, n / 256); },
                   [&] { return q2_k::dot_row(w, a, n); });
 }
-inline float dot_bf16_f32(target t, const bf16_t* w, const float* a, std::size_t n) {
-    return run_on(t,
-                  [&](auto arch) {
-                      float out;
-                      xsimd_matmul::float_rows_dot<1, decltype(arch)>(&w, a, n, &out);
-                      return out;
-                  },
-                  [&] { return reference::dot_bf16_f32(w, a, n); });
-}
-inline float dot_f32_f32(target t, const float* w, const float* a, std::size_t n) {
-    return run_on(t,
-                  [&](auto arch) {
-                      float out;
-                      xsimd_matmul::float_rows_dot<1, decltype(arch)>(&w, a, n, &out);
-                      return out;
-                  },
-                  [&] { return reference::dot_f32_f32(w, a, n); });
-}
 
 inline void matmul_q4_0(target t, weight_rows w, q8_0_rows a, output_rows y) {
     run_on(t, [&](auto arch) { xsimd_matmul::plain_matmul<q4_0, decltype(arch)>(w, a, y); },
@@ -395,14 +315,6 @@ inline void matmul_q2_k(target t, weight_rows w, q8_k_rows a, output_rows y) {
                }
            },
            [&] { reference::matmul_q2_k(w, a, y); });
-}
-inline void matmul_f32(target t, weight_rows w, f32_rows a, output_rows y) {
-    run_on(t, [&](auto arch) { xsimd_matmul::float_matmul<float, decltype(arch)>(w, a, y); },
-           [&] { reference::matmul_f32(w, a, y); });
-}
-inline void matmul_bf16(target t, weight_rows w, f32_rows a, output_rows y) {
-    run_on(t, [&](auto arch) { xsimd_matmul::float_matmul<bf16_t, decltype(arch)>(w, a, y); },
-           [&] { reference::matmul_bf16(w, a, y); });
 }
 inline void matmul_q4_0x16(target t, interleaved_rows w, q8_0_rows a, output_rows y) {
     run_on(t, [&](auto arch) { xsimd_matmul::interleaved_matmul<q4_0, decltype(arch)>(w, a, y); },
