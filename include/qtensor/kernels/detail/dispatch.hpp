@@ -21,7 +21,7 @@ namespace detail::backend {
         return entry::name(t, QTENSOR_SPREAD args);                               \
     }
 #endif
-QTENSOR_ALL_KERNELS(QTENSOR_KERNEL_DISPATCH)
+QTENSOR_KERNELS(QTENSOR_KERNEL_DISPATCH)
 #undef QTENSOR_KERNEL_DISPATCH
 } // namespace detail::backend
 QTENSOR_KERNELS_END_NAMESPACE

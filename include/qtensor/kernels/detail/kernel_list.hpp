@@ -15,9 +15,9 @@
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
-// The kernels written once, in detail/generic/ (quant-inl.hpp, float_ops-inl.hpp,
-// matmul-inl.hpp).
-#define QTENSOR_GENERIC_KERNELS(X)                                                                          \
+// Every kernel, written once in detail/generic/ (quant-inl.hpp,
+// float_ops-inl.hpp, matmul-inl.hpp, matmul_int8-inl.hpp, matmul_q2_k-inl.hpp).
+#define QTENSOR_KERNELS(X)                                                                          \
     X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                       \
     X(void, quantize_q8_0, (const float* x, block_q8_0* y, std::size_t n), (x, y, n))                       \
     X(void, quantize_q8_k, (const float* x, block_q8_k* y, std::size_t n), (x, y, n))                       \
@@ -38,10 +38,7 @@
     X(float, dot_bf16_f32, (const bf16_t* w, const float* a, std::size_t n), (w, a, n))                     \
     X(float, dot_f32_f32, (const float* w, const float* a, std::size_t n), (w, a, n))                       \
     X(void, matmul_f32, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                              \
-    X(void, matmul_bf16, (weight_rows w, f32_rows a, output_rows y), (w, a, y))
-
-// The quantized dot and matmul kernels, still one body per backend.
-#define QTENSOR_MATMUL_KERNELS(X)                                                                           \
+    X(void, matmul_bf16, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                             \
     X(float, dot_q4_0_q8_0, (const block_q4_0* w, const block_q8_0* a, std::size_t n), (w, a, n))           \
     X(float, dot_q8_0_q8_0, (const block_q8_0* w, const block_q8_0* a, std::size_t n), (w, a, n))           \
     X(float, dot_q2_k_q8_k, (const block_q2_k* w, const block_q8_k* a, std::size_t n), (w, a, n))           \
@@ -50,8 +47,6 @@
     X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q4_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
     X(void, matmul_q8_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))
-
-#define QTENSOR_ALL_KERNELS(X) QTENSOR_GENERIC_KERNELS(X) QTENSOR_MATMUL_KERNELS(X)
 
 // (a, b) -> a, b: a parenthesised list of the X() above, spread out.
 #define QTENSOR_SPREAD(...) __VA_ARGS__

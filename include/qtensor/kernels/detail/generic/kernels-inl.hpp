@@ -22,6 +22,8 @@
 #include "qtensor/kernels/detail/generic/quant-inl.hpp"
 #include "qtensor/kernels/detail/generic/float_ops-inl.hpp"
 #include "qtensor/kernels/detail/generic/matmul-inl.hpp"
+#include "qtensor/kernels/detail/generic/matmul_int8-inl.hpp"
+#include "qtensor/kernels/detail/generic/matmul_q2_k-inl.hpp"
 
 #undef QTENSOR_OPS_INLINE
 #undef QTENSOR_OPS_LAMBDA

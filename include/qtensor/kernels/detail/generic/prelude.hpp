@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
@@ -20,3 +21,25 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
+
+// Fully unrolled small loops keep arrays of vectors in registers.
+#if defined(__clang__)
+#define QTENSOR_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define QTENSOR_UNROLL _Pragma("GCC unroll 16")
+#else
+#define QTENSOR_UNROLL
+#endif
+
+QTENSOR_KERNELS_BEGIN_NAMESPACE
+namespace detail {
+// Asks the memory system for the cache line at p (a hint; never faults).
+inline void prefetch(const void* p) noexcept {
+#if defined(__GNUC__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+} // namespace detail
+QTENSOR_KERNELS_END_NAMESPACE

@@ -328,31 +328,33 @@ inline void dequantize_q2_k(const block_q2_k* x, float* y, std::size_t n) {
     }
 }
 
-// x[n] -> y[n], as fp16_to_fp32 (exact; NaN keeps sign and payload and comes
-// out quiet): the instruction set's conversion where it has one (F16C's
-// vcvtph2ps), otherwise integer bit moves, with fp16 subnormals as m * 2^-24
-// (an exact convert and multiply).
+// `lanes` fp16 at p as floats, as fp16_to_fp32 (exact; NaN keeps sign and
+// payload and comes out quiet): the instruction set's conversion where it has
+// one (F16C's vcvtph2ps), otherwise integer bit moves, with fp16 subnormals as
+// m * 2^-24 (an exact convert and multiply).
+QTENSOR_OPS_INLINE ops::vf load_halves(const fp16_t* p) {
+    if constexpr (ops::native_f16) {
+        return ops::load_f16(p);
+    } else {
+        const auto exp_field = ops::set_i(0x1f), mant_field = ops::set_i(0x3ff), zero = ops::set_i(0);
+        const auto bits = ops::load_u16(reinterpret_cast<const std::uint16_t*>(p));
+        const auto sign = ops::shift_left<16>(bits & ops::set_i(0x8000));
+        const auto exp = ops::shift_right<10>(bits) & exp_field;
+        const auto mant = bits & mant_field;
+        const auto normal = ops::shift_left<23>(exp + ops::set_i(112)) | ops::shift_left<13>(mant);
+        const auto subnormal = ops::bits(ops::to_float(mant) * ops::set_f(0x1p-24f));
+        const auto quiet = ops::select(mant == zero, zero, ops::set_i(0x00400000));
+        const auto special = ops::set_i(0x7f800000) | ops::shift_left<13>(mant) | quiet;
+        const auto magnitude = ops::select(exp == zero, subnormal, ops::select(exp == exp_field, special, normal));
+        return ops::from_bits(sign | magnitude);
+    }
+}
+
+// x[n] -> y[n], as load_halves.
 inline void dequantize_f16(const fp16_t* x, float* y, std::size_t n) {
     constexpr std::size_t N = ops::lanes;
-    const auto* h = reinterpret_cast<const std::uint16_t*>(x);
-    const auto exp_field = ops::set_i(0x1f), mant_field = ops::set_i(0x3ff), zero = ops::set_i(0);
     std::size_t i = 0;
-    for (; i + N <= n; i += N) {
-        if constexpr (ops::native_f16) {
-            ops::store(ops::load_f16(x + i), y + i);
-        } else {
-            const auto bits = ops::load_u16(h + i);
-            const auto sign = ops::shift_left<16>(bits & ops::set_i(0x8000));
-            const auto exp = ops::shift_right<10>(bits) & exp_field;
-            const auto mant = bits & mant_field;
-            const auto normal = ops::shift_left<23>(exp + ops::set_i(112)) | ops::shift_left<13>(mant);
-            const auto subnormal = ops::bits(ops::to_float(mant) * ops::set_f(0x1p-24f));
-            const auto quiet = ops::select(mant == zero, zero, ops::set_i(0x00400000));
-            const auto special = ops::set_i(0x7f800000) | ops::shift_left<13>(mant) | quiet;
-            const auto magnitude = ops::select(exp == zero, subnormal, ops::select(exp == exp_field, special, normal));
-            ops::store(ops::from_bits(sign | magnitude), y + i);
-        }
-    }
+    for (; i + N <= n; i += N) ops::store(load_halves(x + i), y + i);
     for (; i < n; ++i) y[i] = fp16_to_fp32(x[i]);
 }
 

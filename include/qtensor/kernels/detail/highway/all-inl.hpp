@@ -1,6 +1,6 @@
 // qtensor/kernels/detail/highway/all-inl.hpp: every SIMD kernel, for foreach_target.h
 // to re-include once per Highway target: the generic kernels over this
-// target's vocabulary (ops-inl.hpp), and the matmul bodies.
+// target's vocabulary (ops-inl.hpp).
 
 // Per-target include guard (Highway's toggle idiom).
 #if defined(QTENSOR_KERNELS_HIGHWAY_ALL_INL_HPP_) == defined(HWY_TARGET_TOGGLE)
@@ -30,5 +30,3 @@ QTENSOR_KERNELS_END_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #endif // per-target include guard
-
-#include "qtensor/kernels/detail/highway/matmul-inl.hpp"

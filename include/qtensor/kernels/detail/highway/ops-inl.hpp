@@ -75,6 +75,14 @@ HWY_INLINE vf load_f16(const fp16_t* p) {
     HWY_ABORT("load_f16 without native_f16"); // the kernels decode the bits instead
 #endif
 }
+HWY_INLINE vi load_i32(const std::int32_t* p) { return hn::LoadU(di, p); }
+HWY_INLINE float f16_to_f32(fp16_t h) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
+    return _cvtsh_ss(h.bits);
+#else
+    return fp16_to_fp32(h);
+#endif
+}
 HWY_INLINE vd load_f64(const float* p) { return hn::PromoteTo(dd, hn::LoadU(hn::Rebind<float, decltype(dd)>(), p)); }
 HWY_INLINE void store_f32(vd v, float* p) {
     const hn::Rebind<float, decltype(dd)> dfd;
@@ -180,6 +188,129 @@ HWY_INLINE vf concat_even(vf hi, vf lo) { return hn::ConcatEven(df, hi, lo); }
 HWY_INLINE vi concat_even(vi hi, vi lo) { return hn::ConcatEven(di, hi, lo); }
 HWY_INLINE vf concat_odd(vf hi, vf lo) { return hn::ConcatOdd(df, hi, lo); }
 HWY_INLINE vi concat_odd(vi hi, vi lo) { return hn::ConcatOdd(di, hi, lo); }
+#endif
+
+// ---- bytes: the integer dot products ----------------------------------------------
+// x86 from SSSE3 on has the byte instructions (pmaddubsw, pabsb, psignb);
+// AVX-512 VNNI's vpdpbusd/vpdpwssd are not in Highway 1.0.3's AVX3 target, so
+// they are inline assembly after a run-time check of the CPU. Other targets
+// take ops::portable.
+
+HWY_INLINE vi load_bytes(const void* p) { return hn::LoadU(di, static_cast<const std::int32_t*>(p)); }
+HWY_INLINE void store_bytes(vi v, void* p) { hn::StoreU(v, di, static_cast<std::int32_t*>(p)); }
+HWY_INLINE vi gather_bytes(const std::byte* base, vi offset) {
+    return hn::GatherOffset(di, reinterpret_cast<const std::int32_t*>(base), offset);
+}
+HWY_INLINE vi lookup(vi table, const std::int32_t* index) {
+    return hn::TableLookupLanes(table, hn::SetTableIndices(di, index));
+}
+
+#include "qtensor/kernels/detail/generic/byte_ops-inl.hpp"
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
+#if HWY_TARGET <= HWY_AVX3
+HWY_INLINE vi abs_i8(vi w) { return vi{_mm512_abs_epi8(w.raw)}; }
+HWY_INLINE vi sign_i8(vi s, vi w) {
+    const __mmask64 neg = _mm512_movepi8_mask(w.raw);
+    const __mmask64 zero = _mm512_testn_epi8_mask(w.raw, w.raw);
+    const __m512i flipped = _mm512_mask_sub_epi8(s.raw, neg, _mm512_setzero_si512(), s.raw);
+    return vi{_mm512_maskz_mov_epi8(static_cast<__mmask64>(~zero), flipped)};
+}
+HWY_INLINE vi pair_sums(vi u, vi s) { return vi{_mm512_maddubs_epi16(u.raw, s.raw)}; }
+HWY_INLINE vi madd16(vi x, vi y) { return vi{_mm512_madd_epi16(x.raw, y.raw)}; }
+#elif HWY_TARGET <= HWY_AVX2
+HWY_INLINE vi abs_i8(vi w) { return vi{_mm256_abs_epi8(w.raw)}; }
+HWY_INLINE vi sign_i8(vi s, vi w) { return vi{_mm256_sign_epi8(s.raw, w.raw)}; }
+HWY_INLINE vi pair_sums(vi u, vi s) { return vi{_mm256_maddubs_epi16(u.raw, s.raw)}; }
+HWY_INLINE vi madd16(vi x, vi y) { return vi{_mm256_madd_epi16(x.raw, y.raw)}; }
+#else
+HWY_INLINE vi abs_i8(vi w) { return vi{_mm_abs_epi8(w.raw)}; }
+HWY_INLINE vi sign_i8(vi s, vi w) { return vi{_mm_sign_epi8(s.raw, w.raw)}; }
+HWY_INLINE vi pair_sums(vi u, vi s) { return vi{_mm_maddubs_epi16(u.raw, s.raw)}; }
+HWY_INLINE vi madd16(vi x, vi y) { return vi{_mm_madd_epi16(x.raw, y.raw)}; }
+#endif
+
+// pmaddubsw, then pmaddwd by ones: exact while the pair sums fit int16.
+struct byte_dot_maddubs {
+    static constexpr bool full_range = false;
+    HWY_INLINE vi operator()(vi acc, vi u, vi s) const { return acc + madd16(pair_sums(u, s), set_i(0x00010001)); }
+    HWY_INLINE vi pairs(vi acc, vi x, vi y) const { return acc + madd16(x, y); }
+};
+
+#if HWY_TARGET <= HWY_AVX3
+struct byte_dot_vnni {
+    static constexpr bool full_range = true;
+    HWY_INLINE vi operator()(vi acc, vi u, vi s) const {
+        __m512i r = acc.raw;
+        asm("vpdpbusd %2, %1, %0" : "+v"(r) : "v"(u.raw), "v"(s.raw));
+        return vi{r};
+    }
+    HWY_INLINE vi pairs(vi acc, vi x, vi y) const {
+        __m512i r = acc.raw;
+        asm("vpdpwssd %2, %1, %0" : "+v"(r) : "v"(x.raw), "v"(y.raw));
+        return vi{r};
+    }
+};
+#endif
+
+// Defining QTENSOR_KERNELS_NO_VNNI forces pmaddubsw, to test that path on a VNNI CPU.
+template <class F>
+HWY_INLINE void with_byte_dot(F&& f) {
+#if HWY_TARGET <= HWY_AVX3 && !defined(QTENSOR_KERNELS_NO_VNNI)
+    if (__builtin_cpu_supports("avx512vnni")) return f(byte_dot_vnni{});
+#endif
+    f(byte_dot_maddubs{});
+}
+#else
+using portable::abs_i8;
+using portable::pair_sums;
+using portable::sign_i8;
+using portable::with_byte_dot;
+#endif
+
+// ---- quads ------------------------------------------------------------------------------
+
+#if HWY_TARGET != HWY_SCALAR
+HWY_INLINE vi load_dup_quad(const void* p) { return hn::LoadDup128(di, static_cast<const std::int32_t*>(p)); }
+#else
+using portable::load_dup_quad;
+#endif
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+HWY_INLINE vi load_quads(const std::byte* const* p, std::size_t offset) {
+    const auto at = [&](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[k] + offset)); };
+#if HWY_TARGET <= HWY_AVX3
+    __m512i z = _mm512_zextsi128_si512(at(0));
+    z = _mm512_inserti32x4(z, at(1), 1);
+    z = _mm512_inserti32x4(z, at(2), 2);
+    return vi{_mm512_inserti32x4(z, at(3), 3)};
+#else
+    return vi{_mm256_inserti128_si256(_mm256_zextsi128_si256(at(0)), at(1), 1)};
+#endif
+}
+
+// The fp16 of each quad repeated over its 4 lanes by a byte shuffle, then widened.
+HWY_INLINE vf load_quad_f16(const std::byte* const* p, std::size_t offset) {
+    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+    const auto bits = [&](std::size_t k) {
+        std::uint16_t h;
+        std::memcpy(&h, p[k] + offset, 2);
+        return static_cast<std::uint64_t>(h) << (16 * k);
+    };
+#if HWY_TARGET <= HWY_AVX3
+    const __m256i halves = _mm256_set1_epi64x(static_cast<long long>(bits(0) | bits(1) | bits(2) | bits(3)));
+    const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,   //
+                                            4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7);
+    return hn::PromoteTo(df, hn::Vec<decltype(dh)>{_mm256_shuffle_epi8(halves, spread)});
+#else
+    const __m128i halves = _mm_cvtsi32_si128(static_cast<int>(bits(0) | bits(1)));
+    const __m128i spread = _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
+    return hn::PromoteTo(df, hn::Vec<decltype(dh)>{_mm_shuffle_epi8(halves, spread)});
+#endif
+}
+#else
+using portable::load_quad_f16;
+using portable::load_quads;
 #endif
 
 } // namespace ops

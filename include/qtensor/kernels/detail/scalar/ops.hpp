@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
@@ -45,7 +46,8 @@ inline constexpr bool can_round = true;
 inline constexpr bool native_f16 = false;
 
 // ---- arithmetic, bitwise and comparison operators ------------------------------
-// vf and vd: + - * /; vi: + - (wrapping) & | ; all: == != < <= > >= -> masks.
+// vf and vd: + - * /; vi: + - (wrapping) * (products that fit) & | ^; all:
+// == != < <= > >= -> masks.
 
 template <class T>
 lane<T> operator+(lane<T> a, lane<T> b) { return {a.v + b.v}; }
@@ -59,6 +61,7 @@ inline vi operator+(vi a, vi b) { return {static_cast<std::int32_t>(std::uint32_
 inline vi operator-(vi a, vi b) { return {static_cast<std::int32_t>(std::uint32_t(a.v) - std::uint32_t(b.v))}; }
 inline vi operator&(vi a, vi b) { return {a.v & b.v}; }
 inline vi operator|(vi a, vi b) { return {a.v | b.v}; }
+inline vi operator^(vi a, vi b) { return {a.v ^ b.v}; }
 template <class T>
 lane_mask<T> operator==(lane<T> a, lane<T> b) { return {a.v == b.v}; }
 template <class T>
@@ -93,6 +96,10 @@ inline vi load_i8(const std::int8_t* p) { return {*p}; }
 inline vi load_u16(const std::uint16_t* p) { return {*p}; }
 // `lanes` fp16 at p, exactly (only where native_f16).
 inline vf load_f16(const fp16_t* p) { return {fp16_to_fp32(*p)}; }
+// `lanes` int32 at p (any alignment).
+inline vi load_i32(const std::int32_t* p) { return {*p}; }
+// One fp16 as a float (the instruction set's conversion where native_f16).
+inline float f16_to_f32(fp16_t h) { return fp16_to_fp32(h); }
 // `lanes_d` floats at p, widened; and back, rounded to nearest.
 inline vd load_f64(const float* p) { return {*p}; }
 inline void store_f32(vd v, float* p) { *p = static_cast<float>(v.v); }
@@ -160,6 +167,101 @@ std::uint64_t mask_bits(lane_mask<T> m) { return m.v ? 1u : 0u; }
 // The first true lane, or -1.
 template <class T>
 int first_true(lane_mask<T> m) { return m.v ? 0 : -1; }
+
+// ---- bytes: the integer dot products --------------------------------------------
+// A vi also holds 4 * lanes bytes: lane i holds bytes 4i .. 4i + 3, in memory
+// order (lowest first). `u` names unsigned bytes, `s` and `w` signed ones.
+// Byte-wise & | ^ are those of vi; so is (shift_right(v, k) & m), which
+// takes bits k .. of every byte while m keeps at most 8 - k bits per byte.
+
+namespace bytes_impl {
+inline std::uint8_t byte(vi v, int k) { return static_cast<std::uint8_t>(static_cast<std::uint32_t>(v.v) >> (8 * k)); }
+inline std::int32_t u8(vi v, int k) { return byte(v, k); }
+inline std::int32_t s8(vi v, int k) { return static_cast<std::int8_t>(byte(v, k)); }
+inline std::int32_t s16(vi v, int k) { return static_cast<std::int16_t>(static_cast<std::uint32_t>(v.v) >> (16 * k)); }
+template <class F>
+vi bytewise(F f) {
+    std::uint32_t out = 0;
+    for (int k = 0; k < 4; ++k) out |= static_cast<std::uint32_t>(static_cast<std::uint8_t>(f(k))) << (8 * k);
+    return {static_cast<std::int32_t>(out)};
+}
+} // namespace bytes_impl
+
+// 4 * lanes bytes at p (any alignment).
+inline vi load_bytes(const void* p) {
+    std::int32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return {v};
+}
+inline void store_bytes(vi v, void* p) { std::memcpy(p, &v.v, sizeof v.v); }
+// Lane i: the 4 bytes at base + offset[i].
+inline vi gather_bytes(const std::byte* base, vi offset) { return load_bytes(base + offset.v); }
+// |w| per byte, read as unsigned (|-128| = 128); and s * sign(w) per byte (s
+// negated where w < 0, 0 where w == 0), for s != -128.
+inline vi abs_i8(vi w) { return bytes_impl::bytewise([&](int k) { return std::abs(bytes_impl::s8(w, k)); }); }
+inline vi sign_i8(vi s, vi w) {
+    return bytes_impl::bytewise([&](int k) {
+        const std::int32_t x = bytes_impl::s8(w, k);
+        return x < 0 ? -bytes_impl::s8(s, k) : x == 0 ? 0 : bytes_impl::s8(s, k);
+    });
+}
+// Per 16-bit half of each lane, u0 * s0 + u1 * s1 of its two bytes, exact
+// while that fits int16.
+inline vi pair_sums(vi u, vi s) {
+    using namespace bytes_impl;
+    const std::int32_t lo = u8(u, 0) * s8(s, 0) + u8(u, 1) * s8(s, 1);
+    const std::int32_t hi = u8(u, 2) * s8(s, 2) + u8(u, 3) * s8(s, 3);
+    return {static_cast<std::int32_t>((static_cast<std::uint32_t>(lo) & 0xffff) | static_cast<std::uint32_t>(hi) << 16)};
+}
+// Lane i: lane index[i] of table (0 <= index[i] < lanes).
+inline vi lookup(vi table, const std::int32_t*) { return table; }
+
+// The byte dot product: with_byte_dot(f) calls f(dot) with the fastest one this
+// CPU has (a run-time choice on some instruction sets). Every one has:
+//   dot(acc, u, s): acc + per lane, the sum of its 4 products u * s; exact
+//     if dot.full_range, else only while each pair sum u0 s0 + u1 s1 fits
+//     int16 (x86's pmaddubsw);
+//   dot.pairs(acc, x, y): acc + per lane, x_lo * y_lo + x_hi * y_hi of its
+//     int16 halves, exactly.
+struct byte_dot {
+    static constexpr bool full_range = true;
+    vi operator()(vi acc, vi u, vi s) const {
+        using namespace bytes_impl;
+        std::int32_t sum = 0;
+        for (int k = 0; k < 4; ++k) sum += u8(u, k) * s8(s, k);
+        return acc + vi{sum};
+    }
+    vi pairs(vi acc, vi x, vi y) const {
+        using namespace bytes_impl;
+        return acc + vi{s16(x, 0) * s16(y, 0) + s16(x, 1) * s16(y, 1)};
+    }
+};
+template <class F>
+void with_byte_dot(F&& f) { f(byte_dot{}); }
+
+// ---- quads: 16-byte chunks (instruction sets with lanes >= 4 only) ------------------
+// Quad k is lanes 4k .. 4k + 3 of a vector; a vector has lanes / 4 of them.
+//   load_quads(p, offset): quad k = the 16 bytes at p[k] + offset;
+//   load_dup_quad(p): the 16 bytes at p in every quad;
+//   load_quad_f16(p, offset): every lane of quad k = the fp16 at p[k] + offset.
+// One lane has no quads: the kernels take another path there, and these
+// declarations only let the kernels that use quads be written (a call fails to
+// compile).
+template <class T = void>
+vi load_quads(const std::byte* const*, std::size_t) {
+    static_assert(!std::is_void_v<T>, "no quads on one lane");
+    return {};
+}
+template <class T = void>
+vi load_dup_quad(const void*) {
+    static_assert(!std::is_void_v<T>, "no quads on one lane");
+    return {};
+}
+template <class T = void>
+vf load_quad_f16(const std::byte* const*, std::size_t) {
+    static_assert(!std::is_void_v<T>, "no quads on one lane");
+    return {};
+}
 
 // ---- across lanes -------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 // one that this translation unit's -m flags (or -march) enable: SSE2 without
 // flags on x86-64, AVX2 with -march=x86-64-v3, AVX-512 with x86-64-v4, NEON
 // on ARM. No run-time dispatch: the TU runs on the CPUs its flags allow.
-// A second target, `scalar`, runs the same kernels on one lane (matmul: the
-// references), so tests and benchmarks can compare the two in one program.
+// A second target, `scalar`, runs the same kernels on one lane, so tests and
+// benchmarks can compare the two in one program.
 //
 // Everything is inline, in an ABI namespace that names the architecture
 // (xsimd_backend_sse2, xsimd_backend_fma3_avx2, ...; abi.hpp): TUs built with
@@ -34,10 +34,8 @@ namespace entry {
         return run_on(t, [&](auto) { return xsimd_target::name(QTENSOR_SPREAD args); },                     \
                       [&] { return scalar_target::name(QTENSOR_SPREAD args); });                            \
     }
-QTENSOR_GENERIC_KERNELS(QTENSOR_XSIMD_ENTRY)
+QTENSOR_KERNELS(QTENSOR_XSIMD_ENTRY)
 #undef QTENSOR_XSIMD_ENTRY
 } // namespace entry
 } // namespace detail
 QTENSOR_KERNELS_END_NAMESPACE
-
-#include "qtensor/kernels/detail/xsimd/matmul.hpp"

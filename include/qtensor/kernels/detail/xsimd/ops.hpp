@@ -1,11 +1,10 @@
 // qtensor/kernels/detail/xsimd/ops.hpp: two things. At the bottom, the `ops`
 // vocabulary of the generic kernels (scalar/ops.hpp defines it) on xsimd
-// batches. First, xsimd_ops: the vocabulary that `ops` and the xsimd matmul
-// bodies are written in, on batches of one xsimd
-// architecture A (the compile-time one; see backend.hpp):
+// batches. First, xsimd_ops: the helpers `ops` is written in, on batches of
+// one xsimd architecture A (the compile-time one; see backend.hpp):
 //   - what xsimd 8 lacks: widening loads (int8/uint8/uint16/fp16/float to
-//     wider lanes), the pairwise int16 multiply-add into int32 (pmaddwd),
-//     narrowing int32 lanes to bytes, float <-> double of a partial vector;
+//     wider lanes), narrowing int32 lanes to bytes, float <-> double of a
+//     partial vector;
 //   - what moved between xsimd versions: horizontal sum (hadd in 8.x,
 //     reduce_add from 9) and bit casts (batch type in 8.x, element type from 9);
 //   - rounded(): a barrier that keeps GCC from fusing a product into an add.
@@ -51,21 +50,6 @@ constexpr int x86_int_bits() {
 #endif
     return 0;
 }
-
-// A, or its 256-bit sibling where A is AVX-512: for loops that take 16
-// elements at a time (a half Q4_0 block of int16 lanes).
-#if XSIMD_WITH_FMA3_AVX2
-using avx2_arch = xsimd::fma3<xsimd::avx2>;
-#elif XSIMD_WITH_AVX2
-using avx2_arch = xsimd::avx2;
-#endif
-#if XSIMD_WITH_AVX512F
-template <class A>
-using at_most_256 = std::conditional_t<std::is_base_of_v<xsimd::avx512f, A>, avx2_arch, A>;
-#else
-template <class A>
-using at_most_256 = A;
-#endif
 
 // ---- across xsimd versions ---------------------------------------------------
 
@@ -155,45 +139,6 @@ vec<To, A> load_each(const From* p) {
 inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 #endif
-
-// size int8 at p -> int16 lanes.
-template <class A>
-vec<std::int16_t, A> load_i8_i16(const std::int8_t* p) {
-    using V = vec<std::int16_t, A>;
-    constexpr int w = x86_int_bits<A>();
-#if XSIMD_WITH_AVX512BW
-    if constexpr (w == 512) return V(_mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-#endif
-#if XSIMD_WITH_AVX2
-    if constexpr (w == 256) return V(_mm256_cvtepi8_epi16(load128(p)));
-#endif
-#if XSIMD_WITH_SSE4_1
-    if constexpr (w == 128) return V(_mm_cvtepi8_epi16(load64(p)));
-#elif XSIMD_WITH_SSE2
-    if constexpr (w == 128) {
-        const __m128i x = load64(p);
-        return V(_mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8));
-    }
-#endif
-    return load_each<std::int16_t, A>(p);
-}
-
-// size uint8 at p -> int16 lanes.
-template <class A>
-vec<std::int16_t, A> load_u8_i16(const std::uint8_t* p) {
-    using V = vec<std::int16_t, A>;
-    constexpr int w = x86_int_bits<A>();
-#if XSIMD_WITH_AVX512BW
-    if constexpr (w == 512) return V(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-#endif
-#if XSIMD_WITH_AVX2
-    if constexpr (w == 256) return V(_mm256_cvtepu8_epi16(load128(p)));
-#endif
-#if XSIMD_WITH_SSE2
-    if constexpr (w == 128) return V(_mm_unpacklo_epi8(load64(p), _mm_setzero_si128()));
-#endif
-    return load_each<std::int16_t, A>(p);
-}
 
 // size int8 at p -> int32 lanes.
 template <class A>
@@ -317,31 +262,6 @@ void store_f64_f32(const vec<double, A>& v, float* p) {
     alignas(64) double lanes[vec<double, A>::size];
     v.store_aligned(lanes);
     for (std::size_t i = 0; i < vec<double, A>::size; ++i) p[i] = static_cast<float>(lanes[i]);
-}
-
-// ---- integer arithmetic ------------------------------------------------------------
-
-// Per int32 lane, x[2i] * y[2i] + x[2i + 1] * y[2i + 1] (int16 lanes, exact
-// unless all four are -32768).
-template <class A>
-vec<std::int32_t, A> madd(const vec<std::int16_t, A>& x, const vec<std::int16_t, A>& y) {
-    using V = vec<std::int32_t, A>;
-    constexpr int w = x86_int_bits<A>();
-#if XSIMD_WITH_AVX512BW
-    if constexpr (w == 512) return V(_mm512_madd_epi16(x.data, y.data));
-#endif
-#if XSIMD_WITH_AVX2
-    if constexpr (w == 256) return V(_mm256_madd_epi16(x.data, y.data));
-#endif
-#if XSIMD_WITH_SSE2
-    if constexpr (w == 128) return V(_mm_madd_epi16(x.data, y.data));
-#endif
-    alignas(64) std::int16_t a[vec<std::int16_t, A>::size], b[vec<std::int16_t, A>::size];
-    alignas(64) std::int32_t out[V::size];
-    x.store_aligned(a);
-    y.store_aligned(b);
-    for (std::size_t i = 0; i < V::size; ++i) out[i] = a[2 * i] * b[2 * i] + a[2 * i + 1] * b[2 * i + 1];
-    return V::load_aligned(out);
 }
 
 // The low byte of each int32 lane to p[0, size) (lanes known to be in
@@ -533,6 +453,93 @@ inline vf concat_even(vf hi, vf lo) { return concat_lanes<false>(hi, lo); }
 inline vf concat_odd(vf hi, vf lo) { return concat_lanes<true>(hi, lo); }
 inline vi concat_even(vi hi, vi lo) { return bits(concat_lanes<false>(from_bits(hi), from_bits(lo))); }
 inline vi concat_odd(vi hi, vi lo) { return bits(concat_lanes<true>(from_bits(hi), from_bits(lo))); }
+
+// ---- bytes: the integer dot products --------------------------------------------
+// x86 from SSSE3 on has the byte instructions (pmaddubsw, pabsb, psignb),
+// and AVX-512 VNNI (when this TU's flags enable it) the full-range vpdpbusd;
+// xsimd's emulated integer AVX and other architectures take ops::portable.
+
+inline vi load_i32(const std::int32_t* p) { return vi::load_unaligned(p); }
+inline float f16_to_f32(fp16_t h) {
+#if defined(__F16C__)
+    return _cvtsh_ss(h.bits);
+#else
+    return fp16_to_fp32(h);
+#endif
+}
+inline vi load_bytes(const void* p) { return load_i32(static_cast<const std::int32_t*>(p)); }
+inline void store_bytes(vi v, void* p) { v.store_unaligned(static_cast<std::int32_t*>(p)); }
+
+#include "qtensor/kernels/detail/generic/byte_ops-inl.hpp"
+using portable::gather_bytes;
+using portable::load_quad_f16;
+using portable::lookup;
+
+#if XSIMD_WITH_AVX512BW
+inline vi abs_i8(vi w) { return vi(_mm512_abs_epi8(w.data)); }
+inline vi sign_i8(vi s, vi w) {
+    const __mmask64 neg = _mm512_movepi8_mask(w.data);
+    const __mmask64 zero = _mm512_testn_epi8_mask(w.data, w.data);
+    const __m512i flipped = _mm512_mask_sub_epi8(s.data, neg, _mm512_setzero_si512(), s.data);
+    return vi(_mm512_maskz_mov_epi8(static_cast<__mmask64>(~zero), flipped));
+}
+inline vi pair_sums(vi u, vi s) { return vi(_mm512_maddubs_epi16(u.data, s.data)); }
+inline vi madd16(vi x, vi y) { return vi(_mm512_madd_epi16(x.data, y.data)); }
+inline vi load_dup_quad(const void* p) { return vi(_mm512_broadcast_i32x4(_mm_loadu_si128(static_cast<const __m128i*>(p)))); }
+inline vi load_quads(const std::byte* const* p, std::size_t offset) {
+    const auto at = [&](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[k] + offset)); };
+    __m512i z = _mm512_zextsi128_si512(at(0));
+    z = _mm512_inserti32x4(z, at(1), 1);
+    z = _mm512_inserti32x4(z, at(2), 2);
+    return vi(_mm512_inserti32x4(z, at(3), 3));
+}
+#elif XSIMD_WITH_AVX2
+inline vi abs_i8(vi w) { return vi(_mm256_abs_epi8(w.data)); }
+inline vi sign_i8(vi s, vi w) { return vi(_mm256_sign_epi8(s.data, w.data)); }
+inline vi pair_sums(vi u, vi s) { return vi(_mm256_maddubs_epi16(u.data, s.data)); }
+inline vi madd16(vi x, vi y) { return vi(_mm256_madd_epi16(x.data, y.data)); }
+inline vi load_dup_quad(const void* p) { return vi(_mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(p)))); }
+inline vi load_quads(const std::byte* const* p, std::size_t offset) {
+    const auto at = [&](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[k] + offset)); };
+    return vi(_mm256_inserti128_si256(_mm256_castsi128_si256(at(0)), at(1), 1));
+}
+#elif XSIMD_WITH_SSSE3 && !XSIMD_WITH_AVX
+inline vi abs_i8(vi w) { return vi(_mm_abs_epi8(w.data)); }
+inline vi sign_i8(vi s, vi w) { return vi(_mm_sign_epi8(s.data, w.data)); }
+inline vi pair_sums(vi u, vi s) { return vi(_mm_maddubs_epi16(u.data, s.data)); }
+inline vi madd16(vi x, vi y) { return vi(_mm_madd_epi16(x.data, y.data)); }
+inline vi load_dup_quad(const void* p) { return vi(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
+inline vi load_quads(const std::byte* const* p, std::size_t offset) {
+    return vi(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0] + offset)));
+}
+#else
+#define QTENSOR_XSIMD_PORTABLE_BYTES 1
+using portable::abs_i8;
+using portable::load_dup_quad;
+using portable::load_quads;
+using portable::pair_sums;
+using portable::sign_i8;
+using portable::with_byte_dot;
+#endif
+
+#ifndef QTENSOR_XSIMD_PORTABLE_BYTES
+// vpdpbusd where the flags enable VNNI; else pmaddubsw, then pmaddwd by ones:
+// exact while the pair sums fit int16.
+struct byte_dot {
+#if XSIMD_WITH_AVX512BW && defined(__AVX512VNNI__)
+    static constexpr bool full_range = true;
+    vi operator()(vi acc, vi u, vi s) const { return vi(_mm512_dpbusd_epi32(acc.data, u.data, s.data)); }
+    vi pairs(vi acc, vi x, vi y) const { return vi(_mm512_dpwssd_epi32(acc.data, x.data, y.data)); }
+#else
+    static constexpr bool full_range = false;
+    vi operator()(vi acc, vi u, vi s) const { return acc + madd16(pair_sums(u, s), vi(0x00010001)); }
+    vi pairs(vi acc, vi x, vi y) const { return acc + madd16(x, y); }
+#endif
+};
+template <class F>
+void with_byte_dot(F&& f) { f(byte_dot{}); }
+#endif
+#undef QTENSOR_XSIMD_PORTABLE_BYTES
 
 } // namespace detail::xsimd_target::ops
 QTENSOR_KERNELS_END_NAMESPACE
