@@ -1,15 +1,23 @@
 // qtensor/kernels/reference/float_ops.hpp: scalar reference of the float ops
-// a transformer block needs. They define the results the SIMD kernels in
-// float_ops.hpp must reproduce (within the budgets stated there), and they are
-// the teaching path: plain loops, float32 throughout, every product that feeds
-// a sum written as fmul (core/float_bits.hpp) so no compiler flag turns it into an FMA.
+// a transformer block needs, forward and backward. They define the results
+// the SIMD kernels in float_ops.hpp must reproduce (within the budgets stated
+// there), and they are the teaching path: plain loops, one op after another.
 //
-// All vectors are float32 arrays of length n; outputs may alias inputs.
+// Each op is a template over the float type T: float is the reference (every
+// product that feeds a sum written as mul(), so no compiler flag turns it
+// into an FMA), double is what the finite-difference tests of the backward
+// passes run in.
+//
+// Backward passes: for an op y = f(x), op_backward takes dy = dL/dy and
+// writes dx = dL/dx; parameter gradients (dw) are added to, so that the rows
+// of a batch accumulate into one. Shapes in comments; all arrays are
+// row-major; outputs may alias inputs where the comment says so.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/float_bits.hpp"
@@ -17,79 +25,195 @@
 QTENSOR_BEGIN_NAMESPACE
 namespace kernels::reference {
 
-using qtensor::detail::fmul;
+// a * b, rounded before any add in float (core/float_bits.hpp).
+template <class T>
+T mul(T a, T b) noexcept {
+    if constexpr (std::is_same_v<T, float>) return qtensor::detail::fmul(a, b);
+    else return a * b;
+}
+
+// A parameter that takes its type from the others.
+template <class T>
+using same = std::type_identity_t<T>;
 
 // sum_i x[i] * y[i], in order.
-inline float dot(const float* x, const float* y, std::size_t n) noexcept {
-    float sum = 0.0f;
-    for (std::size_t i = 0; i < n; ++i) sum += fmul(x[i], y[i]);
+template <class T>
+T dot(const T* x, const same<T>* y, std::size_t n) noexcept {
+    T sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += mul(x[i], y[i]);
     return sum;
 }
 
-// y[i] = x[i] * r * w[i], r = 1 / sqrt(mean(x^2) + eps): eps inside the mean
-// (Gemma's RMSNorm). w == nullptr: no weight (y[i] = x[i] * r).
-inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, float eps) noexcept {
-    const float mean = dot(x, x, n) / static_cast<float>(n);
-    const float r = 1.0f / std::sqrt(mean + eps);
-    for (std::size_t i = 0; i < n; ++i) y[i] = w ? fmul(x[i], r) * w[i] : fmul(x[i], r);
+// ---- RMSNorm -------------------------------------------------------------------------
+
+// x[n] -> y[n] (y may be x): y[i] = x[i] * r * w[i], r = 1 / sqrt(mean(x^2) +
+// eps), eps inside the mean (Gemma's RMSNorm). w == nullptr: no weight.
+template <class T>
+void rmsnorm(const T* x, const same<T>* w, same<T>* y, std::size_t n, same<T> eps) noexcept {
+    const T mean = dot(x, x, n) / static_cast<T>(n);
+    const T r = T(1) / std::sqrt(mean + eps);
+    for (std::size_t i = 0; i < n; ++i) y[i] = w ? mul(x[i], r) * w[i] : mul(x[i], r);
 }
 
-// In place: x[i] = exp(x[i] - max) / sum_j exp(x[j] - max). Entries of -inf
-// (masked out) become 0; at least one entry must be finite.
-inline void softmax(float* x, std::size_t n) noexcept {
-    float max = -std::numeric_limits<float>::infinity();
+// dy[n] -> dx[n] (dx may be dy), dw[n] += (w != nullptr). With g = dy * w
+// (or dy) and r as above, y = x * r * w gives
+//   dx[i] = r g[i] - r^3 x[i] (g . x) / n,   dw[i] += dy[i] x[i] r.
+template <class T>
+void rmsnorm_backward(const T* x, const same<T>* w, const same<T>* dy, same<T>* dx, same<T>* dw, std::size_t n,
+                      same<T> eps) noexcept {
+    const T mean = dot(x, x, n) / static_cast<T>(n);
+    const T r = T(1) / std::sqrt(mean + eps);
+    T gx = 0;
+    for (std::size_t i = 0; i < n; ++i) gx += mul(w ? mul(dy[i], w[i]) : dy[i], x[i]);
+    const T c = mul(mul(r, mul(r, r)), gx / static_cast<T>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+        if (w) dw[i] += mul(dy[i], mul(x[i], r));
+        const T g = w ? mul(dy[i], w[i]) : dy[i];
+        dx[i] = mul(r, g) - mul(c, x[i]);
+    }
+}
+
+// ---- softmax -------------------------------------------------------------------------
+
+// In place over x[n]: x[i] = exp(x[i] - max) / sum_j exp(x[j] - max). Entries
+// of -inf (masked out) become 0; at least one entry must be finite.
+template <class T>
+void softmax(T* x, std::size_t n) noexcept {
+    T max = -std::numeric_limits<T>::infinity();
     for (std::size_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
-    float sum = 0.0f;
+    T sum = 0;
     for (std::size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
-    const float inv = 1.0f / sum;
+    const T inv = T(1) / sum;
     for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-// The tanh approximation of GELU (PyTorch's gelu(approximate="tanh")):
-//   0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))).
-inline float gelu_tanh(float z) noexcept {
-    constexpr float sqrt_2_over_pi = 0.7978845608028654f;
-    const float inner = fmul(sqrt_2_over_pi, z + fmul(0.044715f, fmul(z, fmul(z, z))));
-    return fmul(0.5f, z) * (1.0f + std::tanh(inner));
+// p[n] = softmax(x), dp[n] -> dx[n] (dx may be dp): dx[i] = p[i] (dp[i] - p . dp).
+template <class T>
+void softmax_backward(const T* p, const same<T>* dp, same<T>* dx, std::size_t n) noexcept {
+    const T pdp = dot(p, dp, n);
+    for (std::size_t i = 0; i < n; ++i) dx[i] = mul(p[i], dp[i] - pdp);
 }
 
-inline void gelu_tanh(const float* x, float* y, std::size_t n) noexcept {
+// ---- GELU and GeGLU ------------------------------------------------------------------
+
+// The tanh approximation of GELU (PyTorch's gelu(approximate="tanh")):
+//   0.5 z (1 + tanh(u)),  u = sqrt(2/pi) (z + 0.044715 z^3).
+template <class T>
+T gelu_tanh(T z) noexcept {
+    const T sqrt_2_over_pi = T(0.7978845608028654), k = T(0.044715);
+    const T inner = mul(sqrt_2_over_pi, z + mul(k, mul(z, mul(z, z))));
+    return mul(T(0.5), z) * (T(1) + std::tanh(inner));
+}
+
+// d gelu_tanh / dz = 0.5 (1 + tanh u) + 0.5 z (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 z^2).
+template <class T>
+T gelu_tanh_derivative(T z) noexcept {
+    const T sqrt_2_over_pi = T(0.7978845608028654), k = T(0.044715);
+    const T t = std::tanh(mul(sqrt_2_over_pi, z + mul(k, mul(z, mul(z, z)))));
+    const T du = mul(sqrt_2_over_pi, T(1) + mul(T(3) * k, mul(z, z)));
+    return mul(T(0.5), T(1) + t) + mul(mul(T(0.5), z), mul(T(1) - mul(t, t), du));
+}
+
+// x[n] -> y[n] (y may be x).
+template <class T>
+void gelu_tanh(const T* x, same<T>* y, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
 }
 
-// GeGLU: y[i] = gelu_tanh(gate[i]) * up[i].
-inline void geglu(const float* gate, const float* up, float* y, std::size_t n) noexcept {
+// GeGLU: gate[n], up[n] -> y[n] (y may be either): y[i] = gelu_tanh(gate[i]) * up[i].
+template <class T>
+void geglu(const T* gate, const same<T>* up, same<T>* y, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) y[i] = gelu_tanh(gate[i]) * up[i];
 }
+
+// dy[n] -> d_gate[n], d_up[n] (either may alias dy):
+//   d_gate = dy * up * gelu'(gate),  d_up = dy * gelu(gate).
+template <class T>
+void geglu_backward(const T* gate, const same<T>* up, const same<T>* dy, same<T>* d_gate, same<T>* d_up,
+                    std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T g = gate[i], u = up[i], d = dy[i];
+        d_gate[i] = mul(mul(d, u), gelu_tanh_derivative(g));
+        d_up[i] = mul(d, gelu_tanh(g));
+    }
+}
+
+// ---- RoPE ---------------------------------------------------------------------------
 
 // Rotate-half (NeoX) RoPE of one head vector x[d] in place, at position pos,
 // with per-pair frequencies freq[d / 2]: angle a_i = pos * freq[i], and
 //   x[i]       <- x[i] cos a_i - x[i + d/2] sin a_i
 //   x[i + d/2] <- x[i + d/2] cos a_i + x[i] sin a_i.
 // A zero frequency leaves its pair unchanged (Gemma 4's proportional RoPE).
-inline void rope(float* x, const float* freq, std::size_t d, float pos) noexcept {
+template <class T>
+void rope(T* x, const same<T>* freq, std::size_t d, same<T> pos) noexcept {
     const std::size_t half = d / 2;
     for (std::size_t i = 0; i < half; ++i) {
-        const float a = fmul(pos, freq[i]);
-        const float c = std::cos(a), s = std::sin(a);
-        const float x0 = x[i], x1 = x[i + half];
-        x[i] = fmul(x0, c) - fmul(x1, s);
-        x[i + half] = fmul(x1, c) + fmul(x0, s);
+        const T a = mul(pos, freq[i]);
+        const T c = std::cos(a), s = std::sin(a);
+        const T x0 = x[i], x1 = x[i + half];
+        x[i] = mul(x0, c) - mul(x1, s);
+        x[i + half] = mul(x1, c) + mul(x0, s);
     }
 }
 
-// In place: x[i] = cap * tanh(x[i] / cap) (Gemma's final logit softcap).
-inline void softcap(float* x, std::size_t n, float cap) noexcept {
+// dy[d] -> dx[d] in place: a rotation's gradient is the inverse rotation,
+// which is RoPE at position -pos.
+template <class T>
+void rope_backward(T* dx, const same<T>* freq, std::size_t d, same<T> pos) noexcept {
+    rope(dx, freq, d, -pos);
+}
+
+// ---- softcap, cross-entropy ----------------------------------------------------------------
+
+// In place over x[n]: x[i] = cap * tanh(x[i] / cap) (Gemma's final logit softcap).
+template <class T>
+void softcap(T* x, std::size_t n, same<T> cap) noexcept {
     for (std::size_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
+// y[n] = softcap(x), in place over dy[n] -> dx: dx = dy (1 - (y / cap)^2).
+template <class T>
+void softcap_backward(const T* y, same<T>* dy, std::size_t n, same<T> cap) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T t = y[i] / cap;
+        dy[i] = mul(dy[i], T(1) - mul(t, t));
+    }
+}
+
+// Cross-entropy of logits[n] against class `target`: -log softmax(logits)[target]
+// (log-sum-exp with the max taken out).
+template <class T>
+T cross_entropy(const T* logits, std::size_t n, std::size_t target) noexcept {
+    T max = -std::numeric_limits<T>::infinity();
+    for (std::size_t i = 0; i < n; ++i) max = logits[i] > max ? logits[i] : max;
+    T sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(logits[i] - max);
+    return std::log(sum) + max - logits[target];
+}
+
+// The gradient of scale * cross_entropy(logits, target) (scale = 1 / tokens
+// for a mean): d_logits[i] = scale (softmax(logits)[i] - [i == target]).
+template <class T>
+void cross_entropy_backward(const T* logits, std::size_t n, std::size_t target, same<T> scale,
+                            same<T>* d_logits) noexcept {
+    for (std::size_t i = 0; i < n; ++i) d_logits[i] = logits[i];
+    softmax(d_logits, n);
+    d_logits[target] -= T(1);
+    for (std::size_t i = 0; i < n; ++i) d_logits[i] *= scale;
+}
+
+// ---- vector updates -----------------------------------------------------------------------
+
 // y[i] += a * x[i].
-inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) y[i] += fmul(a, x[i]);
+template <class T>
+void axpy(same<T> a, const T* x, same<T>* y, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) y[i] += mul(a, x[i]);
 }
 
 // x[i] *= a.
-inline void scale(float a, float* x, std::size_t n) noexcept {
+template <class T>
+void scale(same<T> a, T* x, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) x[i] *= a;
 }
 
