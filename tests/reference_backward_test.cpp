@@ -195,3 +195,43 @@ TEST_CASE("backward: cross-entropy matches finite differences and -log p of the 
         CHECK(ref::cross_entropy(logits.data(), n, target) == doctest::Approx(-std::log(p[target])).epsilon(1e-12));
     }
 }
+
+TEST_CASE("backward: linear matches finite differences in x and w, and dw accumulates over tokens") {
+    std::mt19937 rng(7);
+    const std::size_t tokens = 3, out = 5, in = 7;
+    const vec x = random_vec(tokens * in, rng), w = random_vec(out * in, rng), dy = random_vec(tokens * out, rng);
+    vec dx(tokens * in), dw(out * in, 0.0);
+    ref::linear_backward_input(dy.data(), w.data(), dx.data(), tokens, out, in);
+    ref::linear_backward_weight(dy.data(), x.data(), dw.data(), tokens, out, in);
+    const auto f_x = [&](const vec& xv) {
+        vec y(tokens * out);
+        ref::linear(xv.data(), w.data(), y.data(), tokens, out, in);
+        return y;
+    };
+    const auto f_w = [&](const vec& wv) {
+        vec y(tokens * out);
+        ref::linear(x.data(), wv.data(), y.data(), tokens, out, in);
+        return y;
+    };
+    check_grad(dx, numeric_grad(x, dy, f_x), "linear dx");
+    check_grad(dw, numeric_grad(w, dy, f_w), "linear dw");
+}
+
+TEST_CASE("backward: embedding scatter-adds, a repeated token twice") {
+    std::mt19937 rng(8);
+    const std::size_t vocab = 6, dim = 4;
+    const std::vector<std::size_t> ids{2, 0, 2, 5};
+    const vec table = random_vec(vocab * dim, rng), dy = random_vec(ids.size() * dim, rng);
+    vec d_table(vocab * dim, 0.0);
+    ref::embedding_backward(dy.data(), ids.data(), d_table.data(), ids.size(), dim);
+    const auto f = [&](const vec& tv) {
+        vec y(ids.size() * dim);
+        ref::embedding(tv.data(), ids.data(), y.data(), ids.size(), dim);
+        return y;
+    };
+    check_grad(d_table, numeric_grad(table, dy, f), "embedding d_table");
+    for (std::size_t i = 0; i < dim; ++i) {
+        CHECK(d_table[2 * dim + i] == dy[0 * dim + i] + dy[2 * dim + i]);
+        CHECK(d_table[1 * dim + i] == 0.0); // never seen
+    }
+}

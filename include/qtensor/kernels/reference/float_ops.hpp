@@ -203,6 +203,53 @@ void cross_entropy_backward(const T* logits, std::size_t n, std::size_t target, 
     for (std::size_t i = 0; i < n; ++i) d_logits[i] *= scale;
 }
 
+// ---- linear and embedding -----------------------------------------------------------------
+
+// x[tokens, in], w[out, in] -> y[tokens, out] = x w^T: y[t, o] = w[o] . x[t]
+// (as the float GEMM kernels compute it, without bias).
+template <class T>
+void linear(const T* x, const same<T>* w, same<T>* y, std::size_t tokens, std::size_t out, std::size_t in) noexcept {
+    for (std::size_t t = 0; t < tokens; ++t)
+        for (std::size_t o = 0; o < out; ++o) y[t * out + o] = dot(w + o * in, x + t * in, in);
+}
+
+// dy[tokens, out] -> dx[tokens, in] = dy w: dx[t, i] = sum_o dy[t, o] w[o, i].
+template <class T>
+void linear_backward_input(const T* dy, const same<T>* w, same<T>* dx, std::size_t tokens, std::size_t out,
+                           std::size_t in) noexcept {
+    for (std::size_t t = 0; t < tokens; ++t) {
+        T* row = dx + t * in;
+        for (std::size_t i = 0; i < in; ++i) row[i] = 0;
+        for (std::size_t o = 0; o < out; ++o)
+            for (std::size_t i = 0; i < in; ++i) row[i] += mul(dy[t * out + o], w[o * in + i]);
+    }
+}
+
+// dw[out, in] += dy^T x: dw[o, i] += sum_t dy[t, o] x[t, i].
+template <class T>
+void linear_backward_weight(const T* dy, const same<T>* x, same<T>* dw, std::size_t tokens, std::size_t out,
+                            std::size_t in) noexcept {
+    for (std::size_t t = 0; t < tokens; ++t)
+        for (std::size_t o = 0; o < out; ++o)
+            for (std::size_t i = 0; i < in; ++i) dw[o * in + i] += mul(dy[t * out + o], x[t * in + i]);
+}
+
+// Rows of table[vocab, dim] -> y[tokens, dim]: y[t] = table[ids[t]] (ids < vocab).
+template <class T>
+void embedding(const T* table, const std::size_t* ids, same<T>* y, std::size_t tokens, std::size_t dim) noexcept {
+    for (std::size_t t = 0; t < tokens; ++t)
+        for (std::size_t i = 0; i < dim; ++i) y[t * dim + i] = table[ids[t] * dim + i];
+}
+
+// d_table[vocab, dim] += scatter of dy[tokens, dim]: d_table[ids[t]] += dy[t]
+// (a token seen twice adds twice).
+template <class T>
+void embedding_backward(const T* dy, const std::size_t* ids, same<T>* d_table, std::size_t tokens,
+                        std::size_t dim) noexcept {
+    for (std::size_t t = 0; t < tokens; ++t)
+        for (std::size_t i = 0; i < dim; ++i) d_table[ids[t] * dim + i] += dy[t * dim + i];
+}
+
 // ---- vector updates -----------------------------------------------------------------------
 
 // y[i] += a * x[i].
