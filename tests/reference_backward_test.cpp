@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "doctest/doctest.h"
+#include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
 
 namespace ref = qtensor::kernels::reference;
@@ -233,5 +234,26 @@ TEST_CASE("backward: embedding scatter-adds, a repeated token twice") {
     for (std::size_t i = 0; i < dim; ++i) {
         CHECK(d_table[2 * dim + i] == dy[0 * dim + i] + dy[2 * dim + i]);
         CHECK(d_table[1 * dim + i] == 0.0); // never seen
+    }
+}
+
+TEST_CASE("backward: attention (causal and sliding window, grouped KV heads) matches finite differences") {
+    std::mt19937 rng(9);
+    for (const std::size_t window : {std::size_t{0}, std::size_t{2}}) {
+        const ref::attention_shape a{.tokens = 5, .heads = 4, .kv_heads = 2, .d = 3, .window = window};
+        const double scale = 0.7;
+        const std::size_t nq = a.tokens * a.heads * a.d, nk = a.tokens * a.kv_heads * a.d;
+        const vec q = random_vec(nq, rng), k = random_vec(nk, rng), v = random_vec(nk, rng), dy = random_vec(nq, rng);
+        vec dq(nq), dk(nk, 0.0), dv(nk, 0.0);
+        ref::attention_backward(q.data(), k.data(), v.data(), dy.data(), dq.data(), dk.data(), dv.data(), a, scale);
+        const auto out = [&](const vec& qv, const vec& kv, const vec& vv) {
+            vec o(nq);
+            ref::attention(qv.data(), kv.data(), vv.data(), o.data(), a, scale);
+            return o;
+        };
+        const std::string w = "window " + std::to_string(window);
+        check_grad(dq, numeric_grad(q, dy, [&](const vec& x) { return out(x, k, v); }), "attention dq, " + w);
+        check_grad(dk, numeric_grad(k, dy, [&](const vec& x) { return out(q, x, v); }), "attention dk, " + w);
+        check_grad(dv, numeric_grad(v, dy, [&](const vec& x) { return out(q, k, x); }), "attention dv, " + w);
     }
 }
