@@ -18,6 +18,7 @@
 #include "doctest/doctest.h"
 #include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
+#include "qtensor/kernels/reference/moe.hpp"
 
 namespace ref = qtensor::kernels::reference;
 using vec = std::vector<double>;
@@ -255,5 +256,39 @@ TEST_CASE("backward: attention (causal and sliding window, grouped KV heads) mat
         check_grad(dq, numeric_grad(q, dy, [&](const vec& x) { return out(x, k, v); }), "attention dq, " + w);
         check_grad(dk, numeric_grad(k, dy, [&](const vec& x) { return out(q, x, v); }), "attention dk, " + w);
         check_grad(dv, numeric_grad(v, dy, [&](const vec& x) { return out(q, k, x); }), "attention dv, " + w);
+    }
+}
+
+TEST_CASE("backward: MoE (router through the routing weights, experts) matches finite differences") {
+    std::mt19937 rng(10);
+    const ref::moe_shape s{.dim = 6, .experts = 5, .top_k = 2, .inner = 3};
+    const std::size_t D = s.dim, E = s.experts, I = s.inner;
+    // The parameters, then the two inputs, each a vector the test perturbs.
+    std::vector<vec> v{random_vec(E * D, rng), random_vec(D, rng), random_vec(E, rng, 0.5, 1.5),
+                       random_vec(E * 2 * I * D, rng), random_vec(E * D * I, rng), random_vec(D, rng),
+                       random_vec(D, rng)};
+    enum { proj, scale, pes, gate_up, down, h, x };
+    const auto weights = [](const std::vector<vec>& p) {
+        return ref::moe_weights<double>{p[proj].data(), p[scale].data(), p[pes].data(), p[gate_up].data(),
+                                        p[down].data()};
+    };
+    const vec dy = random_vec(D, rng);
+    vec y(D);
+    const auto saved = ref::moe_forward(weights(v), s, v[h].data(), v[x].data(), y.data());
+    std::vector<vec> grad;
+    for (const vec& p : v) grad.emplace_back(p.size(), 0.0);
+    ref::moe_backward(weights(v), s, saved, v[h].data(), v[x].data(), dy.data(), grad[h].data(), grad[x].data(),
+                      {grad[proj].data(), grad[scale].data(), grad[pes].data(), grad[gate_up].data(), grad[down].data()});
+    const char* names[] = {"proj", "scale", "per_expert_scale", "gate_up", "down", "h", "x"};
+    for (std::size_t which = 0; which < v.size(); ++which) {
+        const auto f = [&](const vec& changed) {
+            std::vector<vec> p = v;
+            p[which] = changed;
+            vec out(D);
+            const auto m = ref::moe_forward(weights(p), s, p[h].data(), p[x].data(), out.data());
+            REQUIRE(m.chosen == saved.chosen); // the step must not change the choice
+            return out;
+        };
+        check_grad(grad[which], numeric_grad(v[which], dy, f), std::string("moe d") + names[which]);
     }
 }
