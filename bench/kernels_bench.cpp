@@ -1,9 +1,10 @@
 // The kernels on every compiled target, against the scalar reference and the
 // machine's own memory bandwidth.
 //
-// main() first measures the streaming-read roof (summing a 256 MiB buffer, far
-// larger than any cache); each GEMV line then reports GB/s of weight bytes and
-// `roof` = that rate / the roof, so the figure holds on a noisy shared machine.
+// main() first measures the read roof (bench_util.hpp: the fastest read loop
+// over 1 GiB, far larger than any cache); each GEMV line then reports GB/s of
+// weight bytes and `roof` = that rate / the roof, so the figure holds on a
+// noisy shared machine.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -27,23 +28,6 @@ constexpr std::size_t cols = 4096;
 constexpr std::size_t gemv_rows = 8192; // 8192 x 4096 Q4_0 = 36 MiB of weights: out of cache
 
 double roof_gbps = 0.0;
-
-// Best of a few passes of summing a 256 MiB buffer: GB/s read. Integer sums
-// may be reordered, so the compiler vectorises the loop and memory, not the
-// adder, is the limit.
-double measure_streaming_read() {
-    std::vector<std::uint64_t> buf(std::size_t{32} << 20, 1);
-    double best = 0.0;
-    for (int pass = 0; pass < 5; ++pass) {
-        const auto t0 = std::chrono::steady_clock::now();
-        std::uint64_t sum = 0;
-        for (const std::uint64_t v : buf) sum += v;
-        benchmark::DoNotOptimize(sum);
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        best = std::fmax(best, static_cast<double>(buf.size() * sizeof(std::uint64_t)) / s / 1e9);
-    }
-    return best;
-}
 
 struct gemv_data {
     std::vector<block_q4_0> w = quantize<q4_0>(random_floats(gemv_rows * cols));
@@ -135,8 +119,8 @@ void register_dequantize() {
 } // namespace
 
 int main(int argc, char** argv) {
-    roof_gbps = measure_streaming_read();
-    std::printf("streaming read roof: %.1f GB/s (1 thread)\n", roof_gbps);
+    roof_gbps = qtensor_bench::read_roof_gbps(1);
+    std::printf("read roof: %.1f GB/s (1 thread)\n", roof_gbps);
 
     benchmark::RegisterBenchmark("gemv_q4_0_q8_0/reference", [](benchmark::State& s) {
         gemv(s, [](const block_q4_0* w, const block_q8_0* a) { return q4_0::dot_row(w, a, cols); });

@@ -4,9 +4,10 @@
 //   <kernel> threads=<n> shape=<rows>x<cols> batch=<T> GFLOPs=<x per thread>
 //
 // GEMV lines count GB/s of weight bytes (out of cache: every matrix is at
-// least 32 MiB), and `roof` is that rate over the streaming-read bandwidth of
-// the same thread count, measured first in the same run, so the fraction
-// holds on a noisy shared machine. GEMM lines count 2 * rows * cols * batch
+// least 32 MiB), and `roof` is that rate over the read bandwidth of the same
+// thread count, measured first in the same run with the fastest read loop we
+// have (bench_util.hpp: read_roof_gbps), so the fraction holds on a noisy
+// shared machine and cannot honestly exceed 1. GEMM lines count 2 * rows * cols * batch
 // flops per second, divided by the thread count. Quantize/dequantize lines
 // count GB/s of f32 read or written on a cache-resident row of 4096 (roof is
 // then only a scale, as the data never leaves the cache). Each figure is the
@@ -65,23 +66,6 @@ double best_seconds(std::size_t threads, F&& f) {
     return best;
 }
 
-// Streaming read of a 256 MiB buffer split over the pool's threads: GB/s.
-// Each thread reads its slice with the f32 dot kernel against itself (one
-// stream, full-width vector loads): a scalar loop would measure the adder,
-// not the memory.
-double streaming_read(kernels::thread_pool& pool) {
-    std::vector<float> buf(std::size_t{64} << 20, 1.0f);
-    std::vector<float> sums(pool.size() * 16);
-    const double s = best_seconds(pool.size(), [&] {
-        pool.run(pool.size(), [&](std::size_t i) {
-            const std::size_t n = buf.size() / pool.size();
-            sums[i * 16] = kernels::unchecked::dot_f32_f32(buf.data() + i * n, buf.data() + i * n, n);
-        });
-    });
-    if (sums[0] == 0.0f) std::printf("(impossible)\n");
-    return static_cast<double>(buf.size() * sizeof(float)) / s / 1e9;
-}
-
 // Random bytes for a weight matrix whose block scales are then made finite:
 // GEMV speed does not depend on the values, and quantizing 64M floats (Q2_K's
 // search above all) would take longer than the whole table.
@@ -138,7 +122,7 @@ void print_gbps(const char* kernel, std::size_t threads, std::size_t rows, std::
 
 // Enough copies of a matrix that consecutive calls never find their weights
 // in the last-level cache (32 MiB or more on this machine class): GEMV then
-// reads from memory like the streaming roof does.
+// reads from memory like the read roof does.
 constexpr std::size_t rotation_bytes = std::size_t{512} << 20;
 
 // GEMV of a [rows, cols] matrix of S, plain or interleaved.
@@ -232,8 +216,8 @@ int main(int argc, char** argv) {
     }
     const auto want = [&](const char* kernel) { return std::string(kernel).find(only) != std::string::npos; };
     kernels::thread_pool one(1), two(2);
-    const roofs roof{streaming_read(one), streaming_read(two)};
-    std::printf("streaming_read threads=1 GBps=%.1f\nstreaming_read threads=2 GBps=%.1f\n", roof.one, roof.two);
+    const roofs roof{qtensor_bench::read_roof_gbps(1), qtensor_bench::read_roof_gbps(2)};
+    std::printf("read_roof threads=1 GBps=%.1f\nread_roof threads=2 GBps=%.1f\n", roof.one, roof.two);
     std::printf("target=%s hardware_threads=%u\n", kernels::compiled_targets().front().name().c_str(),
                 std::thread::hardware_concurrency());
     const std::vector<kernels::thread_pool*> both{&one, &two};
