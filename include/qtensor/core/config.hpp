@@ -6,9 +6,43 @@
 #define QTENSOR_VERSION_MINOR 1
 #define QTENSOR_VERSION_PATCH 0
 
+// Separate compilation (docs/kernels.md#separate-compilation). Header-only is
+// the default. With QTENSOR_SEPARATE defined in every TU of a program, the
+// headers only declare the heavy parts (the kernels, the file readers, the
+// Gemma 4 config reader, checkpoint and model<P> for the named policies), and
+// the one TU that also defines QTENSOR_DEFINE compiles them. The kernels'
+// names QTENSOR_KERNELS_SEPARATE and QTENSOR_KERNELS_DEFINE mean the same.
+#if defined(QTENSOR_KERNELS_SEPARATE) && !defined(QTENSOR_SEPARATE)
+#define QTENSOR_SEPARATE 1
+#endif
+#if defined(QTENSOR_KERNELS_DEFINE) && !defined(QTENSOR_DEFINE)
+#define QTENSOR_DEFINE 1
+#endif
+#if defined(QTENSOR_DEFINE) && !defined(QTENSOR_SEPARATE)
+#error "QTENSOR_DEFINE needs QTENSOR_SEPARATE (in every TU of the program)"
+#endif
+#if defined(QTENSOR_SEPARATE) && !defined(QTENSOR_DEFINE)
+#define QTENSOR_DECLARE_ONLY 1
+#endif
+// What separate compilation compiles once is `inline` in header-only TUs and
+// an ordinary function in the QTENSOR_DEFINE TU.
+#if defined(QTENSOR_DEFINE)
+#define QTENSOR_INLINE
+#else
+#define QTENSOR_INLINE inline
+#endif
+
 // Everything lives in qtensor::v0. The inline namespace lets two major versions
 // meet in one binary without ODR clashes; users just write qtensor::.
+// Separately compiled programs get qtensor::v0_separate: what QTENSOR_INLINE
+// marks is not inline there, so it must not be the same functions as a
+// header-only TU's (a TU that missed QTENSOR_SEPARATE then fails to link
+// instead of mixing the two modes' definitions silently).
+#if defined(QTENSOR_SEPARATE)
+#define QTENSOR_BEGIN_NAMESPACE namespace qtensor { inline namespace v0_separate {
+#else
 #define QTENSOR_BEGIN_NAMESPACE namespace qtensor { inline namespace v0 {
+#endif
 #define QTENSOR_END_NAMESPACE } }
 
 // The scalar reference quantizers promise ggml's bytes, and that needs IEEE

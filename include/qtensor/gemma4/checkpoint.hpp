@@ -10,23 +10,17 @@
 // checkpoint must outlive the model.
 #pragma once
 
-#include <array>
-#include <concepts>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
-#include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
-#include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/names.hpp"
+#include "qtensor/gemma4/policy.hpp"
 #include "qtensor/gemma4/weights.hpp"
-#include "qtensor/io/gguf.hpp"
-#include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -37,57 +31,50 @@ public:
     // `path`: a Hugging Face model directory; a .safetensors file or
     // .safetensors.index.json with config.json beside it; or a GGUF file
     // (told apart by its magic). Throws qtensor::error naming the file.
-    explicit checkpoint(const std::filesystem::path& path) : path_(path.string()) {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        const fs::file_status st = fs::status(path, ec);
-        if (!fs::exists(st)) throw error(path_ + ": no such file or directory");
-        if (!fs::is_directory(st) && has_gguf_magic(path)) {
-            const io::gguf_file& f = file_.emplace<io::gguf_file>(path_);
-            config_ = config_from_gguf(f);
-            names_ = [](std::string_view hf) { return gguf_name(hf); };
-        } else {
-            const fs::path dir = fs::is_directory(st) ? path : path.has_parent_path() ? path.parent_path() : ".";
-            config_ = config::from_hf_file(dir);
-            file_.emplace<io::safetensors_checkpoint>(path_);
-        }
-    }
+    explicit checkpoint(const std::filesystem::path& path);
+    checkpoint(checkpoint&&) noexcept;
+    checkpoint& operator=(checkpoint&&) noexcept;
+    ~checkpoint();
 
     const gemma4::config& config() const noexcept { return config_; }
-    bool is_gguf() const noexcept { return std::holds_alternative<io::gguf_file>(file_); }
+    bool is_gguf() const noexcept;
     // Hugging Face name -> the file's name (empty: the file uses Hugging Face names).
     const name_map& names() const noexcept { return names_; }
 
     // io::tensor_source, by the file's own names.
     const std::string& path() const noexcept { return path_; }
-    const io::tensor_entry* find(std::string_view name) const {
-        return std::visit([&]<class F>(const F& f) -> const io::tensor_entry* {
-            if constexpr (std::same_as<F, std::monostate>) return nullptr;
-            else return f.find(name);
-        }, file_);
-    }
+    const io::tensor_entry* find(std::string_view name) const;
 
     // Every tensor the file stores, by its own name (load_weights refuses
     // those the config does not use).
-    std::vector<std::string_view> tensor_names() const {
-        return std::visit([]<class F>(const F& f) {
-            if constexpr (std::same_as<F, std::monostate>) return std::vector<std::string_view>{};
-            else return detail::stored_names(f);
-        }, file_);
-    }
+    std::vector<std::string_view> tensor_names() const;
 
 private:
-    static bool has_gguf_magic(const std::filesystem::path& path) {
-        std::ifstream in(path, std::ios::binary);
-        std::array<char, 4> magic{};
-        return in.read(magic.data(), magic.size()) && std::string_view(magic.data(), magic.size()) == "GGUF";
-    }
+    // The open io::safetensors_checkpoint or io::gguf_file (checkpoint_impl.hpp),
+    // behind a pointer so that a TU that only loads a checkpoint does not
+    // compile the readers (separate compilation, core/config.hpp).
+    struct file;
 
     std::string path_;
-    std::variant<std::monostate, io::safetensors_checkpoint, io::gguf_file> file_; // monostate only while opening
+    std::unique_ptr<file> file_;
     gemma4::config config_;
     name_map names_;
 };
 
+#if defined(QTENSOR_SEPARATE)
+// The named policies' weights, loaded from a checkpoint: compiled once, by
+// the QTENSOR_DEFINE TU (checkpoint_impl.hpp).
+#define QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS(P)                                                  \
+    extern template weights<P> load_weights<P>(const config&, const std::vector<layer_info>&, \
+                                               const checkpoint&, const name_map&, const tensor_callback&);
+QTENSOR_GEMMA4_NAMED_POLICIES(QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS)
+#undef QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS
+#endif
+
 } // namespace gemma4
 QTENSOR_END_NAMESPACE
+
+// The readers behind it: compiled once in separate mode.
+#if !defined(QTENSOR_DECLARE_ONLY)
+#include "qtensor/gemma4/checkpoint_impl.hpp"
+#endif

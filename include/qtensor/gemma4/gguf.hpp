@@ -23,6 +23,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <nlohmann/json.hpp> // write_metadata prints config values in messages
+
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"

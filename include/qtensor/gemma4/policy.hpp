@@ -88,6 +88,10 @@ struct q4_0_policy : policy<q4_0, q4_0, q4_0, q8_0, bf16, bf16> {
     static constexpr std::string_view name = "q4_0";
 };
 
+// X(P) for each named policy: separate compilation compiles their models
+// once (model.hpp, checkpoint.hpp).
+#define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy)
+
 inline constexpr std::array<std::string_view, 4> policy_names{
     f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name};
 

@@ -70,30 +70,15 @@
 #define QTENSOR_KERNELS_ABI scalar_backend
 #endif
 
-// Separate compilation (docs/kernels.md): with QTENSOR_KERNELS_SEPARATE
-// defined in every TU, the kernel headers only declare the backend's entry
-// points, and the one TU that also defines QTENSOR_KERNELS_DEFINE compiles
-// them, as ordinary (not inline) functions. Their own ABI namespace keeps
-// them apart from the inline ones of a header-only TU in the same program.
-#if defined(QTENSOR_KERNELS_DEFINE) && !defined(QTENSOR_KERNELS_SEPARATE)
-#error "QTENSOR_KERNELS_DEFINE needs QTENSOR_KERNELS_SEPARATE (in every TU of the program)"
-#endif
-#if defined(QTENSOR_KERNELS_SEPARATE) && !defined(QTENSOR_KERNELS_DEFINE)
+// Separate compilation (core/config.hpp, docs/kernels.md): in a TU that only
+// declares the kernels (QTENSOR_SEPARATE without QTENSOR_DEFINE) the backend
+// gives its entry points' declarations; the QTENSOR_DEFINE TU compiles them
+// as ordinary (not inline) functions.
+#if defined(QTENSOR_DECLARE_ONLY)
 #define QTENSOR_KERNELS_DECLARE_ONLY 1
 #endif
-#if defined(QTENSOR_KERNELS_DEFINE)
-#define QTENSOR_KERNELS_LINKAGE
-#else
-#define QTENSOR_KERNELS_LINKAGE inline
-#endif
-#define QTENSOR_KERNELS_CONCAT_(a, b) a##b
-#define QTENSOR_KERNELS_CONCAT(a, b) QTENSOR_KERNELS_CONCAT_(a, b)
-#if defined(QTENSOR_KERNELS_SEPARATE)
-#define QTENSOR_KERNELS_ABI_NAME QTENSOR_KERNELS_CONCAT(QTENSOR_KERNELS_ABI, _separate)
-#else
-#define QTENSOR_KERNELS_ABI_NAME QTENSOR_KERNELS_ABI
-#endif
+#define QTENSOR_KERNELS_LINKAGE QTENSOR_INLINE
 
 #define QTENSOR_KERNELS_BEGIN_NAMESPACE \
-    QTENSOR_BEGIN_NAMESPACE namespace kernels { inline namespace QTENSOR_KERNELS_ABI_NAME {
+    QTENSOR_BEGIN_NAMESPACE namespace kernels { inline namespace QTENSOR_KERNELS_ABI {
 #define QTENSOR_KERNELS_END_NAMESPACE } } QTENSOR_END_NAMESPACE

@@ -1,0 +1,98 @@
+// qtensor/gemma4/checkpoint_impl.hpp: the bodies of checkpoint's members,
+// over the safetensors and GGUF readers. checkpoint.hpp includes this file,
+// except in the TUs of a separately compiled program (core/config.hpp) that
+// only declare them.
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <variant>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/checkpoint.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/names.hpp"
+#include "qtensor/gemma4/weights.hpp"
+#include "qtensor/io/gguf.hpp"
+#include "qtensor/io/safetensors.hpp"
+#include "qtensor/io/tensor_entry.hpp"
+
+#if defined(QTENSOR_DECLARE_ONLY)
+#error "qtensor/gemma4/checkpoint_impl.hpp is compiled by the QTENSOR_DEFINE TU only"
+#endif
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4 {
+
+struct checkpoint::file {
+    std::variant<std::monostate, io::safetensors_checkpoint, io::gguf_file> reader; // monostate only while opening
+};
+
+namespace detail {
+
+inline bool has_gguf_magic(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::array<char, 4> magic{};
+    return in.read(magic.data(), magic.size()) && std::string_view(magic.data(), magic.size()) == "GGUF";
+}
+
+} // namespace detail
+
+QTENSOR_INLINE checkpoint::checkpoint(const std::filesystem::path& path)
+    : path_(path.string()), file_(std::make_unique<file>()) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (!fs::exists(st)) throw error(path_ + ": no such file or directory");
+    if (!fs::is_directory(st) && detail::has_gguf_magic(path)) {
+        const io::gguf_file& f = file_->reader.emplace<io::gguf_file>(path_);
+        config_ = config_from_gguf(f);
+        names_ = [](std::string_view hf) { return gguf_name(hf); };
+    } else {
+        const fs::path dir = fs::is_directory(st) ? path : path.has_parent_path() ? path.parent_path() : ".";
+        config_ = config::from_hf_file(dir);
+        file_->reader.emplace<io::safetensors_checkpoint>(path_);
+    }
+}
+
+QTENSOR_INLINE checkpoint::checkpoint(checkpoint&&) noexcept = default;
+QTENSOR_INLINE checkpoint& checkpoint::operator=(checkpoint&&) noexcept = default;
+QTENSOR_INLINE checkpoint::~checkpoint() = default;
+
+QTENSOR_INLINE bool checkpoint::is_gguf() const noexcept {
+    return std::holds_alternative<io::gguf_file>(file_->reader);
+}
+
+QTENSOR_INLINE const io::tensor_entry* checkpoint::find(std::string_view name) const {
+    return std::visit([&]<class F>(const F& f) -> const io::tensor_entry* {
+        if constexpr (std::same_as<F, std::monostate>) return nullptr;
+        else return f.find(name);
+    }, file_->reader);
+}
+
+QTENSOR_INLINE std::vector<std::string_view> checkpoint::tensor_names() const {
+    return std::visit([]<class F>(const F& f) {
+        if constexpr (std::same_as<F, std::monostate>) return std::vector<std::string_view>{};
+        else return detail::stored_names(f);
+    }, file_->reader);
+}
+
+#if defined(QTENSOR_DEFINE)
+#define QTENSOR_GEMMA4_LOAD_WEIGHTS(P)                                                  \
+    template weights<P> load_weights<P>(const config&, const std::vector<layer_info>&, \
+                                        const checkpoint&, const name_map&, const tensor_callback&);
+QTENSOR_GEMMA4_NAMED_POLICIES(QTENSOR_GEMMA4_LOAD_WEIGHTS)
+#undef QTENSOR_GEMMA4_LOAD_WEIGHTS
+#endif
+
+} // namespace gemma4
+QTENSOR_END_NAMESPACE
