@@ -74,12 +74,11 @@ QTENSOR_OPS_INLINE void group_tile(const std::byte* group, std::size_t nb, const
         for (std::size_t t = 0; t < TT; ++t) acc[t] = ops::set_f(0.0f);
         for (std::size_t b = 0; b < nb; ++b) {
             const std::byte* p = group + b * R * qb + rv * 4;
-            QTENSOR_UNROLL
-            for (std::size_t c = 0; c < qb / 4; ++c) detail::prefetch(p + prefetch_distance + c * 64);
             // w[c]: the weights that meet activation word c (elements 4c .. 4c + 3).
             ops::vi w[8];
             QTENSOR_UNROLL
             for (std::size_t c = 0; c < qb / 4; ++c) {
+                detail::prefetch(p + prefetch_distance + c * 64);
                 const auto v = ops::load_bytes(p + c * R * 4);
                 if constexpr (C::nibbles) w[c] = C::low(v), w[c + 4] = C::high(v);
                 else w[c] = C::prepare(v);
