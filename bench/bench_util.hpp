@@ -76,7 +76,8 @@ inline std::vector<sum_fn> sum_loops() {
 
 // The machine's read bandwidth in GB/s on `threads` threads: a 1 GiB buffer
 // (far beyond any cache), split in equal slices, each thread summing its own;
-// the best over the loops above and 5 passes of each (after one to warm up).
+// the best over the loops above and 10 passes of each (after one to warm up):
+// this shared machine's bandwidth wanders by a quarter from second to second.
 inline double read_roof_gbps(std::size_t threads) {
     constexpr std::size_t words = std::size_t{1} << 27; // 1 GiB
     const std::size_t slice = words / threads / 64 * 64;
@@ -87,7 +88,7 @@ inline double read_roof_gbps(std::size_t threads) {
     std::vector<std::uint64_t> sums(threads * 8);
     double best = 0.0;
     for (const roof_detail::sum_fn sum : roof_detail::sum_loops())
-        for (int pass = 0; pass < 6; ++pass) {
+        for (int pass = 0; pass < 11; ++pass) {
             const auto t0 = std::chrono::steady_clock::now();
             std::vector<std::thread> pool;
             for (std::size_t i = 1; i < threads; ++i)
