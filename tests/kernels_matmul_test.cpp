@@ -382,6 +382,31 @@ TEST_CASE("kernels: Q8_0 weights of -128 and full-range codes multiply exactly")
     }
 }
 
+TEST_CASE("kernels: dot_q8_0_q8_0 multiplies any codes exactly, -128 on both sides included") {
+    // The row dot takes two Q8_0 rows, so unlike gemm's activations (which
+    // the Q8_0 quantizer keeps in -127..127) either side may hold -128.
+    const std::size_t n = 96;
+    std::vector<block_q8_0> w(n / 32), a(n / 32);
+    std::mt19937 rng(15);
+    std::uniform_int_distribution<int> code(-128, 127);
+    for (auto* row : {&w, &a})
+        for (auto& b : *row) {
+            b.d = fp32_to_fp16(1.0f);
+            for (auto& q : b.qs) q = static_cast<std::int8_t>(code(rng));
+        }
+    w[0].qs.fill(-128);
+    a[0].qs.fill(-128);
+    a[1].qs.fill(-128);
+    w[2].qs.fill(127);
+    a[2].qs.fill(-128);
+    long exact = 0;
+    for (std::size_t i = 0; i < n; ++i) exact += w[i / 32].qs[i % 32] * a[i / 32].qs[i % 32];
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(t.name());
+        CHECK(kernels::dot_q8_0_q8_0(w, a, t) == static_cast<float>(exact));
+    }
+}
+
 TEST_CASE("kernels: gemm and gemv take a tensor, a view and a const view, with the same results") {
     std::mt19937 rng(17);
     const std::size_t rows = 19, cols = 96;

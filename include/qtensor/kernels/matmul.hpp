@@ -37,15 +37,15 @@
 // interleaved layout and run its kernel, so the two layouts give the same
 // outputs bit for bit. Below that (GEMV) the GGUF layout has a kernel of its
 // own that reads the rows in place (regrouping would add a pass over the
-// weights, the whole cost of a GEMV) and rounds in another order: Highway's
-// AVX2 and AVX-512 split each block's integer sum over 4 lanes, each scaled
-// and summed on its own, where the interleaved kernel scales the block's sum
-// whole; xsimd's tiles of 4 rows differ likewise. So for T < 4 the promise is
-// the budget above, for each layout (twice it between them), not bit
-// identity: at 2048 x 4096, T = 1, 1834 to 1870 of the 2048 Q4_0 and Q8_0
-// outputs differ, by at most 0.023 of the budget (Highway's SSE4, SSSE3 and
-// the scalar backend happen to agree). Identical results at T < 4 would need
-// the same order in both kernel bodies, not a free change.
+// weights, the whole cost of a GEMV) and rounds in another order: on every
+// instruction set of 4 lanes or more it splits each block's integer sum over
+// 4 lanes, each scaled and summed on its own, where the interleaved kernel
+// scales the block's sum whole. So for T < 4 the promise is the budget above,
+// for each layout (twice it between them), not bit identity: at 2048 x 4096,
+// T = 1, 1840 to 1870 of the 2048 Q4_0 and Q8_0 outputs differ, by at most
+// 0.023 of the budget (one-lane targets, which interleave first, agree).
+// Identical results at T < 4 would need the same order in both kernels, not a
+// free change.
 #pragma once
 
 #include <algorithm>
@@ -343,8 +343,9 @@ namespace unchecked {
 // y[T, rows] = x[T, cols] . W^T, W = w [rows, cols] (GGUF layout, any row
 // stride), with activations already quantized to S's dot partner:
 // a[T, cols / partner block]. Q8_0 activation codes must be in [-127, 127]
-// (what the Q8_0 quantizer writes): CPUs without AVX-512 VNNI multiply Q8_0
-// weights by the sign trick, which cannot negate -128.
+// (what the Q8_0 quantizer writes): without AVX-512 VNNI the kernels multiply
+// Q8_0 weights by the sign trick, which cannot negate -128. (dot_q8_0_q8_0
+// takes any codes.)
 template <gemm_weight W, class S = viewed_scheme_t<W>>
     requires gemm_quantized_scheme<S>
 void gemm(const W& weights, const partner_block_t<W>* a, std::size_t T, float* y, const executor& ex = {},

@@ -9,7 +9,8 @@
 // offset that the activation block sums take back out: Q4_0 codes are 0..15
 // (value code - 8: subtract 8 * sum(a)); Q8_0 codes c become c ^ 0x80 = c +
 // 128 where the dot takes any byte (subtract 128 * sum(a)), else the sign
-// trick |c| * (a * sign(c)) keeps pmaddubsw's pair sums within int16. So the
+// trick |c| * (a * sign(c)) keeps pmaddubsw's pair sums within int16 (and
+// needs activation codes of -127..127, as the Q8_0 quantizer writes). So the
 // sum of each block is the same integer on every path; one FMA per block
 // then adds it, times dw * da, to a float lane.
 //
@@ -20,17 +21,20 @@ namespace int8_impl {
 
 constexpr std::size_t R = interleave_rows; // rows of an interleaved group
 
-// Bytes ahead of the current block that GEMV asks the memory system for: the
-// hardware prefetcher alone leaves Q4_0 GEMV at ~19 GB/s out of cache on Zen 5,
-// software prefetch 8 KiB ahead brings it to ~24 (a quarter more).
+// Bytes ahead of the current block that the interleaved kernel asks the memory
+// system for: the hardware prefetcher alone leaves Q4_0 GEMV at ~19 GB/s out of
+// cache on Zen 5, software prefetch 8 KiB ahead brings it to ~24 (a quarter more).
 constexpr std::size_t prefetch_distance = 8192;
 
 // How the code bytes of scheme S meet the byte dot product Dot.
 template <class S, class Dot>
 struct codes {
     static constexpr bool nibbles = std::is_same_v<S, q4_0>;
-    // Added to every weight to make it unsigned (none: the sign trick).
-    static constexpr std::int32_t offset = nibbles ? 8 : Dot::full_range ? 128 : 0;
+    // Signed Q8_0 weights with a dot that is exact only for small pair sums:
+    // |w| times a * sign(w) (activation codes must not be -128).
+    static constexpr bool sign_trick = !nibbles && !Dot::full_range;
+    // Added to every weight to make it unsigned.
+    static constexpr std::int32_t offset = nibbles ? 8 : sign_trick ? 0 : 128;
 
     // Q4_0: a word of 8 nibbles -> its low nibbles (elements 0..15 of the
     // block) and its high ones (16..31).
@@ -43,8 +47,8 @@ struct codes {
     }
     // acc + per lane, the 4 weight bytes w times the 4 activation bytes a.
     static QTENSOR_OPS_INLINE ops::vi dot(Dot d, ops::vi acc, ops::vi w, ops::vi a) {
-        if constexpr (offset != 0) return d(acc, w, a);
-        else return d(acc, ops::abs_i8(w), ops::sign_i8(a, w));
+        if constexpr (sign_trick) return d(acc, ops::abs_i8(w), ops::sign_i8(a, w));
+        else return d(acc, w, a);
     }
 };
 
@@ -78,7 +82,7 @@ QTENSOR_OPS_INLINE void group_tile(const std::byte* group, std::size_t nb, const
             ops::vi w[8];
             QTENSOR_UNROLL
             for (std::size_t c = 0; c < qb / 4; ++c) {
-                detail::prefetch(p + prefetch_distance + c * 64);
+                detail::prefetch(p, prefetch_distance + c * 64);
                 const auto v = ops::load_bytes(p + c * R * 4);
                 if constexpr (C::nibbles) w[c] = C::low(v), w[c + 4] = C::high(v);
                 else w[c] = C::prepare(v);
@@ -140,9 +144,10 @@ QTENSOR_OPS_INLINE void gather_group(const std::byte* rows, std::size_t stride, 
         for (std::size_t i = 0; i < N; ++i) at[i] = static_cast<std::int32_t>((rv + i) * stride);
         const auto offsets = ops::load_i32(at);
         for (std::size_t b = 0; b < nb; ++b) {
-            const std::byte* codes = rows + b * S::block_bytes + sizeof(fp16_t);
+            const std::byte* block_codes = rows + b * S::block_bytes + sizeof(fp16_t);
             for (std::size_t c = 0; c < qb / 4; ++c)
-                ops::store_bytes(ops::gather_bytes(codes + 4 * c, offsets), group + b * R * qb + (c * R + rv) * 4);
+                ops::store_bytes(ops::gather_bytes(block_codes + 4 * c, offsets),
+                                 group + b * R * qb + (c * R + rv) * 4);
         }
     }
     std::byte* scales = group + nb * R * qb;
@@ -158,8 +163,10 @@ QTENSOR_OPS_INLINE void gather_group(const std::byte* rows, std::size_t stride, 
 // needed; each lane sums part of its row's block, the lanes are scaled by
 // their row's dw * da and accumulated, and each row's 4 lanes are added at
 // the end. Tiles of Q vectors share the activation loads and the offset's
-// correction. A row's arithmetic does not depend on the tile.
-template <class S, std::size_t Q, class Dot, std::size_t per_vec = ops::lanes / 4> // rows per vector
+// correction. A row's arithmetic does not depend on the tile. per_vec, the
+// rows per vector, is a parameter only so that one-lane instruction sets
+// (which never instantiate this) can compile it.
+template <class S, std::size_t Q, class Dot, std::size_t per_vec = ops::lanes / 4>
 QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_rows y, Dot dot) {
     using C = codes<S, Dot>;
     static_assert(per_vec >= 1, "GGUF rows need quads");
@@ -167,7 +174,7 @@ QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_row
     const std::size_t nb = a.n / S::block_elems;
     const auto offset = ops::set_i(static_cast<std::int32_t>(static_cast<std::uint32_t>(C::offset) * 0x01010101u));
     const auto zero = ops::set_i(0);
-    alignas(64) float lane_sums[Q][ops::lanes];
+    alignas(64) float lane_sums[Q][ops::lanes]; // quad k of vector q: row q * per_vec + k
     for (std::size_t r0 = 0; r0 < w.rows; r0 += tile) {
         // Rows past the end repeat the last row; their outputs are dropped.
         const std::byte* rows[tile];
@@ -179,8 +186,8 @@ QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_row
             for (std::size_t b = 0; b < nb; ++b) {
                 const std::size_t ab = t * nb + b;
                 const std::int8_t* qa = a.blocks[ab].qs.data();
-                const auto act_lo = ops::load_dup_quad(qa);
-                const auto act_hi = ops::load_dup_quad(qa + 16);
+                const auto act_lo = ops::load_dup_quad(qa);      // elements 0..15 in every quad
+                const auto act_hi = ops::load_dup_quad(qa + 16); // 16..31
                 auto corr = zero;
                 if constexpr (C::offset != 0) corr = dot(dot(zero, offset, act_lo), offset, act_hi);
                 const auto da = ops::set_f(a.scales[ab]);
@@ -243,7 +250,9 @@ QTENSOR_OPS_INLINE void plain_matmul(weight_rows w, q8_0_rows a, output_rows y, 
 }
 
 // One row w[n / 32] . a[n / 32], through plain_matmul in runs of up to 32
-// blocks whose activation scales and sums are made here.
+// blocks whose activation scales and sums are made here; with a full-range
+// dot, so any codes (-128 included) multiply exactly. Not a hot path: the
+// row takes a whole tile (one vector, 4 quads of the same row).
 template <class S>
 QTENSOR_OPS_INLINE float dot_row(const block_of<S>* w, const block_q8_0* a, std::size_t n) {
     constexpr std::size_t run = 32;
@@ -259,7 +268,7 @@ QTENSOR_OPS_INLINE float dot_row(const block_of<S>* w, const block_q8_0* a, std:
             for (const std::int8_t q : a[b0 + b].qs) sums[b] += q;
         }
         float out;
-        ops::with_byte_dot([&](auto dot) QTENSOR_OPS_LAMBDA {
+        ops::with_full_range_byte_dot([&](auto dot) QTENSOR_OPS_LAMBDA {
             plain_matmul<S>({reinterpret_cast<const std::byte*>(w + b0), 0, 1},
                             {a + b0, scales, sums, count * S::block_elems, 1}, {&out, 0}, dot);
         });

@@ -76,8 +76,8 @@ QTENSOR_OPS_INLINE float row_dot(const block_q2_k* w, const activation* a, std::
             QTENSOR_UNROLL
             for (std::size_t s = 0; s < 4; ++s) {
                 const auto plane = ops::shift_right(bytes, static_cast<int>(2 * s)) & three;
-                // int16 sums of byte pairs (at most 2 * 3 * 128), then each
-                // pair times its lane's scale, summed into int32.
+                // Two int16 sums of byte pairs per lane (at most 2 * 3 * 128),
+                // then each pair times its lane's scale, summed into int32.
                 const auto pairs = ops::pair_sums(plane, ops::load_bytes(a[b].qs + V * (4 * v + s)));
                 ops::vi lane_scale;
                 if constexpr (V > 16) {

@@ -33,12 +33,14 @@
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 namespace detail {
-// Asks the memory system for the cache line at p (a hint; never faults).
-inline void prefetch(const void* p) noexcept {
+// Asks the memory system for the cache line `ahead` bytes past p (a hint; it
+// never faults, and the address is formed as an integer, so it may lie past
+// the end of p's buffer).
+inline void prefetch(const void* p, std::size_t ahead) noexcept {
 #if defined(__GNUC__)
-    __builtin_prefetch(p);
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead));
 #else
-    (void)p;
+    (void)p, (void)ahead;
 #endif
 }
 } // namespace detail

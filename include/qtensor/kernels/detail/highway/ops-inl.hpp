@@ -261,11 +261,20 @@ HWY_INLINE void with_byte_dot(F&& f) {
 #endif
     f(byte_dot_maddubs{});
 }
+template <class F>
+HWY_INLINE void with_full_range_byte_dot(F&& f) {
+#if HWY_TARGET <= HWY_AVX3 && !defined(QTENSOR_KERNELS_NO_VNNI)
+    if (__builtin_cpu_supports("avx512vnni")) return f(byte_dot_vnni{});
+#endif
+    f(portable::byte_dot{});
+}
 #else
 using portable::abs_i8;
 using portable::pair_sums;
 using portable::sign_i8;
 using portable::with_byte_dot;
+template <class F>
+HWY_INLINE void with_full_range_byte_dot(F&& f) { f(portable::byte_dot{}); }
 #endif
 
 // ---- quads ------------------------------------------------------------------------------

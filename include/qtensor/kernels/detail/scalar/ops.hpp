@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -238,6 +239,9 @@ struct byte_dot {
 };
 template <class F>
 void with_byte_dot(F&& f) { f(byte_dot{}); }
+// The same with a dot whose full_range is true (slower where with_byte_dot's is not).
+template <class F>
+void with_full_range_byte_dot(F&& f) { f(byte_dot{}); }
 
 // ---- quads: 16-byte chunks (instruction sets with lanes >= 4 only) ------------------
 // Quad k is lanes 4k .. 4k + 3 of a vector; a vector has lanes / 4 of them.

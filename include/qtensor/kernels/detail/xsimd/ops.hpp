@@ -493,7 +493,7 @@ inline vi load_quads(const std::byte* const* p, std::size_t offset) {
     z = _mm512_inserti32x4(z, at(2), 2);
     return vi(_mm512_inserti32x4(z, at(3), 3));
 }
-#elif XSIMD_WITH_AVX2
+#elif XSIMD_WITH_AVX2 && !XSIMD_WITH_AVX512F // AVX-512F without BW: 512-bit integers, portable bytes
 inline vi abs_i8(vi w) { return vi(_mm256_abs_epi8(w.data)); }
 inline vi sign_i8(vi s, vi w) { return vi(_mm256_sign_epi8(s.data, w.data)); }
 inline vi pair_sums(vi u, vi s) { return vi(_mm256_maddubs_epi16(u.data, s.data)); }
@@ -515,6 +515,7 @@ inline vi load_quads(const std::byte* const* p, std::size_t offset) {
 #else
 #define QTENSOR_XSIMD_PORTABLE_BYTES 1
 using portable::abs_i8;
+using portable::byte_dot;
 using portable::load_dup_quad;
 using portable::load_quads;
 using portable::pair_sums;
@@ -540,6 +541,11 @@ template <class F>
 void with_byte_dot(F&& f) { f(byte_dot{}); }
 #endif
 #undef QTENSOR_XSIMD_PORTABLE_BYTES
+template <class F>
+void with_full_range_byte_dot(F&& f) {
+    if constexpr (byte_dot::full_range) f(byte_dot{});
+    else f(portable::byte_dot{});
+}
 
 } // namespace detail::xsimd_target::ops
 QTENSOR_KERNELS_END_NAMESPACE
