@@ -1,0 +1,373 @@
+// qtensor/gemma4/reference_grad.hpp: the Gemma 4 text decoder's training
+// loss and the gradient of every parameter, in scalar reference code: one op
+// after another, forward then backward, built from the forward/backward pairs
+// of kernels/reference/ (float_ops.hpp, attention.hpp, moe.hpp). A template
+// over the float type T: double is what the tests check against Hugging
+// Face's gradients (tests/data/gemma4: grad.*, loss).
+//
+// The maths is docs/gemma4.md §2-§7, as model_impl.hpp computes it; here every
+// step keeps what its backward needs. Shapes: n tokens at positions 0..n-1,
+// D = hidden_size, H heads, d = d_l, K = K_l, F = the layer's MLP width, L
+// layers, P = hidden_size_per_layer_input, V = vocab_size.
+//
+// Parameters and gradients are maps from Hugging Face names to row-major
+// arrays. layer_scalar is a buffer (read, not trained). The loss is the mean
+// cross-entropy of logits[t] against ids[t + 1], t = 0 .. n-2.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/kernels/reference/attention.hpp"
+#include "qtensor/kernels/reference/float_ops.hpp"
+#include "qtensor/kernels/reference/moe.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4::reference {
+
+template <class T>
+using tensors = std::map<std::string, std::vector<T>, std::less<>>;
+
+template <class T>
+struct loss_and_grads {
+    T loss = 0;
+    tensors<T> grads; // d loss / d parameter, by the parameter's name
+};
+
+namespace detail {
+
+namespace ref = kernels::reference;
+
+template <class T>
+class pass {
+public:
+    using vec = std::vector<T>;
+
+    pass(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids)
+        : c_(c), layers_(c.layers()), w_(w), ids_(ids), n_(ids.size()), eps_(static_cast<T>(c.rms_norm_eps)) {
+        if (n_ < 2) throw error("gemma4::reference: the loss needs at least 2 tokens");
+    }
+
+    loss_and_grads<T> run() {
+        const std::size_t D = c_.hidden_size, V = c_.vocab_size;
+        vec e(n_ * D); // e[n, D] = embed(ids) * sqrt(D)
+        const vec& embed = w("model.embed_tokens.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t i = 0; i < D; ++i) e[t * D + i] = embed[id(t) * D + i] * std::sqrt(T(D));
+        per_layer_inputs(e);
+
+        states_.resize(layers_.size());
+        vec h = e;
+        for (std::size_t l = 0; l < layers_.size(); ++l) h = layer_forward(l, h);
+        const vec hf = norm(h, w("model.norm.weight").data(), D); // x = norm(h)
+        vec z = linear(hf, embed, V);                               // logits[n, V], tied head
+        const T cap = static_cast<T>(c_.final_logit_softcapping);
+        if (cap > 0) ref::softcap(z.data(), z.size(), cap);
+        loss_and_grads<T> out;
+        const T scale = T(1) / static_cast<T>(n_ - 1);
+        for (std::size_t t = 0; t + 1 < n_; ++t) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
+
+        // Backward, from the loss down.
+        vec dz(n_ * V, T(0));
+        for (std::size_t t = 0; t + 1 < n_; ++t)
+            ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
+        if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
+        vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
+        linear_back(hf, embed, dz, V, dhf, g("model.embed_tokens.weight"));
+        norm_back(h, w("model.norm.weight").data(), dhf, D, dh, g("model.norm.weight").data());
+        dk_.assign(layers_.size(), vec());
+        dv_.assign(layers_.size(), vec());
+        for (std::size_t l = layers_.size(); l-- > 0;) dh = layer_backward(l, dh);
+        per_layer_inputs_backward(e, dh);
+        vec& d_embed = g("model.embed_tokens.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t i = 0; i < D; ++i) d_embed[id(t) * D + i] += dh[t * D + i] * std::sqrt(T(D));
+        out.grads = std::move(g_);
+        return out;
+    }
+
+private:
+    // What a layer's backward needs of its forward.
+    struct layer_state {
+        vec h, x, q_lin, q, k_lin, v_lin, k, v, o, a, h1;
+        vec xf, gate, up, act, m;                // dense MLP
+        vec y1, x2, y2;                          // MoE
+        std::vector<ref::moe_saved<T>> routed;   // MoE, per token
+        vec f, h2, p, g_pre, gm, y;              // feed-forward output, PLE
+    };
+
+    const gemma4::config& c_;
+    std::vector<layer_info> layers_;
+    const tensors<T>& w_;
+    std::span<const std::int32_t> ids_;
+    std::size_t n_;
+    T eps_;
+    tensors<T> g_;
+    std::vector<layer_state> states_;
+    vec ple_, dple_, ple_mm_;    // [n, L P]: the per-layer inputs, their gradient, the projection before its norm
+    std::vector<vec> dk_, dv_;   // per layer with its own K/V: the gradient of k and v, from every layer reading them
+
+    std::size_t id(std::size_t t) const { return static_cast<std::size_t>(ids_[t]); }
+    const vec& w(const std::string& name) const {
+        const auto it = w_.find(name);
+        if (it == w_.end()) throw error("gemma4::reference: no parameter " + name);
+        return it->second;
+    }
+    vec& g(const std::string& name) {
+        vec& v = g_[name];
+        if (v.empty()) v.assign(w(name).size(), T(0));
+        return v;
+    }
+    static std::string at(std::size_t l, const char* what) { return "model.layers." + std::to_string(l) + "." + what; }
+    static void add(vec& y, const vec& x) {
+        for (std::size_t i = 0; i < y.size(); ++i) y[i] += x[i];
+    }
+
+    // x[rows, in] -> x wt^T [rows, out]; backward: dx += dy wt, dwt += dy^T x.
+    vec linear(const vec& x, const vec& wt, std::size_t out) const {
+        const std::size_t in = wt.size() / out, rows = x.size() / in;
+        vec y(rows * out);
+        ref::linear(x.data(), wt.data(), y.data(), rows, out, in);
+        return y;
+    }
+    void linear_back(const vec& x, const vec& wt, const vec& dy, std::size_t out, vec& dx, vec& dwt) const {
+        const std::size_t in = wt.size() / out, rows = x.size() / in;
+        vec t(rows * in);
+        ref::linear_backward_input(dy.data(), wt.data(), t.data(), rows, out, in);
+        add(dx, t);
+        ref::linear_backward_weight(dy.data(), x.data(), dwt.data(), rows, out, in);
+    }
+    // RMSNorm over each row of `dim` (weight wt or nullptr); backward: dx += ..., dwt += ....
+    vec norm(const vec& x, const T* wt, std::size_t dim) const {
+        vec y(x.size());
+        for (std::size_t r = 0; r < x.size() / dim; ++r) ref::rmsnorm(x.data() + r * dim, wt, y.data() + r * dim, dim, eps_);
+        return y;
+    }
+    void norm_back(const vec& x, const T* wt, const vec& dy, std::size_t dim, vec& dx, T* dwt) const {
+        vec t(x.size());
+        for (std::size_t r = 0; r < x.size() / dim; ++r)
+            ref::rmsnorm_backward(x.data() + r * dim, wt, dy.data() + r * dim, t.data() + r * dim, dwt, dim, eps_);
+        add(dx, t);
+    }
+    // RoPE of every head of x[n, heads, d] at positions 0..n-1, and its backward.
+    void rope(vec& x, std::size_t heads, const layer_info& li, bool backward) const {
+        const std::size_t d = li.head_dim;
+        const vec freq(li.rope_freq.begin(), li.rope_freq.end());
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t h = 0; h < heads; ++h) {
+                T* v = x.data() + (t * heads + h) * d;
+                if (backward) ref::rope_backward(v, freq.data(), d, static_cast<T>(t));
+                else ref::rope(v, freq.data(), d, static_cast<T>(t));
+            }
+    }
+
+    // §6, model level: p[n, L P] = (rmsnorm(e pmp^T / sqrt(D)) + embed_tokens_per_layer[ids] sqrt(P)) / sqrt(2).
+    void per_layer_inputs(const vec& e) {
+        if (!c_.has_per_layer_input()) return;
+        const std::size_t D = c_.hidden_size, P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
+        ple_mm_ = linear(e, w("model.per_layer_model_projection.weight"), LP);
+        for (T& v : ple_mm_) v /= std::sqrt(T(D));
+        ple_ = norm(ple_mm_, w("model.per_layer_projection_norm.weight").data(), P);
+        const vec& table = w("model.embed_tokens_per_layer.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t j = 0; j < LP; ++j)
+                ple_[t * LP + j] = (ple_[t * LP + j] + table[id(t) * LP + j] * std::sqrt(T(P))) / std::sqrt(T(2));
+        dple_.assign(ple_.size(), T(0));
+    }
+    void per_layer_inputs_backward(const vec& e, vec& de) {
+        if (!c_.has_per_layer_input()) return;
+        const std::size_t D = c_.hidden_size, P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
+        vec d(dple_.size()); // d(p) / sqrt(2): both terms' gradient
+        for (std::size_t i = 0; i < d.size(); ++i) d[i] = dple_[i] / std::sqrt(T(2));
+        vec& d_table = g("model.embed_tokens_per_layer.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t j = 0; j < LP; ++j) d_table[id(t) * LP + j] += d[t * LP + j] * std::sqrt(T(P));
+        vec dmm(ple_mm_.size(), T(0));
+        norm_back(ple_mm_, w("model.per_layer_projection_norm.weight").data(), d, P, dmm,
+                  g("model.per_layer_projection_norm.weight").data());
+        for (T& v : dmm) v /= std::sqrt(T(D));
+        linear_back(e, w("model.per_layer_model_projection.weight"), dmm, LP, de,
+                    g("model.per_layer_model_projection.weight"));
+    }
+
+    ref::moe_weights<T> moe_weights(std::size_t l) const {
+        return {w(at(l, "router.proj.weight")).data(), w(at(l, "router.scale")).data(),
+                w(at(l, "router.per_expert_scale")).data(), w(at(l, "experts.gate_up_proj")).data(),
+                w(at(l, "experts.down_proj")).data()};
+    }
+    ref::moe_shape moe_shape() const {
+        return {c_.hidden_size, c_.num_experts, c_.top_k_experts, c_.moe_intermediate_size, c_.rms_norm_eps};
+    }
+    ref::attention_shape attention_shape(const layer_info& li) const {
+        return {n_, c_.num_attention_heads, li.kv_heads, li.head_dim, li.is_sliding ? c_.sliding_window : 0};
+    }
+
+    // §7: decoder layer l of h[n, D].
+    vec layer_forward(std::size_t l, const vec& h) {
+        const layer_info& li = layers_[l];
+        layer_state& s = states_[l];
+        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
+        const std::size_t F = li.mlp_width;
+        s.h = h;
+        s.x = norm(h, w(at(l, "input_layernorm.weight")).data(), D);     // x = input_layernorm(h)
+        // §3: q[n, H, d] = RoPE(q_norm(q_proj x)); k, v [n, K, d] likewise (v: v_norm, no RoPE).
+        s.q_lin = linear(s.x, w(at(l, "self_attn.q_proj.weight")), H * d);
+        s.q = norm(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), d);
+        rope(s.q, H, li, false);
+        if (li.has_kv) {
+            s.k_lin = linear(s.x, w(at(l, "self_attn.k_proj.weight")), K * d);
+            s.v_lin = li.has_v_proj ? linear(s.x, w(at(l, "self_attn.v_proj.weight")), K * d) : s.k_lin; // k_eq_v
+            s.k = norm(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), d);
+            rope(s.k, K, li, false);
+            s.v = norm(s.v_lin, nullptr, d);
+        }
+        const layer_state& src = states_[li.kv_source_layer]; // KV-shared layers read an earlier layer's k, v
+        s.o.assign(n_ * H * d, T(0));
+        ref::attention(s.q.data(), src.k.data(), src.v.data(), s.o.data(), attention_shape(li), T(1));
+        s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
+        s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
+        add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
+        // §5: f = MLP(pre_feedforward_layernorm(h1)), plus the routed experts in MoE layers.
+        s.xf = norm(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), D);
+        s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F);
+        s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F);
+        s.act.resize(n_ * F);
+        ref::geglu(s.gate.data(), s.up.data(), s.act.data(), n_ * F);
+        s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D);
+        if (c_.enable_moe_block) {
+            s.y1 = norm(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), D);
+            s.x2 = norm(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), D);
+            s.y2.assign(n_ * D, T(0));
+            s.routed.clear();
+            for (std::size_t t = 0; t < n_; ++t)
+                s.routed.push_back(ref::moe_forward(moe_weights(l), moe_shape(), s.h1.data() + t * D,
+                                                    s.x2.data() + t * D, s.y2.data() + t * D));
+            s.f = norm(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), D);
+            add(s.f, s.y1);                                               // f = y1 + post_feedforward_layernorm_2(y2)
+        } else {
+            s.f = s.m;
+        }
+        s.h2 = norm(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), D);
+        add(s.h2, s.h1);                                                  // h2 = h1 + post_feedforward_layernorm(f)
+        vec h3 = s.h2;
+        if (c_.has_per_layer_input()) { // §6: h3 = h2 + norm(proj(gelu(gate h2) * p_l))
+            const std::size_t P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
+            s.p.resize(n_ * P);
+            for (std::size_t t = 0; t < n_; ++t)
+                for (std::size_t j = 0; j < P; ++j) s.p[t * P + j] = ple_[t * LP + l * P + j];
+            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P);
+            s.gm.resize(n_ * P);
+            for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = ref::gelu_tanh(s.g_pre[i]) * s.p[i];
+            s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D);
+            add(h3, norm(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), D));
+        }
+        const T scalar = w(at(l, "layer_scalar"))[0];
+        for (T& v : h3) v *= scalar;                                      // out = h3 * layer_scalar
+        return h3;
+    }
+
+    // d out[n, D] -> d h[n, D], in the reverse order of layer_forward.
+    vec layer_backward(std::size_t l, const vec& dout) {
+        const layer_info& li = layers_[l];
+        const layer_state& s = states_[l];
+        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
+        const std::size_t F = li.mlp_width;
+        const T scalar = w(at(l, "layer_scalar"))[0];
+        vec dh3(dout.size());
+        for (std::size_t i = 0; i < dh3.size(); ++i) dh3[i] = dout[i] * scalar;
+        vec dh2 = dh3;
+        if (c_.has_per_layer_input()) {
+            const std::size_t P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
+            vec dy(n_ * D, T(0)), dgm(n_ * P, T(0)), dg_pre(n_ * P);
+            norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
+                      g(at(l, "post_per_layer_input_norm.weight")).data());
+            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")));
+            for (std::size_t t = 0; t < n_; ++t)
+                for (std::size_t j = 0; j < P; ++j) {
+                    const std::size_t i = t * P + j;
+                    dple_[t * LP + l * P + j] += dgm[i] * ref::gelu_tanh(s.g_pre[i]);
+                    dg_pre[i] = dgm[i] * s.p[i] * ref::gelu_tanh_derivative(s.g_pre[i]);
+                }
+            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")));
+        }
+        vec dh1 = dh2, df(n_ * D, T(0));
+        norm_back(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), dh2, D, df,
+                  g(at(l, "post_feedforward_layernorm.weight")).data());
+        vec dm;
+        if (c_.enable_moe_block) {
+            vec dy2(n_ * D, T(0)), dx2(n_ * D, T(0)), dh_t(D), dx_t(D);
+            norm_back(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), df, D, dy2,
+                      g(at(l, "post_feedforward_layernorm_2.weight")).data());
+            const ref::moe_grads<T> mg{g(at(l, "router.proj.weight")).data(), g(at(l, "router.scale")).data(),
+                                       g(at(l, "router.per_expert_scale")).data(),
+                                       g(at(l, "experts.gate_up_proj")).data(), g(at(l, "experts.down_proj")).data()};
+            for (std::size_t t = 0; t < n_; ++t) {
+                ref::moe_backward(moe_weights(l), moe_shape(), s.routed[t], s.h1.data() + t * D, s.x2.data() + t * D,
+                                  dy2.data() + t * D, dh_t.data(), dx_t.data(), mg);
+                for (std::size_t i = 0; i < D; ++i) dh1[t * D + i] += dh_t[i], dx2[t * D + i] += dx_t[i];
+            }
+            norm_back(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), dx2, D, dh1,
+                      g(at(l, "pre_feedforward_layernorm_2.weight")).data());
+            dm.assign(n_ * D, T(0));
+            norm_back(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), df, D, dm,
+                      g(at(l, "post_feedforward_layernorm_1.weight")).data());
+        } else {
+            dm = df;
+        }
+        vec dact(n_ * F, T(0)), dgate(n_ * F), dup(n_ * F), dxf(n_ * D, T(0));
+        linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")));
+        ref::geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n_ * F);
+        linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")));
+        linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")));
+        norm_back(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), dxf, D, dh1,
+                  g(at(l, "pre_feedforward_layernorm.weight")).data());
+
+        vec dh = dh1, da(n_ * D, T(0)), d_o(n_ * H * d, T(0)), dq(n_ * H * d);
+        norm_back(s.a, w(at(l, "post_attention_layernorm.weight")).data(), dh1, D, da,
+                  g(at(l, "post_attention_layernorm.weight")).data());
+        linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
+        const std::size_t src = li.kv_source_layer;
+        if (dk_[src].empty()) dk_[src].assign(n_ * K * d, T(0)), dv_[src].assign(n_ * K * d, T(0));
+        ref::attention_backward(s.q.data(), states_[src].k.data(), states_[src].v.data(), d_o.data(), dq.data(),
+                                dk_[src].data(), dv_[src].data(), attention_shape(li), T(1));
+        rope(dq, H, li, true);
+        vec dq_lin(n_ * H * d, T(0)), dx(n_ * D, T(0));
+        norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());
+        linear_back(s.x, w(at(l, "self_attn.q_proj.weight")), dq_lin, H * d, dx, g(at(l, "self_attn.q_proj.weight")));
+        if (li.has_kv) { // every layer reading this one's k and v has added its gradient by now
+            vec dk = dk_[l], dk_lin(n_ * K * d, T(0)), dv_lin(n_ * K * d, T(0));
+            rope(dk, K, li, true);
+            norm_back(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), dk, d, dk_lin,
+                      g(at(l, "self_attn.k_norm.weight")).data());
+            norm_back(s.v_lin, nullptr, dv_[l], d, dv_lin, nullptr);
+            if (li.has_v_proj)
+                linear_back(s.x, w(at(l, "self_attn.v_proj.weight")), dv_lin, K * d, dx, g(at(l, "self_attn.v_proj.weight")));
+            else
+                add(dk_lin, dv_lin); // k_eq_v: v is the raw k projection
+            linear_back(s.x, w(at(l, "self_attn.k_proj.weight")), dk_lin, K * d, dx, g(at(l, "self_attn.k_proj.weight")));
+        }
+        norm_back(s.h, w(at(l, "input_layernorm.weight")).data(), dx, D, dh, g(at(l, "input_layernorm.weight")).data());
+        return dh;
+    }
+};
+
+} // namespace detail
+
+// The mean next-token cross-entropy of the model with parameters `w` (by
+// Hugging Face name) on ids[n], n >= 2, and its gradient in every parameter.
+template <class T>
+loss_and_grads<T> loss_and_gradients(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids) {
+    return detail::pass<T>(c, w, ids).run();
+}
+
+} // namespace gemma4::reference
+QTENSOR_END_NAMESPACE
