@@ -34,7 +34,7 @@ void check_fixture(const std::string& name) {
     const std::string dir = fixtures + "/" + name;
     const gemma4::config config = gemma4::config::from_hf_file(dir);
     const io::safetensors_file model(dir + "/model.safetensors"), reference(dir + "/reference.safetensors");
-    gemma4::reference::tensors<double> params;
+    gemma4::tensors<double> params;
     for (const io::tensor_entry& e : model.entries()) params[e.name] = as_doubles(e);
     std::vector<std::int32_t> ids;
     for (const std::int64_t id : io::to_int64(reference.raw("input_ids"), reference.path()))

@@ -15,13 +15,8 @@ file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
 # The reference's token ids and logits.
-step("${UTIL}" extract "${MODEL}/reference.safetensors" input_ids ids.i64)
+reference_ids(ids "${MODEL}/reference.safetensors")
 step("${UTIL}" extract "${MODEL}/reference.safetensors" logits want.f32)
-execute_process(COMMAND "${UTIL}" ids ids.i64 WORKING_DIRECTORY "${WORK_DIR}" OUTPUT_VARIABLE ids
-    RESULT_VARIABLE rc)
-if(NOT rc STREQUAL "0" OR NOT ids MATCHES "^[0-9]+(,[0-9]+)+$")
-    message(FATAL_ERROR "cannot read the reference ids: ${rc} '${ids}'")
-endif()
 
 step("${CLI}" convert "${MODEL}" f32.gguf)
 step("${CLI}" convert --policy q4_0 -v "${MODEL}" q4_0.gguf)

@@ -9,6 +9,9 @@
 //                                              BACK within TYPE's bound of ORIG
 //   qtensor_cli_testutil extract FILE.safetensors NAME OUT
 //                                              the tensor's bytes, as stored
+//   qtensor_cli_testutil names FILE.safetensors PREFIX
+//                                              names of its tensors that start with PREFIX,
+//                                              ';'-separated (a CMake list), in header order
 //   qtensor_cli_testutil ids IN.i64            int64 LE values, comma-separated on stdout
 //   qtensor_cli_testutil close GOT.f32 WANT.f32 REL
 //                                              |got - want| <= REL * max |want|, element-wise
@@ -220,13 +223,18 @@ std::vector<char> read_bytes(const char* path) {
 // A safetensors file is u64 LE header size, a JSON header, the data. Enough
 // of the header is read to find one tensor: "NAME":{..."data_offsets":[a,b]}
 // (an entry holds no nested object, so its '}' ends it).
+std::string_view header_of(const std::vector<char>& file, const char* path) {
+    std::uint64_t header = 0;
+    if (file.size() < 8) die(std::string(path) + ": too short");
+    std::memcpy(&header, file.data(), 8);
+    if (header > file.size() - 8) die(std::string(path) + ": header size past the end");
+    return {file.data() + 8, header};
+}
+
 int cmd_extract(char** argv) {
     const std::vector<char> file = read_bytes(argv[2]);
-    std::uint64_t header = 0;
-    if (file.size() < 8) die(std::string(argv[2]) + ": too short");
-    std::memcpy(&header, file.data(), 8);
-    if (header > file.size() - 8) die(std::string(argv[2]) + ": header size past the end");
-    const std::string_view json(file.data() + 8, header);
+    const std::string_view json = header_of(file, argv[2]);
+    const std::size_t header = json.size();
     const std::string key = "\"" + std::string(argv[3]) + "\"";
     const auto at = json.find(key);
     if (at == std::string_view::npos) die("no tensor " + key);
@@ -239,6 +247,22 @@ int cmd_extract(char** argv) {
     const std::uint64_t last = std::strtoull(end + 1, nullptr, 10);
     if (last < first || last > file.size() - 8 - header) die(key + ": bad data_offsets");
     write_file(argv[4], file.data() + 8 + header + first, last - first);
+    return 0;
+}
+
+// Every key of the header whose value is a tensor entry ({"dtype":...).
+int cmd_names(char** argv) {
+    const std::vector<char> file = read_bytes(argv[2]);
+    const std::string_view json = header_of(file, argv[2]), prefix(argv[3]);
+    const std::string_view entry = "\":{\"dtype\"";
+    bool first = true;
+    for (std::size_t at = json.find(entry); at != std::string_view::npos; at = json.find(entry, at + 1)) {
+        const std::size_t open = json.rfind('"', at - 1);
+        const std::string_view name = json.substr(open + 1, at - open - 1);
+        if (!name.starts_with(prefix)) continue;
+        std::printf("%s%.*s", first ? "" : ";", static_cast<int>(name.size()), name.data());
+        first = false;
+    }
     return 0;
 }
 
@@ -291,8 +315,9 @@ int main(int argc, char** argv) {
     if (cmd == "check" && argc == 6) return cmd_check(argv);
     if (cmd == "extract" && argc == 5) return cmd_extract(argv);
     if (cmd == "ids" && argc == 3) return cmd_ids(argv);
+    if (cmd == "names" && argc == 4) return cmd_names(argv);
     if (cmd == "close" && argc == 5) return cmd_close(argv);
     if (cmd == "truncate" && argc == 5) return cmd_truncate(argv);
     die("usage: floats OUT TOKEN... | bytes OUT TOKEN... | gen OUT ROWS COLS | check TYPE COLS ORIG BACK | "
-        "extract FILE NAME OUT | ids IN | close GOT WANT REL | truncate IN OUT BYTES");
+        "extract FILE NAME OUT | names FILE PREFIX | ids IN | close GOT WANT REL | truncate IN OUT BYTES");
 }

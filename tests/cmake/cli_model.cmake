@@ -70,4 +70,22 @@ qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* 
     logits --ids 1 --out o.f32 ${QTENSOR_CLI_MODEL_WORK}/cut.gguf)
 set_property(TEST cli_gguf_truncated APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 
+# --- grad: the loss and every gradient against transformers' backward ----------
+# In float32 from the directory, from the f32 GGUF (its names mapped back) and
+# for the MoE fixture; 1e-4 of each tensor's largest, as the issue asks.
+function(qtensor_cli_grad name model reference)
+    add_test(NAME cli_grad_${name} COMMAND ${CMAKE_COMMAND}
+        -DCLI=$<TARGET_FILE:qtensor_cli> -DUTIL=$<TARGET_FILE:qtensor_cli_testutil>
+        -DMODEL=${model} -DREFERENCE=${reference} -DWORK_DIR=${QTENSOR_CLI_WORK}/grad_${name} -DREL=1e-4
+        -P ${QTENSOR_CLI_TEST_DIR}/grad.cmake)
+endfunction()
+qtensor_cli_grad(tiny_e2b ${e2b} ${e2b}/reference.safetensors)
+qtensor_cli_grad(tiny_moe ${gemma4_data}/tiny-moe ${gemma4_data}/tiny-moe/reference.safetensors)
+qtensor_cli_grad(tiny_e2b_gguf ${QTENSOR_CLI_MODEL_WORK}/f32.gguf ${e2b}/reference.safetensors)
+set_property(TEST cli_grad_tiny_e2b_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+qtensor_cli_run(grad_help CODE 0 STDOUT "^usage: qtensor grad --ids IDS --out FILE MODEL" ARGS help grad)
+qtensor_cli_error(grad_one_id 2 "^qtensor: grad: --ids needs at least 2 tokens" grad --ids 5 --out g.st ${e2b})
+qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::reference: token id 512 \\(position 1\\) is outside the vocabulary of 512"
+    grad --ids 3,512 --out g.st ${e2b})
+
 endif()

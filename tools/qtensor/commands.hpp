@@ -27,4 +27,8 @@ int run_logits(std::span<const std::string_view> args);
 void print_generate_help();
 int run_generate(std::span<const std::string_view> args);
 
+// train_commands.cpp: training.
+void print_grad_help();
+int run_grad(std::span<const std::string_view> args);
+
 } // namespace qtensor::cli

@@ -33,6 +33,8 @@ constexpr command commands[] = {
      run_logits},
     {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
      run_generate},
+    {"grad", "the training loss of token ids and every parameter's gradient -> safetensors",
+     print_grad_help, run_grad},
 };
 
 void print_usage(std::FILE* to) {

@@ -23,6 +23,7 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "io.hpp"
+#include "model_args.hpp"
 #include "qtensor/core/text.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
@@ -57,84 +58,6 @@ constexpr option_spec generate_options[] = {
     {"threads", 't', true},
 };
 enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads };
-
-// Caps that keep a typo from asking for absurd work (or memory) up front.
-constexpr std::size_t max_threads = 1024;
-constexpr std::size_t max_new_tokens = std::size_t{1} << 20;
-
-std::string policy_list() {
-    std::string s;
-    for (std::string_view n : gemma4::policy_names) {
-        if (!s.empty()) s += ", ";
-        s += n;
-    }
-    return s;
-}
-
-// --policy NAME, default f32; an unknown name is a usage error.
-std::string_view policy_of(const parsed_args& parsed, std::size_t opt) {
-    if (!parsed.has(opt)) return gemma4::f32_policy::name;
-    const std::string_view name = *parsed.values[opt];
-    for (std::string_view n : gemma4::policy_names)
-        if (n == name) return name;
-    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list() + ")");
-}
-
-// "5,17,3" -> {5, 17, 3}: non-negative decimal integers that fit int32.
-// Whether the model's vocabulary has them is the model's to say.
-std::vector<std::int32_t> parse_ids(std::string_view text) {
-    if (text.empty()) usage_error("--ids is empty (expected token ids like 5,17,3)");
-    std::vector<std::int32_t> ids;
-    std::size_t start = 0;
-    for (;;) {
-        const std::size_t comma = std::min(text.find(',', start), text.size());
-        const std::string_view item = text.substr(start, comma - start);
-        std::int32_t id = 0;
-        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-        if (ec == std::errc::result_out_of_range)
-            usage_error("--ids: " + in_quotes(item) + " is too large for a token id");
-        if (item.empty() || ec != std::errc{} || end != item.data() + item.size() || id < 0)
-            usage_error("--ids: " + in_quotes(item) + " (item " + std::to_string(ids.size()) +
-                        ") is not a non-negative integer");
-        ids.push_back(id);
-        if (comma == text.size()) return ids;
-        start = comma + 1;
-    }
-}
-
-std::size_t threads_of(const parsed_args& parsed, std::size_t opt) {
-    if (parsed.has(opt)) return parse_count("--threads", *parsed.values[opt], max_threads);
-    return std::max(1u, std::thread::hardware_concurrency());
-}
-
-std::string mib(std::size_t bytes) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-    return buf;
-}
-
-std::string shape_text(const std::vector<std::size_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (i != 0) s += ", ";
-        s += std::to_string(shape[i]);
-    }
-    return s + "]";
-}
-
-// The positional MODEL, checked to exist so the message says which argument is wrong.
-std::string model_path(std::string_view command, const std::string_view arg) {
-    std::error_code ec;
-    if (!std::filesystem::exists(arg, ec))
-        run_error(std::string(command) + ": model " + in_quotes(arg) + " does not exist");
-    return std::string(arg);
-}
-
-void check_context(std::string_view command, const gemma4::config& c, std::size_t positions) {
-    if (positions > c.max_position_embeddings)
-        run_error(std::string(command) + ": " + std::to_string(positions) + " positions exceed the model's context of " +
-                  std::to_string(c.max_position_embeddings));
-}
 
 // --- convert ----------------------------------------------------------------
 

@@ -15,6 +15,7 @@
 // cross-entropy of logits[t] against ids[t + 1], t = 0 .. n-2.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,15 +28,13 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/kernels/reference/moe.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4::reference {
-
-template <class T>
-using tensors = std::map<std::string, std::vector<T>, std::less<>>;
 
 template <class T>
 struct loss_and_grads {
@@ -55,6 +54,19 @@ public:
     pass(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids)
         : c_(c), layers_(c.layers()), w_(w), ids_(ids), n_(ids.size()), eps_(static_cast<T>(c.rms_norm_eps)) {
         if (n_ < 2) throw error("gemma4::reference: the loss needs at least 2 tokens");
+        const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
+                                                          : c.vocab_size;
+        for (std::size_t t = 0; t < n_; ++t)
+            if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
+                throw error("gemma4::reference: token id " + std::to_string(ids[t]) + " (position " +
+                            std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
+        for (const parameter_shape& s : parameter_shapes(c)) {
+            const auto it = w.find(s.name);
+            if (it == w.end()) throw error("gemma4::reference: no parameter " + s.name);
+            if (it->second.size() != s.elements())
+                throw error("gemma4::reference: parameter " + s.name + " has " + std::to_string(it->second.size()) +
+                            " elements, the config asks for " + std::to_string(s.elements()));
+        }
     }
 
     loss_and_grads<T> run() {
@@ -69,7 +81,8 @@ public:
         vec h = e;
         for (std::size_t l = 0; l < layers_.size(); ++l) h = layer_forward(l, h);
         const vec hf = norm(h, w("model.norm.weight").data(), D); // x = norm(h)
-        vec z = linear(hf, embed, V);                               // logits[n, V], tied head
+        const std::string head = c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        vec z = linear(hf, w(head), V);                             // logits[n, V]
         const T cap = static_cast<T>(c_.final_logit_softcapping);
         if (cap > 0) ref::softcap(z.data(), z.size(), cap);
         loss_and_grads<T> out;
@@ -82,7 +95,7 @@ public:
             ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
         if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
         vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
-        linear_back(hf, embed, dz, V, dhf, g("model.embed_tokens.weight"));
+        linear_back(hf, w(head), dz, V, dhf, g(head));
         norm_back(h, w("model.norm.weight").data(), dhf, D, dh, g("model.norm.weight").data());
         dk_.assign(layers_.size(), vec());
         dv_.assign(layers_.size(), vec());
