@@ -25,17 +25,23 @@
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/gemma4/weights.hpp"
+#include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
 
 // Row-major arrays by Hugging Face name.
 template <class T>
-using tensors = std::map<std::string, std::vector<T>, std::less<>>;
+using tensors = train::tensors<T>;
+
+// The policy member (policy.hpp) whose scheme a tensor is stored in; float32:
+// always f32 (norm gains, scales, the router).
+enum class weight_role { attention, mlp, experts, embedding, per_layer, float32 };
 
 struct parameter_shape {
     std::string name;
     std::vector<std::size_t> shape; // outermost first
+    weight_role role = weight_role::float32;
     bool trainable = true;          // false: a buffer (layer_scalar)
 
     std::size_t elements() const noexcept {
@@ -52,15 +58,17 @@ inline std::vector<parameter_shape> parameter_shapes(const config& c) {
     const std::size_t D = c.hidden_size, V = c.vocab_size, H = c.num_attention_heads;
     const std::size_t L = c.num_hidden_layers, P = c.hidden_size_per_layer_input;
     std::vector<parameter_shape> out;
-    const auto add = [&](std::string name, std::vector<std::size_t> shape, bool trainable = true) {
-        out.push_back({std::move(name), std::move(shape), trainable});
+    using enum weight_role;
+    const auto add = [&](std::string name, std::vector<std::size_t> shape, weight_role role = float32,
+                         bool trainable = true) {
+        out.push_back({std::move(name), std::move(shape), role, trainable});
     };
-    add("model.embed_tokens.weight", {V, D});
-    if (!c.tie_word_embeddings) add("lm_head.weight", {V, D});
+    add("model.embed_tokens.weight", {V, D}, embedding);
+    if (!c.tie_word_embeddings) add("lm_head.weight", {V, D}, embedding);
     add("model.norm.weight", {D});
     if (c.has_per_layer_input()) {
-        add("model.embed_tokens_per_layer.weight", {c.vocab_size_per_layer_input, L * P});
-        add("model.per_layer_model_projection.weight", {L * P, D});
+        add("model.embed_tokens_per_layer.weight", {c.vocab_size_per_layer_input, L * P}, embedding);
+        add("model.per_layer_model_projection.weight", {L * P, D}, per_layer);
         add("model.per_layer_projection_norm.weight", {P});
     }
     const std::vector<layer_info> layers = c.layers();
@@ -71,18 +79,18 @@ inline std::vector<parameter_shape> parameter_shapes(const config& c) {
         for (const char* norm : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
                                  "post_feedforward_layernorm"})
             add(p + norm + ".weight", {D});
-        add(p + "layer_scalar", {1}, false);
-        add(p + "self_attn.q_proj.weight", {H * d, D});
-        add(p + "self_attn.o_proj.weight", {D, H * d});
+        add(p + "layer_scalar", {1}, float32, false);
+        add(p + "self_attn.q_proj.weight", {H * d, D}, attention);
+        add(p + "self_attn.o_proj.weight", {D, H * d}, attention);
         add(p + "self_attn.q_norm.weight", {d});
         if (li.has_kv) {
-            add(p + "self_attn.k_proj.weight", {K * d, D});
-            if (li.has_v_proj) add(p + "self_attn.v_proj.weight", {K * d, D});
+            add(p + "self_attn.k_proj.weight", {K * d, D}, attention);
+            if (li.has_v_proj) add(p + "self_attn.v_proj.weight", {K * d, D}, attention);
             add(p + "self_attn.k_norm.weight", {d});
         }
-        add(p + "mlp.gate_proj.weight", {F, D});
-        add(p + "mlp.up_proj.weight", {F, D});
-        add(p + "mlp.down_proj.weight", {D, F});
+        add(p + "mlp.gate_proj.weight", {F, D}, mlp);
+        add(p + "mlp.up_proj.weight", {F, D}, mlp);
+        add(p + "mlp.down_proj.weight", {D, F}, mlp);
         if (c.enable_moe_block) {
             const std::size_t E = c.num_experts, I = c.moe_intermediate_size;
             add(p + "pre_feedforward_layernorm_2.weight", {D});
@@ -91,17 +99,34 @@ inline std::vector<parameter_shape> parameter_shapes(const config& c) {
             add(p + "router.proj.weight", {E, D});
             add(p + "router.scale", {D});
             add(p + "router.per_expert_scale", {E});
-            add(p + "experts.gate_up_proj", {E, 2 * I, D});
-            add(p + "experts.down_proj", {E, D, I});
+            add(p + "experts.gate_up_proj", {E, 2 * I, D}, experts);
+            add(p + "experts.down_proj", {E, D, I}, experts);
         }
         if (c.has_per_layer_input()) {
-            add(p + "per_layer_input_gate.weight", {P, D});
-            add(p + "per_layer_projection.weight", {D, P});
+            add(p + "per_layer_input_gate.weight", {P, D}, per_layer);
+            add(p + "per_layer_projection.weight", {D, P}, per_layer);
             add(p + "post_per_layer_input_norm.weight", {D});
         }
     }
     return out;
 }
+
+// `p` holds every tensor of `shapes` with its number of elements, or `who`
+// says which does not.
+template <class T>
+void check_parameters(std::string_view who, const tensors<T>& p, const std::vector<parameter_shape>& shapes) {
+    for (const parameter_shape& s : shapes) {
+        const auto it = p.find(s.name);
+        if (it == p.end()) throw error(std::string(who) + ": no parameter " + s.name);
+        if (it->second.size() != s.elements())
+            throw error(std::string(who) + ": parameter " + s.name + " has " + std::to_string(it->second.size()) +
+                        " elements, the config asks for " + std::to_string(s.elements()));
+    }
+}
+
+// Whether weight decay applies: to matrices and tables, not to norm gains,
+// scales and other vectors (as is usual for transformers).
+inline bool decays(const parameter_shape& s) noexcept { return s.shape.size() >= 2; }
 
 // Every parameter of the checkpoint in `src`, widened to float32 (any scheme
 // the loader reads: f32, bf16, q8_0, q4_0, ...), with every shape checked

@@ -60,13 +60,7 @@ public:
             if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
                 throw error("gemma4::reference: token id " + std::to_string(ids[t]) + " (position " +
                             std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
-        for (const parameter_shape& s : parameter_shapes(c)) {
-            const auto it = w.find(s.name);
-            if (it == w.end()) throw error("gemma4::reference: no parameter " + s.name);
-            if (it->second.size() != s.elements())
-                throw error("gemma4::reference: parameter " + s.name + " has " + std::to_string(it->second.size()) +
-                            " elements, the config asks for " + std::to_string(s.elements()));
-        }
+        check_parameters("gemma4::reference", w, parameter_shapes(c));
     }
 
     loss_and_grads<T> run() {

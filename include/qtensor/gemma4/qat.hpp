@@ -1,0 +1,105 @@
+// qtensor/gemma4/qat.hpp: quantization-aware training of a Gemma 4 model
+// under a policy (policy.hpp). The master weights stay float32; the forward
+// sees each weight as its policy's scheme stores it:
+//
+//   forward:  w_seen = dequantize<S>(quantize<S>(w)), S = the scheme of w's
+//             role in P (fake_quant<S> for a quantized scheme, bf16/f16
+//             rounding for a float one, w itself for f32);
+//   backward: dL/dw = dL/dw_seen where the quantizer did not clip w, else 0
+//             (the straight-through estimator with the clip mask).
+//
+// Packing the master weights under P (qtensor convert --policy P, or
+// load_weights<P>) writes exactly w_seen: the rounding is the same code, so
+// the exported model is the model that was trained.
+//
+//   gemma4::rehearsal<gemma4::q4_0_policy> qat(config);
+//   qat.forward(master, seen);                           // before each step
+//   auto r = gemma4::reference::loss_and_gradients<float>(config, seen, ids);
+//   qat.backward(r.grads);                               // now d loss / d master
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/parameters.hpp"
+#include "qtensor/gemma4/policy.hpp"
+#include "qtensor/scheme/fake_quant.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace gemma4 {
+
+// Calls f(S{}) with the scheme P gives role r.
+template <model_policy P, class F>
+decltype(auto) with_role_scheme(weight_role r, F&& f) {
+    switch (r) {
+    case weight_role::attention: return f(typename P::attention{});
+    case weight_role::mlp: return f(typename P::mlp{});
+    case weight_role::experts: return f(typename P::experts{});
+    case weight_role::embedding: return f(typename P::embedding{});
+    case weight_role::per_layer: return f(typename P::per_layer{});
+    case weight_role::float32: break;
+    }
+    return f(f32{});
+}
+
+template <model_policy P>
+class rehearsal {
+public:
+    explicit rehearsal(const config& c) : shapes_(parameter_shapes(c)) {
+        for (const parameter_shape& s : shapes_)
+            with_role_scheme<P>(s.role, [&]<class S>(S) {
+                if (s.shape.back() % S::block_elems != 0)
+                    throw error("gemma4::rehearsal: " + s.name + " has rows of " + std::to_string(s.shape.back()) +
+                                " elements, not whole " + std::string(S::name) + " blocks of " +
+                                std::to_string(S::block_elems) + "; pick a policy with another scheme for this role");
+            });
+    }
+
+    // seen = every master weight as the policy stores it; keeps the clip masks.
+    void forward(const tensors<float>& master, tensors<float>& seen) {
+        check_parameters("gemma4::rehearsal", master, shapes_);
+        for (const parameter_shape& s : shapes_) {
+            const std::vector<float>& w = master.find(s.name)->second;
+            std::vector<float>& y = seen[s.name];
+            y.resize(w.size());
+            with_role_scheme<P>(s.role, [&]<class S>(S) {
+                if constexpr (quantized_scheme<S>) {
+                    std::vector<std::uint8_t>& mask = masks_[s.name];
+                    mask.resize(w.size());
+                    fake_quant<S>::forward(w, y, mask);
+                } else {
+                    std::vector<typename S::block_type> packed(w.size());
+                    S::quantize_row(w.data(), packed.data(), w.size());
+                    S::dequantize_row(packed.data(), y.data(), w.size());
+                }
+            });
+        }
+    }
+
+    // grads: d loss / d seen in, d loss / d master out (zero where clipped).
+    void backward(tensors<float>& grads) const {
+        for (const auto& [name, mask] : masks_) {
+            const auto it = grads.find(name);
+            if (it == grads.end()) continue; // not trained (no gradient)
+            if (it->second.size() != mask.size())
+                throw error("gemma4::rehearsal: the gradient of " + name + " has " +
+                            std::to_string(it->second.size()) + " elements, the weight " +
+                            std::to_string(mask.size()));
+            for (std::size_t i = 0; i < mask.size(); ++i)
+                if (mask[i]) it->second[i] = 0.0f;
+        }
+    }
+
+private:
+    std::vector<parameter_shape> shapes_;
+    tensors<std::uint8_t> masks_; // per quantized weight: 1 where its code was clamped
+};
+
+} // namespace gemma4
+QTENSOR_END_NAMESPACE

@@ -1,0 +1,81 @@
+// qtensor/train/tensors.hpp: named float arrays, the currency of training
+// (parameters, gradients, optimizer moments), and what a step does to all of
+// them at once: accumulate, scale, the global norm and clipping by it.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
+
+QTENSOR_BEGIN_NAMESPACE
+namespace train {
+
+// Row-major arrays by name (for a Gemma 4 model, Hugging Face's names).
+template <class T>
+using tensors = std::map<std::string, std::vector<T>, std::less<>>;
+
+namespace detail {
+
+// `b` holds the same names and sizes as `a`, or the message says which differs.
+template <class T>
+void check_same_layout(const char* what, const tensors<T>& a, const tensors<T>& b) {
+    if (a.size() != b.size())
+        throw error(std::string(what) + ": " + std::to_string(b.size()) + " tensors against " +
+                    std::to_string(a.size()));
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+        if (i->first != j->first || i->second.size() != j->second.size())
+            throw error(std::string(what) + ": tensor " + j->first + " (" + std::to_string(j->second.size()) +
+                        " elements) where " + i->first + " (" + std::to_string(i->second.size()) + ") was expected");
+}
+
+} // namespace detail
+
+// sum += g, tensor by tensor (gradient accumulation); an empty sum starts at g.
+inline void accumulate(tensors<float>& sum, const tensors<float>& g) {
+    if (sum.empty()) {
+        sum = g;
+        return;
+    }
+    detail::check_same_layout("train::accumulate", sum, g);
+    auto j = g.begin();
+    for (auto& [name, v] : sum) {
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] += j->second[k];
+        ++j;
+    }
+}
+
+inline void scale(tensors<float>& g, float a) {
+    for (auto& [name, v] : g)
+        for (float& x : v) x *= a;
+}
+
+// sqrt(sum of every element squared), summed in double.
+inline double global_norm(const tensors<float>& g) {
+    double sq = 0.0;
+    for (const auto& [name, v] : g)
+        for (const float x : v) sq += static_cast<double>(x) * x;
+    return std::sqrt(sq);
+}
+
+// Scales g so that its global norm is at most max_norm, as PyTorch's
+// clip_grad_norm_ does (coefficient max_norm / (norm + 1e-6), capped at 1).
+// Returns the norm before clipping; a NaN or infinite norm is an error (the
+// step would write NaN into every parameter).
+inline double clip_by_global_norm(tensors<float>& g, double max_norm) {
+    const double norm = global_norm(g);
+    if (!std::isfinite(norm))
+        throw error("train::clip_by_global_norm: the gradient's norm is " + std::to_string(norm) +
+                    " (a NaN or an overflow upstream)");
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) scale(g, static_cast<float>(coef));
+    return norm;
+}
+
+} // namespace train
+QTENSOR_END_NAMESPACE

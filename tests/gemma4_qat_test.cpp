@@ -1,0 +1,121 @@
+// gemma4/qat.hpp: the weights a QAT forward sees are, bit for bit, what
+// packing the master weights under the policy stores (load_weights<P>, which
+// `qtensor convert --policy P` writes), for every tensor; the backward zeroes
+// exactly the gradients of clipped weights, as fake_quant<S>'s own backward.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "test_util.hpp"
+#include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/parameters.hpp"
+#include "qtensor/gemma4/qat.hpp"
+#include "qtensor/io/safetensors.hpp"
+#include "qtensor/scheme/registry.hpp"
+
+using namespace qtensor;
+using qtensor_test::message_of;
+
+namespace {
+
+const std::string fixtures = std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4";
+
+// Master weights in memory, seen by load_weights as a checkpoint.
+struct memory_source {
+    std::vector<io::tensor_entry> entries;
+    const io::tensor_entry* find(std::string_view name) const {
+        for (const io::tensor_entry& e : entries)
+            if (e.name == name) return &e;
+        return nullptr;
+    }
+    std::string path() const { return "memory"; }
+    std::vector<std::string_view> tensor_names() const {
+        std::vector<std::string_view> out;
+        for (const io::tensor_entry& e : entries) out.push_back(e.name);
+        return out;
+    }
+};
+
+// Every tensor as load_weights<P> packs it, widened back to float32.
+template <class P>
+gemma4::tensors<float> packed(const gemma4::config& c, const gemma4::tensors<float>& master) {
+    memory_source src;
+    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c))
+        src.entries.push_back({s.name, ggml_type::f32, s.shape, std::as_bytes(std::span(master.at(s.name)))});
+    gemma4::tensors<float> out;
+    gemma4::load_weights<P>(c, c.layers(), src, {}, [&](const io::tensor_entry& e) {
+        std::vector<float>& y = out[e.name];
+        y.resize(e.elements());
+        visit_scheme(e.type, [&]<class S>(S) {
+            std::vector<typename S::block_type> blocks(e.data.size() / sizeof(typename S::block_type));
+            std::memcpy(blocks.data(), e.data.data(), e.data.size());
+            S::dequantize_row(blocks.data(), y.data(), y.size());
+        });
+    });
+    return out;
+}
+
+template <class P>
+void check_policy(const char* fixture) {
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
+    const io::safetensors_file file(fixtures + "/" + fixture + "/model.safetensors");
+    const gemma4::tensors<float> master = gemma4::load_parameters(c, file);
+    gemma4::rehearsal<P> qat(c);
+    gemma4::tensors<float> seen;
+    qat.forward(master, seen);
+    const gemma4::tensors<float> want = packed<P>(c, master);
+    std::size_t changed = 0;
+    for (const auto& [name, w] : want) {
+        INFO(P::name << ": " << name);
+        REQUIRE(seen.at(name).size() == w.size());
+        CHECK(std::memcmp(seen.at(name).data(), w.data(), w.size() * sizeof(float)) == 0);
+        changed += seen.at(name) != master.at(name);
+    }
+    CHECK(want.size() == seen.size());
+    CHECK(changed > 0); // the rehearsal did round something
+
+    // The straight-through backward: a gradient of ones comes back as
+    // fake_quant<S>::backward of it, per tensor.
+    gemma4::tensors<float> grads;
+    for (const auto& [name, w] : master) grads[name].assign(w.size(), 1.0f);
+    qat.backward(grads);
+    std::size_t zeroed = 0;
+    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c)) {
+        gemma4::with_role_scheme<P>(s.role, [&]<class S>(S) {
+            std::vector<float> want_dx(s.elements());
+            if constexpr (quantized_scheme<S>) {
+                const std::vector<float> ones(s.elements(), 1.0f);
+                fake_quant<S>::backward(master.at(s.name), ones, want_dx);
+            } else {
+                want_dx.assign(s.elements(), 1.0f); // float roles: nothing clips
+            }
+            INFO(s.name);
+            CHECK(grads.at(s.name) == want_dx);
+            for (const float g : grads.at(s.name)) zeroed += g == 0.0f;
+        });
+    }
+    MESSAGE(P::name << " on " << std::string(fixture) << ": " << changed << " tensors rounded, " << zeroed
+                    << " clipped weights get no gradient");
+}
+
+} // namespace
+
+TEST_CASE("gemma4 QAT: the forward sees exactly the packed weights; clipped weights get no gradient") {
+    check_policy<gemma4::q4_0_policy>("tiny-e2b");
+    check_policy<gemma4::q8_0_policy>("tiny-moe");
+    check_policy<gemma4::bf16_policy>("tiny-e2b");
+}
+
+TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up front") {
+    gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    // q8_0 policy: per-layer projections are bf16, but the MLP's are q8_0.
+    c.intermediate_size = 40;
+    c.validate();
+    CHECK(message_of([&] { gemma4::rehearsal<gemma4::q8_0_policy>{c}; })
+              .find("mlp.down_proj.weight has rows of 40 elements, not whole q8_0 blocks of 32") != std::string::npos);
+}
