@@ -110,8 +110,14 @@ TEST_CASE("train: accumulate, scale, global norm; bad input is an error") {
     train::tensors<float> bad{{"a", {NAN}}};
     CHECK(message_of([&] { train::clip_by_global_norm(bad, 1.0); }).find("norm is nan") != std::string::npos);
     train::adamw opt({});
-    train::tensors<float> p{{"a", {1.0f, 2.0f}}};
-    CHECK(message_of([&] { opt.step(p, other, 1e-3); }).find("2 tensors against 1") != std::string::npos);
+    train::tensors<float> p{{"a", {1.0f, 2.0f}}, {"buffer", {5.0f}}};
+    CHECK(message_of([&] { opt.step(p, other, 1e-3); }).find("gradient of a (1 elements) has no parameter") !=
+          std::string::npos);
+    train::adamw fresh({});
+    fresh.step(p, {{"a", {1.0f, 1.0f}}}, 1e-3); // a parameter without a gradient is left alone
+    CHECK(p.at("buffer")[0] == 5.0f);
+    CHECK(p.at("a")[0] < 1.0f);
+    CHECK(message_of([&] { fresh.step(p, other, 1e-3); }).find("2 tensors against 1") != std::string::npos);
     train::adamw_options wrong;
     wrong.beta1 = 1.0;
     CHECK(message_of([&] { train::adamw{wrong}; }).find("beta1 and beta2") != std::string::npos);

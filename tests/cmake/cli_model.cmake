@@ -88,4 +88,25 @@ qtensor_cli_error(grad_one_id 2 "^qtensor: grad: --ids needs at least 2 tokens" 
 qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::reference: token id 512 \\(position 1\\) is outside the vocabulary of 512"
     grad --ids 3,512 --out g.st ${e2b})
 
+# --- train: the loss falls, a resumed run is the same run, the result is a model ---
+add_test(NAME cli_train COMMAND ${CMAKE_COMMAND}
+    -DCLI=$<TARGET_FILE:qtensor_cli> -DCONFIG=${e2b}/config.json -DDATA=${PROJECT_SOURCE_DIR}/LICENSE
+    -DWORK_DIR=${QTENSOR_CLI_WORK}/train -P ${QTENSOR_CLI_TEST_DIR}/train.cmake)
+set_tests_properties(cli_train PROPERTIES FIXTURES_SETUP qtensor_cli_train)
+set(run_dir ${QTENSOR_CLI_WORK}/train/f32)
+qtensor_cli_run(train_help CODE 0 STDOUT "^usage: qtensor train --data TEXT --steps N --out DIR" ARGS train --help)
+qtensor_cli_error(train_no_data 2 "^qtensor: train: missing --data" train --steps 2 --out o ${e2b}/config.json)
+qtensor_cli_error(train_gguf 2 "^qtensor: train: .*GGUF files cannot be trained"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --out o ${QTENSOR_CLI_MODEL_WORK}/f32.gguf)
+set_property(TEST cli_train_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+qtensor_cli_error(train_exists 1 "^qtensor: train: '.*' already holds a run: --resume to continue it"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --out ${run_dir} ${e2b}/config.json)
+qtensor_cli_error(train_other_run 1 "^qtensor: train: --resume: '.*' holds another run \\(.* seq=32 .*\\); this one is .* seq=64"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 12 --resume --out ${run_dir} ${e2b}/config.json)
+set_property(TEST cli_train_exists cli_train_other_run APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_train)
+qtensor_cli_error(train_small_data 1 "^qtensor: train: the data has [0-9]+ bytes, fewer than one window of 250"
+    train --data ${e2b}/generation_config.json --steps 2 --seq 250 --out o ${e2b}/config.json)
+qtensor_cli_error(train_context 1 "^qtensor: train: 300 positions exceed the model's context of 256"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --seq 300 --out o ${e2b}/config.json)
+
 endif()

@@ -31,4 +31,7 @@ int run_generate(std::span<const std::string_view> args);
 void print_grad_help();
 int run_grad(std::span<const std::string_view> args);
 
+void print_train_help();
+int run_train(std::span<const std::string_view> args);
+
 } // namespace qtensor::cli

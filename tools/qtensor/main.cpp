@@ -35,6 +35,8 @@ constexpr command commands[] = {
      run_generate},
     {"grad", "the training loss of token ids and every parameter's gradient -> safetensors",
      print_grad_help, run_grad},
+    {"train", "train or fine-tune a Gemma 4 model on a text (byte tokens), with QAT", print_train_help,
+     run_train},
 };
 
 void print_usage(std::FILE* to) {

@@ -1,12 +1,25 @@
-// tools/qtensor/train_commands.cpp: the commands that differentiate a Gemma 4
-// model:
-//   qtensor grad MODEL --ids ... --out F.safetensors   the loss and every parameter's gradient
+// tools/qtensor/train_commands.cpp: the commands that differentiate and
+// train a Gemma 4 model:
+//   qtensor grad  MODEL --ids ... --out F.safetensors   the loss and every parameter's gradient
+//   qtensor train CONFIG_OR_MODEL --data TEXT --steps N --out DIR
+//                                                      a training run on byte-level tokens
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -14,8 +27,14 @@
 #include "model_args.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/parameters.hpp"
+#include "qtensor/gemma4/qat.hpp"
 #include "qtensor/gemma4/reference_grad.hpp"
+#include "qtensor/gemma4/training_state.hpp"
 #include "qtensor/io/safetensors_writer.hpp"
+#include "qtensor/kernels/executor.hpp"
+#include "qtensor/train/adamw.hpp"
+#include "qtensor/train/data.hpp"
+#include "qtensor/train/schedule.hpp"
 
 namespace qtensor::cli {
 namespace {
@@ -25,6 +44,153 @@ constexpr option_spec grad_options[] = {
     {"out", 'o', true},
 };
 enum : std::size_t { gr_ids, gr_out };
+
+constexpr option_spec train_options[] = {
+    {"data", 'd', true},   {"steps", 'n', true},   {"out", 'o', true},   {"policy", 'p', true},
+    {"seq", 's', true},    {"batch", 'b', true},   {"accum", 'a', true}, {"lr", 'l', true},
+    {"min-lr", 0, true},   {"warmup", 'w', true},  {"weight-decay", 0, true}, {"clip", 'c', true},
+    {"seed", 0, true},     {"threads", 't', true}, {"until", 0, true},   {"save-every", 0, true},
+    {"resume", 'r', false},
+};
+enum : std::size_t {
+    tr_data, tr_steps, tr_out, tr_policy, tr_seq, tr_batch, tr_accum, tr_lr, tr_min_lr, tr_warmup,
+    tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume
+};
+
+// A decimal number >= 0 ("1e-3" is fine); anything else is a usage error.
+double parse_number(std::string_view option, std::string_view text) {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v) || v < 0)
+        usage_error("--" + std::string(option) + " " + in_quotes(text) + " is not a number >= 0");
+    return v;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) run_error("train: cannot open the data " + in_quotes(path));
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// What the run is: a resumed run must be the same one, or it would not
+// continue bit-identically.
+struct run_settings {
+    std::string policy, data;
+    std::size_t steps = 0, seq = 64, batch = 4, accum = 1, warmup = 0;
+    double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
+    std::uint64_t seed = 1;
+
+    std::string describe(std::size_t data_bytes) const {
+        std::ostringstream s;
+        s.precision(17);
+        s << "policy=" << policy << " data=" << data << " data_bytes=" << data_bytes << " steps=" << steps
+          << " seq=" << seq << " batch=" << batch << " accum=" << accum << " lr=" << lr << " min_lr=" << min_lr
+          << " warmup=" << warmup << " weight_decay=" << weight_decay << " clip=" << clip << " seed=" << seed;
+        return s.str();
+    }
+};
+
+// "1h02m", "3m05s", "12s".
+std::string duration(double seconds) {
+    const auto s = static_cast<long long>(std::max(0.0, seconds));
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s / 60 % 60);
+    else if (s >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+    else std::snprintf(buf, sizeof buf, "%llds", s);
+    return buf;
+}
+
+// loss.tsv: one row per step. A resumed run keeps the rows of the steps
+// already taken and drops any a crash left past the saved state.
+class loss_log {
+public:
+    loss_log(const std::filesystem::path& path, std::uint64_t keep_steps) : path_(path) {
+        std::string kept = "step\tloss\tlr\tgrad_norm\ttokens_per_s\n";
+        if (keep_steps > 0) {
+            std::ifstream in(path);
+            std::string line;
+            std::getline(in, line); // the header
+            while (std::getline(in, line)) {
+                std::uint64_t step = 0;
+                std::from_chars(line.data(), line.data() + line.size(), step);
+                if (step >= 1 && step <= keep_steps) kept += line + "\n";
+            }
+        }
+        std::ofstream(path, std::ios::trunc) << kept;
+        out_.open(path, std::ios::app);
+        if (!out_) run_error("train: cannot write " + in_quotes(path.string()));
+    }
+    void add(std::uint64_t step, double loss, double lr, double norm, double tokens_per_s) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%llu\t%.6f\t%.6g\t%.6g\t%.1f\n", static_cast<unsigned long long>(step),
+                      loss, lr, norm, tokens_per_s);
+        out_ << buf << std::flush;
+        if (!out_) run_error("train: cannot write " + in_quotes(path_.string()));
+    }
+
+private:
+    std::filesystem::path path_;
+    std::ofstream out_;
+};
+
+template <class P>
+void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training_state state,
+               std::span<const std::int32_t> tokens, const std::filesystem::path& out, std::size_t until,
+               std::size_t save_every, std::size_t data_bytes, kernels::executor ex) {
+    const std::vector<gemma4::parameter_shape> shapes = gemma4::parameter_shapes(c);
+    train::adamw_options ao;
+    ao.weight_decay = rs.weight_decay;
+    ao.decays = [&shapes](std::string_view name) {
+        for (const gemma4::parameter_shape& s : shapes)
+            if (s.name == name) return gemma4::decays(s);
+        return false;
+    };
+    train::adamw opt(ao);
+    if (state.step > 0) opt.restore(std::move(state.first_moment), std::move(state.second_moment), state.step);
+    const train::warmup_cosine schedule{rs.lr, rs.min_lr, rs.warmup, rs.steps};
+    const train::windows data(tokens, rs.seq, rs.seed);
+    gemma4::rehearsal<P> qat(c);
+    gemma4::tensors<float> master = std::move(state.params), seen;
+    const std::string run = rs.describe(data_bytes);
+    loss_log log(out / "loss.tsv", state.step);
+
+    const bool tty = ::isatty(::fileno(stderr)) != 0;
+    const std::size_t report_every = std::max<std::size_t>(1, rs.steps / 20);
+    const std::size_t tokens_per_step = rs.batch * rs.accum * rs.seq;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t step = state.step; step < until; ++step) {
+        qat.forward(master, seen);
+        gemma4::tensors<float> grads;
+        double loss = 0;
+        for (std::size_t k = 0; k < rs.accum; ++k) {
+            std::vector<std::span<const std::int32_t>> batch;
+            for (std::size_t b = 0; b < rs.batch; ++b) batch.push_back(data.at(step, k * rs.batch + b));
+            auto r = gemma4::reference::batch_loss_and_gradients<float>(c, seen, batch, ex);
+            loss += r.loss / static_cast<double>(rs.accum);
+            train::accumulate(grads, r.grads);
+        }
+        train::scale(grads, 1.0f / static_cast<float>(rs.accum));
+        qat.backward(grads);
+        const double norm = rs.clip > 0 ? train::clip_by_global_norm(grads, rs.clip) : train::global_norm(grads);
+        const double lr = schedule(step);
+        opt.step(master, grads, lr);
+
+        const std::uint64_t done = step + 1;
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double rate = static_cast<double>((done - state.step) * tokens_per_step) / elapsed;
+        log.add(done, loss, lr, norm, rate);
+        if (done % save_every == 0 || done == until) gemma4::save_training_state(out, c, master, opt, run);
+        if (tty || done % report_every == 0 || done == until) {
+            const double eta = elapsed / static_cast<double>(done - state.step) * static_cast<double>(until - done);
+            std::fprintf(stderr, "%sqtensor: train: step %llu/%zu  loss %.4f  lr %.3g  %.0f tok/s  ETA %s%s",
+                         tty ? "\r\033[K" : "", static_cast<unsigned long long>(done), rs.steps, loss, lr, rate,
+                         duration(eta).c_str(), tty ? "" : "\n");
+            progress_line_open = tty;
+            std::fflush(stderr);
+        }
+    }
+    end_progress_line();
+}
 
 } // namespace
 
@@ -77,6 +243,151 @@ int run_grad(std::span<const std::string_view> args) {
     output out(std::string(*parsed.values[gr_out]));
     w.write(out.file());
     std::fprintf(stderr, "qtensor: grad: loss %.6f over %zu tokens\n", static_cast<double>(loss), ids.size());
+    return 0;
+}
+
+void print_train_help() {
+    std::printf(
+        "usage: qtensor train --data TEXT --steps N --out DIR [options] CONFIG_OR_MODEL\n"
+        "\n"
+        "Trains a Gemma 4 model on the bytes of TEXT: byte b is token id b + 3 (ids 0-2\n"
+        "are pad, eos, bos), so the vocabulary needs at least 259 entries. Each step\n"
+        "takes BATCH x ACCUM windows of SEQ tokens at positions drawn from the seed,\n"
+        "the mean next-token cross-entropy and its gradient, clips the gradient to a\n"
+        "global norm, and takes an AdamW step at a warmup + cosine learning rate.\n"
+        "With a quantized --policy the forward sees every weight as the policy packs\n"
+        "it (quantization-aware training; the master weights stay float32), so\n"
+        "'qtensor convert --policy P DIR F.gguf' exports exactly the trained model.\n"
+        "\n"
+        "CONFIG_OR_MODEL: a config.json (a fresh model, initialised from --seed) or a\n"
+        "Hugging Face model directory (fine-tuning its weights).\n"
+        "\n"
+        "DIR receives config.json and model.safetensors (a model every command loads),\n"
+        "optimizer.safetensors (to resume) and loss.tsv (step, loss, lr, grad_norm,\n"
+        "tokens_per_s: one row per step, for plots).\n"
+        "\n"
+        "Options:\n"
+        "  -d, --data TEXT        the training text (any bytes)\n"
+        "  -n, --steps N          optimizer steps of the whole run\n"
+        "  -o, --out DIR          where the run is saved\n"
+        "  -p, --policy POLICY    f32 (default), bf16, q8_0 or q4_0: what the forward rehearses\n"
+        "  -s, --seq N            tokens per window (default 64)\n"
+        "  -b, --batch N          windows per micro-batch, run in parallel (default 4)\n"
+        "  -a, --accum N          micro-batches per step (gradient accumulation, default 1)\n"
+        "  -l, --lr X             peak learning rate (default 1e-3)\n"
+        "      --min-lr X         the cosine's floor (default lr / 10)\n"
+        "  -w, --warmup N         steps of linear warmup (default steps / 10)\n"
+        "      --weight-decay X   AdamW's decoupled decay of matrices (default 0.1)\n"
+        "  -c, --clip X           global gradient norm cap, 0 for none (default 1)\n"
+        "      --seed N           initial weights and data order (default 1)\n"
+        "  -t, --threads N        threads (default: all cores; results do not depend on it)\n"
+        "      --until K          stop (and save) after step K of N; continue with --resume\n"
+        "      --save-every K     also save every K steps (default: only at the end)\n"
+        "  -r, --resume           continue the run saved in DIR (same settings), bit-identically\n"
+        "  -h, --help             show this help\n");
+}
+
+int run_train(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("train", args, train_options);
+    if (parsed.help) {
+        print_train_help();
+        return 0;
+    }
+    for (const auto& [opt, name] : {std::pair{tr_data, "--data"}, {tr_steps, "--steps"}, {tr_out, "--out"}})
+        if (!parsed.has(opt)) usage_error(std::string("train: missing ") + name);
+    if (parsed.positionals.size() != 1)
+        usage_error("train: expected one CONFIG_OR_MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor train --help')");
+    constexpr std::size_t max_steps = std::size_t{1} << 40;
+    run_settings rs;
+    rs.policy = std::string(policy_of(parsed, tr_policy));
+    rs.data = std::filesystem::absolute(std::string(*parsed.values[tr_data])).lexically_normal().string();
+    rs.steps = parse_count("--steps", *parsed.values[tr_steps], max_steps);
+    const auto count = [&](std::size_t opt, const char* name, std::size_t fallback, std::size_t cap) {
+        return parsed.has(opt) ? parse_count(name, *parsed.values[opt], cap) : fallback;
+    };
+    const auto number = [&](std::size_t opt, const char* name, double fallback) {
+        return parsed.has(opt) ? parse_number(name, *parsed.values[opt]) : fallback;
+    };
+    rs.seq = count(tr_seq, "--seq", rs.seq, std::size_t{1} << 20);
+    rs.batch = count(tr_batch, "--batch", rs.batch, std::size_t{1} << 16);
+    rs.accum = count(tr_accum, "--accum", rs.accum, std::size_t{1} << 16);
+    rs.lr = number(tr_lr, "lr", rs.lr);
+    rs.min_lr = number(tr_min_lr, "min-lr", rs.lr / 10);
+    rs.weight_decay = number(tr_weight_decay, "weight-decay", rs.weight_decay);
+    rs.clip = number(tr_clip, "clip", rs.clip);
+    rs.warmup = parsed.has(tr_warmup) ? static_cast<std::size_t>(number(tr_warmup, "warmup", 0)) : rs.steps / 10;
+    rs.seed = parsed.has(tr_seed) ? static_cast<std::uint64_t>(number(tr_seed, "seed", 0)) : rs.seed;
+    if (rs.seq < 2) usage_error("train: --seq must be at least 2 (each token predicts the next)");
+    if (rs.min_lr > rs.lr) usage_error("train: --min-lr is above --lr");
+    if (rs.warmup > rs.steps) usage_error("train: --warmup is longer than --steps");
+    const std::size_t until = count(tr_until, "--until", rs.steps, rs.steps);
+    const std::size_t save_every = count(tr_save_every, "--save-every", until, max_steps);
+    const bool resume = parsed.has(tr_resume);
+    const std::filesystem::path out(std::string(*parsed.values[tr_out]));
+
+    // The model: a config.json starts a fresh one; a directory is fine-tuned.
+    const std::string source = model_path("train", parsed.positionals[0]);
+    const bool fresh = std::filesystem::is_regular_file(source) && source.ends_with(".json") &&
+                       !source.ends_with(".index.json");
+    const std::filesystem::path config_file =
+        fresh ? std::filesystem::path(source)
+              : (std::filesystem::is_directory(source) ? std::filesystem::path(source)
+                                                       : std::filesystem::path(source).parent_path()) /
+                    "config.json";
+    if (!fresh && !std::filesystem::is_directory(source) && !source.ends_with(".safetensors") &&
+        !source.ends_with(".index.json"))
+        usage_error("train: " + in_quotes(source) +
+                    " is neither a config.json nor a Hugging Face model (GGUF files cannot be trained: their "
+                    "config has no config.json to write beside the weights)");
+    const gemma4::config c = gemma4::config::from_hf_file(config_file);
+    const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
+                                                      : c.vocab_size;
+    if (vocab < train::byte_vocab)
+        run_error("train: the model's vocabulary of " + std::to_string(vocab) + " is too small for byte tokens (" +
+                  std::to_string(train::byte_vocab) + ")");
+    check_context("train", c, rs.seq);
+
+    const std::string text = read_text(rs.data);
+    const std::vector<std::int32_t> tokens = train::byte_tokens(text);
+    if (tokens.size() < rs.seq)
+        run_error("train: the data has " + std::to_string(tokens.size()) + " bytes, fewer than one window of " +
+                  std::to_string(rs.seq));
+
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (ec) run_error("train: cannot create " + in_quotes(out.string()) + ": " + ec.message());
+    gemma4::training_state state;
+    if (resume) {
+        state = gemma4::load_training_state(out, c);
+        if (state.run != rs.describe(text.size()))
+            run_error("train: --resume: " + in_quotes(out.string()) + " holds another run (" + state.run +
+                      "); this one is " + rs.describe(text.size()));
+        if (state.step >= until)
+            run_error("train: --resume: the run in " + in_quotes(out.string()) + " is already at step " +
+                      std::to_string(state.step));
+    } else {
+        if (std::filesystem::exists(out / "optimizer.safetensors"))
+            run_error("train: " + in_quotes(out.string()) +
+                      " already holds a run: --resume to continue it, or another --out");
+        state.params = fresh ? gemma4::init_parameters(c, rs.seed) : [&] {
+            const gemma4::checkpoint ck(source);
+            return gemma4::load_parameters(ck.config(), ck, ck.names());
+        }();
+        if (config_file != out / "config.json")
+            std::filesystem::copy_file(config_file, out / "config.json",
+                                       std::filesystem::copy_options::overwrite_existing);
+    }
+
+    std::size_t parameters = 0;
+    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c)) parameters += s.trainable ? s.elements() : 0;
+    std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s, %zu tokens of data, %zu tokens per step%s\n",
+                 parameters, rs.policy.c_str(), tokens.size(), rs.batch * rs.accum * rs.seq,
+                 resume ? (", resuming at step " + std::to_string(state.step)).c_str() : "");
+    kernels::thread_pool pool(threads_of(parsed, tr_threads));
+    gemma4::with_policy(rs.policy, [&]<class P>(P) {
+        train_run<P>(rs, c, std::move(state), tokens, out, until, save_every, text.size(), pool.get_executor());
+    });
     return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <numbers>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +24,7 @@
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/gemma4/weights.hpp"
+#include "qtensor/train/random.hpp"
 #include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -145,26 +145,6 @@ tensors<float> load_parameters(const config& c, const Source& src, const name_ma
     return out;
 }
 
-namespace detail {
-
-// splitmix64: a counter-based generator, the same numbers on every platform
-// (std::normal_distribution's are implementation-defined).
-inline std::uint64_t splitmix64(std::uint64_t x) noexcept {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-// A standard normal from two uniforms (Box-Muller), in double.
-inline double normal(std::uint64_t seed, std::uint64_t i) noexcept {
-    const double u1 = (static_cast<double>(splitmix64(seed ^ (2 * i)) >> 11) + 1.0) * 0x1p-53; // (0, 1]
-    const double u2 = static_cast<double>(splitmix64(seed ^ (2 * i + 1)) >> 11) * 0x1p-53;   // [0, 1)
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-}
-
-} // namespace detail
-
 // A fresh model as Hugging Face initialises one: matrices and tables drawn
 // from N(0, stddev^2) (initializer_range, 0.02), every norm gain, router
 // scale and layer_scalar 1. Deterministic in `seed`, per tensor name.
@@ -177,9 +157,9 @@ inline tensors<float> init_parameters(const config& c, std::uint64_t seed, doubl
             continue;
         }
         std::uint64_t tensor_seed = seed;
-        for (const char ch : s.name) tensor_seed = detail::splitmix64(tensor_seed ^ static_cast<unsigned char>(ch));
+        for (const char ch : s.name) tensor_seed = train::mix(tensor_seed ^ static_cast<unsigned char>(ch));
         v.resize(s.elements());
-        for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(stddev * detail::normal(tensor_seed, i));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(stddev * train::normal(tensor_seed, i));
     }
     return out;
 }

@@ -31,7 +31,9 @@
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
+#include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/moe.hpp"
+#include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4::reference {
@@ -374,6 +376,27 @@ private:
 template <class T>
 loss_and_grads<T> loss_and_gradients(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids) {
     return detail::pass<T>(c, w, ids).run();
+}
+
+// The same over a batch of sequences (each its own positions 0..n-1): the
+// mean of their losses and gradients. Sequences run as tasks of `ex`; the sum
+// is taken in batch order, so the result does not depend on the threads.
+template <class T>
+loss_and_grads<T> batch_loss_and_gradients(const gemma4::config& c, const tensors<T>& w,
+                                           std::span<const std::span<const std::int32_t>> batch,
+                                           const kernels::executor& ex = {}) {
+    if (batch.empty()) throw error("gemma4::reference: an empty batch");
+    std::vector<loss_and_grads<T>> each(batch.size());
+    ex.run(batch.size(), [&](std::size_t i) { each[i] = loss_and_gradients(c, w, batch[i]); });
+    loss_and_grads<T> out = std::move(each[0]);
+    for (std::size_t i = 1; i < each.size(); ++i) {
+        out.loss += each[i].loss;
+        train::accumulate(out.grads, each[i].grads);
+    }
+    const T inv = T(1) / static_cast<T>(batch.size());
+    out.loss *= inv;
+    train::scale(out.grads, inv);
+    return out;
 }
 
 } // namespace gemma4::reference

@@ -16,8 +16,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
@@ -45,16 +47,16 @@ public:
             throw error("train::adamw: eps must be positive and weight_decay not negative");
     }
 
-    // One update of every parameter from its gradient (same names, same sizes).
+    // One update of every parameter that has a gradient (the others, such as
+    // buffers, stay as they are); sizes must agree.
     void step(tensors<float>& params, const tensors<float>& grads, double lr) {
-        detail::check_same_layout("train::adamw: the gradients", params, grads);
         if (m_.empty()) {
-            for (const auto& [name, p] : params) {
-                m_[name].assign(p.size(), 0.0f);
-                v_[name].assign(p.size(), 0.0f);
+            for (const auto& [name, g] : grads) {
+                m_[name].assign(g.size(), 0.0f);
+                v_[name].assign(g.size(), 0.0f);
             }
         }
-        detail::check_same_layout("train::adamw: the parameters against the optimizer's state", m_, params);
+        detail::check_same_layout("train::adamw: the gradients against the optimizer's state", m_, grads);
         ++t_;
         const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(t_));
         const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(t_));
@@ -62,20 +64,23 @@ public:
         const float step_size = static_cast<float>(lr / bc1), bc2_sqrt = static_cast<float>(std::sqrt(bc2));
         const float eps = static_cast<float>(options_.eps);
         auto m = m_.begin(), v = v_.begin();
-        auto g = grads.begin();
-        for (auto& [name, p] : params) {
+        for (const auto& [name, g] : grads) {
+            const auto it = params.find(name);
+            if (it == params.end() || it->second.size() != g.size())
+                throw error("train::adamw: the gradient of " + name + " (" + std::to_string(g.size()) +
+                            " elements) has no parameter of its size");
+            std::vector<float>& p = it->second;
             const bool decay = !options_.decays || options_.decays(name);
             const float keep = static_cast<float>(1.0 - lr * (decay ? options_.weight_decay : 0.0));
             float* mi = m->second.data();
             float* vi = v->second.data();
-            const float* gi = g->second.data();
             for (std::size_t i = 0; i < p.size(); ++i) {
                 p[i] *= keep;
-                mi[i] = mi[i] * b1 + (1.0f - b1) * gi[i];
-                vi[i] = vi[i] * b2 + (1.0f - b2) * gi[i] * gi[i];
+                mi[i] = mi[i] * b1 + (1.0f - b1) * g[i];
+                vi[i] = vi[i] * b2 + (1.0f - b2) * g[i] * g[i];
                 p[i] -= step_size * (mi[i] / (std::sqrt(vi[i]) / bc2_sqrt + eps));
             }
-            ++m, ++v, ++g;
+            ++m, ++v;
         }
     }
 

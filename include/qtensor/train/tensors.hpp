@@ -37,7 +37,8 @@ void check_same_layout(const char* what, const tensors<T>& a, const tensors<T>& 
 } // namespace detail
 
 // sum += g, tensor by tensor (gradient accumulation); an empty sum starts at g.
-inline void accumulate(tensors<float>& sum, const tensors<float>& g) {
+template <class T>
+void accumulate(tensors<T>& sum, const tensors<T>& g) {
     if (sum.empty()) {
         sum = g;
         return;
@@ -50,9 +51,10 @@ inline void accumulate(tensors<float>& sum, const tensors<float>& g) {
     }
 }
 
-inline void scale(tensors<float>& g, float a) {
+template <class T>
+void scale(tensors<T>& g, T a) {
     for (auto& [name, v] : g)
-        for (float& x : v) x *= a;
+        for (T& x : v) x *= a;
 }
 
 // sqrt(sum of every element squared), summed in double.
