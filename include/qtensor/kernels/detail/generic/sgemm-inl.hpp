@@ -65,11 +65,18 @@ QTENSOR_OPS_INLINE void pack_panel(const f32_operand& x, std::size_t r0, std::si
         }
         return;
     }
-    // Each row of op(X) is contiguous: read W rows side by side, write in order.
-    const float* src[W];
-    for (std::size_t r = 0; r < W; ++r) src[r] = r < rows ? x.data + (r0 + r) * x.ld + p0 : nullptr;
-    for (std::size_t p = 0; p < kc; ++p, out += W)
-        for (std::size_t r = 0; r < W; ++r) out[r] = r < rows ? src[r][p] : 0.0f;
+    // Each row of op(X) is contiguous: transpose in steps of one 64-byte line
+    // of each row, read whole before the next. (Reading W rows a float at a
+    // time instead costs a miss per float where ld is a multiple of 4 KiB:
+    // the rows' lines all fall in one cache set.)
+    constexpr std::size_t line = 16;
+    for (std::size_t q = 0; q < kc; q += line) {
+        const std::size_t end = std::min(kc, q + line);
+        for (std::size_t r = 0; r < W; ++r) {
+            const float* src = x.data + (r0 + r) * x.ld + p0;
+            for (std::size_t p = q; p < end; ++p) out[p * W + r] = r < rows ? src[p] : 0.0f;
+        }
+    }
 }
 
 // op(X)[r0 .. r0 + rows, p0 .. p0 + kc] as consecutive [kc, W] panels.
@@ -80,14 +87,19 @@ void pack(const f32_operand& x, std::size_t r0, std::size_t rows, std::size_t p0
 }
 
 // c[mr, nr] (row stride ldc) from acc: alpha acc + beta c after the first K
-// block (c unread where beta == 0), c + alpha acc after the others.
+// block (c unread where beta == 0), c + alpha acc after the others. The loops
+// run over the whole tile, so acc is only indexed by constants and stays in
+// registers.
 QTENSOR_OPS_INLINE void merge_tile(const ops::vf (&acc)[MR][NV], std::size_t mr, std::size_t nr, float alpha,
                                    float beta, bool first, float* c, std::size_t ldc) {
     const ops::vf va = ops::set_f(alpha), vb = ops::set_f(beta);
     const bool read = !first || beta != 0.0f;
-    for (std::size_t r = 0; r < mr; ++r, c += ldc)
-        for (std::size_t v = 0; v < NV && v * N < nr; ++v) {
-            float* out = c + v * N;
+    QTENSOR_UNROLL
+    for (std::size_t r = 0; r < MR; ++r) {
+        QTENSOR_UNROLL
+        for (std::size_t v = 0; v < NV; ++v) {
+            if (r >= mr || v * N >= nr) continue;
+            float* out = c + r * ldc + v * N;
             const std::size_t count = std::min(N, nr - v * N);
             ops::vf old = ops::set_f(0.0f);
             if (read) old = count == N ? ops::load(out) : ops::load_partial(out, count, 0.0f);
@@ -96,6 +108,7 @@ QTENSOR_OPS_INLINE void merge_tile(const ops::vf (&acc)[MR][NV], std::size_t mr,
             if (count == N) ops::store(sum, out);
             else ops::store_partial(sum, out, count);
         }
+    }
 }
 
 // C[mr, nr] tile (mr <= MR, nr <= NR) from the panels a[kc, MR] and b[kc, NR].
