@@ -202,15 +202,15 @@ TEST_CASE("sgemm: bit-identical for every executor and split") {
         });
     };
     // M >= N splits rows, M < N columns; K = 800 has three K blocks.
-    for (const auto& [M, N] : {std::pair<std::size_t, std::size_t>{300, 90}, {70, 500}}) {
-        const problem p(M, N, 800, true, false, 1.0f, 1.0f, 0, rng);
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{300, 90}, {70, 500}}) {
+        const problem p(shape.first, shape.second, 800, true, false, 1.0f, 1.0f, 0, rng);
         for (const auto t : kernels::compiled_targets()) {
             stored one = p.c;
             kernels::sgemm(p.alpha, p.a.view(true), p.b.view(false), p.beta, one.out(), {}, t);
             for (const auto& ex : {pool.get_executor(), reversed(3), reversed(7), reversed(64)}) {
                 stored many = p.c;
                 kernels::sgemm(p.alpha, p.a.view(true), p.b.view(false), p.beta, many.out(), ex, t);
-                INFO(t.name() << " M=" << M << " N=" << N << " concurrency " << ex.concurrency());
+                INFO(t.name() << " " << p.name() << " concurrency " << ex.concurrency());
                 CHECK(std::memcmp(one.data.data(), many.data.data(), one.data.size() * sizeof(float)) == 0);
             }
         }

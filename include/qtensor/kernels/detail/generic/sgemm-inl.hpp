@@ -72,10 +72,12 @@ QTENSOR_OPS_INLINE void pack_panel(const f32_operand& x, std::size_t r0, std::si
     constexpr std::size_t line = 16;
     for (std::size_t q = 0; q < kc; q += line) {
         const std::size_t end = std::min(kc, q + line);
-        for (std::size_t r = 0; r < W; ++r) {
+        for (std::size_t r = 0; r < rows; ++r) {
             const float* src = x.data + (r0 + r) * x.ld + p0;
-            for (std::size_t p = q; p < end; ++p) out[p * W + r] = r < rows ? src[p] : 0.0f;
+            for (std::size_t p = q; p < end; ++p) out[p * W + r] = src[p];
         }
+        for (std::size_t r = rows; r < W; ++r)
+            for (std::size_t p = q; p < end; ++p) out[p * W + r] = 0.0f;
     }
 }
 
