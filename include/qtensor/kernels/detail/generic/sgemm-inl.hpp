@@ -3,11 +3,12 @@
 // reference/matmul.hpp), written once over the vector vocabulary `ops`, in
 // the way of Goto's and BLIS's GEMMs:
 //
-//   for each K block of KC:              pack op(A)[m, kc] into MR-row panels
-//     for each N block of NC columns:    pack op(B)[kc, nc] into NR-column panels
-//       for each MR-row panel of A:      its [kc, MR] panel stays in L1
-//         for each NR-column panel:      B's panels stream from L2
-//           C[MR, NR] tile += the panels' product, in MR * NR / N accumulators
+//   for each M block of MC rows:
+//     for each K block of KC:              pack op(A)[mc, kc] into MR-row panels
+//       for each N block of NC columns:    pack op(B)[kc, nc] into NR-column panels
+//         for each MR-row panel of A:      its [kc, MR] panel stays in L1
+//           for each NR-column panel:      B's panels stream from L2
+//             C[MR, NR] tile += the panels' product, in MR * NR / N accumulators
 //
 // Packing makes every inner load contiguous whatever the transposes and
 // leading dimensions, and pads the edge panels with zeros, so the tile loop
