@@ -16,7 +16,7 @@
 // one FMA chain per K block, then merged into C: C = alpha acc + beta C after
 // the first block, C += alpha acc after the others. That arithmetic depends on
 // k alone, not on where the tile or the call's piece of C lies, so any split
-// of C over threads gives the same bits (matmul.hpp states the budget).
+// of C over threads gives the same bits (sgemm.hpp states the budget).
 //
 // The packing buffers are allocated per call (no state is kept between calls).
 //
