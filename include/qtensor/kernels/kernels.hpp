@@ -15,3 +15,4 @@
 #include "qtensor/kernels/float_ops.hpp"
 #include "qtensor/kernels/matmul.hpp"
 #include "qtensor/kernels/quant.hpp"
+#include "qtensor/kernels/sgemm.hpp"

@@ -16,7 +16,8 @@
 #include "qtensor/scheme/q8_k.hpp"
 
 // Every kernel, written once in detail/generic/ (quant-inl.hpp,
-// float_ops-inl.hpp, matmul-inl.hpp, matmul_int8-inl.hpp, matmul_q2_k-inl.hpp).
+// float_ops-inl.hpp, matmul-inl.hpp, matmul_int8-inl.hpp, matmul_q2_k-inl.hpp,
+// sgemm-inl.hpp).
 #define QTENSOR_KERNELS(X)                                                                          \
     X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                       \
     X(void, quantize_q8_0, (const float* x, block_q8_0* y, std::size_t n), (x, y, n))                       \
@@ -46,7 +47,8 @@
     X(void, matmul_q8_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q4_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
-    X(void, matmul_q8_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))
+    X(void, matmul_q8_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
+    X(void, sgemm, (sgemm_args g), (g))
 
 // (a, b) -> a, b: a parenthesised list of the X() above, spread out.
 #define QTENSOR_SPREAD(...) __VA_ARGS__

@@ -69,6 +69,31 @@ struct output_rows {
     std::size_t stride;
 };
 
+// One operand of sgemm, op(X)[r, c], read from row-major storage with leading
+// dimension ld: op(X)[r, c] = data[r * ld + c], or data[c * ld + r] when
+// `transposed` (the stored matrix is then op(X)'s transpose).
+struct f32_operand {
+    const float* data;
+    std::size_t ld;
+    bool transposed;
+};
+
+// C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, C[i, j] at c[i * ldc + j].
+// Where beta == 0, C is only written (BLAS's rule: NaN in C does not
+// survive); where alpha == 0 or k == 0, A and B are not read.
+struct sgemm_args {
+    std::size_t m, n, k;
+    float alpha;
+    f32_operand a, b;
+    float beta;
+    float* c;
+    std::size_t ldc;
+};
+
+// The SIMD sgemm's K block: each output is summed in chains of at most this
+// many terms, the same on every target (sgemm.hpp's budget counts it).
+inline constexpr std::size_t sgemm_k_block = 384;
+
 // ---- interleaved layout ------------------------------------------------------
 //
 // Q4_0 and Q8_0 weights regrouped so that one SIMD register holds the same
@@ -201,6 +226,27 @@ inline void matmul_bf16(weight_rows w, f32_rows a, output_rows y) noexcept {
     for (std::size_t t = 0; t < a.T; ++t)
         for (std::size_t r = 0; r < w.rows; ++r)
             y.data[t * y.stride + r] = dot_bf16_f32(row_of<bf16_t>(w, r), a.x + t * a.n, a.n);
+}
+
+// ---- sgemm: C = alpha op(A) op(B) + beta C ------------------------------------------
+
+// op(X)[r, c] as f32_operand defines it.
+inline float operand_at(const f32_operand& x, std::size_t r, std::size_t c) noexcept {
+    return x.transposed ? x.data[c * x.ld + r] : x.data[r * x.ld + c];
+}
+
+// Each output from products rounded to f32 and summed in f32 in k order, then
+// alpha s + beta c with both products rounded: at most k + 2 roundings per
+// term (matmul.hpp's sgemm budget).
+inline void sgemm(const sgemm_args& g) noexcept {
+    for (std::size_t i = 0; i < g.m; ++i)
+        for (std::size_t j = 0; j < g.n; ++j) {
+            float s = 0.0f;
+            if (g.alpha != 0.0f)
+                for (std::size_t p = 0; p < g.k; ++p) s += fmul(operand_at(g.a, i, p), operand_at(g.b, p, j));
+            float& c = g.c[i * g.ldc + j];
+            c = fmul(g.alpha, s) + (g.beta == 0.0f ? 0.0f : fmul(g.beta, c));
+        }
 }
 
 // Interleaved weights: each real row is taken back out of its group and

@@ -24,6 +24,7 @@
 #include "qtensor/kernels/detail/generic/matmul-inl.hpp"
 #include "qtensor/kernels/detail/generic/matmul_int8-inl.hpp"
 #include "qtensor/kernels/detail/generic/matmul_q2_k-inl.hpp"
+#include "qtensor/kernels/detail/generic/sgemm-inl.hpp"
 
 #undef QTENSOR_OPS_INLINE
 #undef QTENSOR_OPS_LAMBDA
