@@ -31,10 +31,10 @@ qtensor_cli_run(logits_help CODE 0 STDOUT "^usage: qtensor logits .*--ids IDS --
 qtensor_cli_run(generate_help CODE 0 STDOUT "^usage: qtensor generate .*--max-new N MODEL" ARGS generate -h)
 # Greedy decoding prints exactly --max-new ids on one line, and the figures on stderr.
 qtensor_cli_run(generate CODE 0 STDOUT "^[0-9]+(,[0-9]+)(,[0-9]+)(,[0-9]+)(,[0-9]+)\n$"
-    STDERR "prefill 3 tokens in .* tok/s\\); decode 4 tokens in .* tok/s\\)\n.*weights .* MiB resident .*; KV cache .* MiB for 8 positions\n$"
+    STDERR "prefill 3 tokens in .* tok/s\\); decode 4 tokens in .* tok/s\\)\n.*weights .* MiB \\(.* converted, .* mapped\\); KV cache .* MiB for 8 positions; peak RSS [0-9.]+ MiB\n$"
     ARGS generate --threads 1 --ids 5,17,3 --max-new 5 ${e2b})
 qtensor_cli_run(generate_q4_0 CODE 0 STDOUT "^[0-9]+(,[0-9]+)\n$"
-    STDERR "weights .* resident \\(0\\.00 MiB converted"
+    STDERR "weights .* MiB \\(0\\.00 MiB converted"
     ARGS generate --policy q4_0 --threads 2 --ids 1 --max-new 2 ${QTENSOR_CLI_MODEL_WORK}/q4_0.gguf)
 set_property(TEST cli_generate_q4_0 APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 
@@ -83,9 +83,9 @@ qtensor_cli_grad(tiny_e2b ${e2b} ${e2b}/reference.safetensors)
 qtensor_cli_grad(tiny_moe ${gemma4_data}/tiny-moe ${gemma4_data}/tiny-moe/reference.safetensors)
 qtensor_cli_grad(tiny_e2b_gguf ${QTENSOR_CLI_MODEL_WORK}/f32.gguf ${e2b}/reference.safetensors)
 set_property(TEST cli_grad_tiny_e2b_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
-qtensor_cli_run(grad_help CODE 0 STDOUT "^usage: qtensor grad --ids IDS --out FILE MODEL" ARGS help grad)
+qtensor_cli_run(grad_help CODE 0 STDOUT "^usage: qtensor grad --ids IDS --out FILE \\[--threads N\\] MODEL" ARGS help grad)
 qtensor_cli_error(grad_one_id 2 "^qtensor: grad: --ids needs at least 2 tokens" grad --ids 5 --out g.st ${e2b})
-qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::reference: token id 512 \\(position 1\\) is outside the vocabulary of 512"
+qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::loss_and_gradients: token id 512 \\(position 1\\) is outside the vocabulary of 512"
     grad --ids 3,512 --out g.st ${e2b})
 
 # --- train: the loss falls, a resumed run is the same run, the result is a model ---

@@ -24,6 +24,7 @@
 
 // POSIX only, like io::output_file and the memory-mapped readers.
 #include <pthread.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -177,6 +178,13 @@ private:
 
     std::optional<io::output_file> file_;
 };
+
+// The process's peak resident set size so far (Linux reports KiB).
+inline std::size_t peak_rss_bytes() {
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+    return static_cast<std::size_t>(usage.ru_maxrss) * 1024;
+}
 
 // True while a progress line without its newline is on the terminal; main()
 // ends it before printing an error so the error stays one line of its own.

@@ -144,9 +144,11 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
     const gemma4::byte_counts w = m.weight_bytes();
     std::fprintf(stderr, "qtensor: generate: prefill %s; decode %s\n", rate(job.ids.size(), prefill_s).c_str(),
                  rate(job.max_new - 1, decode_s).c_str());
-    std::fprintf(stderr, "qtensor: generate: weights %s resident (%s converted, %s mapped); KV cache %s for %zu positions\n",
+    std::fprintf(stderr,
+                 "qtensor: generate: weights %s (%s converted, %s mapped); KV cache %s for %zu positions; "
+                 "peak RSS %s\n",
                  mib(w.total()).c_str(), mib(w.owned).c_str(), mib(w.mapped).c_str(), mib(cache.bytes()).c_str(),
-                 cache.capacity());
+                 cache.capacity(), mib(peak_rss_bytes()).c_str());
 }
 
 void print_model_note() {
@@ -221,8 +223,9 @@ void print_generate_help() {
         "\n"
         "stdout: the N generated ids, comma-separated, on one line.\n"
         "stderr: two lines, 'qtensor: generate: prefill T tokens in X ms (R tok/s);\n"
-        "decode N-1 tokens in ...' and the resident bytes of the weights (converted\n"
-        "and mapped from the file) and of the KV cache.\n"
+        "decode N-1 tokens in ...' and the bytes of the weights (converted, and\n"
+        "mapped from the file: resident only where read), of the KV cache, and the\n"
+        "process's peak resident memory (RSS).\n"
         "\n");
     print_model_note();
     std::printf(

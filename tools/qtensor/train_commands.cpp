@@ -28,7 +28,7 @@
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/qat.hpp"
-#include "qtensor/gemma4/reference_grad.hpp"
+#include "qtensor/gemma4/gradients.hpp"
 #include "qtensor/gemma4/training_state.hpp"
 #include "qtensor/io/safetensors_writer.hpp"
 #include "qtensor/kernels/executor.hpp"
@@ -42,8 +42,9 @@ namespace {
 constexpr option_spec grad_options[] = {
     {"ids", 'i', true},
     {"out", 'o', true},
+    {"threads", 't', true},
 };
-enum : std::size_t { gr_ids, gr_out };
+enum : std::size_t { gr_ids, gr_out, gr_threads };
 
 constexpr option_spec train_options[] = {
     {"data", 'd', true},   {"steps", 'n', true},   {"out", 'o', true},   {"policy", 'p', true},
@@ -163,9 +164,12 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         gemma4::tensors<float> grads;
         double loss = 0;
         for (std::size_t k = 0; k < rs.accum; ++k) {
-            std::vector<std::span<const std::int32_t>> batch;
-            for (std::size_t b = 0; b < rs.batch; ++b) batch.push_back(data.at(step, k * rs.batch + b));
-            auto r = gemma4::reference::batch_loss_and_gradients<float>(c, seen, batch, ex);
+            std::vector<std::int32_t> batch; // [batch, seq]
+            for (std::size_t b = 0; b < rs.batch; ++b) {
+                const std::span<const std::int32_t> window = data.at(step, k * rs.batch + b);
+                batch.insert(batch.end(), window.begin(), window.end());
+            }
+            auto r = gemma4::loss_and_gradients(c, seen, batch, rs.seq, ex);
             loss += r.loss / static_cast<double>(rs.accum);
             train::accumulate(grads, r.grads);
         }
@@ -190,25 +194,33 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         }
     }
     end_progress_line();
+    std::size_t trained = 0;
+    for (const gemma4::parameter_shape& s : shapes) trained += s.trainable ? s.elements() : 0;
+    std::fprintf(stderr,
+                 "qtensor: train: peak RSS %s; the weights, their gradients and AdamW's two moments take %s, the "
+                 "forward's copy of the weights %s more\n",
+                 mib(peak_rss_bytes()).c_str(), mib(4 * trained * sizeof(float)).c_str(),
+                 mib(trained * sizeof(float)).c_str());
 }
 
 } // namespace
 
 void print_grad_help() {
     std::printf(
-        "usage: qtensor grad --ids IDS --out FILE MODEL\n"
+        "usage: qtensor grad --ids IDS --out FILE [--threads N] MODEL\n"
         "\n"
         "Runs the token ids through the model, takes the mean cross-entropy of each\n"
         "position's logits against the next id (the training loss), and writes it\n"
         "with the gradient of every parameter to FILE, a safetensors file:\n"
         "  loss                      float32 [1]\n"
         "  grad.<Hugging Face name>  float32, the parameter's shape\n"
-        "Computed in float32 from the model's weights widened to float32, by the\n"
-        "scalar reference code (gemma4/reference_grad.hpp): a check, not a trainer.\n"
+        "Computed in float32 from the model's weights widened to float32, as\n"
+        "'qtensor train' computes them (gemma4/gradients.hpp).\n"
         "\n"
         "Options:\n"
         "  -i, --ids IDS     comma-separated token ids, at least 2 (e.g. 5,17,3)\n"
         "  -o, --out FILE    the safetensors file to write\n"
+        "  -t, --threads N   threads (default: all cores)\n"
         "  -h, --help        show this help\n"
         "\n"
         "MODEL: a Hugging Face model directory (config.json, model.safetensors) or a\n"
@@ -233,7 +245,8 @@ int run_grad(std::span<const std::string_view> args) {
     const gemma4::checkpoint ck(model);
     check_context("grad", ck.config(), ids.size());
     const gemma4::tensors<float> params = gemma4::load_parameters(ck.config(), ck, ck.names());
-    const auto result = gemma4::reference::loss_and_gradients<float>(ck.config(), params, ids);
+    kernels::thread_pool pool(threads_of(parsed, gr_threads));
+    const auto result = gemma4::loss_and_gradients(ck.config(), params, ids, ids.size(), pool.get_executor());
 
     io::safetensors_writer w;
     const float loss = result.loss;

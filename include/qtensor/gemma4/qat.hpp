@@ -14,7 +14,7 @@
 //
 //   gemma4::rehearsal<gemma4::q4_0_policy> qat(config);
 //   qat.forward(master, seen);                           // before each step
-//   auto r = gemma4::reference::loss_and_gradients<float>(config, seen, ids);
+//   auto r = gemma4::loss_and_gradients(config, seen, ids, seq, ex);
 //   qat.backward(r.grads);                               // now d loss / d master
 #pragma once
 

@@ -1,18 +1,25 @@
-// qtensor/gemma4/reference_grad.hpp: the Gemma 4 text decoder's training
-// loss and the gradient of every parameter, in scalar reference code: one op
-// after another, forward then backward, built from the forward/backward pairs
-// of kernels/reference/ (float_ops.hpp, attention.hpp, moe.hpp). A template
-// over the float type T: double is what the tests check against Hugging
-// Face's gradients (tests/data/gemma4: grad.*, loss).
+// qtensor/gemma4/gradients.hpp: the Gemma 4 text decoder's training loss and
+// the gradient of every parameter: one op after another, forward then
+// backward, built from the forward/backward pairs of kernels/reference/
+// (float_ops.hpp, attention.hpp, moe.hpp). Written once, it runs two ways:
+//
+//   gemma4::loss_and_gradients(config, w, ids, seq, ex)    float32; the linear
+//       layers' products on the SIMD GEMM (kernels/sgemm.hpp), split over ex
+//   gemma4::reference::loss_and_gradients<T>(config, w, ids, seq)
+//       every product in scalar loops, for any float type T: double is what
+//       the tests check against Hugging Face's gradients (tests/data/gemma4:
+//       grad.*, loss), float what the kernels' path is checked against
 //
 // The maths is docs/gemma4.md §2-§7, as model_impl.hpp computes it; here every
-// step keeps what its backward needs. Shapes: n tokens at positions 0..n-1,
-// D = hidden_size, H heads, d = d_l, K = K_l, F = the layer's MLP width, L
-// layers, P = hidden_size_per_layer_input, V = vocab_size.
+// step keeps what its backward needs. ids holds B sequences of `seq` tokens
+// back to back, each at positions 0..seq-1 and attending only to itself; the
+// loss is the mean over the batch of each sequence's mean cross-entropy of
+// logits[t] against ids[t + 1]. Shapes: n = B seq tokens, D = hidden_size,
+// H heads, d = d_l, K = K_l, F = the layer's MLP width, L layers,
+// P = hidden_size_per_layer_input, V = vocab_size.
 //
 // Parameters and gradients are maps from Hugging Face names to row-major
-// arrays. layer_scalar is a buffer (read, not trained). The loss is the mean
-// cross-entropy of logits[t] against ids[t + 1], t = 0 .. n-2.
+// arrays. layer_scalar is a buffer (read, not trained).
 #pragma once
 
 #include <algorithm>
@@ -29,14 +36,15 @@
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
+#include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
-#include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/moe.hpp"
+#include "qtensor/kernels/sgemm.hpp"
 #include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
-namespace gemma4::reference {
+namespace gemma4 {
 
 template <class T>
 struct loss_and_grads {
@@ -48,21 +56,60 @@ namespace detail {
 
 namespace ref = kernels::reference;
 
+// The linear layers' products, x[rows, in] and w[out, in]:
+//   forward   y[rows, out] = x w^T
+//   backward  dx[rows, in] += dy w,  dw[out, in] += dy^T x
 template <class T>
+struct reference_products {
+    void forward(const T* x, const T* w, T* y, std::size_t rows, std::size_t out, std::size_t in) const {
+        ref::linear(x, w, y, rows, out, in);
+    }
+    void backward(const T* x, const T* w, const T* dy, T* dx, T* dw, std::size_t rows, std::size_t out,
+                  std::size_t in) const {
+        std::vector<T> t(rows * in);
+        ref::linear_backward_input(dy, w, t.data(), rows, out, in);
+        for (std::size_t i = 0; i < t.size(); ++i) dx[i] += t[i];
+        ref::linear_backward_weight(dy, x, dw, rows, out, in);
+    }
+};
+
+struct kernel_products {
+    kernels::executor ex;
+
+    using m = kernels::matrix_ref<const float>;
+    void forward(const float* x, const float* w, float* y, std::size_t rows, std::size_t out, std::size_t in) const {
+        kernels::sgemm(1.0f, m{{x, rows * in}, rows, in}, m{{w, out * in}, out, in, 0, true}, 0.0f,
+                       {{y, rows * out}, rows, out}, ex);
+    }
+    void backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t rows,
+                  std::size_t out, std::size_t in) const {
+        kernels::sgemm(1.0f, m{{dy, rows * out}, rows, out}, m{{w, out * in}, out, in}, 1.0f,
+                       {{dx, rows * in}, rows, in}, ex);
+        kernels::sgemm(1.0f, m{{dy, rows * out}, rows, out, 0, true}, m{{x, rows * in}, rows, in}, 1.0f,
+                       {{dw, out * in}, out, in}, ex);
+    }
+};
+
+template <class T, class Products>
 class pass {
 public:
     using vec = std::vector<T>;
 
-    pass(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids)
-        : c_(c), layers_(c.layers()), w_(w), ids_(ids), n_(ids.size()), eps_(static_cast<T>(c.rms_norm_eps)) {
-        if (n_ < 2) throw error("gemma4::reference: the loss needs at least 2 tokens");
+    pass(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids, std::size_t seq,
+         Products products)
+        : c_(c), layers_(c.layers()), w_(w), ids_(ids), n_(ids.size()), seq_(seq), products_(std::move(products)),
+          eps_(static_cast<T>(c.rms_norm_eps)) {
+        if (seq_ < 2) throw error("gemma4::loss_and_gradients: a sequence needs at least 2 tokens");
+        if (n_ == 0 || n_ % seq_ != 0)
+            throw error("gemma4::loss_and_gradients: " + std::to_string(n_) +
+                        " ids are not whole sequences of " + std::to_string(seq_));
         const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
                                                           : c.vocab_size;
         for (std::size_t t = 0; t < n_; ++t)
             if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
-                throw error("gemma4::reference: token id " + std::to_string(ids[t]) + " (position " +
+                throw error("gemma4::loss_and_gradients: token id " + std::to_string(ids[t]) + " (position " +
                             std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
-        check_parameters("gemma4::reference", w, parameter_shapes(c));
+        check_parameters("gemma4::loss_and_gradients", w, parameter_shapes(c));
     }
 
     loss_and_grads<T> run() {
@@ -82,13 +129,14 @@ public:
         const T cap = static_cast<T>(c_.final_logit_softcapping);
         if (cap > 0) ref::softcap(z.data(), z.size(), cap);
         loss_and_grads<T> out;
-        const T scale = T(1) / static_cast<T>(n_ - 1);
-        for (std::size_t t = 0; t + 1 < n_; ++t) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
+        const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
+        for (std::size_t t = 0; t < n_; ++t)
+            if (predicts(t)) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
 
         // Backward, from the loss down.
         vec dz(n_ * V, T(0));
-        for (std::size_t t = 0; t + 1 < n_; ++t)
-            ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
+        for (std::size_t t = 0; t < n_; ++t)
+            if (predicts(t)) ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
         if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
         vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
         linear_back(hf, w(head), dz, V, dhf, g(head));
@@ -118,7 +166,8 @@ private:
     std::vector<layer_info> layers_;
     const tensors<T>& w_;
     std::span<const std::int32_t> ids_;
-    std::size_t n_;
+    std::size_t n_, seq_;
+    Products products_;
     T eps_;
     tensors<T> g_;
     std::vector<layer_state> states_;
@@ -126,6 +175,8 @@ private:
     std::vector<vec> dk_, dv_;   // per layer with its own K/V: the gradient of k and v, from every layer reading them
 
     std::size_t id(std::size_t t) const { return static_cast<std::size_t>(ids_[t]); }
+    // Token t predicts token t + 1 unless it ends its sequence.
+    bool predicts(std::size_t t) const { return (t + 1) % seq_ != 0; }
     const vec& w(const std::string& name) const {
         const auto it = w_.find(name);
         if (it == w_.end()) throw error("gemma4::reference: no parameter " + name);
@@ -145,15 +196,12 @@ private:
     vec linear(const vec& x, const vec& wt, std::size_t out) const {
         const std::size_t in = wt.size() / out, rows = x.size() / in;
         vec y(rows * out);
-        ref::linear(x.data(), wt.data(), y.data(), rows, out, in);
+        products_.forward(x.data(), wt.data(), y.data(), rows, out, in);
         return y;
     }
     void linear_back(const vec& x, const vec& wt, const vec& dy, std::size_t out, vec& dx, vec& dwt) const {
         const std::size_t in = wt.size() / out, rows = x.size() / in;
-        vec t(rows * in);
-        ref::linear_backward_input(dy.data(), wt.data(), t.data(), rows, out, in);
-        add(dx, t);
-        ref::linear_backward_weight(dy.data(), x.data(), dwt.data(), rows, out, in);
+        products_.backward(x.data(), wt.data(), dy.data(), dx.data(), dwt.data(), rows, out, in);
     }
     // RMSNorm over each row of `dim` (weight wt or nullptr); backward: dx += ..., dwt += ....
     vec norm(const vec& x, const T* wt, std::size_t dim) const {
@@ -167,15 +215,15 @@ private:
             ref::rmsnorm_backward(x.data() + r * dim, wt, dy.data() + r * dim, t.data() + r * dim, dwt, dim, eps_);
         add(dx, t);
     }
-    // RoPE of every head of x[n, heads, d] at positions 0..n-1, and its backward.
+    // RoPE of every head of x[n, heads, d] at each token's position in its sequence, and its backward.
     void rope(vec& x, std::size_t heads, const layer_info& li, bool backward) const {
         const std::size_t d = li.head_dim;
         const vec freq(li.rope_freq.begin(), li.rope_freq.end());
         for (std::size_t t = 0; t < n_; ++t)
             for (std::size_t h = 0; h < heads; ++h) {
                 T* v = x.data() + (t * heads + h) * d;
-                if (backward) ref::rope_backward(v, freq.data(), d, static_cast<T>(t));
-                else ref::rope(v, freq.data(), d, static_cast<T>(t));
+                if (backward) ref::rope_backward(v, freq.data(), d, static_cast<T>(t % seq_));
+                else ref::rope(v, freq.data(), d, static_cast<T>(t % seq_));
             }
     }
 
@@ -216,8 +264,9 @@ private:
     ref::moe_shape moe_shape() const {
         return {c_.hidden_size, c_.num_experts, c_.top_k_experts, c_.moe_intermediate_size, c_.rms_norm_eps};
     }
+    // One sequence's attention: seq tokens.
     ref::attention_shape attention_shape(const layer_info& li) const {
-        return {n_, c_.num_attention_heads, li.kv_heads, li.head_dim, li.is_sliding ? c_.sliding_window : 0};
+        return {seq_, c_.num_attention_heads, li.kv_heads, li.head_dim, li.is_sliding ? c_.sliding_window : 0};
     }
 
     // §7: decoder layer l of h[n, D].
@@ -241,7 +290,9 @@ private:
         }
         const layer_state& src = states_[li.kv_source_layer]; // KV-shared layers read an earlier layer's k, v
         s.o.assign(n_ * H * d, T(0));
-        ref::attention(s.q.data(), src.k.data(), src.v.data(), s.o.data(), attention_shape(li), T(1));
+        for (std::size_t b = 0; b < n_; b += seq_) // each sequence attends to itself
+            ref::attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
+                           s.o.data() + b * H * d, attention_shape(li), T(1));
         s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
         s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
         add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
@@ -346,8 +397,11 @@ private:
         linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
         const std::size_t src = li.kv_source_layer;
         if (dk_[src].empty()) dk_[src].assign(n_ * K * d, T(0)), dv_[src].assign(n_ * K * d, T(0));
-        ref::attention_backward(s.q.data(), states_[src].k.data(), states_[src].v.data(), d_o.data(), dq.data(),
-                                dk_[src].data(), dv_[src].data(), attention_shape(li), T(1));
+        for (std::size_t b = 0; b < n_; b += seq_)
+            ref::attention_backward(s.q.data() + b * H * d, states_[src].k.data() + b * K * d,
+                                    states_[src].v.data() + b * K * d, d_o.data() + b * H * d, dq.data() + b * H * d,
+                                    dk_[src].data() + b * K * d, dv_[src].data() + b * K * d, attention_shape(li),
+                                    T(1));
         rope(dq, H, li, true);
         vec dq_lin(n_ * H * d, T(0)), dx(n_ * D, T(0));
         norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());
@@ -371,33 +425,24 @@ private:
 
 } // namespace detail
 
-// The mean next-token cross-entropy of the model with parameters `w` (by
-// Hugging Face name) on ids[n], n >= 2, and its gradient in every parameter.
-template <class T>
-loss_and_grads<T> loss_and_gradients(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids) {
-    return detail::pass<T>(c, w, ids).run();
+// The loss of the model with parameters `w` (by Hugging Face name) on ids,
+// B sequences of `seq` tokens (seq >= 2), and its gradient in every
+// parameter: float32, the GEMMs on the kernels, split over `ex`.
+inline loss_and_grads<float> loss_and_gradients(const gemma4::config& c, const tensors<float>& w,
+                                                std::span<const std::int32_t> ids, std::size_t seq,
+                                                const kernels::executor& ex = {}) {
+    return detail::pass<float, detail::kernel_products>(c, w, ids, seq, detail::kernel_products{ex}).run();
 }
 
-// The same over a batch of sequences (each its own positions 0..n-1): the
-// mean of their losses and gradients. Sequences run as tasks of `ex`; the sum
-// is taken in batch order, so the result does not depend on the threads.
+namespace reference {
+
+// The same in scalar loops, in T; one sequence when seq is left out.
 template <class T>
-loss_and_grads<T> batch_loss_and_gradients(const gemma4::config& c, const tensors<T>& w,
-                                           std::span<const std::span<const std::int32_t>> batch,
-                                           const kernels::executor& ex = {}) {
-    if (batch.empty()) throw error("gemma4::reference: an empty batch");
-    std::vector<loss_and_grads<T>> each(batch.size());
-    ex.run(batch.size(), [&](std::size_t i) { each[i] = loss_and_gradients(c, w, batch[i]); });
-    loss_and_grads<T> out = std::move(each[0]);
-    for (std::size_t i = 1; i < each.size(); ++i) {
-        out.loss += each[i].loss;
-        train::accumulate(out.grads, each[i].grads);
-    }
-    const T inv = T(1) / static_cast<T>(batch.size());
-    out.loss *= inv;
-    train::scale(out.grads, inv);
-    return out;
+loss_and_grads<T> loss_and_gradients(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids,
+                                     std::size_t seq = 0) {
+    return detail::pass<T, detail::reference_products<T>>(c, w, ids, seq == 0 ? ids.size() : seq, {}).run();
 }
 
-} // namespace gemma4::reference
+} // namespace reference
+} // namespace gemma4
 QTENSOR_END_NAMESPACE
