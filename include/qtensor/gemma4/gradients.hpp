@@ -90,99 +90,31 @@ struct kernel_products {
     }
 };
 
+// What the model and its blocks share: the parameters by name, the
+// gradients being summed, the products, and the small ops with their
+// backward. Shapes: x[rows, in] for a linear layer, rows of `dim` for a norm.
 template <class T, class Products>
-class pass {
+class ops {
 public:
     using vec = std::vector<T>;
 
-    pass(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids, std::size_t seq,
-         Products products)
-        : c_(c), layers_(c.layers()), w_(w), ids_(ids), n_(ids.size()), seq_(seq), products_(std::move(products)),
-          eps_(static_cast<T>(c.rms_norm_eps)) {
-        if (seq_ < 2) throw error("gemma4::loss_and_gradients: a sequence needs at least 2 tokens");
-        if (n_ == 0 || n_ % seq_ != 0)
-            throw error("gemma4::loss_and_gradients: " + std::to_string(n_) +
-                        " ids are not whole sequences of " + std::to_string(seq_));
-        const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
-                                                          : c.vocab_size;
-        for (std::size_t t = 0; t < n_; ++t)
-            if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
-                throw error("gemma4::loss_and_gradients: token id " + std::to_string(ids[t]) + " (position " +
-                            std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
-        check_parameters("gemma4::loss_and_gradients", w, parameter_shapes(c));
-    }
+    ops(const gemma4::config& c, const tensors<T>& weights, tensors<T>& grads, std::size_t seq, Products products)
+        : c_(c), w_(weights), g_(grads), seq_(seq), products_(std::move(products)), eps_(static_cast<T>(c.rms_norm_eps)) {}
 
-    loss_and_grads<T> run() {
-        const std::size_t D = c_.hidden_size, V = c_.vocab_size;
-        vec e(n_ * D); // e[n, D] = embed(ids) * sqrt(D)
-        const vec& embed = w("model.embed_tokens.weight");
-        for (std::size_t t = 0; t < n_; ++t)
-            for (std::size_t i = 0; i < D; ++i) e[t * D + i] = embed[id(t) * D + i] * std::sqrt(T(D));
-        per_layer_inputs(e);
-
-        states_.resize(layers_.size());
-        vec h = e;
-        for (std::size_t l = 0; l < layers_.size(); ++l) h = layer_forward(l, h);
-        const vec hf = norm(h, w("model.norm.weight").data(), D); // x = norm(h)
-        const std::string head = c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-        vec z = linear(hf, w(head), V);                             // logits[n, V]
-        const T cap = static_cast<T>(c_.final_logit_softcapping);
-        if (cap > 0) ref::softcap(z.data(), z.size(), cap);
-        loss_and_grads<T> out;
-        const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
-        for (std::size_t t = 0; t < n_; ++t)
-            if (predicts(t)) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
-
-        // Backward, from the loss down.
-        vec dz(n_ * V, T(0));
-        for (std::size_t t = 0; t < n_; ++t)
-            if (predicts(t)) ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
-        if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
-        vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
-        linear_back(hf, w(head), dz, V, dhf, g(head));
-        norm_back(h, w("model.norm.weight").data(), dhf, D, dh, g("model.norm.weight").data());
-        dk_.assign(layers_.size(), vec());
-        dv_.assign(layers_.size(), vec());
-        for (std::size_t l = layers_.size(); l-- > 0;) dh = layer_backward(l, dh);
-        per_layer_inputs_backward(e, dh);
-        vec& d_embed = g("model.embed_tokens.weight");
-        for (std::size_t t = 0; t < n_; ++t)
-            for (std::size_t i = 0; i < D; ++i) d_embed[id(t) * D + i] += dh[t * D + i] * std::sqrt(T(D));
-        out.grads = std::move(g_);
-        return out;
-    }
-
-private:
-    // What a layer's backward needs of its forward.
-    struct layer_state {
-        vec h, x, q_lin, q, k_lin, v_lin, k, v, o, a, h1;
-        vec xf, gate, up, act, m;                // dense MLP
-        vec y1, x2, y2;                          // MoE
-        std::vector<ref::moe_saved<T>> routed;   // MoE, per token
-        vec f, h2, p, g_pre, gm, y;              // feed-forward output, PLE
-    };
-
+protected:
     const gemma4::config& c_;
-    std::vector<layer_info> layers_;
     const tensors<T>& w_;
-    std::span<const std::int32_t> ids_;
-    std::size_t n_, seq_;
+    tensors<T>& g_;
+    std::size_t seq_;
     Products products_;
     T eps_;
-    tensors<T> g_;
-    std::vector<layer_state> states_;
-    vec ple_, dple_, ple_mm_;    // [n, L P]: the per-layer inputs, their gradient, the projection before its norm
-    std::vector<vec> dk_, dv_;   // per layer with its own K/V: the gradient of k and v, from every layer reading them
 
-    std::size_t id(std::size_t t) const { return static_cast<std::size_t>(ids_[t]); }
-    // Token t predicts token t + 1 unless it ends its sequence.
-    bool predicts(std::size_t t) const { return (t + 1) % seq_ != 0; }
     const vec& w(const std::string& name) const {
         const auto it = w_.find(name);
-        if (it == w_.end()) throw error("gemma4::reference: no parameter " + name);
+        if (it == w_.end()) throw error("gemma4: no parameter " + name);
         return it->second;
     }
-    vec& g(const std::string& name) {
+    vec& g(const std::string& name) const {
         vec& v = g_[name];
         if (v.empty()) v.assign(w(name).size(), T(0));
         return v;
@@ -217,14 +149,384 @@ private:
     }
     // RoPE of every head of x[n, heads, d] at each token's position in its sequence, and its backward.
     void rope(vec& x, std::size_t heads, const layer_info& li, bool backward) const {
-        const std::size_t d = li.head_dim;
+        const std::size_t d = li.head_dim, n = x.size() / (heads * d);
         const vec freq(li.rope_freq.begin(), li.rope_freq.end());
-        for (std::size_t t = 0; t < n_; ++t)
+        for (std::size_t t = 0; t < n; ++t)
             for (std::size_t h = 0; h < heads; ++h) {
                 T* v = x.data() + (t * heads + h) * d;
                 if (backward) ref::rope_backward(v, freq.data(), d, static_cast<T>(t % seq_));
                 else ref::rope(v, freq.data(), d, static_cast<T>(t % seq_));
             }
+    }
+};
+
+} // namespace detail
+
+// One decoder layer (docs/gemma4.md §7) for training: a forward that keeps
+// what the backward needs, and the backward. It reads its weights from `w`
+// by Hugging Face name and adds its weights' gradients into `g`; the hidden
+// states are a user's own, n tokens as sequences of `seq` tokens.
+//
+//   gemma4::block layer(config, l, weights, grads, seq, {executor});
+//   gemma4::block::state saved;
+//   out = layer.forward(h, p, saved);                    // h, out [n, D]
+//   dh = layer.backward(dout, saved, dkv, dp);           // dkv: d of its k and v
+//
+// A KV-shared layer attends over an earlier layer's k and v: pass that
+// layer's state as kv_source to both, and that layer's kv_gradient as dkv.
+template <class T, class Products>
+class basic_block : detail::ops<T, Products> {
+    using base = detail::ops<T, Products>;
+    using base::c_, base::seq_, base::w, base::g, base::at, base::add, base::linear, base::linear_back, base::norm,
+        base::norm_back, base::rope;
+
+public:
+    using vec = std::vector<T>;
+
+    // What the backward needs of the forward; k and v are also what
+    // KV-shared layers read.
+    struct state {
+        vec h, x, q_lin, q, k_lin, v_lin, k, v, o, a, h1;
+        vec xf, gate, up, act, m;                // dense MLP
+        vec y1, x2, y2;                          // MoE
+        std::vector<kernels::reference::moe_saved<T>> routed;   // MoE, per token
+        vec f, h2, p, g_pre, gm, y;              // feed-forward output, PLE
+    };
+    // The gradient of a layer's k and v [n, K, d], summed over every layer reading them.
+    struct kv_gradient {
+        vec k, v;
+    };
+
+    basic_block(const gemma4::config& c, std::size_t layer, const tensors<T>& weights, tensors<T>& grads,
+                std::size_t seq, Products products = {})
+        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(layer_of(c, layer)) {}
+
+    const layer_info& info() const noexcept { return li_; }
+
+    // h[n, D] -> out[n, D]; p[n, P]: this layer's per-layer input (empty
+    // without them); kv_source: the layer whose k and v a KV-shared layer
+    // attends over (nullptr: its own). s keeps what backward needs.
+    vec forward(const vec& h, const vec& p, state& s, const state* kv_source = nullptr) const {
+        const std::size_t l = l_, n = rows_of(h);
+        const layer_info& li = li_;
+        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
+        const std::size_t F = li.mlp_width;
+        check_inputs(n, p, kv_source);
+        s.h = h;
+        s.x = norm(h, w(at(l, "input_layernorm.weight")).data(), D);     // x = input_layernorm(h)
+        // §3: q[n, H, d] = RoPE(q_norm(q_proj x)); k, v [n, K, d] likewise (v: v_norm, no RoPE).
+        s.q_lin = linear(s.x, w(at(l, "self_attn.q_proj.weight")), H * d);
+        s.q = norm(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), d);
+        rope(s.q, H, li, false);
+        if (li.has_kv) {
+            s.k_lin = linear(s.x, w(at(l, "self_attn.k_proj.weight")), K * d);
+            s.v_lin = li.has_v_proj ? linear(s.x, w(at(l, "self_attn.v_proj.weight")), K * d) : s.k_lin; // k_eq_v
+            s.k = norm(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), d);
+            rope(s.k, K, li, false);
+            s.v = norm(s.v_lin, nullptr, d);
+        }
+        const state& src = kv_source != nullptr ? *kv_source : s; // KV-shared layers read an earlier layer's k, v
+        s.o.assign(n * H * d, T(0));
+        for (std::size_t b = 0; b < n; b += seq_) // each sequence attends to itself
+            kernels::reference::attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
+                           s.o.data() + b * H * d, attention_shape(li), T(1));
+        s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
+        s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
+        add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
+        // §5: f = MLP(pre_feedforward_layernorm(h1)), plus the routed experts in MoE layers.
+        s.xf = norm(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), D);
+        s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F);
+        s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F);
+        s.act.resize(n * F);
+        kernels::reference::geglu(s.gate.data(), s.up.data(), s.act.data(), n * F);
+        s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D);
+        if (c_.enable_moe_block) {
+            s.y1 = norm(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), D);
+            s.x2 = norm(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), D);
+            s.y2.assign(n * D, T(0));
+            s.routed.clear();
+            for (std::size_t t = 0; t < n; ++t)
+                s.routed.push_back(kernels::reference::moe_forward(moe_weights(l), moe_shape(), s.h1.data() + t * D,
+                                                    s.x2.data() + t * D, s.y2.data() + t * D));
+            s.f = norm(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), D);
+            add(s.f, s.y1);                                               // f = y1 + post_feedforward_layernorm_2(y2)
+        } else {
+            s.f = s.m;
+        }
+        s.h2 = norm(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), D);
+        add(s.h2, s.h1);                                                  // h2 = h1 + post_feedforward_layernorm(f)
+        vec h3 = s.h2;
+        if (c_.has_per_layer_input()) { // §6: h3 = h2 + norm(proj(gelu(gate h2) * p_l))
+            const std::size_t P = c_.hidden_size_per_layer_input;
+            s.p = p;
+            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P);
+            s.gm.resize(n * P);
+            for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = kernels::reference::gelu_tanh(s.g_pre[i]) * s.p[i];
+            s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D);
+            add(h3, norm(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), D));
+        }
+        const T scalar = w(at(l, "layer_scalar"))[0];
+        for (T& v : h3) v *= scalar;                                      // out = h3 * layer_scalar
+        return h3;
+    }
+
+    // d out[n, D] -> d h[n, D], in the reverse order of forward; dp[n, P]
+    // receives d p. dkv: the gradient of the k and v this layer read (its
+    // own, or kv_source's): added to; for a layer with its own, complete
+    // once every later layer reading them has run its backward.
+    vec backward(const vec& dout, const state& s, kv_gradient& dkv, vec& dp, const state* kv_source = nullptr) {
+        const std::size_t l = l_, n = rows_of(dout);
+        const layer_info& li = li_;
+        if (s.h.size() != dout.size())
+            throw error("gemma4::block: backward of " + std::to_string(n) + " tokens from a forward of " +
+                        std::to_string(s.h.size() / c_.hidden_size));
+        check_inputs(n, s.p, kv_source);
+        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
+        const std::size_t F = li.mlp_width;
+        const T scalar = w(at(l, "layer_scalar"))[0];
+        vec dh3(dout.size());
+        for (std::size_t i = 0; i < dh3.size(); ++i) dh3[i] = dout[i] * scalar;
+        vec dh2 = dh3;
+        if (c_.has_per_layer_input()) {
+            const std::size_t P = c_.hidden_size_per_layer_input;
+            vec dy(n * D, T(0)), dgm(n * P, T(0)), dg_pre(n * P);
+            dp.assign(n * P, T(0));
+            norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
+                      g(at(l, "post_per_layer_input_norm.weight")).data());
+            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")));
+            for (std::size_t t = 0; t < n; ++t)
+                for (std::size_t j = 0; j < P; ++j) {
+                    const std::size_t i = t * P + j;
+                    dp[i] = dgm[i] * kernels::reference::gelu_tanh(s.g_pre[i]);
+                    dg_pre[i] = dgm[i] * s.p[i] * kernels::reference::gelu_tanh_derivative(s.g_pre[i]);
+                }
+            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")));
+        }
+        vec dh1 = dh2, df(n * D, T(0));
+        norm_back(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), dh2, D, df,
+                  g(at(l, "post_feedforward_layernorm.weight")).data());
+        vec dm;
+        if (c_.enable_moe_block) {
+            vec dy2(n * D, T(0)), dx2(n * D, T(0)), dh_t(D), dx_t(D);
+            norm_back(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), df, D, dy2,
+                      g(at(l, "post_feedforward_layernorm_2.weight")).data());
+            const kernels::reference::moe_grads<T> mg{g(at(l, "router.proj.weight")).data(), g(at(l, "router.scale")).data(),
+                                       g(at(l, "router.per_expert_scale")).data(),
+                                       g(at(l, "experts.gate_up_proj")).data(), g(at(l, "experts.down_proj")).data()};
+            for (std::size_t t = 0; t < n; ++t) {
+                kernels::reference::moe_backward(moe_weights(l), moe_shape(), s.routed[t], s.h1.data() + t * D, s.x2.data() + t * D,
+                                  dy2.data() + t * D, dh_t.data(), dx_t.data(), mg);
+                for (std::size_t i = 0; i < D; ++i) dh1[t * D + i] += dh_t[i], dx2[t * D + i] += dx_t[i];
+            }
+            norm_back(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), dx2, D, dh1,
+                      g(at(l, "pre_feedforward_layernorm_2.weight")).data());
+            dm.assign(n * D, T(0));
+            norm_back(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), df, D, dm,
+                      g(at(l, "post_feedforward_layernorm_1.weight")).data());
+        } else {
+            dm = df;
+        }
+        vec dact(n * F, T(0)), dgate(n * F), dup(n * F), dxf(n * D, T(0));
+        linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")));
+        kernels::reference::geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n * F);
+        linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")));
+        linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")));
+        norm_back(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), dxf, D, dh1,
+                  g(at(l, "pre_feedforward_layernorm.weight")).data());
+
+        vec dh = dh1, da(n * D, T(0)), d_o(n * H * d, T(0)), dq(n * H * d);
+        norm_back(s.a, w(at(l, "post_attention_layernorm.weight")).data(), dh1, D, da,
+                  g(at(l, "post_attention_layernorm.weight")).data());
+        linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
+        const state& src = kv_source != nullptr ? *kv_source : s;
+        if (dkv.k.empty()) dkv.k.assign(n * K * d, T(0)), dkv.v.assign(n * K * d, T(0));
+        for (std::size_t b = 0; b < n; b += seq_)
+            kernels::reference::attention_backward(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
+                                    d_o.data() + b * H * d, dq.data() + b * H * d, dkv.k.data() + b * K * d,
+                                    dkv.v.data() + b * K * d, attention_shape(li), T(1));
+        rope(dq, H, li, true);
+        vec dq_lin(n * H * d, T(0)), dx(n * D, T(0));
+        norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());
+        linear_back(s.x, w(at(l, "self_attn.q_proj.weight")), dq_lin, H * d, dx, g(at(l, "self_attn.q_proj.weight")));
+        if (li.has_kv) { // every layer reading this one's k and v has added its gradient by now
+            vec dk = dkv.k, dk_lin(n * K * d, T(0)), dv_lin(n * K * d, T(0));
+            rope(dk, K, li, true);
+            norm_back(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), dk, d, dk_lin,
+                      g(at(l, "self_attn.k_norm.weight")).data());
+            norm_back(s.v_lin, nullptr, dkv.v, d, dv_lin, nullptr);
+            if (li.has_v_proj)
+                linear_back(s.x, w(at(l, "self_attn.v_proj.weight")), dv_lin, K * d, dx, g(at(l, "self_attn.v_proj.weight")));
+            else
+                add(dk_lin, dv_lin); // k_eq_v: v is the raw k projection
+            linear_back(s.x, w(at(l, "self_attn.k_proj.weight")), dk_lin, K * d, dx, g(at(l, "self_attn.k_proj.weight")));
+        }
+        norm_back(s.h, w(at(l, "input_layernorm.weight")).data(), dx, D, dh, g(at(l, "input_layernorm.weight")).data());
+        return dh;
+    }
+
+private:
+    std::size_t l_;
+    layer_info li_;
+
+    static layer_info layer_of(const gemma4::config& c, std::size_t layer) {
+        std::vector<layer_info> all = c.layers();
+        if (layer >= all.size())
+            throw error("gemma4::block: layer " + std::to_string(layer) + " of a model of " +
+                        std::to_string(all.size()));
+        return std::move(all[layer]);
+    }
+    // p[n, P] where the model has per-layer inputs, else empty; a source's k
+    // and v for a KV-shared layer, and only for one.
+    void check_inputs(std::size_t n, const vec& p, const state* kv_source) const {
+        const std::size_t P = c_.has_per_layer_input() ? c_.hidden_size_per_layer_input : 0;
+        if (p.size() != n * P)
+            throw error("gemma4::block: the per-layer input has " + std::to_string(p.size()) + " values, not " +
+                        std::to_string(n) + " x " + std::to_string(P));
+        if (li_.has_kv && kv_source != nullptr)
+            throw error("gemma4::block: layer " + std::to_string(l_) + " makes its own k and v (no kv_source)");
+        if (!li_.has_kv && (kv_source == nullptr || kv_source->k.size() != n * li_.kv_heads * li_.head_dim))
+            throw error("gemma4::block: layer " + std::to_string(l_) + " is KV-shared: kv_source must be the state of "
+                        "layer " + std::to_string(li_.kv_source_layer) + " run on the same tokens");
+    }
+    // Tokens in x[n, D]: whole sequences of seq_.
+    std::size_t rows_of(const vec& x) const {
+        const std::size_t D = c_.hidden_size;
+        if (x.size() % D != 0 || x.size() / D % seq_ != 0 || x.empty())
+            throw error("gemma4::block: " + std::to_string(x.size()) + " values are not whole sequences of " +
+                        std::to_string(seq_) + " tokens of " + std::to_string(D));
+        return x.size() / D;
+    }
+    kernels::reference::moe_weights<T> moe_weights(std::size_t l) const {
+        return {w(at(l, "router.proj.weight")).data(), w(at(l, "router.scale")).data(),
+                w(at(l, "router.per_expert_scale")).data(), w(at(l, "experts.gate_up_proj")).data(),
+                w(at(l, "experts.down_proj")).data()};
+    }
+    kernels::reference::moe_shape moe_shape() const {
+        return {c_.hidden_size, c_.num_experts, c_.top_k_experts, c_.moe_intermediate_size, c_.rms_norm_eps};
+    }
+    // One sequence's attention: seq tokens.
+    kernels::reference::attention_shape attention_shape(const layer_info& li) const {
+        return {seq_, c_.num_attention_heads, li.kv_heads, li.head_dim, li.is_sliding ? c_.sliding_window : 0};
+    }
+};
+
+// The block the trainer runs: float32, the products on the GEMM kernels.
+using block = basic_block<float, detail::kernel_products>;
+
+namespace reference {
+template <class T>
+using block = basic_block<T, detail::reference_products<T>>;
+} // namespace reference
+
+namespace detail {
+
+// The whole model (§2-§7): embedding, per-layer inputs, the blocks, the
+// final norm, the head, the loss; then all of it backward.
+template <class T, class Products>
+class pass : ops<T, Products> {
+    using base = ops<T, Products>;
+    using base::c_, base::seq_, base::products_, base::w, base::g, base::add, base::linear, base::linear_back,
+        base::norm, base::norm_back;
+
+public:
+    using vec = std::vector<T>;
+    using layer = basic_block<T, Products>;
+
+    pass(const gemma4::config& c, const tensors<T>& weights, std::span<const std::int32_t> ids, std::size_t seq,
+         Products products)
+        : base(c, weights, grads_, seq, std::move(products)), layers_(c.layers()), ids_(ids), n_(ids.size()) {
+        if (seq_ < 2) throw error("gemma4::loss_and_gradients: a sequence needs at least 2 tokens");
+        if (n_ == 0 || n_ % seq_ != 0)
+            throw error("gemma4::loss_and_gradients: " + std::to_string(n_) +
+                        " ids are not whole sequences of " + std::to_string(seq_));
+        const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
+                                                          : c.vocab_size;
+        for (std::size_t t = 0; t < n_; ++t)
+            if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
+                throw error("gemma4::loss_and_gradients: token id " + std::to_string(ids[t]) + " (position " +
+                            std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
+        check_parameters("gemma4::loss_and_gradients", weights, parameter_shapes(c));
+        for (std::size_t l = 0; l < layers_.size(); ++l) blocks_.emplace_back(c, l, weights, grads_, seq, products_);
+    }
+
+    loss_and_grads<T> run() {
+        const std::size_t D = c_.hidden_size, V = c_.vocab_size;
+        vec e(n_ * D); // e[n, D] = embed(ids) * sqrt(D)
+        const vec& embed = w("model.embed_tokens.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t i = 0; i < D; ++i) e[t * D + i] = embed[id(t) * D + i] * std::sqrt(T(D));
+        per_layer_inputs(e);
+
+        states_.resize(layers_.size());
+        vec h = e;
+        for (std::size_t l = 0; l < layers_.size(); ++l) h = layer_forward(l, h);
+        const vec hf = norm(h, w("model.norm.weight").data(), D); // x = norm(h)
+        const std::string head = c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        vec z = linear(hf, w(head), V);                             // logits[n, V]
+        const T cap = static_cast<T>(c_.final_logit_softcapping);
+        if (cap > 0) ref::softcap(z.data(), z.size(), cap);
+        loss_and_grads<T> out;
+        const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
+        for (std::size_t t = 0; t < n_; ++t)
+            if (predicts(t)) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
+
+        // Backward, from the loss down.
+        vec dz(n_ * V, T(0));
+        for (std::size_t t = 0; t < n_; ++t)
+            if (predicts(t)) ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
+        if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
+        vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
+        linear_back(hf, w(head), dz, V, dhf, g(head));
+        norm_back(h, w("model.norm.weight").data(), dhf, D, dh, g("model.norm.weight").data());
+        dkv_.assign(layers_.size(), {});
+        for (std::size_t l = layers_.size(); l-- > 0;) dh = layer_backward(l, dh);
+        per_layer_inputs_backward(e, dh);
+        vec& d_embed = g("model.embed_tokens.weight");
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t i = 0; i < D; ++i) d_embed[id(t) * D + i] += dh[t * D + i] * std::sqrt(T(D));
+        out.grads = std::move(grads_);
+        return out;
+    }
+
+private:
+    tensors<T> grads_; // bound by the base before it is built: used only after
+    std::vector<layer_info> layers_;
+    std::vector<layer> blocks_;
+    std::span<const std::int32_t> ids_;
+    std::size_t n_;
+    std::vector<typename layer::state> states_;
+    std::vector<typename layer::kv_gradient> dkv_; // per layer with its own K/V, from every layer reading them
+    vec ple_, dple_, ple_mm_; // [n, L P]: the per-layer inputs, their gradient, the projection before its norm
+
+    std::size_t id(std::size_t t) const { return static_cast<std::size_t>(ids_[t]); }
+    // Token t predicts token t + 1 unless it ends its sequence.
+    bool predicts(std::size_t t) const { return (t + 1) % seq_ != 0; }
+
+    // Layer l's forward and backward, its per-layer input cut from ple_ and
+    // its gradient put back into dple_.
+    vec layer_forward(std::size_t l, const vec& h) {
+        const layer_info& li = layers_[l];
+        return blocks_[l].forward(h, ple_of(l), states_[l], li.has_kv ? nullptr : &states_[li.kv_source_layer]);
+    }
+    vec layer_backward(std::size_t l, const vec& dh) {
+        const layer_info& li = layers_[l];
+        vec dp;
+        vec dx = blocks_[l].backward(dh, states_[l], dkv_[li.kv_source_layer], dp,
+                                     li.has_kv ? nullptr : &states_[li.kv_source_layer]);
+        if (c_.has_per_layer_input()) {
+            const std::size_t P = c_.hidden_size_per_layer_input, LP = layers_.size() * P;
+            for (std::size_t t = 0; t < n_; ++t)
+                for (std::size_t j = 0; j < P; ++j) dple_[t * LP + l * P + j] += dp[t * P + j];
+        }
+        return dx;
+    }
+    vec ple_of(std::size_t l) const {
+        if (!c_.has_per_layer_input()) return {};
+        const std::size_t P = c_.hidden_size_per_layer_input, LP = layers_.size() * P;
+        vec p(n_ * P);
+        for (std::size_t t = 0; t < n_; ++t)
+            for (std::size_t j = 0; j < P; ++j) p[t * P + j] = ple_[t * LP + l * P + j];
+        return p;
     }
 
     // §6, model level: p[n, L P] = (rmsnorm(e pmp^T / sqrt(D)) + embed_tokens_per_layer[ids] sqrt(P)) / sqrt(2).
@@ -256,171 +558,6 @@ private:
                     g("model.per_layer_model_projection.weight"));
     }
 
-    ref::moe_weights<T> moe_weights(std::size_t l) const {
-        return {w(at(l, "router.proj.weight")).data(), w(at(l, "router.scale")).data(),
-                w(at(l, "router.per_expert_scale")).data(), w(at(l, "experts.gate_up_proj")).data(),
-                w(at(l, "experts.down_proj")).data()};
-    }
-    ref::moe_shape moe_shape() const {
-        return {c_.hidden_size, c_.num_experts, c_.top_k_experts, c_.moe_intermediate_size, c_.rms_norm_eps};
-    }
-    // One sequence's attention: seq tokens.
-    ref::attention_shape attention_shape(const layer_info& li) const {
-        return {seq_, c_.num_attention_heads, li.kv_heads, li.head_dim, li.is_sliding ? c_.sliding_window : 0};
-    }
-
-    // §7: decoder layer l of h[n, D].
-    vec layer_forward(std::size_t l, const vec& h) {
-        const layer_info& li = layers_[l];
-        layer_state& s = states_[l];
-        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
-        const std::size_t F = li.mlp_width;
-        s.h = h;
-        s.x = norm(h, w(at(l, "input_layernorm.weight")).data(), D);     // x = input_layernorm(h)
-        // §3: q[n, H, d] = RoPE(q_norm(q_proj x)); k, v [n, K, d] likewise (v: v_norm, no RoPE).
-        s.q_lin = linear(s.x, w(at(l, "self_attn.q_proj.weight")), H * d);
-        s.q = norm(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), d);
-        rope(s.q, H, li, false);
-        if (li.has_kv) {
-            s.k_lin = linear(s.x, w(at(l, "self_attn.k_proj.weight")), K * d);
-            s.v_lin = li.has_v_proj ? linear(s.x, w(at(l, "self_attn.v_proj.weight")), K * d) : s.k_lin; // k_eq_v
-            s.k = norm(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), d);
-            rope(s.k, K, li, false);
-            s.v = norm(s.v_lin, nullptr, d);
-        }
-        const layer_state& src = states_[li.kv_source_layer]; // KV-shared layers read an earlier layer's k, v
-        s.o.assign(n_ * H * d, T(0));
-        for (std::size_t b = 0; b < n_; b += seq_) // each sequence attends to itself
-            ref::attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
-                           s.o.data() + b * H * d, attention_shape(li), T(1));
-        s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
-        s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
-        add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
-        // §5: f = MLP(pre_feedforward_layernorm(h1)), plus the routed experts in MoE layers.
-        s.xf = norm(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), D);
-        s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F);
-        s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F);
-        s.act.resize(n_ * F);
-        ref::geglu(s.gate.data(), s.up.data(), s.act.data(), n_ * F);
-        s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D);
-        if (c_.enable_moe_block) {
-            s.y1 = norm(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), D);
-            s.x2 = norm(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), D);
-            s.y2.assign(n_ * D, T(0));
-            s.routed.clear();
-            for (std::size_t t = 0; t < n_; ++t)
-                s.routed.push_back(ref::moe_forward(moe_weights(l), moe_shape(), s.h1.data() + t * D,
-                                                    s.x2.data() + t * D, s.y2.data() + t * D));
-            s.f = norm(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), D);
-            add(s.f, s.y1);                                               // f = y1 + post_feedforward_layernorm_2(y2)
-        } else {
-            s.f = s.m;
-        }
-        s.h2 = norm(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), D);
-        add(s.h2, s.h1);                                                  // h2 = h1 + post_feedforward_layernorm(f)
-        vec h3 = s.h2;
-        if (c_.has_per_layer_input()) { // §6: h3 = h2 + norm(proj(gelu(gate h2) * p_l))
-            const std::size_t P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
-            s.p.resize(n_ * P);
-            for (std::size_t t = 0; t < n_; ++t)
-                for (std::size_t j = 0; j < P; ++j) s.p[t * P + j] = ple_[t * LP + l * P + j];
-            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P);
-            s.gm.resize(n_ * P);
-            for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = ref::gelu_tanh(s.g_pre[i]) * s.p[i];
-            s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D);
-            add(h3, norm(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), D));
-        }
-        const T scalar = w(at(l, "layer_scalar"))[0];
-        for (T& v : h3) v *= scalar;                                      // out = h3 * layer_scalar
-        return h3;
-    }
-
-    // d out[n, D] -> d h[n, D], in the reverse order of layer_forward.
-    vec layer_backward(std::size_t l, const vec& dout) {
-        const layer_info& li = layers_[l];
-        const layer_state& s = states_[l];
-        const std::size_t D = c_.hidden_size, H = c_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
-        const std::size_t F = li.mlp_width;
-        const T scalar = w(at(l, "layer_scalar"))[0];
-        vec dh3(dout.size());
-        for (std::size_t i = 0; i < dh3.size(); ++i) dh3[i] = dout[i] * scalar;
-        vec dh2 = dh3;
-        if (c_.has_per_layer_input()) {
-            const std::size_t P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
-            vec dy(n_ * D, T(0)), dgm(n_ * P, T(0)), dg_pre(n_ * P);
-            norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
-                      g(at(l, "post_per_layer_input_norm.weight")).data());
-            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")));
-            for (std::size_t t = 0; t < n_; ++t)
-                for (std::size_t j = 0; j < P; ++j) {
-                    const std::size_t i = t * P + j;
-                    dple_[t * LP + l * P + j] += dgm[i] * ref::gelu_tanh(s.g_pre[i]);
-                    dg_pre[i] = dgm[i] * s.p[i] * ref::gelu_tanh_derivative(s.g_pre[i]);
-                }
-            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")));
-        }
-        vec dh1 = dh2, df(n_ * D, T(0));
-        norm_back(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), dh2, D, df,
-                  g(at(l, "post_feedforward_layernorm.weight")).data());
-        vec dm;
-        if (c_.enable_moe_block) {
-            vec dy2(n_ * D, T(0)), dx2(n_ * D, T(0)), dh_t(D), dx_t(D);
-            norm_back(s.y2, w(at(l, "post_feedforward_layernorm_2.weight")).data(), df, D, dy2,
-                      g(at(l, "post_feedforward_layernorm_2.weight")).data());
-            const ref::moe_grads<T> mg{g(at(l, "router.proj.weight")).data(), g(at(l, "router.scale")).data(),
-                                       g(at(l, "router.per_expert_scale")).data(),
-                                       g(at(l, "experts.gate_up_proj")).data(), g(at(l, "experts.down_proj")).data()};
-            for (std::size_t t = 0; t < n_; ++t) {
-                ref::moe_backward(moe_weights(l), moe_shape(), s.routed[t], s.h1.data() + t * D, s.x2.data() + t * D,
-                                  dy2.data() + t * D, dh_t.data(), dx_t.data(), mg);
-                for (std::size_t i = 0; i < D; ++i) dh1[t * D + i] += dh_t[i], dx2[t * D + i] += dx_t[i];
-            }
-            norm_back(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), dx2, D, dh1,
-                      g(at(l, "pre_feedforward_layernorm_2.weight")).data());
-            dm.assign(n_ * D, T(0));
-            norm_back(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), df, D, dm,
-                      g(at(l, "post_feedforward_layernorm_1.weight")).data());
-        } else {
-            dm = df;
-        }
-        vec dact(n_ * F, T(0)), dgate(n_ * F), dup(n_ * F), dxf(n_ * D, T(0));
-        linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")));
-        ref::geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n_ * F);
-        linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")));
-        linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")));
-        norm_back(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), dxf, D, dh1,
-                  g(at(l, "pre_feedforward_layernorm.weight")).data());
-
-        vec dh = dh1, da(n_ * D, T(0)), d_o(n_ * H * d, T(0)), dq(n_ * H * d);
-        norm_back(s.a, w(at(l, "post_attention_layernorm.weight")).data(), dh1, D, da,
-                  g(at(l, "post_attention_layernorm.weight")).data());
-        linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
-        const std::size_t src = li.kv_source_layer;
-        if (dk_[src].empty()) dk_[src].assign(n_ * K * d, T(0)), dv_[src].assign(n_ * K * d, T(0));
-        for (std::size_t b = 0; b < n_; b += seq_)
-            ref::attention_backward(s.q.data() + b * H * d, states_[src].k.data() + b * K * d,
-                                    states_[src].v.data() + b * K * d, d_o.data() + b * H * d, dq.data() + b * H * d,
-                                    dk_[src].data() + b * K * d, dv_[src].data() + b * K * d, attention_shape(li),
-                                    T(1));
-        rope(dq, H, li, true);
-        vec dq_lin(n_ * H * d, T(0)), dx(n_ * D, T(0));
-        norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());
-        linear_back(s.x, w(at(l, "self_attn.q_proj.weight")), dq_lin, H * d, dx, g(at(l, "self_attn.q_proj.weight")));
-        if (li.has_kv) { // every layer reading this one's k and v has added its gradient by now
-            vec dk = dk_[l], dk_lin(n_ * K * d, T(0)), dv_lin(n_ * K * d, T(0));
-            rope(dk, K, li, true);
-            norm_back(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), dk, d, dk_lin,
-                      g(at(l, "self_attn.k_norm.weight")).data());
-            norm_back(s.v_lin, nullptr, dv_[l], d, dv_lin, nullptr);
-            if (li.has_v_proj)
-                linear_back(s.x, w(at(l, "self_attn.v_proj.weight")), dv_lin, K * d, dx, g(at(l, "self_attn.v_proj.weight")));
-            else
-                add(dk_lin, dv_lin); // k_eq_v: v is the raw k projection
-            linear_back(s.x, w(at(l, "self_attn.k_proj.weight")), dk_lin, K * d, dx, g(at(l, "self_attn.k_proj.weight")));
-        }
-        norm_back(s.h, w(at(l, "input_layernorm.weight")).data(), dx, D, dh, g(at(l, "input_layernorm.weight")).data());
-        return dh;
-    }
 };
 
 } // namespace detail
