@@ -239,6 +239,32 @@ std::vector<float> activations(std::size_t n, std::mt19937& rng) {
 
 } // namespace
 
+TEST_CASE("float ops: geglu_backward within its budget of the double reference, outputs over dy") {
+    std::mt19937 rng(15);
+    report gate_report{"geglu_backward d_gate vs reference"}, up_report{"geglu_backward d_up vs reference"};
+    for (std::size_t n : lengths) {
+        const auto z = activations(n, rng);
+        const auto up = spread(n, rng, -1.0f, 1.0f), dy = spread(n, rng, -2.0f, 2.0f);
+        std::vector<double> want_gate(n), want_up(n);
+        const std::vector<double> zd(z.begin(), z.end()), upd(up.begin(), up.end()), dyd(dy.begin(), dy.end());
+        ref::geglu_backward(zd.data(), upd.data(), dyd.data(), want_gate.data(), want_up.data(), n);
+        for (const auto t : kernels::compiled_targets()) {
+            std::vector<float> d_gate(n), d_up = dy; // d_up written over dy
+            kernels::geglu_backward(z, up, d_up, d_gate, d_up, t);
+            worst_error eg, eu;
+            for (std::size_t i = 0; i < n; ++i) {
+                const double zi = z[i], dv = 0.7978845608028654 * (1 + 3 * 0.044715 * zi * zi);
+                eg.add(i, d_gate[i], want_gate[i], 16 * u * std::fabs(dyd[i] * upd[i]) * (1 + std::fabs(zi) * dv));
+                eu.add(i, d_up[i], want_up[i], 10 * u * std::fabs(dyd[i] * zi));
+            }
+            gate_report.check(eg, where(t, n));
+            up_report.check(eu, where(t, n));
+        }
+    }
+    std::vector<float> three(3), two(2);
+    CHECK_THROWS_WITH(kernels::geglu_backward(three, three, two, three, three), doctest::Contains("dy"));
+}
+
 TEST_CASE("float ops: gelu_tanh within 8u |x| and geglu within 10u |gate up| of the reference, in place") {
     std::mt19937 rng(14);
     report gelu{"gelu_tanh vs reference"}, geglu{"geglu vs reference"};

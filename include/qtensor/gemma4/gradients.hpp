@@ -4,7 +4,8 @@
 // (float_ops.hpp, attention.hpp, moe.hpp). Written once, it runs two ways:
 //
 //   gemma4::loss_and_gradients(config, w, ids, seq, ex)    float32; the linear
-//       layers' products on the SIMD GEMM (kernels/sgemm.hpp), split over ex
+//       layers' and attention's products on the SIMD GEMM (kernels/sgemm.hpp,
+//       kernels/attention.hpp), split over ex
 //   gemma4::reference::loss_and_gradients<T>(config, w, ids, seq)
 //       every product in scalar loops, for any float type T: double is what
 //       the tests check against Hugging Face's gradients (tests/data/gemma4:
@@ -36,6 +37,7 @@
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
+#include "qtensor/kernels/attention.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/attention.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
@@ -56,9 +58,11 @@ namespace detail {
 
 namespace ref = kernels::reference;
 
-// The linear layers' products, x[rows, in] and w[out, in]:
+// The products: the linear layers', x[rows, in] and w[out, in],
 //   forward   y[rows, out] = x w^T
 //   backward  dx[rows, in] += dy w,  dw[out, in] += dy^T x
+// one sequence's attention (reference/attention.hpp, scale 1: Gemma 4's q
+// and k are normed) and GeGLU, in scalar loops or on the kernels.
 template <class T>
 struct reference_products {
     void forward(const T* x, const T* w, T* y, std::size_t rows, std::size_t out, std::size_t in) const {
@@ -71,10 +75,36 @@ struct reference_products {
         for (std::size_t i = 0; i < t.size(); ++i) dx[i] += t[i];
         ref::linear_backward_weight(dy, x, dw, rows, out, in);
     }
+    void attention(const T* q, const T* k, const T* v, T* out, const ref::attention_shape& a) const {
+        ref::attention(q, k, v, out, a, T(1));
+    }
+    void attention_backward(const T* q, const T* k, const T* v, const T* d_out, T* dq, T* dk, T* dv,
+                            const ref::attention_shape& a) const {
+        ref::attention_backward(q, k, v, d_out, dq, dk, dv, a, T(1));
+    }
+    void geglu(const T* gate, const T* up, T* y, std::size_t n) const { ref::geglu(gate, up, y, n); }
+    void geglu_backward(const T* gate, const T* up, const T* dy, T* d_gate, T* d_up, std::size_t n) const {
+        ref::geglu_backward(gate, up, dy, d_gate, d_up, n);
+    }
 };
 
 struct kernel_products {
     kernels::executor ex;
+
+    void attention(const float* q, const float* k, const float* v, float* out, const ref::attention_shape& a) const {
+        kernels::attention(q, k, v, out, a, 1.0f, ex);
+    }
+    void attention_backward(const float* q, const float* k, const float* v, const float* d_out, float* dq, float* dk,
+                            float* dv, const ref::attention_shape& a) const {
+        kernels::attention_backward(q, k, v, d_out, dq, dk, dv, a, 1.0f, ex);
+    }
+    void geglu(const float* gate, const float* up, float* y, std::size_t n) const {
+        kernels::unchecked::geglu(gate, up, y, n);
+    }
+    void geglu_backward(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+                        std::size_t n) const {
+        kernels::unchecked::geglu_backward(gate, up, dy, d_gate, d_up, n);
+    }
 
     using m = kernels::matrix_ref<const float>;
     void forward(const float* x, const float* w, float* y, std::size_t rows, std::size_t out, std::size_t in) const {
@@ -177,8 +207,8 @@ protected:
 template <class T, class Products>
 class basic_block : detail::ops<T, Products> {
     using base = detail::ops<T, Products>;
-    using base::c_, base::seq_, base::w, base::g, base::at, base::add, base::linear, base::linear_back, base::norm,
-        base::norm_back, base::rope;
+    using base::c_, base::seq_, base::products_, base::w, base::g, base::at, base::add, base::linear,
+        base::linear_back, base::norm, base::norm_back, base::rope;
 
 public:
     using vec = std::vector<T>;
@@ -228,8 +258,8 @@ public:
         const state& src = kv_source != nullptr ? *kv_source : s; // KV-shared layers read an earlier layer's k, v
         s.o.assign(n * H * d, T(0));
         for (std::size_t b = 0; b < n; b += seq_) // each sequence attends to itself
-            kernels::reference::attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
-                           s.o.data() + b * H * d, attention_shape(li), T(1));
+            products_.attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
+                                s.o.data() + b * H * d, attention_shape(li));
         s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
         s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
         add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
@@ -238,7 +268,7 @@ public:
         s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F);
         s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F);
         s.act.resize(n * F);
-        kernels::reference::geglu(s.gate.data(), s.up.data(), s.act.data(), n * F);
+        products_.geglu(s.gate.data(), s.up.data(), s.act.data(), n * F);
         s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D);
         if (c_.enable_moe_block) {
             s.y1 = norm(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), D);
@@ -328,7 +358,7 @@ public:
         }
         vec dact(n * F, T(0)), dgate(n * F), dup(n * F), dxf(n * D, T(0));
         linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")));
-        kernels::reference::geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n * F);
+        products_.geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n * F);
         linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")));
         linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")));
         norm_back(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), dxf, D, dh1,
@@ -341,9 +371,9 @@ public:
         const state& src = kv_source != nullptr ? *kv_source : s;
         if (dkv.k.empty()) dkv.k.assign(n * K * d, T(0)), dkv.v.assign(n * K * d, T(0));
         for (std::size_t b = 0; b < n; b += seq_)
-            kernels::reference::attention_backward(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
-                                    d_o.data() + b * H * d, dq.data() + b * H * d, dkv.k.data() + b * K * d,
-                                    dkv.v.data() + b * K * d, attention_shape(li), T(1));
+            products_.attention_backward(s.q.data() + b * H * d, src.k.data() + b * K * d,
+                                         src.v.data() + b * K * d, d_o.data() + b * H * d, dq.data() + b * H * d,
+                                         dkv.k.data() + b * K * d, dkv.v.data() + b * K * d, attention_shape(li));
         rope(dq, H, li, true);
         vec dq_lin(n * H * d, T(0)), dx(n * D, T(0));
         norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());

@@ -100,6 +100,17 @@ inline void geglu(const float* gate, const float* up, float* y, std::size_t n, t
     detail::backend::geglu(t, gate, up, y, n);
 }
 
+// gate[n], up[n], dy[n] -> d_gate[n] = dy up gelu'(gate), d_up[n] = dy
+// gelu(gate): GeGLU's backward; either output may alias dy. Against the
+// exact values: |d_up_i - ref| <= 10u |dy_i gate_i| (as geglu), and
+// |d_gate_i - ref| <= 16u |dy_i up_i| (1 + |gate_i| v'(gate_i)), v' =
+// sqrt(2/pi) (1 + 0.134145 z^2): s = 1 / (1 + e) within 4u; 1 - s within 6u
+// absolute, scaled by 2 |z| s v' <= 2 |z| v'; the products' roundings.
+inline void geglu_backward(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+                           std::size_t n, target t = target::best()) {
+    detail::backend::geglu_backward(t, gate, up, dy, d_gate, d_up, n);
+}
+
 // x[d] in place, freq[d / 2]: rotate-half RoPE at position pos. The angle
 // pos * freq_i is rounded to float as in the reference and must stay below
 // 2^30 in magnitude (checked; 2^24 positions at freq up to 64), where the
@@ -177,6 +188,15 @@ inline void geglu(std::span<const float> gate, std::span<const float> up, std::s
     detail::check_size("geglu", {"up", up.size()}, gate.size(), {"gate", gate.size()});
     detail::check_size("geglu", {"y", y.size()}, gate.size(), {"gate", gate.size()});
     unchecked::geglu(gate.data(), up.data(), y.data(), gate.size(), t);
+}
+
+// gate[n], up[n], dy[n] -> d_gate[n], d_up[n]; the outputs may be dy.
+inline void geglu_backward(std::span<const float> gate, std::span<const float> up, std::span<const float> dy,
+                           std::span<float> d_gate, std::span<float> d_up, target t = target::best()) {
+    for (const auto& [name, size] : {std::pair{"up", up.size()}, {"dy", dy.size()}, {"d_gate", d_gate.size()},
+                                     {"d_up", d_up.size()}})
+        detail::check_size("geglu_backward", {name, size}, gate.size(), {"gate", gate.size()});
+    unchecked::geglu_backward(gate.data(), up.data(), dy.data(), d_gate.data(), d_up.data(), gate.size(), t);
 }
 
 // x[d] in place, freq[d / 2]: one head at position pos.

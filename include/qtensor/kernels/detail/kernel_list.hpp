@@ -32,6 +32,8 @@
     X(void, softmax, (float* x, std::size_t n), (x, n))                                                     \
     X(void, gelu_tanh, (const float* x, float* y, std::size_t n), (x, y, n))                                \
     X(void, geglu, (const float* gate, const float* up, float* y, std::size_t n), (gate, up, y, n))         \
+    X(void, geglu_backward, (const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,  \
+                             std::size_t n), (gate, up, dy, d_gate, d_up, n))                                \
     X(void, rope, (float* x, const float* freq, std::size_t d, float pos), (x, freq, d, pos))               \
     X(void, softcap, (float* x, std::size_t n, float cap), (x, n, cap))                                     \
     X(void, axpy, (float a, const float* x, float* y, std::size_t n), (a, x, y, n))                         \

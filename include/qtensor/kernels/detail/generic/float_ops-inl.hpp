@@ -181,6 +181,40 @@ inline void geglu(const float* gate, const float* up, float* y, std::size_t n) {
                          [](ops::vf g, ops::vf u) QTENSOR_OPS_LAMBDA { return float_ops_impl::gelu_tanh(g) * u; });
 }
 
+// gate[n], up[n], dy[n] -> d_gate[n] = dy up gelu'(gate), d_up[n] = dy
+// gelu(gate); either output may alias dy. With s = 1 / (1 + exp(-2v)) as in
+// gelu_tanh (0.5 (1 + tanh v) = s, 1 - tanh^2 v = 4 s (1 - s)):
+// gelu = z s and gelu' = s + 2 z s (1 - s) dv/dz. The second term uses z
+// clamped to [-30, 30]: beyond, s (1 - s) < e^-48 makes it vanish, while
+// dv/dz of a huge z would be inf and 0 inf a NaN.
+inline void geglu_backward(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+                           std::size_t n) {
+    constexpr std::size_t N = ops::lanes;
+    const auto step = [](ops::vf z, ops::vf u, ops::vf d, ops::vf& dg, ops::vf& du) QTENSOR_OPS_LAMBDA {
+        const auto one = ops::set_f(1.0f), z2 = z * z;
+        const auto v = ops::set_f(0.7978845608028654f) * ops::mul_add(ops::set_f(0.044715f), z * z2, z);
+        const auto s = one / (one + ops::exp(ops::min(ops::set_f(-2.0f) * v, ops::set_f(88.75f))));
+        const auto zc = ops::min(ops::max(z, ops::set_f(-30.0f)), ops::set_f(30.0f));
+        const auto dv = ops::set_f(0.7978845608028654f) * ops::mul_add(ops::set_f(3.0f * 0.044715f), zc * zc, one);
+        dg = d * u * ops::mul_add(ops::set_f(2.0f) * zc * s * (one - s), dv, s);
+        du = d * z * s;
+    };
+    std::size_t i = 0;
+    ops::vf dg, du;
+    for (; i + N <= n; i += N) {
+        step(ops::load(gate + i), ops::load(up + i), ops::load(dy + i), dg, du);
+        ops::store(dg, d_gate + i);
+        ops::store(du, d_up + i);
+    }
+    if (i < n) {
+        const std::size_t rest = n - i;
+        step(ops::load_partial(gate + i, rest, 0.0f), ops::load_partial(up + i, rest, 0.0f),
+             ops::load_partial(dy + i, rest, 0.0f), dg, du);
+        ops::store_partial(dg, d_gate + i, rest);
+        ops::store_partial(du, d_up + i, rest);
+    }
+}
+
 // x[d] in place, freq[d / 2]; d even.
 inline void rope(float* x, const float* freq, std::size_t d, float pos) {
     constexpr std::size_t N = ops::lanes_d;
