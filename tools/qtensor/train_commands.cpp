@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -152,26 +153,30 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     const train::windows data(tokens, rs.seq, rs.seed);
     gemma4::rehearsal<P> qat(c);
     gemma4::tensors<float> master = std::move(state.params), seen;
+    constexpr bool rehearses = !std::is_same_v<P, gemma4::f32_policy>; // f32: the forward reads the master weights
     const std::string run = rs.describe(data_bytes);
     loss_log log(out / "loss.tsv", state.step);
 
     const bool tty = ::isatty(::fileno(stderr)) != 0;
     const std::size_t report_every = std::max<std::size_t>(1, rs.steps / 20);
     const std::size_t tokens_per_step = rs.batch * rs.accum * rs.seq;
+    std::size_t saved_activations = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t step = state.step; step < until; ++step) {
-        qat.forward(master, seen);
+        if (rehearses) qat.forward(master, seen);
         gemma4::tensors<float> grads;
         double loss = 0;
+        std::size_t saved = 0;
         for (std::size_t k = 0; k < rs.accum; ++k) {
             std::vector<std::int32_t> batch; // [batch, seq]
             for (std::size_t b = 0; b < rs.batch; ++b) {
                 const std::span<const std::int32_t> window = data.at(step, k * rs.batch + b);
                 batch.insert(batch.end(), window.begin(), window.end());
             }
-            auto r = gemma4::loss_and_gradients(c, seen, batch, rs.seq, ex);
+            auto r = gemma4::loss_and_gradients(c, rehearses ? seen : master, batch, rs.seq, ex);
             loss += r.loss / static_cast<double>(rs.accum);
-            train::accumulate(grads, r.grads);
+            saved = std::max(saved, r.saved_bytes);
+            train::accumulate(grads, std::move(r.grads));
         }
         train::scale(grads, 1.0f / static_cast<float>(rs.accum));
         qat.backward(grads);
@@ -179,6 +184,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         const double lr = schedule(step);
         opt.step(master, grads, lr);
 
+        saved_activations = std::max(saved_activations, saved);
         const std::uint64_t done = step + 1;
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double rate = static_cast<double>((done - state.step) * tokens_per_step) / elapsed;
@@ -196,11 +202,13 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     end_progress_line();
     std::size_t trained = 0;
     for (const gemma4::parameter_shape& s : shapes) trained += s.trainable ? s.elements() : 0;
+    const std::size_t state_bytes = 4 * trained * sizeof(float); // weights, gradients, AdamW's two moments
     std::fprintf(stderr,
-                 "qtensor: train: peak RSS %s; the weights, their gradients and AdamW's two moments take %s, the "
-                 "forward's copy of the weights %s more\n",
-                 mib(peak_rss_bytes()).c_str(), mib(4 * trained * sizeof(float)).c_str(),
-                 mib(trained * sizeof(float)).c_str());
+                 "qtensor: train: peak RSS %s = %.2f x (weights, gradients and AdamW's moments %s + the activations "
+                 "a step keeps %s)\n",
+                 mib(peak_rss_bytes()).c_str(),
+                 static_cast<double>(peak_rss_bytes()) / static_cast<double>(state_bytes + saved_activations),
+                 mib(state_bytes).c_str(), mib(saved_activations).c_str());
 }
 
 } // namespace

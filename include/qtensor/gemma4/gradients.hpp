@@ -51,7 +51,8 @@ namespace gemma4 {
 template <class T>
 struct loss_and_grads {
     T loss = 0;
-    tensors<T> grads; // d loss / d parameter, by the parameter's name
+    tensors<T> grads;           // d loss / d parameter, by the parameter's name
+    std::size_t saved_bytes = 0; // what the forward kept for the backward (activations, logits)
 };
 
 namespace detail {
@@ -232,6 +233,19 @@ public:
         : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(layer_of(c, layer)) {}
 
     const layer_info& info() const noexcept { return li_; }
+
+    // The bytes a state holds.
+    static std::size_t saved_bytes(const state& s) noexcept {
+        std::size_t n = 0;
+        for (const auto& r : s.routed)
+            n += sizeof(T) * (r.normed.size() + r.z.size() + r.p.size() + r.weight.size() + r.gate_up.size() +
+                              r.act.size() + r.out.size()) +
+                 sizeof(std::size_t) * r.chosen.size();
+        for (const vec* v : {&s.h, &s.x, &s.q_lin, &s.q, &s.k_lin, &s.v_lin, &s.k, &s.v, &s.o, &s.a, &s.h1, &s.xf,
+                             &s.gate, &s.up, &s.act, &s.m, &s.y1, &s.x2, &s.y2, &s.f, &s.h2, &s.p, &s.g_pre, &s.gm, &s.y})
+            n += v->size() * sizeof(T);
+        return n;
+    }
 
     // h[n, D] -> out[n, D]; p[n, P]: this layer's per-layer input (empty
     // without them); kv_source: the layer whose k and v a KV-shared layer
@@ -496,6 +510,8 @@ public:
         const T cap = static_cast<T>(c_.final_logit_softcapping);
         if (cap > 0) ref::softcap(z.data(), z.size(), cap);
         loss_and_grads<T> out;
+        out.saved_bytes = sizeof(T) * (e.size() + h.size() + hf.size() + z.size() + ple_.size() + ple_mm_.size());
+        for (const auto& s : states_) out.saved_bytes += layer::saved_bytes(s);
         const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
         for (std::size_t t = 0; t < n_; ++t)
             if (predicts(t)) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
@@ -36,11 +37,12 @@ void check_same_layout(const char* what, const tensors<T>& a, const tensors<T>& 
 
 } // namespace detail
 
-// sum += g, tensor by tensor (gradient accumulation); an empty sum starts at g.
+// sum += g, tensor by tensor (gradient accumulation); an empty sum takes g
+// over (moved, when g is an rvalue: no copy for the first micro-batch).
 template <class T>
-void accumulate(tensors<T>& sum, const tensors<T>& g) {
+void accumulate(tensors<T>& sum, tensors<T> g) {
     if (sum.empty()) {
-        sum = g;
+        sum = std::move(g);
         return;
     }
     detail::check_same_layout("train::accumulate", sum, g);
