@@ -69,12 +69,12 @@ int run(const std::filesystem::path& config_file, const std::string& text_file, 
             ids.insert(ids.end(), window.begin(), window.end());
         }
         qat.forward(master, seen); // the weights as Q4_0 stores them
-        auto [loss, grads] = gemma4::loss_and_gradients(config, seen, ids, seq, pool.get_executor());
-        qat.backward(grads); // straight through, except where Q4_0 clipped
-        const double norm = train::clip_by_global_norm(grads, 1.0);
-        optimizer.step(master, grads, lr(step));
+        auto r = gemma4::loss_and_gradients(config, seen, ids, seq, pool.get_executor());
+        qat.backward(r.grads); // straight through, except where Q4_0 clipped
+        const double norm = train::clip_by_global_norm(r.grads, 1.0);
+        optimizer.step(master, r.grads, lr(step));
         if (step % 10 == 0 || step + 1 == steps)
-            std::printf("step %4zu  loss %.4f  grad norm %.3f  lr %.2e\n", step + 1, static_cast<double>(loss), norm,
+            std::printf("step %4zu  loss %.4f  grad norm %.3f  lr %.2e\n", step + 1, static_cast<double>(r.loss), norm,
                         lr(step));
     }
 

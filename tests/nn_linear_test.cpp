@@ -100,3 +100,22 @@ TEST_CASE("nn::geglu_mlp and nn::embedding take every weight form") {
     q4_0::dequantize_row(gate.blocks(3).data(), row.data(), D);
     for (std::size_t i = 0; i < D; ++i) REQUIRE(e_tensor[i] == row[i] * 2.0f);
 }
+
+// Quantizing the activations once for several weights changes nothing: the
+// same bits as one nn::linear per weight.
+TEST_CASE_TEMPLATE("nn::linear_each gives nn::linear's bits for every weight", S, q4_0, q8_0, f32, bf16) {
+    std::mt19937 rng(22);
+    const std::size_t cols = 96, T = 5;
+    const auto a = random_matrix<S>(40, cols, rng), b = random_matrix<S>(8, cols, rng);
+    const std::vector<float> x = qtensor_test::spread_blocks(T * cols, 32, rng, -3.0f, 3.0f);
+    std::vector<float> ya(T * 40), yb(T * 8), want_a(ya.size()), want_b(yb.size());
+    kernels::thread_pool pool(2);
+    nn::linear_each<tensor_view<const S, 2>>(x, {{a.view(), ya}, {b.view(), yb}}, pool.get_executor());
+    nn::linear(a.view(), x, want_a);
+    nn::linear(b.view(), x, want_b);
+    CHECK(ya == want_a);
+    CHECK(yb == want_b);
+    std::vector<float> short_y(3);
+    const auto too_short = [&] { nn::linear_each<tensor_view<const S, 2>>(x, {{a.view(), ya}, {b.view(), short_y}}); };
+    CHECK_THROWS_WITH(too_short(), doctest::Contains("y"));
+}

@@ -127,14 +127,15 @@ void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span
     const float eps = cfg_.rms_norm_eps;
 
     std::vector<float> q(T * H * d);                   // q[T, H, d] = RoPE(q_norm(q_proj x))
-    nn::linear(w.q_proj, x, std::span<float>(q), ex_);
+    std::vector<float> k(li.has_kv ? T * K * d : 0), v(k.size()); // [T, K, d]
+    using A = decltype(w.q_proj);                      // x quantized once for q, k, v
+    if (!li.has_kv) nn::linear(w.q_proj, x, std::span<float>(q), ex_);
+    else if (!li.has_v_proj) nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}}, ex_);
+    else nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}, {w.v_proj, v}}, ex_);
     nn::rmsnorm(q, w.q_norm, q, d, eps);
     nn::rope(q, d, li.rope_freq, pos);
     if (li.has_kv) {
-        std::vector<float> k(T * K * d), v(T * K * d);  // [T, K, d]
-        nn::linear(w.k_proj, x, std::span<float>(k), ex_);
-        if (li.has_v_proj) nn::linear(w.v_proj, x, std::span<float>(v), ex_);
-        else v = k;                                     // k_eq_v: V is the raw K projection
+        if (!li.has_v_proj) v = k;                      // k_eq_v: V is the raw K projection
         nn::rmsnorm(k, w.k_norm, k, d, eps);            // k = RoPE(k_norm(k))
         nn::rope(k, d, li.rope_freq, pos);
         nn::rmsnorm(v, {}, v, d, eps);                  // v = v_norm(v), no weight, no RoPE

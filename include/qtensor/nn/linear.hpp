@@ -1,5 +1,6 @@
 // qtensor/nn/linear.hpp: a bias-free linear layer y = x W^T with the weight
-// W[out, in] in any scheme, and the split of output rows over an executor.
+// W[out, in] in any scheme, and the split of output rows over an executor;
+// linear_each for several weights reading the same activations.
 //
 // Float weights (f32, bf16) are dotted in f32. Quantized weights follow ggml:
 // each activation row is quantized once to the scheme's dot partner (Q8_0 for
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <span>
 
 #include "qtensor/core/config.hpp"
@@ -29,6 +31,35 @@ void linear(const W& w, std::span<const float> x, std::span<float> y, const kern
     const std::size_t tokens = detail::rows_of("linear", x.size(), w.cols());
     detail::check_size("linear", "y", y.size(), tokens * w.num_rows());
     kernels::unchecked::gemm(w, x.data(), tokens, y.data(), ex);
+}
+
+// One of several projections of the same activations (linear_each).
+template <kernels::gemm_weight W>
+struct projection {
+    const W& w;
+    std::span<float> y;
+};
+
+// x[T, in] -> y_i[T, out_i] = x W_i^T for weights of one scheme (q, k and v;
+// gate and up). Quantized weights take x quantized once to the scheme's dot
+// partner and reused by every product, where nn::linear would quantize it
+// for each: the same bits, less work.
+template <kernels::gemm_weight W>
+void linear_each(std::span<const float> x, std::initializer_list<projection<W>> ps, const kernels::executor& ex = {}) {
+    using S = viewed_scheme_t<W>;
+    if constexpr (kernels::gemm_quantized_scheme<S>) {
+        if (ps.size() == 0) return;
+        const std::size_t in = ps.begin()->w.cols(), tokens = detail::rows_of("linear_each", x.size(), in);
+        for (const projection<W>& p : ps) {
+            detail::rows_of("linear_each", x.size(), p.w.cols());
+            detail::check_size("linear_each", "y", p.y.size(), tokens * p.w.num_rows());
+        }
+        const auto a = kernels::detail::quantize_activations<typename S::dot_partner>(x.data(), in, tokens, ex,
+                                                                                     kernels::target::best());
+        for (const projection<W>& p : ps) kernels::unchecked::gemm(p.w, a.data(), tokens, p.y.data(), ex);
+    } else {
+        for (const projection<W>& p : ps) linear(p.w, x, p.y, ex);
+    }
 }
 
 } // namespace nn

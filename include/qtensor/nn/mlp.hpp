@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <concepts>
 #include <span>
 #include <vector>
 
@@ -21,8 +22,12 @@ void geglu_mlp(const G& gate, const U& up, const D& down, std::span<const float>
                const kernels::executor& ex = {}) {
     const std::size_t tokens = detail::rows_of("geglu_mlp", x.size(), gate.cols());
     std::vector<float> g(tokens * gate.num_rows()), u(tokens * up.num_rows()); // [T, F]
-    linear(gate, x, std::span<float>(g), ex);
-    linear(up, x, std::span<float>(u), ex);
+    if constexpr (std::same_as<G, U>) { // one quantization of x for both
+        linear_each<G>(x, {{gate, g}, {up, u}}, ex);
+    } else {
+        linear(gate, x, std::span<float>(g), ex);
+        linear(up, x, std::span<float>(u), ex);
+    }
     geglu(g, u, g);
     linear(down, std::span<const float>(g), y, ex);
 }
