@@ -107,7 +107,9 @@ TEST_CASE("gemma4 gradients: a batch of sequences is the mean of each sequence's
     const auto first = gemma4::reference::loss_and_gradients(f.config, f.params, ids.first(seq));
     const auto second = gemma4::reference::loss_and_gradients(f.config, f.params, ids.last(seq));
     CHECK(std::fabs(both.loss - (first.loss + second.loss) / 2) <= 1e-12 * both.loss);
-    for (const auto& [name, g] : both.grads) {
+    for (const auto& entry : both.grads) { // (clang 14: no structured binding inside INFO)
+        const std::string& name = entry.first;
+        const std::vector<double>& g = entry.second;
         std::vector<double> mean(g.size());
         for (std::size_t i = 0; i < g.size(); ++i) mean[i] = (first.grads.at(name)[i] + second.grads.at(name)[i]) / 2;
         INFO(name);
@@ -130,7 +132,9 @@ TEST_CASE("gemma4 gradients: the kernels' float32 path against the double refere
         CHECK(std::fabs(got.loss - want.loss) <= 1e-5 * want.loss);
         REQUIRE(got.grads.size() == want.grads.size());
         double worst = 0;
-        for (const auto& [n, g] : want.grads) {
+        for (const auto& entry : want.grads) {
+            const std::string& n = entry.first;
+            const std::vector<double>& g = entry.second;
             INFO(n);
             const double relative = relative_error(got.grads.at(n), g);
             worst = std::max(worst, relative);

@@ -70,7 +70,9 @@ void check_policy(const char* fixture) {
     qat.forward(master, seen);
     const gemma4::tensors<float> want = packed<P>(c, master);
     std::size_t changed = 0;
-    for (const auto& [name, w] : want) {
+    for (const auto& entry : want) { // (clang 14: no structured binding inside INFO)
+        const std::string& name = entry.first;
+        const std::vector<float>& w = entry.second;
         INFO(P::name << ": " << name);
         REQUIRE(seen.at(name).size() == w.size());
         CHECK(std::memcmp(seen.at(name).data(), w.data(), w.size() * sizeof(float)) == 0);

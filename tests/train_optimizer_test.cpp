@@ -62,7 +62,9 @@ TEST_CASE("train: clip_by_global_norm and AdamW take PyTorch's steps") {
         // Float32 rounding differs (PyTorch's kernels fuse and vectorise
         // differently): a few ulps of the values per step, at most.
         const train::tensors<float> want = tensors_of(s["params"]);
-        for (const auto& [name, w] : want) {
+        for (const auto& entry : want) { // (clang 14: no structured binding inside INFO)
+            const std::string& name = entry.first;
+            const std::vector<float>& w = entry.second;
             for (std::size_t i = 0; i < w.size(); ++i) {
                 worst = std::fmax(worst, std::fabs(params[name][i] - w[i]) / std::fmax(1.0f, std::fabs(w[i])));
                 INFO(name << "[" << i << "]: " << params[name][i] << " vs PyTorch " << w[i]);
