@@ -15,6 +15,8 @@ L layers, P per-layer-input width, V vocabulary.
                         (Hugging Face transformers' float64 values), in float64
   --train CONFIG.json   qtensor train's step (byte tokens, mean CE, clip 1, AdamW,
                         warmup + cosine, QAT) and one JSON line of timings on stdout
+  --saved CONFIG.json   the bytes autograd saves for the backward of one step (a
+                        process of its own: the hooks that count them leak the graph)
 """
 import argparse
 import json
@@ -398,20 +400,21 @@ def learning_rate(step, peak, floor, warmup, total):
 
 
 def saved_activation_bytes(cfg, params, policy, batch):
-    """Bytes autograd keeps for the backward of one step: every tensor saved by the
-    forward, each storage counted once, the parameters themselves left out."""
+    """Bytes autograd keeps for the backward of one step: every tensor the forward
+    saves, each storage counted once, the parameters themselves left out. In torch
+    1.13 the memory of this forward is not given back (a reference cycle through
+    the hooks), so --train does not call it."""
     parameter_storages = {p.storage().data_ptr() for p in params.values()}
-    saved = {}
+    kept = {}  # storage address -> a tensor on it, alive to the end so no address is reused
 
     def pack(t):
-        ptr = t.storage().data_ptr()
-        if ptr not in parameter_storages:
-            saved[ptr] = t.storage().nbytes()
-        return t
+        if t.storage().data_ptr() not in parameter_storages:
+            kept[t.storage().data_ptr()] = t
+        return None  # the graph keeps nothing: this forward is never differentiated
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
         loss_of(cfg, seen_weights(params, policy), batch)
-    return sum(saved.values())
+    return sum(t.storage().nbytes() for t in kept.values())
 
 
 def train(args):
@@ -433,7 +436,6 @@ def train(args):
         starts = torch.randint(0, len(tokens) - args.seq + 1, (args.batch,), generator=g)
         return torch.stack([tokens[s:s + args.seq] for s in starts.tolist()])  # [B, S]
 
-    saved = saved_activation_bytes(cfg, params, args.policy, windows())
     step_seconds, losses = [], []
     for step in range(args.steps):
         t0 = time.perf_counter()
@@ -450,9 +452,15 @@ def train(args):
               f"{args.batch * args.seq / step_seconds[-1]:.0f} tok/s", file=sys.stderr)
     print(json.dumps({"parameters": sum(p.numel() for p in params.values()),
                       "trained": sum(p.numel() for p in trained),
-                      "saved_activation_bytes": saved,
                       "tokens_per_step": args.batch * args.seq,
                       "step_seconds": step_seconds, "losses": losses}))
+    return 0
+
+
+def saved(args):
+    cfg = Config(args.config)
+    ids = torch.randint(3, 259, (args.batch, args.seq), generator=torch.Generator().manual_seed(args.seed))
+    print(saved_activation_bytes(cfg, init_parameters(cfg, args.seed), args.policy, ids))
     return 0
 
 
@@ -460,7 +468,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", metavar="FIXTURE_DIR")
-    mode.add_argument("--train", metavar="CONFIG", dest="config")
+    mode.add_argument("--train", metavar="CONFIG")
+    mode.add_argument("--saved", metavar="CONFIG")
     ap.add_argument("--data", help="the training text (--train)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seq", type=int, default=128)
@@ -475,8 +484,12 @@ def main():
     args = ap.parse_args()
     if args.check:
         return check(args.check)
+    if args.saved:
+        args.config = args.saved
+        return saved(args)
     if not args.data:
         ap.error("--train needs --data")
+    args.config = args.train
     return train(args)
 
 

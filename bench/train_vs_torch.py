@@ -84,8 +84,14 @@ def run_torch(args, threads, workdir):
     r = json.loads(stdout.strip().split("\n")[-1])
     elapsed = [sum(r["step_seconds"][:k + 1]) for k in range(len(r["step_seconds"]))]
     return {"rate": timed_rate(elapsed, r["tokens_per_step"]), "rss": rss, "cpu": cpu / wall / threads,
-            "loss": r["losses"][0], "parameters": r["trained"], "all_parameters": r["parameters"],
-            "saved": r["saved_activation_bytes"]}
+            "loss": r["losses"][0], "parameters": r["trained"], "all_parameters": r["parameters"]}
+
+
+def saved_activations(args, workdir):
+    """The bytes PyTorch's autograd saves for one step's backward (gemma4_torch.py --saved)."""
+    cmd = [sys.executable, TORCH_SCRIPT, "--saved", args.config, "--seq", str(args.seq), "--batch", str(args.batch),
+           "--policy", "q4_0"]
+    return int(run(cmd, workdir)[0])
 
 
 def default_text(workdir):
@@ -98,28 +104,31 @@ def default_text(workdir):
     return path
 
 
-def report(threads, runs, qtensor_alone, torch_alone):
+def report(threads, runs, sizes):
+    """sizes: the peak RSS of each program alone and PyTorch's saved activations, bytes."""
     q, t = runs["qtensor"], runs["PyTorch"]
     if q[0]["parameters"] != t[0]["parameters"]:
         sys.exit(f"train_vs_torch: qtensor trains {q[0]['parameters']} parameters, PyTorch {t[0]['parameters']}")
     rate = {name: statistics.median(r["rate"] for r in rs) for name, rs in runs.items()}
+    cpu = {name: statistics.median(r["cpu"] for r in rs) for name, rs in runs.items()}
     rss = {name: max(r["rss"] for r in rs) for name, rs in runs.items()}
     state = 4 * t[0]["all_parameters"] + 12 * t[0]["parameters"]  # weights, gradients, AdamW m and v
-    total = state + t[0]["saved"]
+    total = state + sizes["saved"]
     print(f"\n{threads} thread{'s' if threads > 1 else ''}, {t[0]['parameters']} parameters")
     for name, rs in runs.items():
         each = " ".join(f"{r['rate']:.1f}" for r in rs)
-        print(f"  {name:8} {rate[name]:9.1f} tok/s (runs: {each})  "
-              f"first loss {rs[0]['loss']:.3f}  CPU use {statistics.median(r['cpu'] for r in rs):.2f}")
+        print(f"  {name:8} {rate[name]:9.1f} tok/s (runs: {each})  first loss {rs[0]['loss']:.3f}  "
+              f"CPU use {cpu[name]:.2f}")
     print(f"  qtensor / PyTorch: {rate['qtensor'] / rate['PyTorch']:.3f}")
-    print(f"  peak RSS: qtensor {rss['qtensor'] / MB:.0f} MB (the program alone {qtensor_alone / MB:.0f} MB), "
-          f"PyTorch {rss['PyTorch'] / MB:.0f} MB (python3 + torch alone {torch_alone / MB:.0f} MB)")
-    print(f"  parameters + gradients + AdamW {state / MB:.0f} MB + saved activations {t[0]['saved'] / MB:.0f} MB "
+    if min(cpu.values()) < 0.9:
+        print("  (CPU use under 0.9: something else held the cores, these rates are not a fair comparison)")
+    print(f"  peak RSS: qtensor {rss['qtensor'] / MB:.0f} MB (the program alone {sizes['qtensor'] / MB:.0f} MB), "
+          f"PyTorch {rss['PyTorch'] / MB:.0f} MB (python3 + torch alone {sizes['PyTorch'] / MB:.0f} MB)")
+    print(f"  parameters + gradients + AdamW {state / MB:.0f} MB + saved activations {sizes['saved'] / MB:.0f} MB "
           f"= {total / MB:.0f} MB")
     print(f"  peak / that: qtensor {rss['qtensor'] / total:.2f}, PyTorch {rss['PyTorch'] / total:.2f}; "
-          f"less the program alone: qtensor {(rss['qtensor'] - qtensor_alone) / total:.2f}, "
-          f"PyTorch {(rss['PyTorch'] - torch_alone) / total:.2f}")
-
+          f"less the program alone: qtensor {(rss['qtensor'] - sizes['qtensor']) / total:.2f}, "
+          f"PyTorch {(rss['PyTorch'] - sizes['PyTorch']) / total:.2f}")
 
 
 def main():
@@ -137,8 +146,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="train_vs_torch.") as workdir:
         args.data = args.data or default_text(workdir)
-        qtensor_alone = run([args.qtensor, "--help"], workdir)[3]
-        torch_alone = run([sys.executable, TORCH_SCRIPT, "--help"], workdir)[3]
+        sizes = {"qtensor": run([args.qtensor, "--help"], workdir)[3],
+                 "PyTorch": run([sys.executable, TORCH_SCRIPT, "--help"], workdir)[3],
+                 "saved": saved_activations(args, workdir)}
         print(f"config {os.path.relpath(args.config)}, {args.batch} x {args.seq} tokens a step, Q4_0 QAT, "
               f"{args.rounds} runs of 1 + {args.steps} steps each; load average before: "
               f"{os.getloadavg()[0]:.2f}")
@@ -147,7 +157,7 @@ def main():
             for _ in range(args.rounds):
                 runs["qtensor"].append(run_qtensor(args, threads, workdir))
                 runs["PyTorch"].append(run_torch(args, threads, workdir))
-            report(threads, runs, qtensor_alone, torch_alone)
+            report(threads, runs, sizes)
 
 
 if __name__ == "__main__":
