@@ -15,8 +15,8 @@ L layers, P per-layer-input width, V vocabulary.
                         (Hugging Face transformers' float64 values), in float64
   --train CONFIG.json   qtensor train's step (byte tokens, mean CE, clip 1, AdamW,
                         warmup + cosine, QAT) and one JSON line of timings on stdout
-  --saved CONFIG.json   the bytes autograd saves for the backward of one step (a
-                        process of its own: the hooks that count them leak the graph)
+  --saved CONFIG.json   the bytes autograd saves for the backward of one step (in a
+                        process of its own: torch 1.13 does not give that memory back)
 """
 import argparse
 import json
@@ -401,9 +401,9 @@ def learning_rate(step, peak, floor, warmup, total):
 
 def saved_activation_bytes(cfg, params, policy, batch):
     """Bytes autograd keeps for the backward of one step: every tensor the forward
-    saves, each storage counted once, the parameters themselves left out. In torch
-    1.13 the memory of this forward is not given back (a reference cycle through
-    the hooks), so --train does not call it."""
+    saves, each storage counted once, the parameters themselves left out. With torch
+    1.13 the memory of a forward under these hooks is not given back (the RSS grows
+    by it on every call, gc.collect() or not), so --train does not call this."""
     parameter_storages = {p.storage().data_ptr() for p in params.values()}
     kept = {}  # storage address -> a tensor on it, alive to the end so no address is reused
 
