@@ -119,14 +119,15 @@ def report(threads, runs, sizes):
         each = " ".join(f"{r['rate']:.1f}" for r in rs)
         print(f"  {name:8} {rate[name]:9.1f} tok/s (runs: {each})  first loss {rs[0]['loss']:.3f}  "
               f"CPU use {cpu[name]:.2f}")
-    print(f"  qtensor / PyTorch: {rate['qtensor'] / rate['PyTorch']:.3f}")
+    print(f"  qtensor / PyTorch: {rate['qtensor'] / rate['PyTorch']:.3f} (the goal: 1.5 or more)")
     if min(cpu.values()) < 0.9:
         print("  (CPU use under 0.9: something else held the cores, these rates are not a fair comparison)")
     print(f"  peak RSS: qtensor {rss['qtensor'] / MB:.0f} MB (the program alone {sizes['qtensor'] / MB:.0f} MB), "
           f"PyTorch {rss['PyTorch'] / MB:.0f} MB (python3 + torch alone {sizes['PyTorch'] / MB:.0f} MB)")
     print(f"  parameters + gradients + AdamW {state / MB:.0f} MB + saved activations {sizes['saved'] / MB:.0f} MB "
           f"= {total / MB:.0f} MB")
-    print(f"  peak / that: qtensor {rss['qtensor'] / total:.2f}, PyTorch {rss['PyTorch'] / total:.2f}; "
+    print(f"  peak / that (the goal: 1.25 or less): qtensor {rss['qtensor'] / total:.2f}, "
+          f"PyTorch {rss['PyTorch'] / total:.2f}; "
           f"less the program alone: qtensor {(rss['qtensor'] - sizes['qtensor']) / total:.2f}, "
           f"PyTorch {(rss['PyTorch'] - sizes['PyTorch']) / total:.2f}")
 
