@@ -135,6 +135,12 @@ TEST_CASE("gemma4::block: bad input is an error") {
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
     gemma4::tensors<double> w, g;
     CHECK_THROWS_WITH(block(c, 6, w, g, 4), doctest::Contains("layer 6 of a model of 6"));
+    CHECK_THROWS_WITH(block(c, 0, w, g, 4), doctest::Contains("no parameter model.layers.0."));
+    const io::safetensors_file file(fixtures + "/tiny-e2b/model.safetensors");
+    for (const auto& entry : gemma4::load_parameters(c, file)) w[entry.first].assign(entry.second.begin(), entry.second.end());
+    w["model.layers.0.self_attn.q_norm.weight"].resize(4); // a weight of the wrong size: refused, not read past
+    CHECK_THROWS_WITH(block(c, 0, w, g, 4), doctest::Contains("q_norm.weight has 4 elements, the config asks for 32"));
+    w["model.layers.0.self_attn.q_norm.weight"].resize(32);
     block layer(c, 0, w, g, 4), shared(c, 4, w, g, 4);
     block::state s;
     const std::vector<double> h(4 * c.hidden_size), p(4 * c.hidden_size_per_layer_input);
@@ -144,10 +150,15 @@ TEST_CASE("gemma4::block: bad input is an error") {
     CHECK_THROWS_WITH(layer.forward(h, p, s, &s), doctest::Contains("layer 0 makes its own k and v"));
     CHECK_THROWS_WITH(shared.forward(h, p, s), doctest::Contains("layer 4 is KV-shared: kv_source must be the state "
                                                                  "of layer 3"));
-    CHECK_THROWS_WITH(layer.forward(h, p, s), doctest::Contains("no parameter model.layers.0.input_layernorm.weight"));
     block::kv_gradient dkv;
     std::vector<double> dp;
     const block::state never_run;
     CHECK_THROWS_WITH(layer.backward(h, never_run, dkv, dp),
                       doctest::Contains("backward of 4 tokens from a forward of 0"));
+    layer.forward(h, p, s);
+    dkv.k.resize(3);
+    CHECK_THROWS_WITH(layer.backward(h, s, dkv, dp), doctest::Contains("dkv holds 3 and 0 values, not 256 each"));
+    block::kv_gradient fresh;
+    g["model.layers.0.mlp.up_proj.weight"].assign(5, 0.0); // a gradient map entry of the wrong size
+    CHECK_THROWS_WITH(layer.backward(h, s, fresh, dp), doctest::Contains("holds 5 values"));
 }

@@ -118,4 +118,7 @@ TEST_CASE_TEMPLATE("nn::linear_each gives nn::linear's bits for every weight", S
     std::vector<float> short_y(3);
     const auto too_short = [&] { nn::linear_each<tensor_view<const S, 2>>(x, {{a.view(), ya}, {b.view(), short_y}}); };
     CHECK_THROWS_WITH(too_short(), doctest::Contains("y"));
+    const auto narrow = random_matrix<S>(8, cols - 32, rng); // would read x with another row length: refused
+    const auto mismatched = [&] { nn::linear_each<tensor_view<const S, 2>>(x, {{a.view(), ya}, {narrow.view(), yb}}); };
+    CHECK_THROWS(mismatched());
 }

@@ -119,7 +119,15 @@ TEST_CASE("train: accumulate, scale, global norm; bad input is an error") {
     fresh.step(p, {{"a", {1.0f, 1.0f}}}, 1e-3); // a parameter without a gradient is left alone
     CHECK(p.at("buffer")[0] == 5.0f);
     CHECK(p.at("a")[0] < 1.0f);
-    CHECK(message_of([&] { fresh.step(p, other, 1e-3); }).find("2 tensors against 1") != std::string::npos);
+    const train::tensors<float> also_buffer{{"a", {1.0f, 1.0f}}, {"buffer", {1.0f}}}; // not what the state holds
+    CHECK(message_of([&] { fresh.step(p, also_buffer, 1e-3); }).find("2 tensors against 1") != std::string::npos);
+    // A step that fails changes nothing: the parameters, the moments, the count.
+    const auto before = p;
+    const auto moments = fresh.first_moment();
+    CHECK_THROWS(fresh.step(p, {{"a", {1.0f, 1.0f}}, {"buffer", {1.0f, 2.0f}}}, 1e-3));
+    CHECK(p == before);
+    CHECK(fresh.first_moment() == moments);
+    CHECK(fresh.steps() == 1);
     train::adamw_options wrong;
     wrong.beta1 = 1.0;
     CHECK(message_of([&] { train::adamw{wrong}; }).find("beta1 and beta2") != std::string::npos);

@@ -106,6 +106,10 @@ qtensor_cli_error(train_other_run 1 "^qtensor: train: --resume: '.*' holds anoth
 set_property(TEST cli_train_exists cli_train_other_run APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_train)
 qtensor_cli_error(train_small_data 1 "^qtensor: train: the data has [0-9]+ bytes, fewer than one window of 250"
     train --data ${e2b}/generation_config.json --steps 2 --seq 250 --out o ${e2b}/config.json)
+qtensor_cli_error(train_warmup_fraction 2 "^qtensor: --warmup '2\\.9' is not a whole number"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 5 --warmup 2.9 --out o ${e2b}/config.json)
+qtensor_cli_error(train_over_source 2 "^qtensor: train: --out is the model being fine-tuned"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --out ${e2b} ${e2b})
 qtensor_cli_error(train_context 1 "^qtensor: train: 300 positions exceed the model's context of 256"
     train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --seq 300 --out o ${e2b}/config.json)
 

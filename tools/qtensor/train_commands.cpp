@@ -59,6 +59,15 @@ enum : std::size_t {
     tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume
 };
 
+// A whole decimal number, 0 included, that fits uint64; anything else is a usage error.
+std::uint64_t parse_whole(std::string_view option, std::string_view text) {
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty())
+        usage_error("--" + std::string(option) + " " + in_quotes(text) + " is not a whole number (0 to 2^64 - 1)");
+    return v;
+}
+
 // A decimal number >= 0 ("1e-3" is fine); anything else is a usage error.
 double parse_number(std::string_view option, std::string_view text) {
     double v = 0;
@@ -70,22 +79,31 @@ double parse_number(std::string_view option, std::string_view text) {
 
 std::string read_text(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) run_error("train: cannot open the data " + in_quotes(path));
+    if (!in) run_error("train: cannot open " + in_quotes(path));
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// What the run is: a resumed run must be the same one, or it would not
-// continue bit-identically.
+// FNV-1a, 64 bits: a fingerprint that notices edited files.
+std::uint64_t fnv1a(std::string_view bytes) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const char ch : bytes) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+    return h;
+}
+
+// What the run is: a resumed run must be the same one (settings, data,
+// model config), or it would not continue bit-identically.
 struct run_settings {
     std::string policy, data;
     std::size_t steps = 0, seq = 64, batch = 4, accum = 1, warmup = 0;
     double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
     std::uint64_t seed = 1;
 
-    std::string describe(std::size_t data_bytes) const {
+    // text: the data; config: the config.json's bytes (FNV-1a fingerprints of both).
+    std::string describe(std::string_view text, std::string_view config) const {
         std::ostringstream s;
         s.precision(17);
-        s << "policy=" << policy << " data=" << data << " data_bytes=" << data_bytes << " steps=" << steps
+        s << "policy=" << policy << " data=" << data << " data_bytes=" << text.size() << " data_fnv="
+          << std::hex << fnv1a(text) << " config_fnv=" << fnv1a(config) << std::dec << " steps=" << steps
           << " seq=" << seq << " batch=" << batch << " accum=" << accum << " lr=" << lr << " min_lr=" << min_lr
           << " warmup=" << warmup << " weight_decay=" << weight_decay << " clip=" << clip << " seed=" << seed;
         return s.str();
@@ -138,7 +156,7 @@ private:
 template <class P>
 void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training_state state,
                std::span<const std::int32_t> tokens, const std::filesystem::path& out, std::size_t until,
-               std::size_t save_every, std::size_t data_bytes, kernels::executor ex) {
+               std::size_t save_every, const std::string& run, kernels::executor ex) {
     const std::vector<gemma4::parameter_shape> shapes = gemma4::parameter_shapes(c);
     train::adamw_options ao;
     ao.weight_decay = rs.weight_decay;
@@ -154,7 +172,6 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     gemma4::rehearsal<P> qat(c);
     gemma4::tensors<float> master = std::move(state.params), seen;
     constexpr bool rehearses = !std::is_same_v<P, gemma4::f32_policy>; // f32: the forward reads the master weights
-    const std::string run = rs.describe(data_bytes);
     loss_log log(out / "loss.tsv", state.step);
 
     const bool tty = ::isatty(::fileno(stderr)) != 0;
@@ -181,13 +198,16 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         train::scale(grads, 1.0f / static_cast<float>(rs.accum));
         qat.backward(grads);
         const double norm = rs.clip > 0 ? train::clip_by_global_norm(grads, rs.clip) : train::global_norm(grads);
+        if (!std::isfinite(norm))
+            run_error("train: step " + std::to_string(step + 1) + ": the gradient is not finite (norm " +
+                      std::to_string(norm) + "); a lower --lr may help");
         const double lr = schedule(step);
         opt.step(master, grads, lr);
 
         saved_activations = std::max(saved_activations, saved);
         const std::uint64_t done = step + 1;
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double rate = static_cast<double>((done - state.step) * tokens_per_step) / elapsed;
+        const double rate = static_cast<double>((done - state.step) * tokens_per_step) / std::max(elapsed, 1e-9);
         log.add(done, loss, lr, norm, rate);
         if (done % save_every == 0 || done == until) gemma4::save_training_state(out, c, master, opt, run);
         if (tty || done % report_every == 0 || done == until) {
@@ -337,8 +357,8 @@ int run_train(std::span<const std::string_view> args) {
     rs.min_lr = number(tr_min_lr, "min-lr", rs.lr / 10);
     rs.weight_decay = number(tr_weight_decay, "weight-decay", rs.weight_decay);
     rs.clip = number(tr_clip, "clip", rs.clip);
-    rs.warmup = parsed.has(tr_warmup) ? static_cast<std::size_t>(number(tr_warmup, "warmup", 0)) : rs.steps / 10;
-    rs.seed = parsed.has(tr_seed) ? static_cast<std::uint64_t>(number(tr_seed, "seed", 0)) : rs.seed;
+    rs.warmup = parsed.has(tr_warmup) ? parse_whole("warmup", *parsed.values[tr_warmup]) : rs.steps / 10;
+    rs.seed = parsed.has(tr_seed) ? parse_whole("seed", *parsed.values[tr_seed]) : rs.seed;
     if (rs.seq < 2) usage_error("train: --seq must be at least 2 (each token predicts the next)");
     if (rs.min_lr > rs.lr) usage_error("train: --min-lr is above --lr");
     if (rs.warmup > rs.steps) usage_error("train: --warmup is longer than --steps");
@@ -369,21 +389,24 @@ int run_train(std::span<const std::string_view> args) {
                   std::to_string(train::byte_vocab) + ")");
     check_context("train", c, rs.seq);
 
-    const std::string text = read_text(rs.data);
+    const std::string text = read_text(rs.data), config_text = read_text(config_file.string());
+    const std::string run = rs.describe(text, config_text);
     const std::vector<std::int32_t> tokens = train::byte_tokens(text);
     if (tokens.size() < rs.seq)
         run_error("train: the data has " + std::to_string(tokens.size()) + " bytes, fewer than one window of " +
                   std::to_string(rs.seq));
 
     std::error_code ec;
+    if (!fresh && std::filesystem::equivalent(out, config_file.parent_path(), ec))
+        usage_error("train: --out is the model being fine-tuned: its weights would be overwritten; pick another");
     std::filesystem::create_directories(out, ec);
     if (ec) run_error("train: cannot create " + in_quotes(out.string()) + ": " + ec.message());
     gemma4::training_state state;
     if (resume) {
         state = gemma4::load_training_state(out, c);
-        if (state.run != rs.describe(text.size()))
+        if (state.run != run)
             run_error("train: --resume: " + in_quotes(out.string()) + " holds another run (" + state.run +
-                      "); this one is " + rs.describe(text.size()));
+                      "); this one is " + run);
         if (state.step >= until)
             run_error("train: --resume: the run in " + in_quotes(out.string()) + " is already at step " +
                       std::to_string(state.step));
@@ -407,7 +430,7 @@ int run_train(std::span<const std::string_view> args) {
                  resume ? (", resuming at step " + std::to_string(state.step)).c_str() : "");
     kernels::thread_pool pool(threads_of(parsed, tr_threads));
     gemma4::with_policy(rs.policy, [&]<class P>(P) {
-        train_run<P>(rs, c, std::move(state), tokens, out, until, save_every, text.size(), pool.get_executor());
+        train_run<P>(rs, c, std::move(state), tokens, out, until, save_every, run, pool.get_executor());
     });
     return 0;
 }

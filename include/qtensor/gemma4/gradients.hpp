@@ -148,6 +148,9 @@ protected:
     vec& g(const std::string& name) const {
         vec& v = g_[name];
         if (v.empty()) v.assign(w(name).size(), T(0));
+        if (v.size() != w(name).size())
+            throw error("gemma4: the gradient of " + name + " holds " + std::to_string(v.size()) + " values, not " +
+                        std::to_string(w(name).size()));
         return v;
     }
     static std::string at(std::size_t l, const char* what) { return "model.layers." + std::to_string(l) + "." + what; }
@@ -230,7 +233,12 @@ public:
 
     basic_block(const gemma4::config& c, std::size_t layer, const tensors<T>& weights, tensors<T>& grads,
                 std::size_t seq, Products products = {})
-        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(layer_of(c, layer)) {}
+        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(layer_of(c, layer)) {
+        const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+        std::vector<parameter_shape> mine = parameter_shapes(c);
+        std::erase_if(mine, [&](const parameter_shape& s) { return !s.name.starts_with(prefix); });
+        check_parameters("gemma4::block", weights, mine);
+    }
 
     const layer_info& info() const noexcept { return li_; }
 
@@ -383,7 +391,10 @@ public:
                   g(at(l, "post_attention_layernorm.weight")).data());
         linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
         const state& src = kv_source != nullptr ? *kv_source : s;
-        if (dkv.k.empty()) dkv.k.assign(n * K * d, T(0)), dkv.v.assign(n * K * d, T(0));
+        if (dkv.k.empty() && dkv.v.empty()) dkv.k.assign(n * K * d, T(0)), dkv.v.assign(n * K * d, T(0));
+        if (dkv.k.size() != n * K * d || dkv.v.size() != n * K * d)
+            throw error("gemma4::block: dkv holds " + std::to_string(dkv.k.size()) + " and " +
+                        std::to_string(dkv.v.size()) + " values, not " + std::to_string(n * K * d) + " each");
         for (std::size_t b = 0; b < n; b += seq_)
             products_.attention_backward(s.q.data() + b * H * d, src.k.data() + b * K * d,
                                          src.v.data() + b * K * d, d_o.data() + b * H * d, dq.data() + b * H * d,
@@ -513,8 +524,10 @@ public:
         out.saved_bytes = sizeof(T) * (e.size() + h.size() + hf.size() + z.size() + ple_.size() + ple_mm_.size());
         for (const auto& s : states_) out.saved_bytes += layer::saved_bytes(s);
         const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
+        double loss = 0; // in double: n terms
         for (std::size_t t = 0; t < n_; ++t)
-            if (predicts(t)) out.loss += scale * ref::cross_entropy(z.data() + t * V, V, id(t + 1));
+            if (predicts(t)) loss += static_cast<double>(ref::cross_entropy(z.data() + t * V, V, id(t + 1)));
+        out.loss = static_cast<T>(loss / static_cast<double>(n_ / seq_ * (seq_ - 1)));
 
         // Backward, from the loss down.
         vec dz(n_ * V, T(0));

@@ -9,8 +9,10 @@
 // Both files carry the number of steps taken in their metadata ("step"); the
 // optimizer's also carries the caller's description of the run ("run"), so a
 // resume can refuse to continue under other settings. Each file is replaced
-// atomically; a crash between the two leaves steps that disagree, which
-// load_training_state refuses.
+// atomically, the model first; a crash between the two leaves steps that
+// disagree, which load_training_state refuses (and a crash in the first save
+// leaves no optimizer file: no run to resume). Parameters the optimizer never
+// saw (frozen: no gradient) have no moments.
 #pragma once
 
 #include <cstddef>
@@ -50,12 +52,12 @@ inline void save_training_state(const std::filesystem::path& dir, const config& 
         optimizer.add("adamw.m." + s.name, s.shape, opt.first_moment().at(s.name));
         optimizer.add("adamw.v." + s.name, s.shape, opt.second_moment().at(s.name));
     }
-    optimizer.write((dir / "optimizer.safetensors").string());
     io::safetensors_writer model;
     model.set_metadata("format", "pt");
     model.set_metadata("step", step);
     for (const parameter_shape& s : shapes) model.add(s.name, s.shape, params.at(s.name));
     model.write((dir / "model.safetensors").string());
+    optimizer.write((dir / "optimizer.safetensors").string());
 }
 
 inline training_state load_training_state(const std::filesystem::path& dir, const config& c) {
@@ -85,7 +87,7 @@ inline training_state load_training_state(const std::filesystem::path& dir, cons
     for (const parameter_shape& p : parameter_shapes(c)) {
         const io::tensor_entry* m = optimizer.find("adamw.m." + p.name);
         const io::tensor_entry* v = optimizer.find("adamw.v." + p.name);
-        if (m == nullptr && v == nullptr && (s.step == 0 || !p.trainable)) continue;
+        if (m == nullptr && v == nullptr) continue; // a buffer, a frozen parameter, or before the first step
         if (m == nullptr || v == nullptr || m->type != ggml_type::f32 || v->type != ggml_type::f32 ||
             m->shape != p.shape || v->shape != p.shape)
             throw error(optimizer.path() + ": the moments of " + p.name + " are missing or not float32 of shape " +

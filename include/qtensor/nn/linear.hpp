@@ -51,7 +51,7 @@ void linear_each(std::span<const float> x, std::initializer_list<projection<W>> 
         if (ps.size() == 0) return;
         const std::size_t in = ps.begin()->w.cols(), tokens = detail::rows_of("linear_each", x.size(), in);
         for (const projection<W>& p : ps) {
-            detail::rows_of("linear_each", x.size(), p.w.cols());
+            detail::check_size("linear_each", "a weight's columns", p.w.cols(), in);
             detail::check_size("linear_each", "y", p.y.size(), tokens * p.w.num_rows());
         }
         const auto a = kernels::detail::quantize_activations<typename S::dot_partner>(x.data(), in, tokens, ex,

@@ -49,14 +49,21 @@ public:
 
     // One update of every parameter that has a gradient (the others, such as
     // buffers, stay as they are); sizes must agree.
+    // Everything is checked before anything changes.
     void step(tensors<float>& params, const tensors<float>& grads, double lr) {
+        for (const auto& [name, g] : grads) {
+            const auto it = params.find(name);
+            if (it == params.end() || it->second.size() != g.size())
+                throw error("train::adamw: the gradient of " + name + " (" + std::to_string(g.size()) +
+                            " elements) has no parameter of its size");
+        }
+        if (!m_.empty()) detail::check_same_layout("train::adamw: the gradients against the optimizer's state", m_, grads);
         if (m_.empty()) {
             for (const auto& [name, g] : grads) {
                 m_[name].assign(g.size(), 0.0f);
                 v_[name].assign(g.size(), 0.0f);
             }
         }
-        detail::check_same_layout("train::adamw: the gradients against the optimizer's state", m_, grads);
         ++t_;
         const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(t_));
         const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(t_));
@@ -65,11 +72,7 @@ public:
         const float eps = static_cast<float>(options_.eps);
         auto m = m_.begin(), v = v_.begin();
         for (const auto& [name, g] : grads) {
-            const auto it = params.find(name);
-            if (it == params.end() || it->second.size() != g.size())
-                throw error("train::adamw: the gradient of " + name + " (" + std::to_string(g.size()) +
-                            " elements) has no parameter of its size");
-            std::vector<float>& p = it->second;
+            std::vector<float>& p = params.find(name)->second;
             const bool decay = !options_.decays || options_.decays(name);
             const float keep = static_cast<float>(1.0 - lr * (decay ? options_.weight_decay : 0.0));
             float* mi = m->second.data();
