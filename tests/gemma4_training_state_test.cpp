@@ -3,13 +3,11 @@
 // with a frozen parameter; files that disagree are refused.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
+#include "test_util.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/training_state.hpp"
@@ -17,23 +15,6 @@
 
 using namespace qtensor;
 namespace fs = std::filesystem;
-
-namespace {
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string pattern = (fs::temp_directory_path() / "qtensor-ts-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-} // namespace
 
 TEST_CASE("gemma4 training state: saved and read back bit for bit, a frozen parameter included") {
     const gemma4::config c = gemma4::config::from_hf_file(std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4/tiny-e2b");
@@ -44,7 +25,7 @@ TEST_CASE("gemma4 training state: saved and read back bit for bit, a frozen para
     train::adamw opt({});
     opt.step(params, grads, 1e-3);
     opt.step(params, grads, 1e-3);
-    const temp_dir dir;
+    const qtensor_test::scratch_dir dir;
     gemma4::save_training_state(dir.path, c, params, opt, "a run");
 
     const gemma4::training_state s = gemma4::load_training_state(dir.path, c);
