@@ -48,13 +48,8 @@ int run(const std::filesystem::path& config_file, const std::string& text_file, 
     gemma4::rehearsal<policy> qat(config);
 
     // AdamW with weight decay on the matrices only; warmup, then cosine.
-    const std::vector<gemma4::parameter_shape> shapes = gemma4::parameter_shapes(config);
     train::adamw_options options;
-    options.decays = [&](std::string_view name) {
-        for (const gemma4::parameter_shape& s : shapes)
-            if (s.name == name) return gemma4::decays(s);
-        return false;
-    };
+    options.decays = gemma4::decay_rule(gemma4::parameter_shapes(config));
     train::adamw optimizer(options);
     const train::warmup_cosine lr{.peak = 3e-3, .floor = 3e-4, .warmup = steps / 10, .total = steps};
 

@@ -160,11 +160,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     const std::vector<gemma4::parameter_shape> shapes = gemma4::parameter_shapes(c);
     train::adamw_options ao;
     ao.weight_decay = rs.weight_decay;
-    ao.decays = [&shapes](std::string_view name) {
-        for (const gemma4::parameter_shape& s : shapes)
-            if (s.name == name) return gemma4::decays(s);
-        return false;
-    };
+    ao.decays = gemma4::decay_rule(shapes);
     train::adamw opt(ao);
     if (state.step > 0) opt.restore(std::move(state.first_moment), std::move(state.second_moment), state.step);
     const train::warmup_cosine schedule{rs.lr, rs.min_lr, rs.warmup, rs.steps};
@@ -220,9 +216,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         }
     }
     end_progress_line();
-    std::size_t trained = 0;
-    for (const gemma4::parameter_shape& s : shapes) trained += s.trainable ? s.elements() : 0;
-    const std::size_t state_bytes = 4 * trained * sizeof(float); // weights, gradients, AdamW's two moments
+    const std::size_t state_bytes = 4 * gemma4::trainable_elements(shapes) * sizeof(float); // weights, gradients, AdamW's two moments
     std::fprintf(stderr,
                  "qtensor: train: peak RSS %s = %.2f x (weights, gradients and AdamW's moments %s + the activations "
                  "a step keeps %s)\n",
@@ -423,10 +417,8 @@ int run_train(std::span<const std::string_view> args) {
                                        std::filesystem::copy_options::overwrite_existing);
     }
 
-    std::size_t parameters = 0;
-    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c)) parameters += s.trainable ? s.elements() : 0;
     std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s, %zu tokens of data, %zu tokens per step%s\n",
-                 parameters, rs.policy.c_str(), tokens.size(), rs.batch * rs.accum * rs.seq,
+                 gemma4::trainable_elements(gemma4::parameter_shapes(c)), rs.policy.c_str(), tokens.size(), rs.batch * rs.accum * rs.seq,
                  resume ? (", resuming at step " + std::to_string(state.step)).c_str() : "");
     kernels::thread_pool pool(threads_of(parsed, tr_threads));
     gemma4::with_policy(rs.policy, [&]<class P>(P) {

@@ -194,6 +194,9 @@ protected:
     }
 };
 
+template <class T, class Products>
+class pass;
+
 } // namespace detail
 
 // One decoder layer (docs/gemma4.md §7) for training: a forward that keeps
@@ -233,7 +236,7 @@ public:
 
     basic_block(const gemma4::config& c, std::size_t layer, const tensors<T>& weights, tensors<T>& grads,
                 std::size_t seq, Products products = {})
-        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(layer_of(c, layer)) {
+        : basic_block(c, layer, layer_of(c, layer), weights, grads, seq, std::move(products)) {
         const std::string prefix = "model.layers." + std::to_string(layer) + ".";
         std::vector<parameter_shape> mine = parameter_shapes(c);
         std::erase_if(mine, [&](const parameter_shape& s) { return !s.name.starts_with(prefix); });
@@ -420,8 +423,14 @@ public:
     }
 
 private:
+    friend class detail::pass<T, Products>;
     std::size_t l_;
     layer_info li_;
+
+    // For a model that has checked all its parameters and knows its layers.
+    basic_block(const gemma4::config& c, std::size_t layer, layer_info li, const tensors<T>& weights,
+                tensors<T>& grads, std::size_t seq, Products products)
+        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(std::move(li)) {}
 
     static layer_info layer_of(const gemma4::config& c, std::size_t layer) {
         std::vector<layer_info> all = c.layers();
@@ -501,7 +510,8 @@ public:
                 throw error("gemma4::loss_and_gradients: token id " + std::to_string(ids[t]) + " (position " +
                             std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
         check_parameters("gemma4::loss_and_gradients", weights, parameter_shapes(c));
-        for (std::size_t l = 0; l < layers_.size(); ++l) blocks_.emplace_back(c, l, weights, grads_, seq, products_);
+        for (std::size_t l = 0; l < layers_.size(); ++l)
+            blocks_.push_back(layer(c, l, layers_[l], weights, grads_, seq, products_));
     }
 
     loss_and_grads<T> run() {

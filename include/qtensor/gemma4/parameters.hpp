@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,6 +128,21 @@ void check_parameters(std::string_view who, const tensors<T>& p, const std::vect
 // Whether weight decay applies: to matrices and tables, not to norm gains,
 // scales and other vectors (as is usual for transformers).
 inline bool decays(const parameter_shape& s) noexcept { return s.shape.size() >= 2; }
+
+// decays() by name, for train::adamw_options::decays.
+inline std::function<bool(std::string_view)> decay_rule(const std::vector<parameter_shape>& shapes) {
+    std::set<std::string, std::less<>> names;
+    for (const parameter_shape& s : shapes)
+        if (decays(s)) names.insert(s.name);
+    return [names = std::move(names)](std::string_view name) { return names.contains(name); };
+}
+
+// The number of values training changes (buffers such as layer_scalar excluded).
+inline std::size_t trainable_elements(const std::vector<parameter_shape>& shapes) noexcept {
+    std::size_t n = 0;
+    for (const parameter_shape& s : shapes) n += s.trainable ? s.elements() : 0;
+    return n;
+}
 
 // Every parameter of the checkpoint in `src`, widened to float32 (any scheme
 // the loader reads: f32, bf16, q8_0, q4_0, ...), with every shape checked
