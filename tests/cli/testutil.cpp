@@ -15,6 +15,8 @@
 //   qtensor_cli_testutil ids IN.i64            int64 LE values, comma-separated on stdout
 //   qtensor_cli_testutil close GOT.f32 WANT.f32 REL
 //                                              |got - want| <= REL * max |want|, element-wise
+//   qtensor_cli_testutil perplexity LOSS.f32 GOT REL
+//                                              |GOT - exp(loss)| <= REL * exp(loss)
 //   qtensor_cli_testutil truncate IN OUT BYTES the first BYTES bytes of IN
 #include <algorithm>
 #include <bit>
@@ -297,6 +299,20 @@ int cmd_close(char** argv) {
     return 0;
 }
 
+int cmd_perplexity(char** argv) {
+    const auto loss = read_floats(argv[2]);
+    if (loss.size() != 1) die("the loss file holds " + std::to_string(loss.size()) + " values, not 1");
+    const double want = std::exp(static_cast<double>(loss[0])), rel = std::strtod(argv[4], nullptr);
+    char* end = nullptr;
+    const double got = std::strtod(argv[3], &end);
+    if (end == argv[3] || *end != '\0') die(std::string("not a number: '") + argv[3] + "'");
+    if (!(std::fabs(got - want) <= rel * want))
+        die("perplexity " + std::to_string(got) + ", expected exp(" + std::to_string(loss[0]) + ") = " +
+            std::to_string(want));
+    std::printf("testutil: perplexity %.6f within %g of %.6f\n", got, rel, want);
+    return 0;
+}
+
 int cmd_truncate(char** argv) {
     const std::vector<char> bytes = read_bytes(argv[2]);
     const std::size_t n = std::strtoul(argv[4], nullptr, 10);
@@ -317,7 +333,9 @@ int main(int argc, char** argv) {
     if (cmd == "ids" && argc == 3) return cmd_ids(argv);
     if (cmd == "names" && argc == 4) return cmd_names(argv);
     if (cmd == "close" && argc == 5) return cmd_close(argv);
+    if (cmd == "perplexity" && argc == 5) return cmd_perplexity(argv);
     if (cmd == "truncate" && argc == 5) return cmd_truncate(argv);
     die("usage: floats OUT TOKEN... | bytes OUT TOKEN... | gen OUT ROWS COLS | check TYPE COLS ORIG BACK | "
-        "extract FILE NAME OUT | names FILE PREFIX | ids IN | close GOT WANT REL | truncate IN OUT BYTES");
+        "extract FILE NAME OUT | names FILE PREFIX | ids IN | close GOT WANT REL | perplexity LOSS GOT REL | "
+        "truncate IN OUT BYTES");
 }

@@ -1,5 +1,5 @@
 # tests/cmake/cli_model.cmake: the `qtensor` commands that read checkpoints
-# (inspect, convert, logits, generate), on the Hugging Face fixtures in
+# (inspect, convert, logits, generate, ppl), on the Hugging Face fixtures in
 # tests/data/gemma4. Uses qtensor_cli_run / qtensor_cli_error from cli.cmake.
 if(TARGET qtensor_cli AND QTENSOR_WITH_JSON)
 
@@ -38,6 +38,7 @@ qtensor_cli_run(generate_q4_0 CODE 0 STDOUT "^[0-9]+(,[0-9]+)\n$"
     ARGS generate --policy q4_0 --threads 2 --ids 1 --max-new 2 ${QTENSOR_CLI_MODEL_WORK}/q4_0.gguf)
 set_property(TEST cli_generate_q4_0 APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 
+
 # Bad command lines: exit 2.
 qtensor_cli_error(ids_junk 2 "^qtensor: --ids: 'x' \\(item 1\\) is not a non-negative integer"
     logits --ids 5,x,3 --out o.f32 ${e2b})
@@ -52,6 +53,9 @@ qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\
     convert --policy q5_0 ${e2b} out.gguf)
 qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
 qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})
+qtensor_cli_error(ppl_no_input 2 "^qtensor: ppl: give one of --data and --ids" ppl ${e2b})
+qtensor_cli_error(ppl_both_inputs 2 "^qtensor: ppl: give one of --data and --ids" ppl --ids 1,2 --data x ${e2b})
+qtensor_cli_error(ppl_ctx_one 2 "^qtensor: ppl: --ctx must be at least 2" ppl --ids 1,2 --ctx 1 ${e2b})
 qtensor_cli_error(convert_one_arg 2 "^qtensor: convert: expected MODEL and OUT\\.gguf, got 1" convert ${e2b})
 
 # Failed runs: exit 1, one line, nothing left behind.
@@ -64,6 +68,10 @@ qtensor_cli_error(model_no_config 1 "^qtensor: .*/gemma4/config\\.json: cannot o
     generate --ids 1 --max-new 1 ${gemma4_data})
 qtensor_cli_error(context_exceeded 1 "^qtensor: generate: 301 positions exceed the model's context of 256"
     generate --ids 1 --max-new 300 ${e2b})
+qtensor_cli_error(ppl_one_token 1 "^qtensor: ppl: 1 token\\(s\\): at least 2 are needed" ppl --ids 7 ${e2b})
+qtensor_cli_error(ppl_no_data 1 "^qtensor: ppl: cannot open 'no/such\\.txt'" ppl --data no/such.txt ${e2b})
+qtensor_cli_error(ppl_context 1 "^qtensor: ppl: 300 positions exceed the model's context of 256"
+    ppl --data ${PROJECT_SOURCE_DIR}/LICENSE --ctx 300 ${e2b})
 qtensor_cli_error(convert_unwritable 1 "^qtensor: output no/dir/out\\.gguf: cannot create the temporary file"
     convert ${e2b} no/dir/out.gguf)
 qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* runs past the end of the file"
@@ -71,22 +79,37 @@ qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* 
 set_property(TEST cli_gguf_truncated APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 
 # --- grad: the loss and every gradient against transformers' backward ----------
-# In float32 from the directory, from the f32 GGUF (its names mapped back) and
-# for the MoE fixture; 1e-4 of each tensor's largest, as the issue asks.
-function(qtensor_cli_grad name model reference)
-    add_test(NAME cli_grad_${name} COMMAND ${CMAKE_COMMAND}
-        -DCLI=$<TARGET_FILE:qtensor_cli> -DUTIL=$<TARGET_FILE:qtensor_cli_testutil>
-        -DMODEL=${model} -DREFERENCE=${reference} -DWORK_DIR=${QTENSOR_CLI_WORK}/grad_${name} -DREL=1e-4
-        -P ${QTENSOR_CLI_TEST_DIR}/grad.cmake)
+# cli_<script>_<case>: tests/cli/<script>.cmake in float32 on the fixture's
+# directory, on the f32 GGUF made from it (its names mapped back) and on the
+# MoE fixture, against transformers' reference.safetensors within REL.
+function(qtensor_cli_vs_hf script rel)
+    foreach(case tiny_e2b tiny_moe tiny_e2b_gguf)
+        set(model ${gemma4_data}/tiny-e2b)
+        set(reference ${model}/reference.safetensors)
+        if(case STREQUAL "tiny_moe")
+            set(model ${gemma4_data}/tiny-moe)
+            set(reference ${model}/reference.safetensors)
+        elseif(case STREQUAL "tiny_e2b_gguf")
+            set(model ${QTENSOR_CLI_MODEL_WORK}/f32.gguf)
+        endif()
+        add_test(NAME cli_${script}_${case} COMMAND ${CMAKE_COMMAND}
+            -DCLI=$<TARGET_FILE:qtensor_cli> -DUTIL=$<TARGET_FILE:qtensor_cli_testutil>
+            -DMODEL=${model} -DREFERENCE=${reference} -DWORK_DIR=${QTENSOR_CLI_WORK}/${script}_${case} -DREL=${rel}
+            -P ${QTENSOR_CLI_TEST_DIR}/${script}.cmake)
+    endforeach()
+    set_property(TEST cli_${script}_tiny_e2b_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 endfunction()
-qtensor_cli_grad(tiny_e2b ${e2b} ${e2b}/reference.safetensors)
-qtensor_cli_grad(tiny_moe ${gemma4_data}/tiny-moe ${gemma4_data}/tiny-moe/reference.safetensors)
-qtensor_cli_grad(tiny_e2b_gguf ${QTENSOR_CLI_MODEL_WORK}/f32.gguf ${e2b}/reference.safetensors)
-set_property(TEST cli_grad_tiny_e2b_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+qtensor_cli_vs_hf(grad 1e-4)
 qtensor_cli_run(grad_help CODE 0 STDOUT "^usage: qtensor grad --ids IDS --out FILE \\[--threads N\\] MODEL" ARGS help grad)
 qtensor_cli_error(grad_one_id 2 "^qtensor: grad: --ids needs at least 2 tokens" grad --ids 5 --out g.st ${e2b})
 qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::loss_and_gradients: token id 512 \\(position 1\\) is outside the vocabulary of 512"
     grad --ids 3,512 --out g.st ${e2b})
+
+# --- ppl: exp of the fixtures' loss; a text scores as its byte tokens -----------
+qtensor_cli_vs_hf(ppl 1e-5)
+add_test(NAME cli_ppl_text COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b}
+    -DWORK_DIR=${QTENSOR_CLI_WORK}/ppl_text -P ${QTENSOR_CLI_TEST_DIR}/ppl_text.cmake)
+qtensor_cli_run(ppl_help CODE 0 STDOUT "^usage: qtensor ppl .*--data TEXT .*--ids IDS.* MODEL\n" ARGS help ppl)
 
 # --- train: the loss falls, a resumed run is the same run, the result is a model ---
 add_test(NAME cli_train COMMAND ${CMAKE_COMMAND}

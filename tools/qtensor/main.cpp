@@ -33,6 +33,7 @@ constexpr command commands[] = {
      run_logits},
     {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
      run_generate},
+    {"ppl", "perplexity of a Gemma 4 model on a text (byte tokens) or on token ids", print_ppl_help, run_ppl},
     {"grad", "the training loss of token ids and every parameter's gradient -> safetensors",
      print_grad_help, run_grad},
     {"train", "train or fine-tune a Gemma 4 model on a text (byte tokens), with QAT", print_train_help,

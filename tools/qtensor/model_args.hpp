@@ -1,5 +1,5 @@
 // tools/qtensor/model_args.hpp: the arguments the model commands share
-// (convert, logits, generate, grad, train): --policy, --ids, --threads, MODEL.
+// (convert, logits, generate, ppl, grad, train): --policy, --ids, --threads, MODEL.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -90,6 +92,15 @@ inline std::string model_path(std::string_view command, const std::string_view a
     if (!std::filesystem::exists(arg, ec))
         run_error(std::string(command) + ": model " + in_quotes(arg) + " does not exist");
     return std::string(arg);
+}
+
+// The whole of a file's bytes (a text to train on or to score).
+inline std::string read_text(std::string_view command, const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) run_error(std::string(command) + ": cannot open " + in_quotes(path));
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) run_error(std::string(command) + ": cannot read " + in_quotes(path));
+    return text;
 }
 
 inline void check_context(std::string_view command, const gemma4::config& c, std::size_t positions) {

@@ -3,11 +3,13 @@
 //   qtensor convert  MODEL OUT.gguf          a GGUF file in a policy's schemes
 //   qtensor logits   MODEL --ids ... --out F T x vocab float32 logits
 //   qtensor generate MODEL --ids ... --max-new N   greedy decoding with the KV cache
+//   qtensor ppl      MODEL --data TEXT | --ids ...  perplexity of a text or of ids
 // Each loads the model for the policy named by --policy (gemma4/policy.hpp).
 #include <algorithm>
 #include <bit>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +32,8 @@
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/kernels/executor.hpp"
+#include "qtensor/kernels/reference/float_ops.hpp"
+#include "qtensor/train/data.hpp"
 
 static_assert(std::endian::native == std::endian::little,
               "qtensor: the CLI writes floats as they lie in memory; big-endian hosts need byte swapping");
@@ -58,6 +62,13 @@ constexpr option_spec generate_options[] = {
     {"threads", 't', true},
 };
 enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads };
+
+constexpr option_spec ppl_options[] = {
+    {"policy", 'p', true}, {"ids", 'i', true},    {"data", 'd', true},
+    {"ctx", 'c', true},    {"chunks", 0, true},   {"threads", 't', true},
+};
+enum : std::size_t { pp_policy, pp_ids, pp_data, pp_ctx, pp_chunks, pp_threads };
+constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
 
@@ -151,6 +162,57 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
                  cache.capacity(), mib(peak_rss_bytes()).c_str());
 }
 
+// --- ppl ----------------------------------------------------------------------
+
+// tokens cut into consecutive chunks of ctx (the last may be shorter); each
+// chunk is one sequence from position 0, and every token but its first is
+// predicted by the logits before it.
+struct ppl_job {
+    std::vector<std::int32_t> tokens;
+    std::size_t ctx = 0, chunks = 0;
+};
+
+template <class P>
+void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
+    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    const std::size_t V = ck.config().vocab_size;
+    const bool tty = ::isatty(::fileno(stderr)) != 0;
+    const std::size_t report_every = std::max<std::size_t>(1, job.chunks / 20);
+    std::vector<double> row(V);
+    double nats = 0; // summed in double: many terms
+    std::size_t scored = 0, ran = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t k = 0; k < job.chunks; ++k) {
+        const std::span<const std::int32_t> chunk =
+            std::span(job.tokens).subspan(k * job.ctx, std::min(job.ctx, job.tokens.size() - k * job.ctx));
+        const std::vector<float> logits = m.forward(chunk); // [n, V]
+        ran += chunk.size();
+        for (std::size_t t = 0; t + 1 < chunk.size(); ++t) {
+            std::copy_n(logits.begin() + static_cast<std::ptrdiff_t>(t * V), V, row.begin());
+            const double ce = kernels::reference::cross_entropy(row.data(), V, static_cast<std::size_t>(chunk[t + 1]));
+            if (!std::isfinite(ce))
+                run_error("ppl: the logits at token " + std::to_string(k * job.ctx + t) + " are not finite");
+            nats += ce;
+            ++scored;
+        }
+        const std::size_t done = k + 1;
+        if (job.chunks > 1 && (tty || done % report_every == 0 || done == job.chunks)) {
+            std::fprintf(stderr, "%sqtensor: ppl: chunk %zu/%zu  perplexity so far %.4f  %.0f tok/s%s",
+                         tty ? "\r\033[K" : "", done, job.chunks, std::exp(nats / static_cast<double>(scored)),
+                         static_cast<double>(ran) / std::max(seconds_since(t0), 1e-9), tty ? "" : "\n");
+            progress_line_open = tty;
+            std::fflush(stderr);
+        }
+    }
+    end_progress_line();
+    const double mean = nats / static_cast<double>(scored);
+    std::printf("perplexity: %.6f\n", std::exp(mean));
+    std::fprintf(stderr,
+                 "qtensor: ppl: %zu tokens predicted in %zu chunks of up to %zu; mean cross-entropy %.6f nats "
+                 "(%.4f bits per token)\n",
+                 scored, job.chunks, job.ctx, mean, mean / std::log(2.0));
+}
+
 void print_model_note() {
     std::printf(
         "MODEL is a Hugging Face Gemma 4 model directory (config.json and\n"
@@ -240,6 +302,40 @@ void print_generate_help() {
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
 }
 
+void print_ppl_help() {
+    std::printf(
+        "usage: qtensor ppl [--policy POLICY] [--threads N] [--ctx N] [--chunks N]\n"
+        "                   (--data TEXT | --ids IDS) MODEL\n"
+        "\n"
+        "The perplexity of MODEL on a text or on token ids: exp of the mean\n"
+        "cross-entropy of each token given those before it. The tokens are cut into\n"
+        "consecutive chunks of --ctx; each chunk runs as one sequence from position 0\n"
+        "(no BOS added) and every token of it but the first is predicted. With --data\n"
+        "the text's bytes are the tokens, byte b as id b + 3, as 'qtensor train'\n"
+        "reads it, so the model needs a vocabulary of at least 259.\n"
+        "\n"
+        "stdout: 'perplexity: P'. stderr: the tokens predicted, the chunks and the\n"
+        "mean cross-entropy in nats and bits, and progress when there are several\n"
+        "chunks.\n"
+        "\n");
+    print_model_note();
+    std::printf(
+        "\n"
+        "Options:\n"
+        "  -d, --data TEXT       the text to score (any bytes)\n"
+        "  -i, --ids IDS         token ids to score instead, comma-separated\n"
+        "  -c, --ctx N           tokens per chunk (default %zu, at most the model's\n"
+        "                        context)\n"
+        "      --chunks N        score only the first N chunks\n"
+        "  -p, --policy POLICY   default f32\n"
+        "  -t, --threads N       threads for the matrix products (default: all cores);\n"
+        "                        the result does not depend on N\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n",
+        default_ppl_ctx);
+}
+
 int run_convert_gguf(std::span<const std::string_view> args) {
     const parsed_args parsed = parse_args("convert", args, convert_options);
     if (parsed.help) {
@@ -313,6 +409,45 @@ int run_generate(std::span<const std::string_view> args) {
     check_context("generate", ck.config(), job.ids.size() + job.max_new);
     kernels::thread_pool pool(job.threads);
     gemma4::with_policy(policy, [&]<class P>(P) { generate<P>(job, ck, pool.get_executor()); });
+    return 0;
+}
+
+int run_ppl(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("ppl", args, ppl_options);
+    if (parsed.help) {
+        print_ppl_help();
+        return 0;
+    }
+    const std::string_view policy = policy_of(parsed, pp_policy);
+    if (parsed.has(pp_ids) == parsed.has(pp_data)) usage_error("ppl: give one of --data and --ids");
+    if (parsed.positionals.size() != 1)
+        usage_error("ppl: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor ppl --help')");
+    ppl_job job;
+    job.ctx = parsed.has(pp_ctx) ? parse_count("--ctx", *parsed.values[pp_ctx], max_new_tokens) : default_ppl_ctx;
+    if (job.ctx < 2) usage_error("ppl: --ctx must be at least 2 (a chunk's first token is not predicted)");
+    const std::size_t chunk_cap =
+        parsed.has(pp_chunks) ? parse_count("--chunks", *parsed.values[pp_chunks], max_new_tokens) : SIZE_MAX;
+    const std::size_t threads = threads_of(parsed, pp_threads);
+    const std::string model = model_path("ppl", parsed.positionals[0]);
+    if (parsed.has(pp_ids)) job.tokens = parse_ids(*parsed.values[pp_ids]);
+
+    const gemma4::checkpoint ck(model);
+    if (parsed.has(pp_data)) {
+        if (ck.config().vocab_size < train::byte_vocab)
+            run_error("ppl: --data reads bytes as token ids 3 to 258, beyond the model's vocabulary of " +
+                      std::to_string(ck.config().vocab_size) + " (use --ids)");
+        job.tokens = train::byte_tokens(read_text("ppl", std::string(*parsed.values[pp_data])));
+    }
+    if (job.tokens.size() < 2)
+        run_error("ppl: " + std::to_string(job.tokens.size()) + " token(s): at least 2 are needed to predict one");
+    if (!parsed.has(pp_ctx)) job.ctx = std::min(job.ctx, ck.config().max_position_embeddings);
+    check_context("ppl", ck.config(), job.ctx = std::min(job.ctx, job.tokens.size()));
+    // Whole chunks, and a last partial one when it predicts at least one token.
+    const std::size_t full = job.tokens.size() / job.ctx, rest = job.tokens.size() % job.ctx;
+    job.chunks = std::min(chunk_cap, full + (rest >= 2 ? 1 : 0));
+    kernels::thread_pool pool(threads);
+    gemma4::with_policy(policy, [&]<class P>(P) { perplexity<P>(job, ck, pool.get_executor()); });
     return 0;
 }
 

@@ -77,12 +77,6 @@ double parse_number(std::string_view option, std::string_view text) {
     return v;
 }
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) run_error("train: cannot open " + in_quotes(path));
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // FNV-1a, 64 bits: a fingerprint that notices edited files.
 std::uint64_t fnv1a(std::string_view bytes) {
     std::uint64_t h = 0xcbf29ce484222325ull;
@@ -383,7 +377,7 @@ int run_train(std::span<const std::string_view> args) {
                   std::to_string(train::byte_vocab) + ")");
     check_context("train", c, rs.seq);
 
-    const std::string text = read_text(rs.data), config_text = read_text(config_file.string());
+    const std::string text = read_text("train", rs.data), config_text = read_text("train", config_file.string());
     const std::string run = rs.describe(text, config_text);
     const std::vector<std::int32_t> tokens = train::byte_tokens(text);
     if (tokens.size() < rs.seq)
