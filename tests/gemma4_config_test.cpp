@@ -312,7 +312,7 @@ TEST_CASE("policies by name") {
     }));
     const std::string msg = message_of([] { gemma4::with_policy("q3_k", [](auto) { return 0; }); });
     CHECK(msg.find("unknown policy \"q3_k\"") != std::string::npos);
-    CHECK(msg.find("f32, bf16, q8_0, q4_0") != std::string::npos);
+    CHECK(msg.find("f32, bf16, q8_0, q4_0, q2_k") != std::string::npos);
 }
 
 // The defaults of Hugging Face transformers' Gemma4TextConfig

@@ -61,10 +61,7 @@ gemma4::tensors<float> packed(const gemma4::config& c, const gemma4::tensors<flo
 }
 
 template <class P>
-void check_policy(const char* fixture) {
-    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
-    const io::safetensors_file file(fixtures + "/" + fixture + "/model.safetensors");
-    const gemma4::tensors<float> master = gemma4::load_parameters(c, file);
+void check_policy(const gemma4::config& c, const gemma4::tensors<float>& master, std::string_view model) {
     gemma4::rehearsal<P> qat(c);
     gemma4::tensors<float> seen;
     qat.forward(master, seen);
@@ -101,8 +98,15 @@ void check_policy(const char* fixture) {
             for (const float g : grads.at(s.name)) zeroed += g == 0.0f;
         });
     }
-    MESSAGE(P::name << " on " << std::string(fixture) << ": " << changed << " tensors rounded, " << zeroed
+    MESSAGE(P::name << " on " << model << ": " << changed << " tensors rounded, " << zeroed
                     << " clipped weights get no gradient");
+}
+
+template <class P>
+void check_policy(const std::string& fixture) {
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
+    const io::safetensors_file file(fixtures + "/" + fixture + "/model.safetensors");
+    check_policy<P>(c, gemma4::load_parameters(c, file), fixture);
 }
 
 } // namespace
@@ -111,6 +115,15 @@ TEST_CASE("gemma4 QAT: the forward sees exactly the packed weights; clipped weig
     check_policy<gemma4::q4_0_policy>("tiny-e2b");
     check_policy<gemma4::q8_0_policy>("tiny-moe");
     check_policy<gemma4::bf16_policy>("tiny-e2b");
+
+    // Q2_K needs rows of 256: tiny-e2b widened (hidden 256, 8 heads of 32 and
+    // 64, MLP 256), with fresh weights.
+    gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    c.hidden_size = 256;
+    c.num_attention_heads = 8;
+    c.intermediate_size = 256;
+    c.validate();
+    check_policy<gemma4::q2_k_policy>(c, gemma4::init_parameters(c, /*seed*/ 3), "tiny-e2b widened");
 }
 
 TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up front") {
@@ -120,4 +133,8 @@ TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up fron
     c.validate();
     CHECK(message_of([&] { gemma4::rehearsal<gemma4::q8_0_policy>{c}; })
               .find("mlp.down_proj.weight has rows of 40 elements, not whole q8_0 blocks of 32") != std::string::npos);
+    // q2_k: the fixture's hidden size of 128 is half a super-block.
+    const gemma4::config fixture = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    CHECK(message_of([&] { gemma4::rehearsal<gemma4::q2_k_policy>{fixture}; })
+              .find("has rows of 128 elements, not whole q2_k blocks of 256") != std::string::npos);
 }

@@ -49,7 +49,7 @@ qtensor_cli_error(ids_hole 2 "^qtensor: --ids: '' \\(item 1\\) is not a non-nega
 qtensor_cli_error(ids_empty 2 "^qtensor: --ids is empty" logits --ids= --out o.f32 ${e2b})
 qtensor_cli_error(ids_too_large 2 "^qtensor: --ids: '2147483648' is too large for a token id"
     logits --ids 2147483648 --out o.f32 ${e2b})
-qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0\\)"
+qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k\\)"
     convert --policy q5_0 ${e2b} out.gguf)
 qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
 qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})

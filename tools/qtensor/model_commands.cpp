@@ -223,6 +223,7 @@ void print_model_note() {
         "  q8_0   Q8_0 weights and KV cache (per-layer-input projections bf16)\n"
         "  q4_0   Q4_0 attention and MLP, Q8_0 embeddings, bf16 per-layer-input\n"
         "         projections and KV cache (the QAT format)\n"
+        "  q2_k   as q4_0 with Q2_K attention and MLP (rows of multiples of 256)\n"
         "Weights already in the policy's scheme are used in place from the file;\n"
         "others are converted when the model loads.\n");
 }

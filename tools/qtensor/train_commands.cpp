@@ -299,7 +299,7 @@ void print_train_help() {
         "  -d, --data TEXT        the training text (any bytes)\n"
         "  -n, --steps N          optimizer steps of the whole run\n"
         "  -o, --out DIR          where the run is saved\n"
-        "  -p, --policy POLICY    f32 (default), bf16, q8_0 or q4_0: what the forward rehearses\n"
+        "  -p, --policy POLICY    f32 (default), bf16, q8_0, q4_0 or q2_k: what the forward rehearses\n"
         "  -s, --seq N            tokens per window (default 64)\n"
         "  -b, --batch N          windows per micro-batch, run in parallel (default 4)\n"
         "  -a, --accum N          micro-batches per step (gradient accumulation, default 1)\n"

@@ -25,6 +25,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/registry.hpp"
@@ -88,12 +89,18 @@ struct q4_0_policy : policy<q4_0, q4_0, q4_0, q8_0, bf16, bf16> {
     static constexpr std::string_view name = "q4_0";
 };
 
+// 2 bits: Q2_K attention, MLP and experts (rows must be multiples of 256),
+// the rest as in q4_0. The 2-bit arm of the QAT experiment (docs/qat.md).
+struct q2_k_policy : policy<q2_k, q2_k, q2_k, q8_0, bf16, bf16> {
+    static constexpr std::string_view name = "q2_k";
+};
+
 // X(P) for each named policy: separate compilation compiles their models
 // once (model.hpp, checkpoint.hpp).
-#define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy)
+#define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy) X(q2_k_policy)
 
-inline constexpr std::array<std::string_view, 4> policy_names{
-    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name};
+inline constexpr std::array<std::string_view, 5> policy_names{
+    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name};
 
 // Calls f(P{}) with the named policy P whose name is `name` (for a CLI's
 // --policy flag) and returns its result; every call of f must return the same
@@ -104,6 +111,7 @@ std::invoke_result_t<F&, f32_policy> with_policy(std::string_view name, F&& f) {
     if (name == bf16_policy::name) return f(bf16_policy{});
     if (name == q8_0_policy::name) return f(q8_0_policy{});
     if (name == q4_0_policy::name) return f(q4_0_policy{});
+    if (name == q2_k_policy::name) return f(q2_k_policy{});
     std::string valid;
     for (std::string_view n : policy_names) valid += (valid.empty() ? "" : ", ") + std::string(n);
     throw error("gemma4: unknown policy \"" + std::string(name) + "\" (valid: " + valid + ")");

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# QAT against PTQ on real text, end to end with the qtensor CLI (docs/qat.md).
+#
+# Corpus: the text of Debian's `fortunes` package, cut into fortunes (entries
+# between "%" lines); every 10th fortune is validation, the rest training.
+# Tokens are bytes (byte b is id b + 3). Model: experiments/qat/config.json, a
+# small Gemma 4 with E2B's features (sliding and full layers, PLE, KV sharing).
+# For each seed:
+#   f32        a baseline trained from scratch in f32 (--base-steps)
+#   ptq-q4_0   the baseline packed as Q4_0 (qtensor convert --policy q4_0)
+#   ptq-q2_k   the baseline packed as Q2_K
+#   ft-f32     the baseline fine-tuned --ft-steps more in f32: the control
+#   ft-ptq-*   the control packed as Q4_0 and Q2_K
+#   qat-q4_0   the baseline fine-tuned --ft-steps rehearsing Q4_0, then packed
+#   qat-q2_k   the same rehearsing Q2_K
+# Every arm is scored as it deploys: `qtensor ppl` on the packed GGUF file,
+# over the first 250 chunks of 256 tokens of the validation text.
+# Results: OUT/results.tsv (one row per seed and arm), OUT/summary.txt (the
+# table docs/qat.md shows), OUT/qat-experiment.png (loss curves, perplexities;
+# needs gnuplot).
+#
+#   scripts/qat-experiment.sh [--seeds "1 2 3"] [--base-steps N] [--ft-steps N]
+#                             [--threads N] [--quick] [OUT]      (OUT: build/qat-experiment)
+# --quick: 2 seeds, a few steps: checks the pipeline in about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seeds="1 2 3"
+base_steps=3000
+ft_steps=300
+threads=$(nproc)
+out=build/qat-experiment
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seeds) seeds=$2; shift 2 ;;
+        --base-steps) base_steps=$2; shift 2 ;;
+        --ft-steps) ft_steps=$2; shift 2 ;;
+        --threads) threads=$2; shift 2 ;;
+        --quick) seeds="1 2"; base_steps=20; ft_steps=4; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "qat-experiment: unknown option $1" >&2; exit 2 ;;
+        *) out=$1; shift ;;
+    esac
+done
+seq_len=256 batch=4 # 1024 tokens a step
+eval_chunks=250     # the first 64000 validation tokens (of about 257000), the same for every arm
+
+# What it needs beyond the build: the corpus, and gnuplot for the picture.
+missing=()
+for p in fortunes gnuplot-nox; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "qat-experiment: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+[ -x build/default/tools/qtensor ] || { cmake --preset default >/dev/null && cmake --build --preset default --target qtensor_cli; }
+qtensor=build/default/tools/qtensor
+config=experiments/qat/config.json
+
+mkdir -p "$out"
+log="$out/experiment.log"
+echo "qat-experiment: seeds $seeds, $base_steps base steps, $ft_steps fine-tuning steps, $threads threads -> $out" | tee "$log"
+
+# The corpus: every fortune file, in name order; fortune i goes to validation when i % 10 == 0.
+corpus=/usr/share/games/fortunes
+files=$(find "$corpus" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
+# shellcheck disable=SC2086
+cat $files | awk -v train="$out/train.txt" -v valid="$out/valid.txt" \
+    'BEGIN { RS = "\n%\n" } { if (NR % 10 == 0) printf "%s\n%%\n", $0 > valid; else printf "%s\n%%\n", $0 > train }'
+echo "qat-experiment: train.txt $(wc -c < "$out/train.txt") bytes, valid.txt $(wc -c < "$out/valid.txt") bytes" | tee -a "$log"
+
+# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a row.
+score() {
+    local arm=$1 seed=$2 policy=$3 model=$4 file="$out/seed$2/$1.gguf" ppl
+    "$qtensor" convert --policy "$policy" "$model" "$file"
+    ppl=$("$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
+          --data "$out/valid.txt" "$file" \
+          2>>"$log" | sed -n 's/^perplexity: //p')
+    printf '%s\t%s\t%s\t%s\n' "$seed" "$arm" "$policy" "$ppl" >> "$out/results.tsv"
+    echo "qat-experiment: seed $seed $arm: perplexity $ppl" | tee -a "$log"
+    rm -f "$file"
+}
+
+# train DIR FROM SEED STEPS POLICY LR MIN_LR WARMUP
+train() {
+    rm -rf "$1"
+    "$qtensor" train "$2" --data "$out/train.txt" --out "$1" --seed "$3" --steps "$4" --policy "$5" \
+        --lr "$6" --min-lr "$7" --warmup "$8" --seq "$seq_len" --batch "$batch" --threads "$threads" 2>>"$log"
+}
+
+printf 'seed\tarm\tpolicy\tperplexity\n' > "$out/results.tsv"
+start=$(date +%s)
+for seed in $seeds; do
+    dir="$out/seed$seed"
+    mkdir -p "$dir"
+    echo "qat-experiment: seed $seed: baseline, $base_steps steps" | tee -a "$log"
+    train "$dir/base" "$config" "$seed" "$base_steps" f32 3e-3 3e-4 $((base_steps / 20))
+    score f32 "$seed" f32 "$dir/base"
+    score ptq-q4_0 "$seed" q4_0 "$dir/base"
+    score ptq-q2_k "$seed" q2_k "$dir/base"
+    for policy in f32 q4_0 q2_k; do
+        arm=qat-$policy
+        [ "$policy" = f32 ] && arm=ft-f32
+        echo "qat-experiment: seed $seed: $arm, $ft_steps steps" | tee -a "$log"
+        train "$dir/$arm" "$dir/base" "$seed" "$ft_steps" "$policy" 3e-4 3e-5 $((ft_steps / 10))
+        score "$arm" "$seed" "$policy" "$dir/$arm"
+        if [ "$policy" = f32 ]; then # the control packed too: PTQ after as much training as QAT had
+            score ft-ptq-q4_0 "$seed" q4_0 "$dir/$arm"
+            score ft-ptq-q2_k "$seed" q2_k "$dir/$arm"
+        fi
+    done
+    echo "qat-experiment: seed $seed done, $(( ($(date +%s) - start) / 60 )) min so far" | tee -a "$log"
+done
+
+experiments/qat/summary.sh "$out/results.tsv" "$base_steps" "$ft_steps" "$out/means.tsv" > "$out/summary.txt"
+cat "$out/summary.txt"
+first=${seeds%% *}
+gnuplot -e "dir='$out/seed$first'; means='$out/means.tsv'; base_steps=$base_steps; png='$out/qat-experiment.png'" \
+    experiments/qat/plot.gp
+echo "qat-experiment: $out/summary.txt, $out/qat-experiment.png; $(( ($(date +%s) - start) / 60 )) min in all"

@@ -1,0 +1,14 @@
+# The QAT experiment's table (experiments/qat/summary.sh) on results whose
+# figures are worked out by hand in tests/data/qat/README.md.
+find_program(QTENSOR_BASH bash)
+if(QTENSOR_BASH)
+    add_test(NAME qat_experiment_summary
+        COMMAND ${QTENSOR_BASH} ${PROJECT_SOURCE_DIR}/experiments/qat/summary.sh
+                ${CMAKE_CURRENT_SOURCE_DIR}/data/qat/results.tsv 10 2)
+    set_tests_properties(qat_experiment_summary PROPERTIES PASS_REGULAR_EXPRESSION
+        "\\| ptq-q2_k \\| q2_k \\| 6\\.0500 \\| 6\\.0000 \\| 6\\.1000 \\| \\+49\\.39% \\|.*\
+Q4_0 QAT against the f32 baseline: -1\\.2% on average \\(seeds: -1\\.25%, -1\\.22%..*\
+Q4_0 QAT against the f32 control: 1\\.3% on average \\(seeds: \\+1\\.28%, \\+1\\.25%..*\
+recovers, against the baseline: 75\\.0% on average \\(seeds: \\+75\\.00%, \\+75\\.00%..*\
+the same against the control: 70\\.0% on average \\(seeds: \\+70\\.00%, \\+70\\.00%.")
+endif()
