@@ -21,13 +21,16 @@
 #
 #   scripts/qat-experiment.sh [--seeds "1 2 3"] [--base-steps N] [--ft-steps N]
 #                             [--threads N] [--quick] [OUT]      (OUT: build/qat-experiment)
-# --quick: 2 seeds, a few steps: checks the pipeline in about a minute.
+# --quick: 2 seeds, a few steps: checks the pipeline in a few minutes.
+# Run again with the same OUT and settings, it continues where it stopped:
+# finished runs and scored arms are kept, an interrupted run resumes.
 set -euo pipefail
+here=$(pwd)
 cd "$(dirname "$0")/.."
 
 seeds="1 2 3"
-base_steps=3000
-ft_steps=300
+base_steps=2500
+ft_steps=250
 threads=$(nproc)
 out=build/qat-experiment
 while [ $# -gt 0 ]; do
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
         --quick) seeds="1 2"; base_steps=20; ft_steps=4; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "qat-experiment: unknown option $1" >&2; exit 2 ;;
-        *) out=$1; shift ;;
+        *) out=$1; [[ "$out" = /* ]] || out="$here/$out"; shift ;;
     esac
 done
 seq_len=256 batch=4 # 1024 tokens a step
@@ -57,25 +60,35 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-[ -x build/default/tools/qtensor ] || { cmake --preset default >/dev/null && cmake --build --preset default --target qtensor_cli; }
+[ -f build/default/CMakeCache.txt ] || cmake --preset default >/dev/null
+cmake --build --preset default --target qtensor_cli >/dev/null
 qtensor=build/default/tools/qtensor
 config=experiments/qat/config.json
 
 mkdir -p "$out"
 log="$out/experiment.log"
-echo "qat-experiment: seeds $seeds, $base_steps base steps, $ft_steps fine-tuning steps, $threads threads -> $out" | tee "$log"
+# A directory continues only the experiment it holds: the same settings.
+settings="base_steps=$base_steps ft_steps=$ft_steps seq=$seq_len batch=$batch eval_chunks=$eval_chunks config=$(cksum < "$config")"
+if [ -f "$out/settings" ] && [ "$(cat "$out/settings")" != "$settings" ]; then
+    echo "qat-experiment: $out holds an experiment with other settings ($(cat "$out/settings")); use another OUT" >&2
+    exit 1
+fi
+echo "$settings" > "$out/settings"
+echo "qat-experiment: seeds $seeds, $base_steps base steps, $ft_steps fine-tuning steps, $threads threads -> $out" | tee -a "$log"
 
 # The corpus: every fortune file, in name order; fortune i goes to validation when i % 10 == 0.
 corpus=/usr/share/games/fortunes
-files=$(find "$corpus" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
-# shellcheck disable=SC2086
-cat $files | awk -v train="$out/train.txt" -v valid="$out/valid.txt" \
-    'BEGIN { RS = "\n%\n" } { if (NR % 10 == 0) printf "%s\n%%\n", $0 > valid; else printf "%s\n%%\n", $0 > train }'
+mapfile -t files < <(find "$corpus" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
+awk -v train="$out/train.txt" -v valid="$out/valid.txt" \
+    'BEGIN { RS = "\n%\n" } { if (NR % 10 == 0) printf "%s\n%%\n", $0 > valid; else printf "%s\n%%\n", $0 > train }' \
+    "${files[@]}"
 echo "qat-experiment: train.txt $(wc -c < "$out/train.txt") bytes, valid.txt $(wc -c < "$out/valid.txt") bytes" | tee -a "$log"
 
-# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a row.
+# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a
+# row; an arm already in results.tsv is not scored again.
 score() {
     local arm=$1 seed=$2 policy=$3 model=$4 file="$out/seed$2/$1.gguf" ppl
+    grep -q "^$seed	$arm	" "$out/results.tsv" && return 0
     "$qtensor" convert --policy "$policy" "$model" "$file"
     ppl=$("$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
           --data "$out/valid.txt" "$file" \
@@ -85,14 +98,21 @@ score() {
     rm -f "$file"
 }
 
-# train DIR FROM SEED STEPS POLICY LR MIN_LR WARMUP
+# train DIR FROM SEED STEPS POLICY LR MIN_LR WARMUP: a run saved in DIR
+# continues from its last save (every 100 steps); one already complete is kept.
 train() {
-    rm -rf "$1"
+    local resume=() status=0
+    if [ -f "$1/optimizer.safetensors" ]; then resume=(--resume); else rm -rf "$1"; fi
     "$qtensor" train "$2" --data "$out/train.txt" --out "$1" --seed "$3" --steps "$4" --policy "$5" \
-        --lr "$6" --min-lr "$7" --warmup "$8" --seq "$seq_len" --batch "$batch" --threads "$threads" 2>>"$log"
+        --lr "$6" --min-lr "$7" --warmup "$8" --seq "$seq_len" --batch "$batch" --threads "$threads" \
+        --save-every 100 "${resume[@]}" 2>>"$log" || status=$?
+    [ "$status" -eq 0 ] && return 0
+    tail -n 1 "$log" | grep -q "is already at step $4\$" && return 0 # complete
+    tail -n 1 "$log" >&2
+    return "$status"
 }
 
-printf 'seed\tarm\tpolicy\tperplexity\n' > "$out/results.tsv"
+[ -f "$out/results.tsv" ] || printf 'seed\tarm\tpolicy\tperplexity\n' > "$out/results.tsv"
 start=$(date +%s)
 for seed in $seeds; do
     dir="$out/seed$seed"
@@ -106,7 +126,8 @@ for seed in $seeds; do
         arm=qat-$policy
         [ "$policy" = f32 ] && arm=ft-f32
         echo "qat-experiment: seed $seed: $arm, $ft_steps steps" | tee -a "$log"
-        train "$dir/$arm" "$dir/base" "$seed" "$ft_steps" "$policy" 3e-4 3e-5 $((ft_steps / 10))
+        # seed + 1000: other windows than the baseline's first steps, the same for the three arms
+        train "$dir/$arm" "$dir/base" $((seed + 1000)) "$ft_steps" "$policy" 3e-4 3e-5 $((ft_steps / 10))
         score "$arm" "$seed" "$policy" "$dir/$arm"
         if [ "$policy" = f32 ]; then # the control packed too: PTQ after as much training as QAT had
             score ft-ptq-q4_0 "$seed" q4_0 "$dir/$arm"
@@ -119,6 +140,5 @@ done
 experiments/qat/summary.sh "$out/results.tsv" "$base_steps" "$ft_steps" "$out/means.tsv" > "$out/summary.txt"
 cat "$out/summary.txt"
 first=${seeds%% *}
-gnuplot -e "dir='$out/seed$first'; means='$out/means.tsv'; base_steps=$base_steps; png='$out/qat-experiment.png'" \
-    experiments/qat/plot.gp
+gnuplot -c experiments/qat/plot.gp "$out/seed$first" "$out/means.tsv" "$base_steps" "$out/qat-experiment.png"
 echo "qat-experiment: $out/summary.txt, $out/qat-experiment.png; $(( ($(date +%s) - start) / 60 )) min in all"

@@ -4,6 +4,8 @@
 // exactly the gradients of clipped weights, as fake_quant<S>'s own backward.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -11,42 +13,30 @@
 #include <string_view>
 #include <vector>
 
+#include "memory_source.hpp"
 #include "test_util.hpp"
+#include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/model.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/qat.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/scheme/registry.hpp"
 
 using namespace qtensor;
+using qtensor_test::memory_source;
 using qtensor_test::message_of;
+using qtensor_test::scratch_dir;
 
 namespace {
 
 const std::string fixtures = std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4";
 
-// Master weights in memory, seen by load_weights as a checkpoint.
-struct memory_source {
-    std::vector<io::tensor_entry> entries;
-    const io::tensor_entry* find(std::string_view name) const {
-        for (const io::tensor_entry& e : entries)
-            if (e.name == name) return &e;
-        return nullptr;
-    }
-    std::string path() const { return "memory"; }
-    std::vector<std::string_view> tensor_names() const {
-        std::vector<std::string_view> out;
-        for (const io::tensor_entry& e : entries) out.push_back(e.name);
-        return out;
-    }
-};
-
 // Every tensor as load_weights<P> packs it, widened back to float32.
 template <class P>
 gemma4::tensors<float> packed(const gemma4::config& c, const gemma4::tensors<float>& master) {
-    memory_source src;
-    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c))
-        src.entries.push_back({s.name, ggml_type::f32, s.shape, std::as_bytes(std::span(master.at(s.name)))});
+    const memory_source src(c, master);
     gemma4::tensors<float> out;
     gemma4::load_weights<P>(c, c.layers(), src, {}, [&](const io::tensor_entry& e) {
         std::vector<float>& y = out[e.name];
@@ -102,6 +92,17 @@ void check_policy(const gemma4::config& c, const gemma4::tensors<float>& master,
                     << " clipped weights get no gradient");
 }
 
+// Q2_K needs rows of 256: tiny-e2b widened (hidden 256, 8 heads of 32 and 64,
+// MLP 256).
+gemma4::config widened() {
+    gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    c.hidden_size = 256;
+    c.num_attention_heads = 8;
+    c.intermediate_size = 256;
+    c.validate();
+    return c;
+}
+
 template <class P>
 void check_policy(const std::string& fixture) {
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
@@ -116,14 +117,42 @@ TEST_CASE("gemma4 QAT: the forward sees exactly the packed weights; clipped weig
     check_policy<gemma4::q8_0_policy>("tiny-moe");
     check_policy<gemma4::bf16_policy>("tiny-e2b");
 
-    // Q2_K needs rows of 256: tiny-e2b widened (hidden 256, 8 heads of 32 and
-    // 64, MLP 256), with fresh weights.
-    gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
-    c.hidden_size = 256;
-    c.num_attention_heads = 8;
-    c.intermediate_size = 256;
-    c.validate();
-    check_policy<gemma4::q2_k_policy>(c, gemma4::init_parameters(c, /*seed*/ 3), "tiny-e2b widened");
+    check_policy<gemma4::q2_k_policy>(widened(), gemma4::init_parameters(widened(), /*seed*/ 3), "tiny-e2b widened");
+}
+
+TEST_CASE("gemma4 QAT: a Q2_K model runs from its GGUF file in place, as the rehearsal's f32 weights predict") {
+    const gemma4::config c = widened();
+    const gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 5);
+    gemma4::tensors<float> seen;
+    gemma4::rehearsal<gemma4::q2_k_policy>(c).forward(master, seen);
+    const std::vector<std::int32_t> ids{5, 17, 3, 250, 9, 511, 42, 42, 7, 300, 1, 128};
+
+    const scratch_dir tmp;
+    const std::string path = tmp / "q2_k.gguf";
+    gemma4::write_gguf<gemma4::q2_k_policy>(c, memory_source(c, master), path);
+    const gemma4::checkpoint ck(path);
+    const auto from_file = gemma4::model<gemma4::q2_k_policy>::load(ck.config(), ck, ck.names());
+    CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
+    const std::vector<float> logits = from_file.forward(ids);
+    CHECK(logits == gemma4::model<gemma4::q2_k_policy>::load(c, memory_source(c, master)).forward(ids));
+
+    // The rehearsal's f32 weights predict the packed model up to its Q8_K
+    // activations and bf16 KV cache: far closer than the unquantized weights,
+    // which differ from it by the 2-bit rounding of every weight.
+    const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+        float worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+        return worst;
+    };
+    const std::vector<float> seen_logits = gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, seen)).forward(ids);
+    const std::vector<float> master_logits =
+        gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
+    const float packed_error = max_diff(logits, seen_logits), weight_error = max_diff(master_logits, seen_logits);
+    MESSAGE("max |logit difference| from the rehearsal's f32 forward: packed Q2_K model " << packed_error
+                                                                                          << ", unquantized weights "
+                                                                                          << weight_error);
+    CHECK(packed_error > 0.0f); // Q8_K activations do round
+    CHECK(packed_error < 0.25f * weight_error);
 }
 
 TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up front") {

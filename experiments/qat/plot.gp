@@ -3,7 +3,11 @@
 # starts where the baseline ends), and each arm's validation perplexity
 # against the f32 baseline's, mean over the seeds with min..max (right).
 #
-#   gnuplot -e "dir='SEED_DIR'; means='MEANS.tsv'; base_steps=N; png='OUT.png'" plot.gp
+#   gnuplot -c plot.gp SEED_DIR MEANS.tsv BASE_STEPS OUT.png
+dir = ARG1
+means = ARG2
+base_steps = ARG3 + 0
+png = ARG4
 set terminal pngcairo size 1400,560 font "sans,11" noenhanced
 set output png
 set datafile separator "\t"

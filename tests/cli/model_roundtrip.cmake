@@ -4,7 +4,8 @@
 #   f32:  GGUF logits == directory logits, byte for byte (same weights, same
 #         code), and within 1e-4 of max |logit| of transformers' reference;
 #   q4_0: GGUF logits == directory logits with --policy q4_0, byte for byte
-#         (convert quantizes as the model's loader does).
+#         (convert quantizes as the model's loader does);
+#   lattice: the Q4_0 file lies on Q4_0 grids, convert --lattice keeps it.
 # Leaves cut.gguf, a truncated copy, for the corrupt-file error test.
 #
 #   -DCLI=qtensor -DUTIL=qtensor_cli_testutil -DMODEL=fixture dir -DWORK_DIR=dir
@@ -64,6 +65,24 @@ execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files hf.f32 hf_q4_0.f32
     WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc)
 if(rc STREQUAL "0")
     message(FATAL_ERROR "q4_0 logits are the f32 logits")
+endif()
+
+# A Q4_0 file is on Q4_0 grids by construction: lattice finds every block on
+# one, none that ggml's rule moves; convert --lattice of it keeps its values,
+# so its logits are the file's, byte for byte.
+execute_process(COMMAND "${CLI}" lattice q4_0.gguf WORKING_DIRECTORY "${WORK_DIR}"
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc STREQUAL "0" OR NOT out MATCHES "\ntotal +[0-9]+ +100\\.0%  [^\n]* +0\\.0% +[0-9.e+-]+ +[0-9.e+-]+\n$")
+    message(FATAL_ERROR "lattice q4_0.gguf (${rc}):\n${out}")
+endif()
+step("${CLI}" convert --policy q4_0 --lattice q4_0.gguf lattice.gguf)
+step("${CLI}" logits --policy q4_0 --threads 2 --ids ${ids} --out lattice_q4_0.f32 lattice.gguf)
+step("${CMAKE_COMMAND}" -E compare_files gguf_q4_0.f32 lattice_q4_0.f32)
+# The fixture's random weights lie on no grid.
+execute_process(COMMAND "${CLI}" lattice "${MODEL}" WORKING_DIRECTORY "${WORK_DIR}"
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc STREQUAL "0" OR NOT out MATCHES "\ntotal +[0-9]+ +0\\.0%  - ")
+    message(FATAL_ERROR "lattice ${MODEL} (${rc}):\n${out}")
 endif()
 
 file(SIZE "${WORK_DIR}/f32.gguf" size)

@@ -68,10 +68,13 @@ qtensor_cli_error(model_no_config 1 "^qtensor: .*/gemma4/config\\.json: cannot o
     generate --ids 1 --max-new 1 ${gemma4_data})
 qtensor_cli_error(context_exceeded 1 "^qtensor: generate: 301 positions exceed the model's context of 256"
     generate --ids 1 --max-new 300 ${e2b})
+qtensor_cli_error(ppl_id_in_tail 1 "^qtensor: ppl: token id 600 \\(position 3\\) is outside the model's vocabulary of 512"
+    ppl --ids 3,4,5,600 --ctx 3 ${e2b})
+qtensor_cli_error(ppl_data_directory 1 "^qtensor: ppl: '.*' is a directory" ppl --data ${e2b} ${e2b})
 qtensor_cli_error(ppl_one_token 1 "^qtensor: ppl: 1 token\\(s\\): at least 2 are needed" ppl --ids 7 ${e2b})
 qtensor_cli_error(ppl_no_data 1 "^qtensor: ppl: cannot open 'no/such\\.txt'" ppl --data no/such.txt ${e2b})
 qtensor_cli_error(ppl_context 1 "^qtensor: ppl: 300 positions exceed the model's context of 256"
-    ppl --data ${PROJECT_SOURCE_DIR}/LICENSE --ctx 300 ${e2b})
+    ppl --ids 3,4 --ctx 300 ${e2b})
 qtensor_cli_error(convert_unwritable 1 "^qtensor: output no/dir/out\\.gguf: cannot create the temporary file"
     convert ${e2b} no/dir/out.gguf)
 qtensor_cli_error(gguf_truncated 1 "^qtensor: .*cut\\.gguf: tensor '.*' data .* runs past the end of the file"
@@ -109,6 +112,11 @@ qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::loss_and_gradients: tok
 qtensor_cli_vs_hf(ppl 1e-5)
 add_test(NAME cli_ppl_text COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b}
     -DWORK_DIR=${QTENSOR_CLI_WORK}/ppl_text -P ${QTENSOR_CLI_TEST_DIR}/ppl_text.cmake)
+qtensor_cli_run(lattice_help CODE 0 STDOUT "^usage: qtensor lattice \\[--type q4_0\\] MODEL" ARGS help lattice)
+qtensor_cli_error(lattice_type 2 "^qtensor: lattice: --type 'q8_0' is not supported \\(only q4_0\\)"
+    lattice --type q8_0 ${e2b})
+qtensor_cli_error(convert_lattice_f32 2 "^qtensor: convert: --lattice packs Q4_0 blocks on their grids, and policy f32 stores nothing as q4_0"
+    convert --lattice ${e2b} out.gguf)
 qtensor_cli_run(ppl_help CODE 0 STDOUT "^usage: qtensor ppl .*--data TEXT .*--ids IDS.* MODEL\n" ARGS help ppl)
 
 # --- train: the loss falls, a resumed run is the same run, the result is a model ---

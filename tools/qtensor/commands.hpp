@@ -30,6 +30,10 @@ int run_generate(std::span<const std::string_view> args);
 void print_ppl_help();
 int run_ppl(std::span<const std::string_view> args);
 
+// lattice.cpp
+void print_lattice_help();
+int run_lattice(std::span<const std::string_view> args);
+
 // train_commands.cpp: training.
 void print_grad_help();
 int run_grad(std::span<const std::string_view> args);

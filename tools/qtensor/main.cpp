@@ -34,6 +34,8 @@ constexpr command commands[] = {
     {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
      run_generate},
     {"ppl", "perplexity of a Gemma 4 model on a text (byte tokens) or on token ids", print_ppl_help, run_ppl},
+    {"lattice", "how a model's Q4_0 blocks sit on Q4_0 grids (QAT checkpoints), and what packing does",
+     print_lattice_help, run_lattice},
     {"grad", "the training loss of token ids and every parameter's gradient -> safetensors",
      print_grad_help, run_grad},
     {"train", "train or fine-tune a Gemma 4 model on a text (byte tokens), with QAT", print_train_help,

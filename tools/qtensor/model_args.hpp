@@ -96,6 +96,8 @@ inline std::string model_path(std::string_view command, const std::string_view a
 
 // The whole of a file's bytes (a text to train on or to score).
 inline std::string read_text(std::string_view command, const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) run_error(std::string(command) + ": " + in_quotes(path) + " is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in) run_error(std::string(command) + ": cannot open " + in_quotes(path));
     std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

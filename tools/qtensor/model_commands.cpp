@@ -29,6 +29,7 @@
 #include "qtensor/core/text.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/lattice.hpp"
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/kernels/executor.hpp"
@@ -44,8 +45,9 @@ namespace {
 constexpr option_spec convert_options[] = {
     {"policy", 'p', true},
     {"verbose", 'v', false},
+    {"lattice", 0, false},
 };
-enum : std::size_t { conv_policy, conv_verbose };
+enum : std::size_t { conv_policy, conv_verbose, conv_lattice };
 
 constexpr option_spec logits_options[] = {
     {"policy", 'p', true},
@@ -223,7 +225,8 @@ void print_model_note() {
         "  q8_0   Q8_0 weights and KV cache (per-layer-input projections bf16)\n"
         "  q4_0   Q4_0 attention and MLP, Q8_0 embeddings, bf16 per-layer-input\n"
         "         projections and KV cache (the QAT format)\n"
-        "  q2_k   as q4_0 with Q2_K attention and MLP (rows of multiples of 256)\n"
+        "  q2_k   as q4_0 with Q2_K attention, MLP and experts (rows of multiples\n"
+        "         of 256)\n"
         "Weights already in the policy's scheme are used in place from the file;\n"
         "others are converted when the model loads.\n");
 }
@@ -232,7 +235,7 @@ void print_model_note() {
 
 void print_convert_gguf_help() {
     std::printf(
-        "usage: qtensor convert [--policy POLICY] [--verbose] MODEL OUT.gguf\n"
+        "usage: qtensor convert [--policy POLICY] [--verbose] [--lattice] MODEL OUT.gguf\n"
         "\n"
         "Writes MODEL as a GGUF file with llama.cpp's Gemma 4 tensor names and gemma4.*\n"
         "metadata, each weight in the scheme POLICY gives its role, quantized exactly\n"
@@ -246,6 +249,9 @@ void print_convert_gguf_help() {
         "  -p, --policy POLICY   default f32\n"
         "  -v, --verbose         one line per tensor and a summary on stderr (a\n"
         "                        terminal shows the current tensor anyway)\n"
+        "      --lattice         pack each Q4_0 block that lies on a Q4_0 grid (a QAT\n"
+        "                        checkpoint's) on that grid instead of by ggml's rule,\n"
+        "                        so the file keeps its values (see 'qtensor lattice')\n"
         "  -h, --help            show this help\n"
         "\n"
         "OUT.gguf is written to a temporary file beside it and renamed when complete.\n"
@@ -354,7 +360,14 @@ int run_convert_gguf(std::span<const std::string_view> args) {
     const gemma4::checkpoint ck(model);
     tensor_progress progress(parsed.has(conv_verbose));
     gemma4::with_policy(policy, [&]<class P>(P) {
-        gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(progress));
+        if (!parsed.has(conv_lattice)) return gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(progress));
+        if constexpr (gemma4::q4_0_parameters_possible<P>) {
+            const gemma4::aligned_source<P, gemma4::checkpoint> aligned(ck.config(), ck, ck.names());
+            gemma4::write_gguf<P>(ck.config(), aligned, out.file(), ck.names(), std::ref(progress));
+        } else {
+            usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(P::name) +
+                        " stores nothing as q4_0");
+        }
     });
     end_progress_line();
     if (parsed.has(conv_verbose))
@@ -434,16 +447,25 @@ int run_ppl(std::span<const std::string_view> args) {
     if (parsed.has(pp_ids)) job.tokens = parse_ids(*parsed.values[pp_ids]);
 
     const gemma4::checkpoint ck(model);
+    const gemma4::config& c = ck.config();
     if (parsed.has(pp_data)) {
-        if (ck.config().vocab_size < train::byte_vocab)
+        if (c.input_vocab() < train::byte_vocab)
             run_error("ppl: --data reads bytes as token ids 3 to 258, beyond the model's vocabulary of " +
-                      std::to_string(ck.config().vocab_size) + " (use --ids)");
+                      std::to_string(c.input_vocab()) + " (use --ids)");
         job.tokens = train::byte_tokens(read_text("ppl", std::string(*parsed.values[pp_data])));
     }
     if (job.tokens.size() < 2)
         run_error("ppl: " + std::to_string(job.tokens.size()) + " token(s): at least 2 are needed to predict one");
-    if (!parsed.has(pp_ctx)) job.ctx = std::min(job.ctx, ck.config().max_position_embeddings);
-    check_context("ppl", ck.config(), job.ctx = std::min(job.ctx, job.tokens.size()));
+    // Every id checked before any work, with its place in the whole input.
+    for (std::size_t t = 0; t < job.tokens.size(); ++t)
+        if (static_cast<std::size_t>(job.tokens[t]) >= c.input_vocab())
+            run_error("ppl: token id " + std::to_string(job.tokens[t]) + " (position " + std::to_string(t) +
+                      ") is outside the model's vocabulary of " + std::to_string(c.input_vocab()));
+    if (parsed.has(pp_ctx)) check_context("ppl", c, job.ctx);
+    else job.ctx = std::min(job.ctx, c.max_position_embeddings);
+    job.ctx = std::min(job.ctx, job.tokens.size());
+    if (job.ctx < 2) run_error("ppl: the model's context of " + std::to_string(c.max_position_embeddings) +
+                               " positions predicts nothing");
     // Whole chunks, and a last partial one when it predicts at least one token.
     const std::size_t full = job.tokens.size() / job.ctx, rest = job.tokens.size() % job.ctx;
     job.chunks = std::min(chunk_cap, full + (rest >= 2 ? 1 : 0));

@@ -370,8 +370,7 @@ int run_train(std::span<const std::string_view> args) {
                     " is neither a config.json nor a Hugging Face model (GGUF files cannot be trained: their "
                     "config has no config.json to write beside the weights)");
     const gemma4::config c = gemma4::config::from_hf_file(config_file);
-    const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
-                                                      : c.vocab_size;
+    const std::size_t vocab = c.input_vocab();
     if (vocab < train::byte_vocab)
         run_error("train: the model's vocabulary of " + std::to_string(vocab) + " is too small for byte tokens (" +
                   std::to_string(train::byte_vocab) + ")");

@@ -22,6 +22,7 @@
 #endif
 
 #include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <concepts>
 #include <filesystem>
@@ -109,6 +110,11 @@ struct config {
     rope_config rope_full{"proportional", 1000000.0, 0.25, 1.0};
 
     bool has_per_layer_input() const noexcept { return hidden_size_per_layer_input != 0; }
+
+    // Token ids below this have an embedding row (and a per-layer one).
+    std::size_t input_vocab() const noexcept {
+        return has_per_layer_input() ? std::min(vocab_size, vocab_size_per_layer_input) : vocab_size;
+    }
 
     // Layers [first_kv_shared_layer(), L) reuse another layer's K/V.
     std::size_t first_kv_shared_layer() const noexcept {

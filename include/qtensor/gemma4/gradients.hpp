@@ -503,8 +503,7 @@ public:
         if (n_ == 0 || n_ % seq_ != 0)
             throw error("gemma4::loss_and_gradients: " + std::to_string(n_) +
                         " ids are not whole sequences of " + std::to_string(seq_));
-        const std::size_t vocab = c.has_per_layer_input() ? std::min(c.vocab_size, c.vocab_size_per_layer_input)
-                                                          : c.vocab_size;
+        const std::size_t vocab = c.input_vocab();
         for (std::size_t t = 0; t < n_; ++t)
             if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
                 throw error("gemma4::loss_and_gradients: token id " + std::to_string(ids[t]) + " (position " +

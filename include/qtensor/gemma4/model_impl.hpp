@@ -222,9 +222,7 @@ void model<Policy>::per_layer_input(std::size_t l, std::span<float> h, const std
 template <class Policy>
     requires model_policy<Policy>
 void model<Policy>::check_ids(std::span<const std::int32_t> ids) const {
-    const std::size_t vocab = cfg_.has_per_layer_input()
-                                  ? std::min(cfg_.vocab_size, cfg_.vocab_size_per_layer_input)
-                                  : cfg_.vocab_size;
+    const std::size_t vocab = cfg_.input_vocab();
     for (std::size_t t = 0; t < ids.size(); ++t)
         if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= vocab)
             throw error("gemma4::model: token id " + std::to_string(ids[t]) + " at position " +
