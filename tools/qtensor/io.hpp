@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -225,6 +226,27 @@ private:
     bool enabled_;
     std::uintmax_t done_ = 0;
     std::uintmax_t next_ = step;
+};
+
+// The status line of a loop of `total` steps (train, ppl): rewritten in place
+// on a terminal, else one line every twentieth of the run and at its end.
+class step_progress {
+public:
+    explicit step_progress(std::size_t total)
+        : every_(std::max<std::size_t>(1, total / 20)), tty_(::isatty(::fileno(stderr)) != 0) {}
+
+    // Whether step `done` (1-based) shows; `last`: the run's final step.
+    bool due(std::size_t done, bool last) const noexcept { return tty_ || last || done % every_ == 0; }
+
+    void show(const char* line) {
+        std::fprintf(stderr, "%s%s%s", tty_ ? "\r\033[K" : "", line, tty_ ? "" : "\n");
+        progress_line_open = tty_;
+        std::fflush(stderr);
+    }
+
+private:
+    std::size_t every_;
+    bool tty_;
 };
 
 } // namespace qtensor::cli

@@ -178,8 +178,7 @@ template <class P>
 void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
     const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
     const std::size_t V = ck.config().vocab_size;
-    const bool tty = ::isatty(::fileno(stderr)) != 0;
-    const std::size_t report_every = std::max<std::size_t>(1, job.chunks / 20);
+    step_progress status(job.chunks);
     std::vector<double> row(V);
     double nats = 0; // summed in double: many terms
     std::size_t scored = 0, ran = 0;
@@ -198,12 +197,12 @@ void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::execu
             ++scored;
         }
         const std::size_t done = k + 1;
-        if (job.chunks > 1 && (tty || done % report_every == 0 || done == job.chunks)) {
-            std::fprintf(stderr, "%sqtensor: ppl: chunk %zu/%zu  perplexity so far %.4f  %.0f tok/s%s",
-                         tty ? "\r\033[K" : "", done, job.chunks, std::exp(nats / static_cast<double>(scored)),
-                         static_cast<double>(ran) / std::max(seconds_since(t0), 1e-9), tty ? "" : "\n");
-            progress_line_open = tty;
-            std::fflush(stderr);
+        if (job.chunks > 1 && status.due(done, done == job.chunks)) {
+            char line[128];
+            std::snprintf(line, sizeof line, "qtensor: ppl: chunk %zu/%zu  perplexity so far %.4f  %.0f tok/s", done,
+                          job.chunks, std::exp(nats / static_cast<double>(scored)),
+                          static_cast<double>(ran) / std::max(seconds_since(t0), 1e-9));
+            status.show(line);
         }
     }
     end_progress_line();

@@ -164,8 +164,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     constexpr bool rehearses = !std::is_same_v<P, gemma4::f32_policy>; // f32: the forward reads the master weights
     loss_log log(out / "loss.tsv", state.step);
 
-    const bool tty = ::isatty(::fileno(stderr)) != 0;
-    const std::size_t report_every = std::max<std::size_t>(1, rs.steps / 20);
+    step_progress status(rs.steps);
     const std::size_t tokens_per_step = rs.batch * rs.accum * rs.seq;
     std::size_t saved_activations = 0;
     const auto t0 = std::chrono::steady_clock::now();
@@ -200,13 +199,12 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
         const double rate = static_cast<double>((done - state.step) * tokens_per_step) / std::max(elapsed, 1e-9);
         log.add(done, loss, lr, norm, rate);
         if (done % save_every == 0 || done == until) gemma4::save_training_state(out, c, master, opt, run);
-        if (tty || done % report_every == 0 || done == until) {
+        if (status.due(done, done == until)) {
             const double eta = elapsed / static_cast<double>(done - state.step) * static_cast<double>(until - done);
-            std::fprintf(stderr, "%sqtensor: train: step %llu/%zu  loss %.4f  lr %.3g  %.0f tok/s  ETA %s%s",
-                         tty ? "\r\033[K" : "", static_cast<unsigned long long>(done), rs.steps, loss, lr, rate,
-                         duration(eta).c_str(), tty ? "" : "\n");
-            progress_line_open = tty;
-            std::fflush(stderr);
+            char line[160];
+            std::snprintf(line, sizeof line, "qtensor: train: step %llu/%zu  loss %.4f  lr %.3g  %.0f tok/s  ETA %s",
+                          static_cast<unsigned long long>(done), rs.steps, loss, lr, rate, duration(eta).c_str());
+            status.show(line);
         }
     }
     end_progress_line();
