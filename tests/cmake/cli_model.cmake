@@ -58,6 +58,29 @@ qtensor_cli_error(ppl_both_inputs 2 "^qtensor: ppl: give one of --data and --ids
 qtensor_cli_error(ppl_ctx_one 2 "^qtensor: ppl: --ctx must be at least 2" ppl --ids 1,2 --ctx 1 ${e2b})
 qtensor_cli_error(convert_one_arg 2 "^qtensor: convert: expected MODEL and OUT\\.gguf, got 1" convert ${e2b})
 
+# --- footprint on the released sizes' configs (docs/configs) ------------------
+# Hand-worked from docs/gemma4.md's E2B geometry: the per-layer table is
+# 262144 x (35 x 256) = 2348810240 values, 1321205760 bytes as Q4_0 (18 bytes
+# per 32); the bf16 KV cache for 4096 tokens is 12 sliding layers x 2 x 512 x
+# 256 x 2 bytes + 3 full layers x 2 x 4096 x 512 x 2 bytes = 31457280 bytes.
+set(configs ${PROJECT_SOURCE_DIR}/docs/configs)
+qtensor_cli_run(footprint_help CODE 0 STDOUT "^usage: qtensor footprint .*--text-only\\] CONFIG" ARGS footprint --help)
+qtensor_cli_run(footprint_e2b CODE 0
+    STDOUT "policy q4_0, embedding=q4_0\n.*per-layer table +q4_0 +1 +2348810240 +1321205760 +0\n.*vision encoder.*KV cache: +--context N counts it\n$"
+    ARGS footprint --policy q4_0 --set embedding=q4_0 ${configs}/gemma4-e2b.json)
+qtensor_cli_run(footprint_kv CODE 0
+    STDOUT "per-layer table +bf16 +1 +2348810240 +4697620480 +73400320\n.*KV cache \\(bf16\\): +0\\.031 GB .*for 4096 tokens\n$"
+    ARGS footprint --policy bf16 --context 4096 --text-only ${configs}/gemma4-e2b.json)
+qtensor_cli_error(footprint_q2_k_rows 1
+    "^qtensor: footprint: model\\.layers\\.0\\.mlp\\.down_proj\\.weight has rows of 2112 elements, not whole q2_k blocks of 256"
+    footprint --policy q2_k ${configs}/gemma4-26b-a4b.json)
+qtensor_cli_error(footprint_set_part 2 "^qtensor: footprint: --set: storage_plan: unknown part \"lm_head\""
+    footprint --set lm_head=q4_0 ${configs}/gemma4-e2b.json)
+qtensor_cli_error(footprint_set_form 2 "^qtensor: footprint: --set 'mlp' is not PART=SCHEME"
+    footprint --set mlp ${configs}/gemma4-e2b.json)
+qtensor_cli_error(footprint_context 1 "^qtensor: footprint: 200000 positions exceed the model's context of 131072"
+    footprint --context 200000 ${configs}/gemma4-e2b.json)
+
 # Failed runs: exit 1, one line, nothing left behind.
 qtensor_cli_error(ids_out_of_vocab 1
     "^qtensor: gemma4::model: token id 512 at position 1 is out of range for a vocabulary of 512"

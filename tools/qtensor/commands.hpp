@@ -30,6 +30,10 @@ int run_generate(std::span<const std::string_view> args);
 void print_ppl_help();
 int run_ppl(std::span<const std::string_view> args);
 
+// footprint.cpp
+void print_footprint_help();
+int run_footprint(std::span<const std::string_view> args);
+
 // lattice.cpp
 void print_lattice_help();
 int run_lattice(std::span<const std::string_view> args);

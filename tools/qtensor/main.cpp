@@ -34,6 +34,8 @@ constexpr command commands[] = {
     {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
      run_generate},
     {"ppl", "perplexity of a Gemma 4 model on a text (byte tokens) or on token ids", print_ppl_help, run_ppl},
+    {"footprint", "the bytes a Gemma 4 config takes in a policy: per part, mapped, KV cache",
+     print_footprint_help, run_footprint},
     {"lattice", "how a model's Q4_0 blocks sit on Q4_0 grids (QAT checkpoints), and what packing does",
      print_lattice_help, run_lattice},
     {"grad", "the training loss of token ids and every parameter's gradient -> safetensors",

@@ -1,0 +1,189 @@
+// gemma4/footprint.hpp against what it predicts: the tensors write_gguf()
+// writes for a policy (their bytes and the file's data section), the bytes a
+// kv_cache allocates, and Google's published memory table for the released
+// sizes (docs/configs/, docs/footprint.md).
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "memory_source.hpp"
+#include "test_util.hpp"
+#include "qtensor/gemma4/footprint.hpp"
+#include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/kv_cache.hpp"
+#include "qtensor/io/gguf.hpp"
+#include "qtensor/io/json.hpp"
+
+using namespace qtensor;
+using qtensor_test::memory_source;
+using qtensor_test::message_of;
+using qtensor_test::scratch_dir;
+
+namespace {
+
+const std::string fixtures = std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4";
+const std::string configs = std::string(QTENSOR_TEST_DATA_DIR) + "/../../docs/configs";
+
+struct released {
+    gemma4::config text;
+    gemma4::encoder_parameters encoders;
+};
+
+released read_released(const std::string& name) {
+    const std::string path = configs + "/gemma4-" + name + ".json";
+    const std::string text = qtensor_test::read_file(path);
+    const nlohmann::json j = io::parse_json(text, gemma4::max_config_depth, path);
+    return {gemma4::config::from_hf_json(j), gemma4::encoder_parameters::from_hf_json(j)};
+}
+
+// The footprint of policy P's GGUF, checked against the file write_gguf writes.
+template <class P>
+void check_against_gguf(const std::string& fixture) {
+    CAPTURE(fixture);
+    CAPTURE(P::name);
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
+    const gemma4::footprint f = gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0);
+    const memory_source src(c, gemma4::init_parameters(c, 3), ggml_type::f32);
+    const scratch_dir tmp;
+    gemma4::write_gguf<P>(c, src, tmp / "m.gguf");
+    const io::gguf_file g(tmp / "m.gguf");
+    std::size_t bytes = 0, tensors = 0;
+    for (const io::tensor_entry& e : g.entries()) {
+        bytes += e.data.size();
+        ++tensors;
+    }
+    std::size_t counted = 0;
+    for (const gemma4::footprint_part& p : f.parts) counted += p.tensors;
+    // The file also holds llama.cpp's rope_freqs for the full layers' partial RoPE.
+    const std::size_t rope_freqs = gemma4::rope_freq_factors(c).size();
+    CHECK(rope_freqs > 0);
+    CHECK(counted + 1 == tensors);
+    CHECK(f.bytes + rope_freqs * sizeof(float) == bytes);
+    CHECK(f.tensor_data == std::filesystem::file_size(tmp / "m.gguf") - g.data_offset());
+}
+
+template <class KV>
+void check_kv_cache(const gemma4::config& c, std::size_t positions) {
+    CAPTURE(KV::name);
+    CAPTURE(positions);
+    gemma4::storage_plan plan = gemma4::storage_plan::of<gemma4::f32_policy>();
+    plan.set("kv_cache", KV::name);
+    CHECK(gemma4::measure_footprint(c, plan, positions).kv_cache == gemma4::kv_cache<KV>(c, positions).bytes());
+}
+
+double gb(std::size_t bytes) { return static_cast<double>(bytes) / 1e9; }
+
+} // namespace
+
+TEST_CASE("gemma4 footprint: the bytes write_gguf writes, per policy") {
+    for (const char* fixture : {"tiny-e2b", "tiny-moe"}) {
+        check_against_gguf<gemma4::f32_policy>(fixture);
+        check_against_gguf<gemma4::bf16_policy>(fixture);
+        check_against_gguf<gemma4::q8_0_policy>(fixture);
+        check_against_gguf<gemma4::q4_0_policy>(fixture);
+    }
+}
+
+TEST_CASE("gemma4 footprint: the KV cache as kv_cache allocates it") {
+    for (const char* fixture : {"tiny-e2b", "tiny-moe"}) {
+        const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
+        CAPTURE(fixture);
+        // Below, at and beyond the sliding window (ring buffers stop growing).
+        for (const std::size_t n : {std::size_t{1}, c.sliding_window - 1, c.sliding_window, 3 * c.sliding_window}) {
+            check_kv_cache<f32>(c, n);
+            check_kv_cache<bf16>(c, n);
+        }
+    }
+    // A full-size config: sliding layers hold 512 positions, full ones all.
+    const released e2b = read_released("e2b");
+    check_kv_cache<q8_0>(e2b.text, 4096);
+    CHECK(gemma4::measure_footprint(e2b.text, gemma4::storage_plan::of<gemma4::bf16_policy>(), 0).kv_cache == 0);
+}
+
+TEST_CASE("gemma4 footprint: resident when mapped: lookup tables by the rows read") {
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    const gemma4::storage_plan plan = gemma4::storage_plan::of<gemma4::bf16_policy>();
+    const gemma4::footprint none = gemma4::measure_footprint(c, plan, 0), some = gemma4::measure_footprint(c, plan, 5);
+    const std::size_t ple_row = c.num_hidden_layers * c.hidden_size_per_layer_input * 2;
+    for (std::size_t i = 0; i < none.parts.size(); ++i) {
+        CAPTURE(none.parts[i].name);
+        if (none.parts[i].name == "per-layer table") {
+            CHECK(none.parts[i].resident == 0);
+            CHECK(some.parts[i].resident == 5 * ple_row);
+        } else {
+            // The token table is also the (tied) LM head, which reads every row.
+            CHECK(none.parts[i].resident == none.parts[i].bytes);
+        }
+    }
+    CHECK(some.resident == none.resident + 5 * ple_row);
+    CHECK(gemma4::measure_footprint(c, plan, c.vocab_size_per_layer_input + 9).resident == none.bytes);
+}
+
+TEST_CASE("gemma4 footprint: what cannot be stored is refused, naming it") {
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    // The fixture's rows are 128 wide: no whole Q2_K block of 256.
+    CHECK(message_of([&] { gemma4::measure_footprint(c, gemma4::storage_plan::of<gemma4::q2_k_policy>(), 0); })
+              .find("footprint: model.layers.0.self_attn.q_proj.weight has rows of 128 elements, not whole q2_k "
+                    "blocks of 256") != std::string::npos);
+    gemma4::storage_plan plan = gemma4::storage_plan::of<gemma4::f32_policy>();
+    CHECK(message_of([&] { plan.set("lm_head", "q4_0"); }).find("unknown part \"lm_head\"") != std::string::npos);
+    CHECK(message_of([&] { plan.set("mlp", "q5_0"); }).find("unknown scheme \"q5_0\"") != std::string::npos);
+    CHECK(message_of([&] { plan.set("mlp", "q8_k"); }).find("activation format") != std::string::npos);
+    plan.set("mlp", "Q4_K"); // ggml's spelling works too
+    CHECK(plan[gemma4::weight_role::mlp].scheme == "q4_k");
+}
+
+// Google's table (weights only, GB = 1e9 bytes), from the Gemma 4 overview:
+//   model    BF16  SFP8  Q4_0
+//   E2B      11.4   5.7   2.9
+//   E4B      17.9   8.9   4.5
+//   12B      26.7  13.4   6.7
+//   26B A4B  57.7  28.8  14.4
+//   31B      69.9  34.9  17.5
+// Q4_0 counts every weight, the token and per-layer tables included, as Q4_0
+// (4.5 bits); 8 bits is counted here as Q8_0 (8.5 bits). The BF16 column is
+// four times the Q4_0 one in every row, 18 bits a weight: 9/8 of what bf16
+// takes (docs/footprint.md).
+TEST_CASE("gemma4 footprint: the released sizes against Google's memory table") {
+    struct row {
+        std::string name;
+        double bf16, sfp8, q4_0;
+    };
+    for (const row& r : {row{"e2b", 11.4, 5.7, 2.9}, row{"e4b", 17.9, 8.9, 4.5}, row{"12b", 26.7, 13.4, 6.7},
+                         row{"26b-a4b", 57.7, 28.8, 14.4}, row{"31b", 69.9, 34.9, 17.5}}) {
+        CAPTURE(r.name);
+        const released m = read_released(r.name);
+        gemma4::storage_plan q4 = gemma4::storage_plan::of<gemma4::q4_0_policy>();
+        q4.set("embedding", "q4_0");
+        q4.set("per_layer", "q4_0");
+        gemma4::storage_plan q8 = gemma4::storage_plan::of<gemma4::q8_0_policy>();
+        q8.set("per_layer", "q8_0");
+        const double q4_0 = gb(gemma4::measure_footprint(m.text, q4, 0, m.encoders).bytes);
+        const double sfp8 = gb(gemma4::measure_footprint(m.text, q8, 0, m.encoders).bytes);
+        const double bf16 =
+            gb(gemma4::measure_footprint(m.text, gemma4::storage_plan::of<gemma4::bf16_policy>(), 0, m.encoders).bytes);
+        MESSAGE(r.name << ": bf16 " << bf16 << " GB (Google " << r.bf16 << "), 8-bit " << sfp8 << " (" << r.sfp8
+                       << "), Q4_0 " << q4_0 << " (" << r.q4_0 << ")");
+        CHECK(q4_0 == doctest::Approx(r.q4_0).epsilon(0.10));
+        CHECK(sfp8 == doctest::Approx(r.sfp8).epsilon(0.10));
+        CHECK(bf16 * 18 / 16 == doctest::Approx(r.bf16).epsilon(0.02));
+    }
+}
+
+TEST_CASE("gemma4 footprint: parameter counts of the released sizes") {
+    // Google's model cards: E2B 5.1B parameters with embeddings, E4B 8B (both
+    // with their vision and audio encoders).
+    const auto total = [](const char* name) {
+        const released m = read_released(name);
+        return static_cast<double>(
+            gemma4::measure_footprint(m.text, gemma4::storage_plan::of<gemma4::f32_policy>(), 0, m.encoders)
+                .parameters);
+    };
+    CHECK(total("e2b") == doctest::Approx(5.1e9).epsilon(0.02));
+    CHECK(total("e4b") == doctest::Approx(8.0e9).epsilon(0.02));
+}
