@@ -284,6 +284,10 @@ TEST_CASE("configs GGUF cannot express, and metadata that does not make a config
     metadata_source rope(e2b().config);
     rope.rope_factors[20] = 2.0f;
     CHECK(message_of([&] { gemma4::config_from_gguf(rope); }).find("rope_freqs.weight entry 20") != std::string::npos);
+    metadata_source vocab(e2b().config);
+    vocab.writer.set("gemma4.vocab_size", io::gguf_value::u32(511));
+    CHECK(message_of([&] { gemma4::config_from_gguf(vocab); })
+              .find("gemma4.vocab_size = 511, but token_embd.weight has 512 rows") != std::string::npos);
 }
 
 TEST_CASE("tiny-e2b converted with the f32 policy: llama.cpp's names, and the same logits as from Hugging Face") {
@@ -301,6 +305,9 @@ TEST_CASE("tiny-e2b converted with the f32 policy: llama.cpp's names, and the sa
     CHECK(file.metadata_integer("gemma4.embedding_length_per_layer_input") == 16);
     CHECK(file.metadata_integer("gemma4.attention.shared_kv_layers") == 2);
     CHECK(file.metadata_float("gemma4.final_logit_softcapping") == 30.0);
+    // What llama.cpp needs to load a file without a tokenizer.
+    CHECK(file.metadata_string("tokenizer.ggml.model") == "no_vocab");
+    CHECK(file.metadata_integer("gemma4.vocab_size") == 512);
     // The 101 tensors of the Hugging Face file, renamed, and rope_freqs.
     CHECK(file.entries().size() == 102);
     CHECK(reported == 102);
@@ -343,6 +350,41 @@ TEST_CASE("tiny-e2b converted with the f32 policy: llama.cpp's names, and the sa
     const std::vector<float> from_gguf = m.forward(f.ids);
     CHECK(from_gguf == logits_of<gemma4::f32_policy>(f.config, f.weights, {}, f.ids));
     CHECK(max_diff(from_gguf, f.logits) <= 1e-4 * max_abs(f.logits));
+}
+
+TEST_CASE("convert carries a GGUF source's tokenizer over, key for key") {
+    const fixture& f = e2b();
+    const scratch_dir tmp;
+    const std::string plain = tmp.file("plain.gguf"), with = tmp.file("tokenizer.gguf"), out = tmp.file("out.gguf");
+    gemma4::write_gguf<gemma4::f32_policy>(f.config, f.weights, plain);
+    // The same file with a tokenizer (a made-up one: 512 pieces).
+    {
+        const io::gguf_file p(plain);
+        io::gguf_writer w;
+        for (const io::gguf_kv& kv : p.metadata()) w.set(kv.key, kv.value);
+        std::vector<std::string> tokens;
+        for (int i = 0; i < 512; ++i) tokens.push_back("piece" + std::to_string(i));
+        w.set("tokenizer.ggml.model", io::gguf_value::string("llama"));
+        w.set("tokenizer.ggml.tokens", io::gguf_value::array(tokens));
+        w.set("tokenizer.ggml.bos_token_id", io::gguf_value::u32(2));
+        for (const io::tensor_entry& e : p.entries()) w.add_tensor(e);
+        io::output_file o(with);
+        w.write(o);
+    }
+    const gemma4::checkpoint ck(with);
+    gemma4::write_gguf<gemma4::q8_0_policy>(ck.config(), ck, out, ck.names());
+    const io::gguf_file src(with), dst(out);
+    std::size_t carried = 0;
+    for (const io::gguf_kv& kv : src.metadata()) {
+        if (!kv.key.starts_with("tokenizer.")) continue;
+        CAPTURE(kv.key);
+        const io::gguf_value* v = dst.find_metadata(kv.key);
+        REQUIRE(v != nullptr);
+        CHECK(*v == kv.value);
+        ++carried;
+    }
+    CHECK(carried == 3);
+    CHECK(dst.metadata_string("tokenizer.ggml.model") == "llama");
 }
 
 TEST_CASE("converted with the q4_0 policy: stored in the policy's schemes, used in place, same logits") {

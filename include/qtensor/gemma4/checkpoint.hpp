@@ -21,6 +21,7 @@
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/gemma4/weights.hpp"
+#include "qtensor/io/gguf_value.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -48,6 +49,10 @@ public:
     // Every tensor the file stores, by its own name (load_weights refuses
     // those the config does not use).
     std::vector<std::string_view> tensor_names() const;
+
+    // The tokenizer.* keys of a GGUF file, for write_gguf to carry over; none
+    // from a Hugging Face checkpoint.
+    std::vector<io::gguf_kv> tokenizer_metadata() const;
 
 private:
     // The open io::safetensors_checkpoint or io::gguf_file (checkpoint_impl.hpp),

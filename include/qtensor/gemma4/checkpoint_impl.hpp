@@ -86,6 +86,14 @@ QTENSOR_INLINE std::vector<std::string_view> checkpoint::tensor_names() const {
     }, file_->reader);
 }
 
+QTENSOR_INLINE std::vector<io::gguf_kv> checkpoint::tokenizer_metadata() const {
+    std::vector<io::gguf_kv> out;
+    if (const auto* f = std::get_if<io::gguf_file>(&file_->reader))
+        for (const io::gguf_kv& kv : f->metadata())
+            if (kv.key.starts_with("tokenizer.")) out.push_back(kv);
+    return out;
+}
+
 #if defined(QTENSOR_DEFINE)
 #define QTENSOR_GEMMA4_LOAD_WEIGHTS(P)                                                  \
     template weights<P> load_weights<P>(const config&, const std::vector<layer_info>&, \

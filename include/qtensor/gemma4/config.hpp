@@ -207,7 +207,7 @@ constexpr config_field<rope_config, T, Gguf> field(rope_config config::* rope, T
 // clang-format off
 inline constexpr std::tuple config_fields{
     //    config field                          config.json key                if absent  GGUF key (or tag)                        only with
-    field(&config::vocab_size,                  "vocab_size",                  required,  gguf_derived),                          // V: rows of token_embd
+    field(&config::vocab_size,                  "vocab_size",                  required,  gguf_derived),                          // V: rows of token_embd (written as vocab_size too, for llama.cpp)
     field(&config::hidden_size,                 "hidden_size",                 required,  "embedding_length"),                    // D
     field(&config::num_hidden_layers,           "num_hidden_layers",           required,  "block_count"),                         // L
     field(&config::num_attention_heads,         "num_attention_heads",         required,  "attention.head_count"),                // H

@@ -226,6 +226,8 @@ inline void write_metadata(const config& c, io::gguf_writer& w) {
     set_u32("attention.value_length_swa", d_swa);
     set_u32("rope.dimension_count", d_main);
     set_u32("rope.dimension_count_swa", d_swa);
+    // llama.cpp reads the vocabulary size from here when the file has no token list.
+    set_u32("vocab_size", c.vocab_size);
     std::vector<bool> pattern;
     for (attention_type t : c.layer_types) pattern.push_back(t == attention_type::sliding);
     w.set(key("attention.sliding_window_pattern"), gguf_value::array(std::move(pattern)));
@@ -276,6 +278,9 @@ config config_from_gguf(const F& f) {
     const io::tensor_entry& embed = io::require(f, gguf_name("model.embed_tokens.weight"));
     if (embed.shape.size() != 2) throw error(path + ": token_embd.weight is not a matrix");
     c.vocab_size = embed.shape[0];
+    if (const std::size_t v = detail::read_or<std::size_t>(f, key("vocab_size"), c.vocab_size); v != c.vocab_size)
+        throw error(path + ": " + key("vocab_size") + " = " + std::to_string(v) + ", but token_embd.weight has " +
+                    std::to_string(c.vocab_size) + " rows");
     c.vocab_size_per_layer_input = c.vocab_size;
     c.tie_word_embeddings = f.find(gguf_name("lm_head.weight")) == nullptr;
     if (c.hidden_size_per_layer_input != 0) {
@@ -349,6 +354,12 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
     write_metadata(c, w);
     w.set("general.file_type", io::gguf_value::u32(detail::llama_file_type<P>()));
     w.set("general.quantization_version", io::gguf_value::u32(2));
+    // llama.cpp loads no file without a tokenizer model: the source's
+    // tokenizer, or "no_vocab" (token ids in, token ids out).
+    std::vector<io::gguf_kv> tokenizer;
+    if constexpr (requires { src.tokenizer_metadata(); }) tokenizer = src.tokenizer_metadata();
+    if (tokenizer.empty()) w.set("tokenizer.ggml.model", io::gguf_value::string("no_vocab"));
+    for (io::gguf_kv& kv : tokenizer) w.set(std::move(kv.key), std::move(kv.value));
     const std::vector<float> rope_factors = rope_freq_factors(c);
     if (!rope_factors.empty()) {
         const auto bytes = std::as_bytes(std::span(rope_factors));
