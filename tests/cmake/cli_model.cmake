@@ -26,6 +26,9 @@ add_test(NAME cli_model_roundtrip COMMAND ${CMAKE_COMMAND}
 set_tests_properties(cli_model_roundtrip PROPERTIES FIXTURES_SETUP qtensor_cli_gguf)
 
 set(e2b ${gemma4_data}/tiny-e2b)
+add_test(NAME cli_tty_progress COMMAND ${CMAKE_COMMAND}
+    -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b} -DWORK_DIR=${QTENSOR_CLI_WORK}/tty_progress
+    -P ${QTENSOR_CLI_TEST_DIR}/tty_progress.cmake)
 qtensor_cli_run(convert_help CODE 0 STDOUT "^usage: qtensor convert \\[--policy POLICY\\].*q4_0" ARGS convert --help)
 qtensor_cli_run(logits_help CODE 0 STDOUT "^usage: qtensor logits .*--ids IDS --out FILE MODEL" ARGS help logits)
 qtensor_cli_run(generate_help CODE 0 STDOUT "^usage: qtensor generate .*--max-new N MODEL" ARGS generate -h)

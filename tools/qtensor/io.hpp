@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <algorithm>
@@ -21,6 +22,7 @@
 
 #include "cli.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/io/output_file.hpp"
 
 // POSIX only, like io::output_file and the memory-mapped readers.
@@ -196,36 +198,53 @@ inline void end_progress_line() {
     progress_line_open = false;
 }
 
-// "qtensor: quantize: 1024 / 4096 MiB" every 64 MiB of input: rewritten in
-// place on a terminal, one line each with --verbose when stderr is not one.
+// "qtensor: convert: 1024.0 / 4096.0 MiB, 310.2 MiB/s, 0:10 left": bytes
+// done against the total (when known), the rate so far and the time left.
+// Shown every 64 MiB (every fiftieth of a smaller total): rewritten in place
+// on a terminal; one line each when stderr is not one and `verbose`, else
+// nothing.
 class progress {
 public:
     progress(std::string_view what, bool verbose, std::optional<std::uintmax_t> total_bytes)
-        : what_(what), total_(total_bytes), tty_((::isatty(::fileno(stderr)) != 0)),
-          enabled_(verbose || tty_) {}
+        : what_(what), total_(total_bytes), tty_((::isatty(::fileno(stderr)) != 0)), enabled_(verbose || tty_),
+          step_(total_ ? std::clamp<std::uintmax_t>(*total_ / 50, 1, max_step) : max_step), next_(step_),
+          start_(std::chrono::steady_clock::now()) {}
 
     void advance(std::size_t bytes) {
         done_ += bytes;
         if (!enabled_ || done_ < next_) return;
-        next_ = done_ + step;
-        std::fprintf(stderr, "%sqtensor: %s: %ju", tty_ ? "\r" : "", what_.c_str(), done_ >> 20);
-        if (total_) std::fprintf(stderr, " / %ju", *total_ >> 20);
-        std::fprintf(stderr, " MiB");
+        next_ = done_ + step_;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const double rate = seconds > 0 ? static_cast<double>(done_) / seconds : 0.0; // bytes/s
+        std::fprintf(stderr, "%sqtensor: %s: %.1f", tty_ ? "\r\033[K" : "", what_.c_str(), mebibytes(done_));
+        if (total_) std::fprintf(stderr, " / %.1f", mebibytes(*total_));
+        std::fprintf(stderr, " MiB, %.1f MiB/s", rate / 1048576.0);
+        if (total_ && rate > 0 && *total_ >= done_) {
+            const auto left = static_cast<std::uintmax_t>(static_cast<double>(*total_ - done_) / rate + 0.5);
+            std::fprintf(stderr, ", %ju:%02ju left", left / 60, left % 60);
+        }
         if (tty_) progress_line_open = true;
         else std::fputc('\n', stderr);
         std::fflush(stderr);
     }
 
+    // For a tensor_callback: the bytes of each tensor done.
+    void operator()(const io::tensor_entry& e) { advance(e.data.size()); }
+
     void finish() { end_progress_line(); }
 
 private:
-    static constexpr std::uintmax_t step = std::uintmax_t{64} << 20;
+    static constexpr std::uintmax_t max_step = std::uintmax_t{64} << 20;
+    static double mebibytes(std::uintmax_t b) { return static_cast<double>(b) / 1048576.0; }
+
     std::string what_;
     std::optional<std::uintmax_t> total_;
     bool tty_;
     bool enabled_;
+    std::uintmax_t step_;
     std::uintmax_t done_ = 0;
-    std::uintmax_t next_ = step;
+    std::uintmax_t next_;
+    std::chrono::steady_clock::time_point start_;
 };
 
 // The status line of a loop of `total` steps (train, ppl): rewritten in place

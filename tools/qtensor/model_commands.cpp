@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@
 #include "model_args.hpp"
 #include "qtensor/core/text.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
+#include "qtensor/gemma4/footprint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/lattice.hpp"
 #include "qtensor/gemma4/model.hpp"
@@ -74,28 +76,38 @@ constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
 
-// One line per tensor with --verbose; on a terminal one line rewritten in place.
+// The bytes of policy P's tensors, the total progress counts towards; none
+// when P cannot store them (the conversion then says why).
+template <class P>
+std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c) {
+    try {
+        return gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0).tensor_data;
+    } catch (const qtensor::error&) {
+        return std::nullopt;
+    }
+}
+
+// One line per tensor with --verbose; else, on a terminal, the bytes done.
 class tensor_progress {
 public:
-    explicit tensor_progress(bool verbose) : verbose_(verbose), tty_(::isatty(::fileno(stderr)) != 0) {}
+    tensor_progress(bool verbose, std::optional<std::uintmax_t> total)
+        : verbose_(verbose), bytes_("convert", false, total) {}
 
     void operator()(const io::tensor_entry& e) {
         ++count_;
-        bytes_ += e.data.size();
-        if (!verbose_ && !tty_) return;
-        std::fprintf(stderr, "%sqtensor: convert: %zu: %s %s %s", tty_ && !verbose_ ? "\r\033[K" : "",
-                     count_, printable(e.name).c_str(), std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
-        if (tty_ && !verbose_) progress_line_open = true;
-        else std::fputc('\n', stderr);
-        std::fflush(stderr);
+        total_ += e.data.size();
+        if (!verbose_) return bytes_(e);
+        std::fprintf(stderr, "qtensor: convert: %zu: %s %s %s\n", count_, printable(e.name).c_str(),
+                     std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
     }
 
     std::size_t count() const noexcept { return count_; }
-    std::size_t bytes() const noexcept { return bytes_; }
+    std::size_t bytes() const noexcept { return total_; }
 
 private:
-    bool verbose_, tty_;
-    std::size_t count_ = 0, bytes_ = 0;
+    bool verbose_;
+    progress bytes_;
+    std::size_t count_ = 0, total_ = 0;
 };
 
 // --- logits / generate --------------------------------------------------------
@@ -108,9 +120,18 @@ struct run_job {
     std::size_t max_new = 0; // generate
 };
 
+// Model P from ck; on a terminal, the bytes loaded so far.
+template <class P>
+gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex) {
+    progress loading("loading", false, policy_bytes<P>(ck.config()));
+    auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading));
+    loading.finish();
+    return m;
+}
+
 template <class P>
 void write_logits(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex));
     const std::vector<float> logits = m.forward(job.ids); // [T, V]
     output out(job.out);
     out.write(logits.data(), logits.size() * sizeof(float));
@@ -138,7 +159,7 @@ std::string rate(std::size_t tokens, double seconds) {
 
 template <class P>
 void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex));
     auto cache = m.make_cache(job.ids.size() + job.max_new);
     std::vector<std::int32_t> out;
     const auto t0 = std::chrono::steady_clock::now();
@@ -176,7 +197,7 @@ struct ppl_job {
 
 template <class P>
 void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex));
     const std::size_t V = ck.config().vocab_size;
     step_progress status(job.chunks);
     std::vector<double> row(V);
@@ -246,8 +267,9 @@ void print_convert_gguf_help() {
         "\n"
         "Options:\n"
         "  -p, --policy POLICY   default f32\n"
-        "  -v, --verbose         one line per tensor and a summary on stderr (a\n"
-        "                        terminal shows the current tensor anyway)\n"
+        "  -v, --verbose         one line per tensor and a summary on stderr\n"
+        "                        (without it, a terminal shows the bytes done, the\n"
+        "                        rate and the time left)\n"
         "      --lattice         pack each Q4_0 block that lies on a Q4_0 grid (a QAT\n"
         "                        checkpoint's) on that grid instead of by ggml's rule,\n"
         "                        so the file keeps its values (see 'qtensor lattice')\n"
@@ -357,16 +379,18 @@ int run_convert_gguf(std::span<const std::string_view> args) {
     output out(out_path); // a directory, socket or block device is refused before the conversion starts
 
     const gemma4::checkpoint ck(model);
-    tensor_progress progress(parsed.has(conv_verbose));
-    gemma4::with_policy(policy, [&]<class P>(P) {
-        if (!parsed.has(conv_lattice)) return gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(progress));
-        if constexpr (gemma4::q4_0_parameters_possible<P>) {
+    const tensor_progress progress = gemma4::with_policy(policy, [&]<class P>(P) {
+        tensor_progress tp(parsed.has(conv_verbose), policy_bytes<P>(ck.config()));
+        if (!parsed.has(conv_lattice)) {
+            gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(tp));
+        } else if constexpr (gemma4::q4_0_parameters_possible<P>) {
             const gemma4::aligned_source<P, gemma4::checkpoint> aligned(ck.config(), ck, ck.names());
-            gemma4::write_gguf<P>(ck.config(), aligned, out.file(), ck.names(), std::ref(progress));
+            gemma4::write_gguf<P>(ck.config(), aligned, out.file(), ck.names(), std::ref(tp));
         } else {
             usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(P::name) +
                         " stores nothing as q4_0");
         }
+        return tp;
     });
     end_progress_line();
     if (parsed.has(conv_verbose))

@@ -52,17 +52,19 @@ public:
     // Loads the weights `c` calls for from `src`, by Hugging Face name
     // translated by `names` (empty: src uses HF names). Tensors already in the
     // policy's scheme stay views into src, so src must outlive the model.
-    // `ex` spreads the large ops (linear layers, attention) over threads.
+    // `ex` spreads the large ops (linear layers, attention) over threads;
+    // `on_tensor` (optional) sees each tensor as it is loaded (progress).
     // (Separate compilation compiles load_weights from a checkpoint once:
     // checkpoint.hpp.)
     template <io::tensor_source Source>
-    static model load(gemma4::config c, const Source& src, const name_map& names = {}, kernels::executor ex = {}) {
+    static model load(gemma4::config c, const Source& src, const name_map& names = {}, kernels::executor ex = {},
+                      const tensor_callback& on_tensor = {}) {
         check_sizes(c, src, names);
         model m;
         m.layers_ = c.layers();
         cache_type::check_head_dims(m.layers_);
         m.cfg_ = std::move(c);
-        m.w_ = load_weights<Policy>(m.cfg_, m.layers_, src, names);
+        m.w_ = load_weights<Policy>(m.cfg_, m.layers_, src, names, on_tensor);
         m.ex_ = std::move(ex);
         return m;
     }
