@@ -4,6 +4,7 @@
 // sizes (docs/configs/, docs/footprint.md).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -38,7 +39,7 @@ released read_released(const std::string& name) {
     const std::string path = configs + "/gemma4-" + name + ".json";
     const std::string text = qtensor_test::read_file(path);
     const nlohmann::json j = io::parse_json(text, gemma4::max_config_depth, path);
-    return {gemma4::config::from_hf_json(j), gemma4::encoder_parameters::from_hf_json(j)};
+    return {gemma4::config::from_hf_json(j), gemma4::encoder_parameters::from_json(j)};
 }
 
 // The footprint of policy P's GGUF, checked against the file write_gguf writes.
@@ -105,23 +106,31 @@ TEST_CASE("gemma4 footprint: the KV cache as kv_cache allocates it") {
     CHECK(gemma4::measure_footprint(e2b.text, gemma4::storage_plan::of<gemma4::bf16_policy>(), 0).kv_cache == 0);
 }
 
-TEST_CASE("gemma4 footprint: resident when mapped: lookup tables by the rows read") {
+TEST_CASE("gemma4 footprint: resident when mapped: lookup tables by the pages their rows touch") {
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
     const gemma4::storage_plan plan = gemma4::storage_plan::of<gemma4::bf16_policy>();
     const gemma4::footprint none = gemma4::measure_footprint(c, plan, 0), some = gemma4::measure_footprint(c, plan, 5);
+    // A per-layer row: L x P bf16 values, 192 bytes, within one page or straddling two.
     const std::size_t ple_row = c.num_hidden_layers * c.hidden_size_per_layer_input * 2;
+    REQUIRE(ple_row < gemma4::mapped_page_bytes);
     for (std::size_t i = 0; i < none.parts.size(); ++i) {
         CAPTURE(none.parts[i].name);
         if (none.parts[i].name == "per-layer table") {
             CHECK(none.parts[i].resident == 0);
-            CHECK(some.parts[i].resident == 5 * ple_row);
+            CHECK(some.parts[i].resident == std::min(some.parts[i].bytes, 5 * 2 * gemma4::mapped_page_bytes));
         } else {
             // The token table is also the (tied) LM head, which reads every row.
             CHECK(none.parts[i].resident == none.parts[i].bytes);
         }
     }
-    CHECK(some.resident == none.resident + 5 * ple_row);
-    CHECK(gemma4::measure_footprint(c, plan, c.vocab_size_per_layer_input + 9).resident == none.bytes);
+    // Every row read: the whole table, no more.
+    CHECK(gemma4::measure_footprint(c, plan, c.max_position_embeddings).resident == none.bytes);
+
+    // Encoders are counted in the weights, not in the mapped text model.
+    const gemma4::footprint with = gemma4::measure_footprint(c, plan, 0, {1000, 64});
+    CHECK(with.bytes == none.bytes + 2000 + 128);
+    CHECK(with.resident == none.resident);
+    CHECK(with.parts.back().name == "audio encoder");
 }
 
 TEST_CASE("gemma4 footprint: what cannot be stored is refused, naming it") {
@@ -134,8 +143,23 @@ TEST_CASE("gemma4 footprint: what cannot be stored is refused, naming it") {
     CHECK(message_of([&] { plan.set("lm_head", "q4_0"); }).find("unknown part \"lm_head\"") != std::string::npos);
     CHECK(message_of([&] { plan.set("mlp", "q5_0"); }).find("unknown scheme \"q5_0\"") != std::string::npos);
     CHECK(message_of([&] { plan.set("mlp", "q8_k"); }).find("activation format") != std::string::npos);
+    CHECK(message_of([&] { plan.set("kv_cache", "q4_0"); }).find("the KV cache is f32, bf16 or q8_0, not q4_0") !=
+          std::string::npos);
     plan.set("mlp", "Q4_K"); // ggml's spelling works too
     CHECK(plan[gemma4::weight_role::mlp].scheme == "q4_k");
+    CHECK(message_of([&] { gemma4::measure_footprint(c, plan, c.max_position_embeddings + 1); })
+              .find("positions exceed the model's context of 256") != std::string::npos);
+
+    // Encoder counts: a count from 0 to 2^40 under "vision" and "audio".
+    const auto encoders = [](const char* text) { return gemma4::encoder_parameters::from_json(nlohmann::json::parse(text)); };
+    CHECK(encoders(R"({"qtensor_encoder_parameters": {"audio": 7}})").audio == 7);
+    CHECK(encoders(R"({})").vision == 0);
+    CHECK(message_of([&] { encoders(R"({"qtensor_encoder_parameters": 5})"); }).find("is not an object") !=
+          std::string::npos);
+    CHECK(message_of([&] { encoders(R"({"qtensor_encoder_parameters": {"vision": -1}})"); })
+              .find("qtensor_encoder_parameters.vision is not a count from 0 to 2^40") != std::string::npos);
+    CHECK(message_of([&] { encoders(R"({"qtensor_encoder_parameters": {"audio": 1099511627777}})"); })
+              .find("qtensor_encoder_parameters.audio is not a count") != std::string::npos);
 }
 
 // Google's table (weights only, GB = 1e9 bytes), from the Gemma 4 overview:
@@ -145,10 +169,13 @@ TEST_CASE("gemma4 footprint: what cannot be stored is refused, naming it") {
 //   12B      26.7  13.4   6.7
 //   26B A4B  57.7  28.8  14.4
 //   31B      69.9  34.9  17.5
-// Q4_0 counts every weight, the token and per-layer tables included, as Q4_0
-// (4.5 bits); 8 bits is counted here as Q8_0 (8.5 bits). The BF16 column is
-// four times the Q4_0 one in every row, 18 bits a weight: 9/8 of what bf16
-// takes (docs/footprint.md).
+// Q4_0 counts every weight, the token and per-layer tables and the encoders
+// included, as Q4_0: 4.5 bits. The issue's goal is every figure within 10%;
+// the Q4_0 column holds within 2% (the rounding of the table and of the
+// encoder counts). BF16 and SFP8 are, up to rounding, 4 and 2 times the Q4_0
+// column: 18 and 9 bits a weight, where bf16 takes 16 and Q8_0 8.5
+// (docs/footprint.md). Scaled by those ratios the counts hold within 2%;
+// unscaled, Q8_0 within 10% and bf16 not (11% below).
 TEST_CASE("gemma4 footprint: the released sizes against Google's memory table") {
     struct row {
         std::string name;
@@ -164,13 +191,14 @@ TEST_CASE("gemma4 footprint: the released sizes against Google's memory table") 
         gemma4::storage_plan q8 = gemma4::storage_plan::of<gemma4::q8_0_policy>();
         q8.set("per_layer", "q8_0");
         const double q4_0 = gb(gemma4::measure_footprint(m.text, q4, 0, m.encoders).bytes);
-        const double sfp8 = gb(gemma4::measure_footprint(m.text, q8, 0, m.encoders).bytes);
+        const double q8_0 = gb(gemma4::measure_footprint(m.text, q8, 0, m.encoders).bytes);
         const double bf16 =
             gb(gemma4::measure_footprint(m.text, gemma4::storage_plan::of<gemma4::bf16_policy>(), 0, m.encoders).bytes);
-        MESSAGE(r.name << ": bf16 " << bf16 << " GB (Google " << r.bf16 << "), 8-bit " << sfp8 << " (" << r.sfp8
+        MESSAGE(r.name << ": bf16 " << bf16 << " GB (Google " << r.bf16 << "), Q8_0 " << q8_0 << " (SFP8 " << r.sfp8
                        << "), Q4_0 " << q4_0 << " (" << r.q4_0 << ")");
-        CHECK(q4_0 == doctest::Approx(r.q4_0).epsilon(0.10));
-        CHECK(sfp8 == doctest::Approx(r.sfp8).epsilon(0.10));
+        CHECK(q4_0 == doctest::Approx(r.q4_0).epsilon(0.02));
+        CHECK(q8_0 == doctest::Approx(r.sfp8).epsilon(0.10));
+        CHECK(q8_0 * 9 / 8.5 == doctest::Approx(r.sfp8).epsilon(0.02));
         CHECK(bf16 * 18 / 16 == doctest::Approx(r.bf16).epsilon(0.02));
     }
 }

@@ -29,6 +29,7 @@
 
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/lattice.hpp"
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
@@ -385,6 +386,12 @@ TEST_CASE("convert carries a GGUF source's tokenizer over, key for key") {
     }
     CHECK(carried == 3);
     CHECK(dst.metadata_string("tokenizer.ggml.model") == "llama");
+    // convert --lattice's source hands it on too.
+    const std::string aligned = tmp.file("aligned.gguf");
+    gemma4::write_gguf<gemma4::q4_0_policy>(
+        ck.config(), gemma4::aligned_source<gemma4::q4_0_policy, gemma4::checkpoint>(ck.config(), ck, ck.names()),
+        aligned, ck.names());
+    CHECK(io::gguf_file(aligned).metadata_string("tokenizer.ggml.model") == "llama");
 }
 
 TEST_CASE("converted with the q4_0 policy: stored in the policy's schemes, used in place, same logits") {

@@ -3,7 +3,7 @@
 # when stderr is not one. `script` (util-linux, in every Debian) gives the
 # command a terminal.
 #
-#   -DCLI=qtensor -DMODEL=model_dir -DWORK_DIR=dir
+#   -DCLI=qtensor -DSCRIPT=script -DMODEL=model_dir -DWORK_DIR=dir
 cmake_minimum_required(VERSION 3.21)
 
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -14,7 +14,7 @@ set(line "\r${esc}\\[Kqtensor: (convert|loading): [0-9]+\\.[0-9] / [0-9]+\\.[0-9
 # on_terminal(VAR command...): the command's terminal output.
 function(on_terminal var)
     list(JOIN ARGN " " command)
-    execute_process(COMMAND script -qec "${command}" /dev/null WORKING_DIRECTORY "${WORK_DIR}"
+    execute_process(COMMAND "${SCRIPT}" -qec "${command}" /dev/null WORKING_DIRECTORY "${WORK_DIR}"
         RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     if(NOT rc STREQUAL "0")
         message(FATAL_ERROR "'${command}' on a terminal failed (${rc}): ${out} ${err}")

@@ -26,9 +26,13 @@ add_test(NAME cli_model_roundtrip COMMAND ${CMAKE_COMMAND}
 set_tests_properties(cli_model_roundtrip PROPERTIES FIXTURES_SETUP qtensor_cli_gguf)
 
 set(e2b ${gemma4_data}/tiny-e2b)
-add_test(NAME cli_tty_progress COMMAND ${CMAKE_COMMAND}
-    -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b} -DWORK_DIR=${QTENSOR_CLI_WORK}/tty_progress
-    -P ${QTENSOR_CLI_TEST_DIR}/tty_progress.cmake)
+# util-linux's script(1) gives a command a terminal (every Debian has it).
+find_program(QTENSOR_SCRIPT_PROGRAM script)
+if(QTENSOR_SCRIPT_PROGRAM)
+    add_test(NAME cli_tty_progress COMMAND ${CMAKE_COMMAND}
+        -DCLI=$<TARGET_FILE:qtensor_cli> -DSCRIPT=${QTENSOR_SCRIPT_PROGRAM} -DMODEL=${e2b}
+        -DWORK_DIR=${QTENSOR_CLI_WORK}/tty_progress -P ${QTENSOR_CLI_TEST_DIR}/tty_progress.cmake)
+endif()
 qtensor_cli_run(convert_help CODE 0 STDOUT "^usage: qtensor convert \\[--policy POLICY\\].*q4_0" ARGS convert --help)
 qtensor_cli_run(logits_help CODE 0 STDOUT "^usage: qtensor logits .*--ids IDS --out FILE MODEL" ARGS help logits)
 qtensor_cli_run(generate_help CODE 0 STDOUT "^usage: qtensor generate .*--max-new N MODEL" ARGS generate -h)
@@ -65,14 +69,16 @@ qtensor_cli_error(convert_one_arg 2 "^qtensor: convert: expected MODEL and OUT\\
 # Hand-worked from docs/gemma4.md's E2B geometry: the per-layer table is
 # 262144 x (35 x 256) = 2348810240 values, 1321205760 bytes as Q4_0 (18 bytes
 # per 32); the bf16 KV cache for 4096 tokens is 12 sliding layers x 2 x 512 x
-# 256 x 2 bytes + 3 full layers x 2 x 4096 x 512 x 2 bytes = 31457280 bytes.
+# 256 x 2 bytes + 3 full layers x 2 x 4096 x 512 x 2 bytes = 31457280 bytes;
+# 4096 rows of the bf16 per-layer table (17920 bytes: 5 pages of 4096, and one
+# more it may straddle) are at most 4096 x 6 x 4096 = 100663296 bytes resident.
 set(configs ${PROJECT_SOURCE_DIR}/docs/configs)
 qtensor_cli_run(footprint_help CODE 0 STDOUT "^usage: qtensor footprint .*--text-only\\] CONFIG" ARGS footprint --help)
 qtensor_cli_run(footprint_e2b CODE 0
     STDOUT "policy q4_0, embedding=q4_0\n.*per-layer table +q4_0 +1 +2348810240 +1321205760 +0\n.*vision encoder.*KV cache: +--context N counts it\n$"
     ARGS footprint --policy q4_0 --set embedding=q4_0 ${configs}/gemma4-e2b.json)
 qtensor_cli_run(footprint_kv CODE 0
-    STDOUT "per-layer table +bf16 +1 +2348810240 +4697620480 +73400320\n.*KV cache \\(bf16\\): +0\\.031 GB .*for 4096 tokens\n$"
+    STDOUT "per-layer table +bf16 +1 +2348810240 +4697620480 +100663296\n.*KV cache \\(bf16\\): +0\\.031 GB .*for 4096 tokens\n$"
     ARGS footprint --policy bf16 --context 4096 --text-only ${configs}/gemma4-e2b.json)
 qtensor_cli_error(footprint_q2_k_rows 1
     "^qtensor: footprint: model\\.layers\\.0\\.mlp\\.down_proj\\.weight has rows of 2112 elements, not whole q2_k blocks of 256"

@@ -34,6 +34,7 @@ enum : std::size_t { fp_policy, fp_set, fp_context, fp_text_only };
 struct model_config {
     gemma4::config text;
     gemma4::encoder_parameters encoders;
+    std::string note; // what the count leaves out
 };
 
 model_config read_config(const std::string& path) {
@@ -43,7 +44,13 @@ model_config read_config(const std::string& path) {
         std::string_view(reinterpret_cast<const char*>(file.bytes().data()), file.size()), gemma4::max_config_depth,
         path);
     try {
-        return {gemma4::config::from_hf_json(j), gemma4::encoder_parameters::from_hf_json(j)};
+        model_config out{gemma4::config::from_hf_json(j), gemma4::encoder_parameters::from_json(j), {}};
+        // A Hugging Face multimodal config describes its encoders, which this does not count.
+        for (const char* part : {"vision_config", "audio_config"})
+            if (j.contains(part) && out.encoders.vision == 0 && out.encoders.audio == 0)
+                out.note += std::string(out.note.empty() ? "" : "; ") + "the config's " + part +
+                            " is not counted (give \"qtensor_encoder_parameters\", see docs/footprint.md)";
+        return out;
     } catch (const qtensor::error& e) {
         run_error(path + ": " + library_message(e));
     }
@@ -94,10 +101,13 @@ void print_footprint_help() {
         "\n"
         "Options:\n"
         "  -p, --policy POLICY   %s (default f32)\n"
-        "      --set PART=SCHEME store a part in another scheme, to count only;\n"
-        "                        PART: attention, mlp, experts, embedding,\n"
-        "                        per_layer, kv_cache, encoders (default: the\n"
-        "                        policy's attention scheme); comma-separated\n"
+        "      --set PART=SCHEME store a part in another scheme, to count only\n"
+        "                        (comma-separated). PART: attention, mlp,\n"
+        "                        experts; embedding (the token table and the\n"
+        "                        per-layer table); per_layer (the per-layer\n"
+        "                        projections); kv_cache (f32, bf16, q8_0);\n"
+        "                        encoders (counted in the policy's attention\n"
+        "                        scheme unless set)\n"
         "  -c, --context N       count the KV cache and resident table rows for N\n"
         "                        tokens (default: none)\n"
         "      --text-only       leave out the vision and audio encoders\n"
@@ -142,7 +152,7 @@ int run_footprint(std::span<const std::string_view> args) {
                 f.parameters == 0 ? 0.0 : 8.0 * static_cast<double>(f.bytes) / static_cast<double>(f.parameters));
     std::printf("GGUF tensor data:    %s (text model; the file adds its metadata)\n", gigabytes(f.tensor_data).c_str());
     if (context == 0) {
-        std::printf("resident, mapped:    %s before any token (--context N counts table rows)\n",
+        std::printf("resident, mapped:    %s without the lookup tables (--context N adds their rows)\n",
                     gigabytes(f.resident).c_str());
         std::printf("KV cache:            --context N counts it\n");
     } else {
@@ -151,6 +161,7 @@ int run_footprint(std::span<const std::string_view> args) {
                     static_cast<int>(9 - std::min<std::size_t>(9, plan.kv_cache.scheme.size())), "",
                     gigabytes(f.kv_cache).c_str(), context);
     }
+    if (!mc.note.empty()) std::printf("note: %s\n", mc.note.c_str());
     return 0;
 }
 

@@ -200,14 +200,15 @@ inline void end_progress_line() {
 
 // "qtensor: convert: 1024.0 / 4096.0 MiB, 310.2 MiB/s, 0:10 left": bytes
 // done against the total (when known), the rate so far and the time left.
-// Shown every 64 MiB (every fiftieth of a smaller total): rewritten in place
+// Shown every 64 MiB (every fiftieth of a smaller total, but not below 64 KiB):
+// rewritten in place
 // on a terminal; one line each when stderr is not one and `verbose`, else
 // nothing.
 class progress {
 public:
     progress(std::string_view what, bool verbose, std::optional<std::uintmax_t> total_bytes)
         : what_(what), total_(total_bytes), tty_((::isatty(::fileno(stderr)) != 0)), enabled_(verbose || tty_),
-          step_(total_ ? std::clamp<std::uintmax_t>(*total_ / 50, 1, max_step) : max_step), next_(step_),
+          step_(total_ ? std::clamp<std::uintmax_t>(*total_ / 50, min_step, max_step) : max_step), next_(step_),
           start_(std::chrono::steady_clock::now()) {}
 
     void advance(std::size_t bytes) {
@@ -234,6 +235,7 @@ public:
     void finish() { end_progress_line(); }
 
 private:
+    static constexpr std::uintmax_t min_step = std::uintmax_t{64} << 10;
     static constexpr std::uintmax_t max_step = std::uintmax_t{64} << 20;
     static double mebibytes(std::uintmax_t b) { return static_cast<double>(b) / 1048576.0; }
 

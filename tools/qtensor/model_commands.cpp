@@ -76,12 +76,14 @@ constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
 
-// The bytes of policy P's tensors, the total progress counts towards; none
-// when P cannot store them (the conversion then says why).
+// What policy P's tensors take, the total progress counts towards: their
+// bytes (a load) or the file's data section (convert); none when P cannot
+// store them (the conversion then says why).
 template <class P>
-std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c) {
+std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c, bool file) {
     try {
-        return gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0).tensor_data;
+        const gemma4::footprint f = gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0);
+        return file ? f.tensor_data : f.bytes;
     } catch (const qtensor::error&) {
         return std::nullopt;
     }
@@ -91,23 +93,23 @@ std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c) {
 class tensor_progress {
 public:
     tensor_progress(bool verbose, std::optional<std::uintmax_t> total)
-        : verbose_(verbose), bytes_("convert", false, total) {}
+        : verbose_(verbose), bar_("convert", false, total) {}
 
     void operator()(const io::tensor_entry& e) {
         ++count_;
-        total_ += e.data.size();
-        if (!verbose_) return bytes_(e);
+        bytes_ += e.data.size();
+        if (!verbose_) return bar_(e);
         std::fprintf(stderr, "qtensor: convert: %zu: %s %s %s\n", count_, printable(e.name).c_str(),
                      std::string(type_name(e.type)).c_str(), shape_text(e.shape).c_str());
     }
 
     std::size_t count() const noexcept { return count_; }
-    std::size_t bytes() const noexcept { return total_; }
+    std::size_t bytes() const noexcept { return bytes_; }
 
 private:
     bool verbose_;
-    progress bytes_;
-    std::size_t count_ = 0, total_ = 0;
+    progress bar_;
+    std::size_t count_ = 0, bytes_ = 0;
 };
 
 // --- logits / generate --------------------------------------------------------
@@ -123,7 +125,7 @@ struct run_job {
 // Model P from ck; on a terminal, the bytes loaded so far.
 template <class P>
 gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex) {
-    progress loading("loading", false, policy_bytes<P>(ck.config()));
+    progress loading("loading", false, policy_bytes<P>(ck.config(), false));
     auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading));
     loading.finish();
     return m;
@@ -380,7 +382,7 @@ int run_convert_gguf(std::span<const std::string_view> args) {
 
     const gemma4::checkpoint ck(model);
     const tensor_progress progress = gemma4::with_policy(policy, [&]<class P>(P) {
-        tensor_progress tp(parsed.has(conv_verbose), policy_bytes<P>(ck.config()));
+        tensor_progress tp(parsed.has(conv_verbose), policy_bytes<P>(ck.config(), true));
         if (!parsed.has(conv_lattice)) {
             gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(tp));
         } else if constexpr (gemma4::q4_0_parameters_possible<P>) {

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,10 +25,9 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
-#include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
-#include "qtensor/gemma4/qat.hpp"
 #include "qtensor/io/gguf_value.hpp"
 #include "qtensor/scheme/registry.hpp"
 
@@ -50,7 +50,7 @@ struct stored_as {
 // vision and audio encoders are counted in (qtensor runs only the text
 // model; their weights are counted from parameter counts, not shapes).
 struct storage_plan {
-    std::array<stored_as, 6> roles; // by weight_role; float32 is always f32
+    std::array<stored_as, weight_roles> roles; // by weight_role; float32 is always f32
     stored_as kv_cache;
     stored_as encoders;
 
@@ -58,9 +58,8 @@ struct storage_plan {
     template <model_policy P>
     static storage_plan of() {
         storage_plan p;
-        for (const weight_role r : {weight_role::attention, weight_role::mlp, weight_role::experts,
-                                    weight_role::embedding, weight_role::per_layer, weight_role::float32})
-            with_role_scheme<P>(r, [&]<class S>(S) { p[r] = stored_as::of<S>(); });
+        for (std::size_t r = 0; r < weight_roles; ++r)
+            with_role_scheme<P>(static_cast<weight_role>(r), [&]<class S>(S) { p.roles[r] = stored_as::of<S>(); });
         p.kv_cache = stored_as::of<typename P::kv_cache>();
         p.encoders = stored_as::of<typename P::attention>();
         return p;
@@ -69,27 +68,31 @@ struct storage_plan {
     stored_as& operator[](weight_role r) noexcept { return roles[static_cast<std::size_t>(r)]; }
     const stored_as& operator[](weight_role r) const noexcept { return roles[static_cast<std::size_t>(r)]; }
 
-    // Stores `part` (a role of policy.hpp: attention, mlp, experts, embedding,
-    // per_layer, kv_cache; or encoders) in the registered scheme `scheme`.
+    // Stores `part` in the registered scheme `scheme`. Parts: the roles of
+    // policy.hpp (attention, mlp, experts; embedding: the token table and the
+    // per-layer table; per_layer: the per-layer projections), kv_cache (f32,
+    // bf16 or q8_0, what kv_cache holds), encoders.
     void set(std::string_view part, std::string_view scheme) {
-        stored_as s;
+        stored_as* target = part == "attention"   ? &(*this)[weight_role::attention]
+                            : part == "mlp"       ? &(*this)[weight_role::mlp]
+                            : part == "experts"   ? &(*this)[weight_role::experts]
+                            : part == "embedding" ? &(*this)[weight_role::embedding]
+                            : part == "per_layer" ? &(*this)[weight_role::per_layer]
+                            : part == "kv_cache"  ? &kv_cache
+                            : part == "encoders"  ? &encoders
+                                                  : nullptr;
+        if (target == nullptr)
+            throw error("storage_plan: unknown part \"" + std::string(part) +
+                        "\" (valid: attention, mlp, experts, embedding, per_layer, kv_cache, encoders)");
         const bool known = visit_scheme(scheme, [&](auto t) {
             using S = decltype(t);
             if constexpr (activation_only_scheme<S>)
                 throw error("storage_plan: " + std::string(S::name) + " is an activation format, not a storage one");
-            else s = stored_as::of<S>();
+            else if (target == &kv_cache && !kv_scheme<S>)
+                throw error("storage_plan: the KV cache is f32, bf16 or q8_0, not " + std::string(S::name));
+            else *target = stored_as::of<S>();
         });
         if (!known) throw error("storage_plan: unknown scheme \"" + std::string(scheme) + "\"");
-        if (part == "attention") (*this)[weight_role::attention] = s;
-        else if (part == "mlp") (*this)[weight_role::mlp] = s;
-        else if (part == "experts") (*this)[weight_role::experts] = s;
-        else if (part == "embedding") (*this)[weight_role::embedding] = s;
-        else if (part == "per_layer") (*this)[weight_role::per_layer] = s;
-        else if (part == "kv_cache") kv_cache = s;
-        else if (part == "encoders") encoders = s;
-        else
-            throw error("storage_plan: unknown part \"" + std::string(part) +
-                        "\" (valid: attention, mlp, experts, embedding, per_layer, kv_cache, encoders)");
     }
 };
 
@@ -99,26 +102,30 @@ struct encoder_parameters {
     std::size_t vision = 0;
     std::size_t audio = 0;
 
-    // From "qtensor_encoder_parameters": {"vision": N, "audio": N} in a parsed
-    // config.json (the configs in docs/configs/ carry it); none when absent.
-    static encoder_parameters from_hf_json(const nlohmann::json& j) {
+    // Far above any released encoder (550 M), far below what would overflow a count of bytes.
+    static constexpr std::size_t max_count = std::size_t{1} << 40;
+
+    // From the key "qtensor_encoder_parameters": {"vision": N, "audio": N}
+    // of a parsed config (docs/configs/ carry it; Hugging Face's do not); none
+    // when absent.
+    static encoder_parameters from_json(const nlohmann::json& j) {
         const auto e = j.find("qtensor_encoder_parameters");
         if (e == j.end()) return {};
         if (!e->is_object()) throw error("config: qtensor_encoder_parameters is not an object");
         const auto count = [&](const char* key) -> std::size_t {
             const auto v = e->find(key);
             if (v == e->end()) return 0;
-            if (!v->is_number_unsigned())
-                throw error(std::string("config: qtensor_encoder_parameters.") + key + " is not a non-negative integer");
+            if (!v->is_number_unsigned() || v->get<std::size_t>() > max_count)
+                throw error(std::string("config: qtensor_encoder_parameters.") + key +
+                            " is not a count from 0 to 2^40");
             return v->get<std::size_t>();
         };
         return {count("vision"), count("audio")};
     }
 };
 
-// One part of the model. resident: the bytes a memory-mapped run touches
-// over `context` tokens (a lookup table only the rows of the tokens it sees,
-// at most context rows; everything else whole).
+// One part of the model. resident: the bytes a memory-mapped run over
+// `context` tokens touches (see measure_footprint).
 struct footprint_part {
     std::string name;
     std::string_view scheme;
@@ -131,13 +138,16 @@ struct footprint_part {
 struct footprint {
     std::vector<footprint_part> parts; // the parts the model has, in model order
     std::size_t parameters = 0;
-    std::size_t bytes = 0;             // the weights
-    std::size_t resident = 0;
-    std::size_t tensor_data = 0;       // the data section of write_gguf's file: the weights and
-                                       // rope_freqs, each padded to 32 bytes
+    std::size_t bytes = 0;             // the weights, encoders included
+    std::size_t resident = 0;          // of the text model's file
+    std::size_t tensor_data = 0;       // the data section of write_gguf's file: the text model's
+                                       // weights and rope_freqs, each padded to 32 bytes
     std::size_t context = 0;
     std::size_t kv_cache = 0;          // K and V rows for `context` tokens, as kv_cache allocates them
 };
+
+// The page a memory mapping is read in (x86-64 and most ARM64 kernels).
+inline constexpr std::size_t mapped_page_bytes = 4096;
 
 namespace detail {
 
@@ -149,17 +159,23 @@ inline std::size_t stored_row_bytes(const stored_as& s, std::size_t cols, const 
     return cols / s.block_elems * s.block_bytes;
 }
 
-// Bytes of n values counted as whole blocks (encoders, whose rows are unknown).
-inline std::size_t counted_bytes(const stored_as& s, std::size_t n) {
-    return (n + s.block_elems - 1) / s.block_elems * s.block_bytes;
-}
-
 } // namespace detail
 
 // Counts the model of `c` stored as `plan`, with the KV cache for `context`
-// tokens. Throws when a role's scheme cannot hold a tensor's rows.
+// tokens (at most the model's context). Throws when a role's scheme cannot
+// hold a tensor's rows.
+//
+// Resident, of the memory-mapped text model: a lookup table (the per-layer
+// table, and the token table when it is not also the LM head) costs the
+// pages its rows for `context` distinct tokens touch, each row counted as
+// the whole pages it spans plus one it may straddle; everything else counts
+// whole, experts included (a long run reaches every expert). Read-ahead by
+// the kernel can add to the tables' share.
 inline footprint measure_footprint(const config& c, const storage_plan& plan, std::size_t context,
                                    const encoder_parameters& encoders = {}) {
+    if (context > c.max_position_embeddings)
+        throw error("footprint: " + std::to_string(context) + " positions exceed the model's context of " +
+                    std::to_string(c.max_position_embeddings));
     footprint f;
     f.context = context;
     const auto part = [&](std::string name, std::string_view scheme) -> footprint_part& {
@@ -171,7 +187,6 @@ inline footprint measure_footprint(const config& c, const storage_plan& plan, st
         const stored_as& as = plan[s.role];
         const std::size_t cols = s.shape.back(), rows = s.elements() / cols;
         const std::size_t row = detail::stored_row_bytes(as, cols, s.name), bytes = rows * row;
-        // A token table is read a row per token, unless it is also the LM head.
         const bool per_layer_table = s.name == "model.embed_tokens_per_layer.weight";
         const bool looked_up = per_layer_table || (s.name == "model.embed_tokens.weight" && !c.tie_word_embeddings);
         const char* name = "norms, scales, router";
@@ -187,15 +202,17 @@ inline footprint measure_footprint(const config& c, const storage_plan& plan, st
         p.tensors += 1;
         p.parameters += s.elements();
         p.bytes += bytes;
-        p.resident += looked_up ? std::min(context, rows) * row : bytes;
+        const std::size_t row_pages = (row + mapped_page_bytes - 1) / mapped_page_bytes + 1;
+        p.resident += looked_up ? std::min(bytes, std::min(context, rows) * row_pages * mapped_page_bytes) : bytes;
         f.tensor_data += io::detail::pad_to(bytes, io::detail::gguf_default_alignment);
     }
     const std::size_t rope_freqs = rope_freq_factors(c).size() * sizeof(float);
     if (rope_freqs != 0) f.tensor_data += io::detail::pad_to(rope_freqs, io::detail::gguf_default_alignment);
     for (const auto& [name, n] : {std::pair{"vision encoder", encoders.vision}, std::pair{"audio encoder", encoders.audio}}) {
         if (n == 0) continue;
-        const std::size_t bytes = detail::counted_bytes(plan.encoders, n);
-        f.parts.push_back({name, plan.encoders.scheme, 0, n, bytes, bytes});
+        // Whole blocks; the rows are unknown, so this may miss a partial block per row.
+        const std::size_t bytes = (n + plan.encoders.block_elems - 1) / plan.encoders.block_elems * plan.encoders.block_bytes;
+        f.parts.push_back({name, plan.encoders.scheme, 0, n, bytes, 0});
     }
     for (const footprint_part& p : f.parts) {
         f.parameters += p.parameters;

@@ -12,6 +12,7 @@
 //   proportional RoPE    rope_freqs.weight: 1 for the rotated pairs, 1e30 after
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -102,19 +103,6 @@ std::vector<std::size_t> read_per_layer(const F& f, std::string_view k, std::siz
     });
 }
 
-// The one head size of the layers of type t (0 when there are none); throws
-// when they differ, which GGUF's two keys cannot say.
-inline std::size_t head_dim_of(const config& c, attention_type t) {
-    std::size_t d = 0;
-    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
-        if (c.layer_types[l] == t) {
-            if (d != 0 && d != c.layer_head_dim[l])
-                throw error("gemma4 GGUF: layers of one attention type have different head sizes");
-            d = c.layer_head_dim[l];
-        }
-    return d;
-}
-
 // `v` for a u32 field of GGUF; a value that does not fit is an error, never
 // cut to its low bits (a context of 2^32 must not become 0).
 inline std::uint32_t to_u32(std::size_t v, std::string_view k) {
@@ -174,20 +162,6 @@ std::uint32_t llama_file_type() {
 }
 
 } // namespace detail
-
-// llama.cpp's rope_freqs tensor for the full layers ([d / 2] for their head
-// size d): its RoPE divides each pair's frequency by the factor, so 1 keeps a
-// pair and 1e30 stops it (angle ~0). Empty when the full layers rotate every
-// pair (no tensor needed).
-inline std::vector<float> rope_freq_factors(const config& c) {
-    const std::size_t d = detail::head_dim_of(c, attention_type::full);
-    if (d == 0) return {};
-    const std::size_t rotated = detail::rotated_pairs(c.rope_full, d, "full_attention");
-    if (rotated == d / 2) return {};
-    std::vector<float> f(d / 2, 1e30f);
-    for (std::size_t i = 0; i < rotated; ++i) f[i] = 1.0f;
-    return f;
-}
 
 // The gemma4.* keys (and general.architecture) for `c`. Throws for a config
 // GGUF cannot express: head sizes that differ within an attention type, and
@@ -356,10 +330,10 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
     w.set("general.quantization_version", io::gguf_value::u32(2));
     // llama.cpp loads no file without a tokenizer model: the source's
     // tokenizer, or "no_vocab" (token ids in, token ids out).
-    std::vector<io::gguf_kv> tokenizer;
-    if constexpr (requires { src.tokenizer_metadata(); }) tokenizer = src.tokenizer_metadata();
-    if (tokenizer.empty()) w.set("tokenizer.ggml.model", io::gguf_value::string("no_vocab"));
-    for (io::gguf_kv& kv : tokenizer) w.set(std::move(kv.key), std::move(kv.value));
+    if constexpr (requires { src.tokenizer_metadata(); })
+        for (io::gguf_kv& kv : src.tokenizer_metadata()) w.set(std::move(kv.key), std::move(kv.value));
+    if (std::ranges::none_of(w.metadata(), [](const io::gguf_kv& kv) { return kv.key == "tokenizer.ggml.model"; }))
+        w.set("tokenizer.ggml.model", io::gguf_value::string("no_vocab"));
     const std::vector<float> rope_factors = rope_freq_factors(c);
     if (!rope_factors.empty()) {
         const auto bytes = std::as_bytes(std::span(rope_factors));

@@ -24,6 +24,7 @@
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/qat.hpp"
 #include "qtensor/gemma4/weights.hpp"
+#include "qtensor/io/gguf_value.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/scheme/lattice.hpp"
 
@@ -118,6 +119,12 @@ public:
 
     std::string path() const { return src_.path(); }
     std::vector<std::string_view> tensor_names() const { return src_.tensor_names(); }
+    // The source's tokenizer, for write_gguf to carry over.
+    std::vector<io::gguf_kv> tokenizer_metadata() const
+        requires requires(const Source& s) { s.tokenizer_metadata(); }
+    {
+        return src_.tokenizer_metadata();
+    }
 
     const io::tensor_entry* find(std::string_view name) const {
         const auto shape = shapes_.find(name);

@@ -14,9 +14,11 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/config.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
@@ -75,12 +77,39 @@ inline std::optional<std::pair<std::string_view, std::string_view>> split_layer(
     return std::pair{name.substr(0, dot), name.substr(dot + 1)};
 }
 
+// The one head size of the layers of type t (0 when there are none); throws
+// when they differ, which GGUF's two keys cannot say.
+inline std::size_t head_dim_of(const config& c, attention_type t) {
+    std::size_t d = 0;
+    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
+        if (c.layer_types[l] == t) {
+            if (d != 0 && d != c.layer_head_dim[l])
+                throw error("gemma4 GGUF: layers of one attention type have different head sizes");
+            d = c.layer_head_dim[l];
+        }
+    return d;
+}
+
 } // namespace detail
 
 // The GGUF tensor holding llama.cpp's RoPE frequency factors of the full
 // layers ([global_head_dim / 2]: 1 for rotated pairs, 1e30 for the rest).
 // Hugging Face has no such tensor: the model computes it from the config.
 inline constexpr std::string_view rope_freqs_name = "rope_freqs.weight";
+
+// llama.cpp's rope_freqs tensor for the full layers ([d / 2] for their head
+// size d): its RoPE divides each pair's frequency by the factor, so 1 keeps a
+// pair and 1e30 stops it (angle ~0). Empty when the full layers rotate every
+// pair (no tensor needed).
+inline std::vector<float> rope_freq_factors(const config& c) {
+    const std::size_t d = detail::head_dim_of(c, attention_type::full);
+    if (d == 0) return {};
+    const std::size_t rotated = detail::rotated_pairs(c.rope_full, d, "full_attention");
+    if (rotated == d / 2) return {};
+    std::vector<float> f(d / 2, 1e30f);
+    for (std::size_t i = 0; i < rotated; ++i) f[i] = 1.0f;
+    return f;
+}
 
 // The GGUF name of a Hugging Face text-decoder tensor; throws for a name that
 // has none.

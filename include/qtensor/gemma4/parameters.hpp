@@ -38,6 +38,22 @@ using tensors = train::tensors<T>;
 // The policy member (policy.hpp) whose scheme a tensor is stored in; float32:
 // always f32 (norm gains, scales, the router).
 enum class weight_role { attention, mlp, experts, embedding, per_layer, float32 };
+inline constexpr std::size_t weight_roles = 6; // the number of weight_role values
+static_assert(static_cast<std::size_t>(weight_role::float32) + 1 == weight_roles);
+
+// Calls f(S{}) with the scheme P gives role r.
+template <model_policy P, class F>
+decltype(auto) with_role_scheme(weight_role r, F&& f) {
+    switch (r) {
+    case weight_role::attention: return f(typename P::attention{});
+    case weight_role::mlp: return f(typename P::mlp{});
+    case weight_role::experts: return f(typename P::experts{});
+    case weight_role::embedding: return f(typename P::embedding{});
+    case weight_role::per_layer: return f(typename P::per_layer{});
+    case weight_role::float32: break;
+    }
+    return f(f32{});
+}
 
 struct parameter_shape {
     std::string name;

@@ -34,20 +34,6 @@
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
 
-// Calls f(S{}) with the scheme P gives role r.
-template <model_policy P, class F>
-decltype(auto) with_role_scheme(weight_role r, F&& f) {
-    switch (r) {
-    case weight_role::attention: return f(typename P::attention{});
-    case weight_role::mlp: return f(typename P::mlp{});
-    case weight_role::experts: return f(typename P::experts{});
-    case weight_role::embedding: return f(typename P::embedding{});
-    case weight_role::per_layer: return f(typename P::per_layer{});
-    case weight_role::float32: break;
-    }
-    return f(f32{});
-}
-
 template <model_policy P>
 class rehearsal {
 public:
