@@ -13,9 +13,12 @@
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 
@@ -54,7 +57,10 @@ void touch(const io::tensor_entry& e, const std::string& path) {
         case ggml_type::q8_0: dequantize_first_row<q8_0>(e, path); break;
         case ggml_type::q4_0: dequantize_first_row<q4_0>(e, path); break;
         case ggml_type::q4_1: dequantize_first_row<q4_1>(e, path); break;
+        case ggml_type::q5_0: dequantize_first_row<q5_0>(e, path); break;
+        case ggml_type::q5_1: dequantize_first_row<q5_1>(e, path); break;
         case ggml_type::q2_k: dequantize_first_row<q2_k>(e, path); break;
+        case ggml_type::q3_k: dequantize_first_row<q3_k>(e, path); break;
         case ggml_type::q4_k: dequantize_first_row<q4_k>(e, path); break;
         case ggml_type::q6_k: dequantize_first_row<q6_k>(e, path); break;
         default: break;

@@ -27,9 +27,12 @@
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/tensor/tensor.hpp"
@@ -118,7 +121,10 @@ void gguf_seeds(const fs::path& out) {
     std::vector<tensor<q8_0, 2>> q8_0s;
     std::vector<tensor<q4_0, 2>> q4_0s;
     std::vector<tensor<q4_1, 2>> q4_1s;
+    std::vector<tensor<q5_0, 2>> q5_0s;
+    std::vector<tensor<q5_1, 2>> q5_1s;
     std::vector<tensor<q2_k, 2>> q2_ks;
+    std::vector<tensor<q3_k, 2>> q3_ks;
     std::vector<tensor<q4_k, 2>> q4_ks;
     std::vector<tensor<q6_k, 2>> q6_ks;
     add_tensor<f32>(t, f32s, "f32.vector", {3});
@@ -128,7 +134,10 @@ void gguf_seeds(const fs::path& out) {
     add_tensor<q8_0>(t, q8_0s, "q8_0.matrix", {2, 32});
     add_tensor<q4_0>(t, q4_0s, "q4_0.matrix", {1, 64});
     add_tensor<q4_1>(t, q4_1s, "q4_1.matrix", {1, 32});
+    add_tensor<q5_0>(t, q5_0s, "q5_0.matrix", {2, 32});
+    add_tensor<q5_1>(t, q5_1s, "q5_1.matrix", {1, 64});
     add_tensor<q2_k>(t, q2_ks, "q2_k.matrix", {1, 256});
+    add_tensor<q3_k>(t, q3_ks, "q3_k.matrix", {1, 256});
     add_tensor<q4_k>(t, q4_ks, "q4_k.matrix", {1, 256});
     add_tensor<q6_k>(t, q6_ks, "q6_k.matrix", {1, 256});
     t.write((out / "tensors.gguf").string());

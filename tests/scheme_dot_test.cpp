@@ -1,6 +1,6 @@
-// Scalar reference dot products q4_0 . q8_0 and q8_0 . q8_0: the element
-// pairing (docs/schemes.md section 13) by hand, and the stated error budget against
-// the exact double-precision sum of the dequantized products.
+// Scalar reference dot products q4_0 . q8_0, q5_0 . q8_0 and q8_0 . q8_0: the
+// element pairing (docs/schemes.md section 16) by hand, and the stated error
+// budget against the exact double-precision sum of the dequantized products.
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q5_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 
 using namespace qtensor;
@@ -24,6 +25,18 @@ TEST_CASE("q4_0 . q8_0: low nibbles pair with a[0..15], high nibbles with a[16..
     for (int j = 0; j < 32; ++j) a.qs[static_cast<std::size_t>(j)] = static_cast<std::int8_t>(j + 1);
     // sum_{j<16} (+1)(j+1) + sum_{j>=16} (-1)(j+1) = 136 - 392 = -256; times 0.5 * 2.
     CHECK(q4_0::dot_row(&w, &a, 32) == -256.0f);
+}
+
+TEST_CASE("q5_0 . q8_0: code j pairs with a[j]; the fifth bit from qh makes the code") {
+    block_q5_0 w{};
+    w.d = fp32_to_fp16(0.5f);
+    w.qs.fill(0x11);                  // bits 0..3 of every code: 1
+    w.qh = {0xFF, 0xFF, 0x00, 0x00}; // bit 4 set for elements 0..15: code 17 (+1), else 1 (-15)
+    block_q8_0 a{};
+    a.d = fp32_to_fp16(2.0f);
+    for (int j = 0; j < 32; ++j) a.qs[static_cast<std::size_t>(j)] = static_cast<std::int8_t>(j + 1);
+    // sum_{j<16} (+1)(j+1) + sum_{j>=16} (-15)(j+1) = 136 - 15 * 392 = -5744; times 0.5 * 2.
+    CHECK(q5_0::dot_row(&w, &a, 32) == -5744.0f);
 }
 
 TEST_CASE("q8_0 . q8_0: signed products, one scale product per block") {
@@ -64,10 +77,11 @@ void check_budget(std::size_t n, std::uint32_t seed) {
 
 } // namespace
 
-TEST_CASE("q4_0 . q8_0 and q8_0 . q8_0 stay within (n/32 + 1) * 2^-24 * sum |w a|") {
+TEST_CASE("q4_0, q5_0 and q8_0 . q8_0 stay within (n/32 + 1) * 2^-24 * sum |w a|") {
     for (std::size_t n : {32u, 96u, 4096u, 16384u}) {
         for (std::uint32_t seed = 1; seed <= 5; ++seed) {
             check_budget<q4_0>(n, seed);
+            check_budget<q5_0>(n, seed + 50);
             check_budget<q8_0>(n, seed + 100);
         }
     }

@@ -1,5 +1,5 @@
 // Q2_K layout, reference quantizer and dot product, from docs/schemes.md
-// sections 9 and 13, by hand; and the round-trip properties both K-quants (Q2_K, Q4_K)
+// sections 11 and 16, by hand; and the round-trip properties both K-quants (Q2_K, Q4_K)
 // owe to their requantization rule.
 //
 // The hand cases use sub-blocks that lie exactly on a grid,

@@ -1,5 +1,6 @@
 // Q4_1 byte layout, reference rounding and round-trip error, from docs/schemes.md
-// section 7 by hand. Byte-exactness against ggml is scheme_golden_test's job.
+// section 7 by hand; the round-trip bound is Q5_1's too (its own hand cases
+// are in scheme_q5_1_test). Byte-exactness against ggml is scheme_golden_test's job.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -10,9 +11,11 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/scheme/q4_1.hpp"
+#include "qtensor/scheme/q5_1.hpp"
 #include "test_util.hpp"
 
 using namespace qtensor;
@@ -85,27 +88,31 @@ TEST_CASE("q4_1: the codes use the fp32 d and min; only the stored ones are roun
     CHECK(r.y[17] == 8.0f * 1638.0f / 8192.0f);
 }
 
-TEST_CASE("q4_1: constant blocks have d = 0 and decode to fp16(min)") {
-    SUBCASE("2.5") {
-        const auto r = run(std::vector<float>(32, 2.5f));
-        CHECK(r.block.d.bits == 0x0000);
-        CHECK(r.block.m.bits == 0x4100); // fp16(2.5)
-        for (auto q : r.block.qs) CHECK(q == 0);
-        for (auto v : r.y) CHECK(v == 2.5f);
-    }
-    SUBCASE("-0.0: m keeps the sign, w = 0 * 0 + -0 = +0") {
-        const auto r = run(std::vector<float>(32, -0.0f));
-        CHECK(r.block.d.bits == 0x0000);
-        CHECK(r.block.m.bits == 0x8000);
-        for (auto v : r.y) {
-            CHECK(v == 0.0f);
-            CHECK(!std::signbit(v));
+// The code of element j, and the largest code, of the two asymmetric schemes.
+template <class S>
+int code_of(const block_of<S>& b, std::size_t j) {
+    if constexpr (std::is_same_v<S, q5_1>) return detail::five_bit_code(b.qs, b.qh, j);
+    else return j < 16 ? (b.qs[j] & 15) : (b.qs[j - 16] >> 4);
+}
+template <class S>
+constexpr int top_code = std::is_same_v<S, q5_1> ? 31 : 15;
+
+TEST_CASE_TEMPLATE("q4_1 and q5_1: constant blocks have d = 0 and decode to fp16(min)", S, q4_1, q5_1) {
+    // A constant c: min = max = c, d = 0, id = 0, every code trunc(0 + 0.5) = 0.
+    const auto check_constant = [](float c, std::uint16_t m_bits, float back) {
+        const auto q = quantize<S>(std::vector<float>(32, c));
+        CHECK(q[0].d.bits == 0x0000);
+        CHECK(q[0].m.bits == m_bits);
+        for (std::size_t j = 0; j < 32; ++j) CHECK(code_of<S>(q[0], j) == 0);
+        for (const float v : dequantize<S>(q)) {
+            CHECK(v == back);
+            CHECK(std::signbit(v) == std::signbit(back));
         }
-    }
+    };
+    SUBCASE("2.5") { check_constant(2.5f, 0x4100, 2.5f); }
+    SUBCASE("-0.0: m keeps the sign, w = 0 * 0 + -0 = +0") { check_constant(-0.0f, 0x8000, 0.0f); }
     SUBCASE("0.1: the fp16 min is what comes back") {
-        const auto r = run(std::vector<float>(32, 0.1f));
-        CHECK(r.block.m.bits == 0x2E66); // fp16(0.1) = 0.0999755859375
-        for (auto v : r.y) CHECK(v == 0.0999755859375f);
+        check_constant(0.1f, 0x2E66, 0.0999755859375f); // fp16(0.1) = 0.0999755859375
     }
 }
 
@@ -131,13 +138,16 @@ TEST_CASE("q4_1: rejects NaN, infinity, and a d or minimum past the fp16 range")
 }
 
 // Round-trip bound. With d and min the fp32 values the codes use, d16 and m16
-// the stored fp16 ones, and c = floor((x - min)/d + 1/2) in 0..15:
-//   |x - (min + c*d)| <= d/2, so |x - y| <= d/2 + 15*|d16 - d| + |m16 - min| + slack,
-// where the slack, 2^-20 * (16*d + |y|), covers the fp32 roundings of
-// (x - min) * (1/d) (a few ulps of a value <= 15.5, times d) and of
+// the stored fp16 ones, T the top code (15 or 31) and c = floor((x - min)/d + 1/2)
+// in 0..T:
+//   |x - (min + c*d)| <= d/2, so |x - y| <= d/2 + T*|d16 - d| + |m16 - min| + slack,
+// where the slack, 2^-20 * ((T + 1)*d + |y|), covers the fp32 roundings of
+// (x - min) * (1/d) (a few ulps of a value <= T + 0.5, times d) and of
 // c * d16 + m16. The grid error alone, |x - (min + c*d)|, must come within 2%
 // of d/2 somewhere: codes are rounded to nearest, not truncated.
-TEST_CASE("q4_1: round-trip error is within half a step plus the fp16 roundings") {
+TEST_CASE_TEMPLATE("q4_1 and q5_1: round-trip error is within half a step plus the fp16 roundings", S, q4_1,
+                   q5_1) {
+    constexpr double top = top_code<S>;
     std::mt19937 rng(41);
     std::normal_distribution<float> gauss(0.0f, 1.0f);
     std::uniform_real_distribution<float> log_scale(-6.0f, 3.0f);
@@ -149,14 +159,14 @@ TEST_CASE("q4_1: round-trip error is within half a step plus the fp16 roundings"
         const float m = b % 2 ? shift(rng) : 0.0f;
         for (std::size_t j = 0; j < 32; ++j) x[b * 32 + j] = s * (gauss(rng) + m);
     }
-    std::vector<block_q4_1> q(blocks);
+    std::vector<block_of<S>> q(blocks);
     std::vector<std::uint8_t> sat(x.size());
-    q4_1::quantize_row(x.data(), q.data(), x.size(), sat.data());
-    const auto y = dequantize<q4_1>(q);
+    S::quantize_row(x.data(), q.data(), x.size(), sat.data());
+    const auto y = dequantize<S>(q);
 
-    std::vector<block_q4_1> q2(blocks);
-    q4_1::quantize_row(x.data(), q2.data(), x.size());
-    CHECK(std::memcmp(q.data(), q2.data(), q.size() * sizeof(block_q4_1)) == 0);
+    std::vector<block_of<S>> q2(blocks);
+    S::quantize_row(x.data(), q2.data(), x.size());
+    CHECK(std::memcmp(q.data(), q2.data(), q.size() * sizeof(block_of<S>)) == 0);
 
     double worst = 0.0;
     for (std::size_t b = 0; b < blocks; ++b) {
@@ -164,19 +174,19 @@ TEST_CASE("q4_1: round-trip error is within half a step plus the fp16 roundings"
         const float fmin = *std::min_element(xb, xb + 32);
         const float fmax = *std::max_element(xb, xb + 32);
         const double min = fmin;
-        const double d = (fmax - fmin) / 15.0f;
+        const double d = (fmax - fmin) / static_cast<float>(top);
         const double d16 = fp16_to_fp32(q[b].d);
         const double m16 = fp16_to_fp32(q[b].m);
         for (std::size_t j = 0; j < 32; ++j) {
             const std::size_t i = 32 * b + j;
-            const int c = j < 16 ? (q[b].qs[j] & 15) : (q[b].qs[j - 16] >> 4);
+            const int c = code_of<S>(q[b], j);
             INFO("block " << b << " element " << j << " x=" << x[i] << " y=" << y[i] << " d=" << d
                           << " code=" << c);
             REQUIRE(sat[i] == 0);
             const double grid_err = std::fabs(x[i] - (min + c * d));
-            const double bound = 0.5 * d + 15.0 * std::fabs(d16 - d) + std::fabs(m16 - min) +
-                                 std::ldexp(16.0 * d + std::fabs(y[i]), -20);
-            REQUIRE(grid_err <= 0.5 * d + std::ldexp(16.0 * d, -20));
+            const double bound = 0.5 * d + top * std::fabs(d16 - d) + std::fabs(m16 - min) +
+                                 std::ldexp((top + 1.0) * d + std::fabs(y[i]), -20);
+            REQUIRE(grid_err <= 0.5 * d + std::ldexp((top + 1.0) * d, -20));
             REQUIRE(std::fabs(x[i] - y[i]) <= bound);
             worst = std::fmax(worst, grid_err / (0.5 * d));
         }

@@ -1,5 +1,5 @@
 // Q4_K layout, reference quantizer and dot product, from docs/schemes.md
-// sections 10 and 13, by hand. (The round-trip properties Q4_K shares with Q2_K are
+// sections 13 and 16, by hand. (The round-trip properties Q4_K shares with Q2_K are
 // checked in scheme_q2_k_test.cpp; the dot error budget in scheme_q8_k_test.cpp.)
 //
 // As for Q2_K, the hand cases use sub-blocks on an exact grid,

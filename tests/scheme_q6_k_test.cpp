@@ -1,6 +1,8 @@
 // Q6_K layout, reference quantizer and dot product, by hand from ggml's
 // block_q6_K layout and quantize_row_q6_K_ref (as restated in q6_k.hpp's
-// banner). Byte-exactness against ggml is scheme_golden_test's job.
+// banner); and the round-trip properties both symmetric K-quants (Q3_K,
+// Q6_K) owe to their requantization rule. Byte-exactness against ggml is
+// scheme_golden_test's job.
 //
 // The hand quantization case uses sub-blocks that lie exactly on a grid,
 // x = k * u with integer k and the max-|x| element at k = -32 (or +32): the
@@ -22,6 +24,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 #include "test_util.hpp"
@@ -259,17 +262,19 @@ TEST_CASE("q6_k . q8_k: within the stated budget of the exact dot product") {
     }
 }
 
-// Round trip against the requantization rule (step 3), with D = fp32(d) * s_j
-// read back from the block:
+// Round trip of the symmetric K-quants (Q3_K, Q6_K) against the requantization
+// rule (step 3), with D = fp32(d) * s_j read back from the block and codes
+// q = c - H in -H..H-1 (H = 4 for Q3_K, 32 for Q6_K):
 //   - D == 0: the sub-block is marked saturated and decodes to +-0.
-//   - code not clamped: |x/D - q| <= 1/2 with q = c - 32, so
-//       |y - x| <= |D|/2 + 2^-21 * (|x| + 32 |D|)
+//   - code not clamped: |x/D - q| <= 1/2, so
+//       |y - x| <= |D|/2 + 2^-21 * (|x| + H |D|)
 //     (the slack covers the roundings of the division and of y).
-//   - code clamped (saturated): q = -32 with x/D < -32.5, or q = 31 with
-//     x/D > 31.5: x lies beyond the end of the grid.
+//   - code clamped (saturated): q = -H with x/D < -H - 1/2, or q = H - 1 with
+//     x/D > H - 1/2: x lies beyond the end of the grid.
 // The error must reach about |D|/2 somewhere (the bound is not loose), and
 // both kinds of saturation must occur in the data.
-TEST_CASE("q6_k: round trip follows the requantization rule") {
+TEST_CASE_TEMPLATE("symmetric k-quant round trip follows the requantization rule", S, q3_k, q6_k) {
+    constexpr int H = std::is_same_v<S, q3_k> ? 4 : 32;
     std::mt19937 rng(14);
     std::normal_distribution<float> gauss(0.0f, 1.0f);
     std::uniform_real_distribution<float> log_scale(-8.0f, 4.0f);
@@ -284,14 +289,14 @@ TEST_CASE("q6_k: round trip follows the requantization rule") {
             for (std::size_t i = 0; i < 16; ++i) x[b * 256 + 16 * j + i] = t * gauss(rng);
         }
     }
-    std::vector<block_q6_k> q(blocks);
+    std::vector<block_of<S>> q(blocks);
     std::vector<std::uint8_t> sat(x.size());
-    q6_k::quantize_row(x.data(), q.data(), x.size(), sat.data());
-    const auto y = dequantize<q6_k>(q);
+    S::quantize_row(x.data(), q.data(), x.size(), sat.data());
+    const auto y = dequantize<S>(q);
 
-    std::vector<block_q6_k> q2(blocks);
-    q6_k::quantize_row(x.data(), q2.data(), x.size());
-    CHECK(std::memcmp(q.data(), q2.data(), q.size() * sizeof(block_q6_k)) == 0);
+    std::vector<block_of<S>> q2(blocks);
+    S::quantize_row(x.data(), q2.data(), x.size());
+    CHECK(std::memcmp(q.data(), q2.data(), q.size() * sizeof(block_of<S>)) == 0);
 
     double worst = 0.0;
     std::size_t clamped = 0, skipped = 0;
@@ -299,8 +304,8 @@ TEST_CASE("q6_k: round trip follows the requantization rule") {
         const double d = fp16_to_fp32(q[b].d);
         for (std::size_t e = 0; e < 256; ++e) {
             const std::size_t i = b * 256 + e;
-            const double D = d * q6_k::scale_of(q[b], e / 16);
-            const int code = q6_k::code_at(q[b], e) - 32;
+            const double D = d * S::scale_of(q[b], e / 16);
+            const int code = S::code_at(q[b], e) - H;
             const double xi = x[i];
             INFO("block " << b << " element " << e << " x=" << xi << " y=" << y[i] << " D=" << D
                           << " q=" << code);
@@ -314,11 +319,11 @@ TEST_CASE("q6_k: round trip follows the requantization rule") {
             if (sat[i] == 0) {
                 REQUIRE(std::fabs(v - code) <= 0.5 + 1e-5);
                 const double err = std::fabs(xi - y[i]);
-                REQUIRE(err <= 0.5 * std::fabs(D) + std::ldexp(std::fabs(xi) + 32.0 * std::fabs(D), -21));
+                REQUIRE(err <= 0.5 * std::fabs(D) + std::ldexp(std::fabs(xi) + H * std::fabs(D), -21));
                 worst = std::fmax(worst, err / (0.5 * std::fabs(D)));
             } else {
-                REQUIRE((code == -32 || code == 31));
-                REQUIRE((code == -32 ? v < -32.5 + 1e-5 : v > 31.5 - 1e-5));
+                REQUIRE((code == -H || code == H - 1));
+                REQUIRE((code == -H ? v < -H - 0.5 + 1e-5 : v > H - 0.5 - 1e-5));
                 ++clamped;
             }
         }

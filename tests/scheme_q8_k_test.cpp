@@ -1,4 +1,4 @@
-// Q8_K layout and reference rounding, from docs/schemes.md section 8, by hand;
+// Q8_K layout and reference rounding, from docs/schemes.md section 10, by hand;
 // round-trip error against a bound derived from the rule; and the error
 // budget of the dot products Q8_K is the partner of (q2_k, q4_k).
 #include <doctest/doctest.h>

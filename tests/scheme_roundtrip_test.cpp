@@ -1,10 +1,12 @@
-// Round-trip error of Q4_0 and Q8_0 against bounds derived from the rules.
+// Round-trip error of Q4_0, Q5_0 and Q8_0 against bounds derived from the rules.
 //
 // With d the fp32 block scale, d16 = fp16(d) the stored one, and c the code:
 //   Q8_0: c = roundf(x / d) (via the fp32 reciprocal), |c| <= 127, so
 //         |x - c*d16| <= |c|*|d16 - d| + |d|*|c - x/d| <= 127*|d16 - d| + 0.5*|d|
 //   Q4_0: c - 8 = floor(x/d + 0.5) in [-8, 7], so the same argument gives
 //         8*|d16 - d| + 0.5*|d|, and |d| for the one clamped element (x/d = 8).
+//   Q5_0: c - 16 = floor(x/d + 0.5) in [-16, 15]: 16*|d16 - d| + 0.5*|d|, and
+//         |d| for the clamped element (x/d = 16).
 // Each bound gets a slack of 2^-20 * |d| for the fp32 rounding of x * (1/d) and
 // of the final product.
 #include <doctest/doctest.h>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q5_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 
 using namespace qtensor;
@@ -21,7 +24,7 @@ using namespace qtensor;
 namespace {
 
 struct rule {
-    float max_code;     // largest |c| (Q8_0 127, Q4_0 8)
+    float max_code;     // largest |c| (Q8_0 127, Q4_0 8, Q5_0 16)
     float divisor;      // d = signed max / divisor
 };
 
@@ -69,4 +72,8 @@ TEST_CASE("q8_0 round trip: |x - y| <= 127*|fp16(d) - d| + |d|/2") {
 
 TEST_CASE("q4_0 round trip: |x - y| <= 8*|fp16(d) - d| + |d|/2, |d| when clamped") {
     check_roundtrip<q4_0>({8.0f, 8.0f}, 11);
+}
+
+TEST_CASE("q5_0 round trip: |x - y| <= 16*|fp16(d) - d| + |d|/2, |d| when clamped") {
+    check_roundtrip<q5_0>({16.0f, 16.0f}, 13);
 }

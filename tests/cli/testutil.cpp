@@ -122,7 +122,7 @@ int cmd_gen(char** argv) {
 // normal range, 2^-25 among subnormals (docs/schemes.md section 3: round to nearest).
 double fp16_error(double d) { return std::max(std::ldexp(d, -11), std::ldexp(1.0, -25)); }
 
-// Per-element bounds (docs/schemes.md sections 6, 5, 8), with A = max |x| over the
+// Per-element bounds (docs/schemes.md sections 6, 5, 10), with A = max |x| over the
 // block and `signed_max` the first element of that magnitude. The slack
 // 2^-15 * d covers x * (1/d) being rounded in fp32 before the rounding to a
 // code (code units up to 127, relative error about 2^-23).

@@ -1,7 +1,10 @@
-// qtensor/scheme/k_quant.hpp: the maths Q2_K and Q4_K share, as plain
-// functions their files call: ggml's make_qkx2_quants grid search, which fits
-// one sub-block's (scale, min), the largest fit of a super-block, and the
-// requantization of a sub-block against the stored (fp16, 4/6-bit) scales.
+// qtensor/scheme/k_quant.hpp: the maths the K-quants share, as plain
+// functions their files call. Q2_K and Q4_K: ggml's make_qkx2_quants grid
+// search, which fits one sub-block's (scale, min), the largest fit of a
+// super-block, and the requantization of a sub-block against the stored
+// (fp16, 4/6-bit) scales. Q3_K and Q6_K: the all-zero threshold of their
+// symmetric searches, the check that a search did not overflow, and their
+// requantization. Q2_K and Q3_K: the 2-bit code planes.
 //
 // Everything here must give ggml's bytes under any compile flags, so every
 // product that feeds a sum (or nearest_int's hidden "+ 1.5 * 2^23") goes
@@ -13,9 +16,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "qtensor/core/config.hpp"
+#include "qtensor/core/error.hpp"
 #include "qtensor/core/float_bits.hpp"
+#include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace detail {
@@ -74,7 +81,7 @@ inline float fit_error(const float* x, const float* w, const std::uint8_t* L, st
 //      to >= 0), and keep the trial if its error is strictly smaller than the
 //      best so far. Adopting a trial also replaces min by its min, and the
 //      trials after it use that min (ggml reuses one variable, and ggml's
-//      bytes need it; docs/schemes.md section 12, traced in section 9's example).
+//      bytes need it; docs/schemes.md section 15, traced in section 11's example).
 template <std::size_t N>
 qkx2_fit make_qkx2_quants(const float* x, const float* w, const qkx2_grid& g,
                           std::uint8_t* L) noexcept {
@@ -168,6 +175,61 @@ inline void requantize_sub_block(const float* x, std::size_t n, float D, float d
         L[i] = static_cast<std::uint8_t>(std::clamp(l, 0, nmax));
         if (saturated != nullptr) saturated[i] = (l < 0 || l > nmax) ? 1 : 0;
     }
+}
+
+// Below this largest magnitude, ggml's symmetric searches (make_qx_quants,
+// make_q3_quants) call a group all zero.
+inline constexpr float qx_group_eps = 1e-15f;
+
+// A symmetric search returns a non-finite scale only when its weighted sums
+// overflowed (|x|^3 past FLT_MAX); ggml would skip a NaN one and store a
+// finite but meaningless block. Such |x| need a super-scale far past the fp16
+// range anyway, so name the sub-block and refuse it.
+inline void check_search(std::string_view name, const float* xs, std::size_t n, float scale, std::size_t block,
+                         std::size_t sub) {
+    if (is_finite_bits(scale)) return;
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(xs[i]));
+    throw error(std::string(name) + ": block " + std::to_string(block) + ", sub-block " + std::to_string(sub) +
+                ": |x| up to " + std::to_string(amax) +
+                " overflows the scale search; it needs a scale far past the fp16 range");
+}
+
+// Step 3 of Q3_K and Q6_K, one sub-block of n elements: signed codes against
+// the stored scale D = fp32(d) * s (computed by the caller), offset by nmax:
+//   L[i] = clamp(nearest_int(x[i] / D), -nmax, nmax - 1) + nmax   (a true division).
+// D == 0 skips the sub-block: L keeps the codes of the search, and
+// saturated[i] (if given) = 1 there (the output is +-0 whatever x is), else
+// 1 where the code was clamped.
+inline void requantize_symmetric_sub_block(const float* x, std::size_t n, float D, int nmax, std::uint8_t* L,
+                                           std::uint8_t* saturated) noexcept {
+    if (D == 0.0f) {
+        if (saturated != nullptr) std::fill(saturated, saturated + n, std::uint8_t{1});
+        return;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const int l = nearest_int(x[i] / D);
+        L[i] = static_cast<std::uint8_t>(std::clamp(l, -nmax, nmax - 1) + nmax);
+        if (saturated != nullptr) saturated[i] = (l < -nmax || l > nmax - 1) ? 1 : 0;
+    }
+}
+
+// The 2-bit code planes of Q2_K and Q3_K (Q3_K's low two bits): the 256
+// elements are two halves of 128, and element e = 128h + 32s + l (h 0..1,
+// s 0..3, l 0..31) sits in qs[32h + l] at bits 2s..2s+1.
+inline int two_bit_code(const std::array<std::uint8_t, 64>& qs, std::size_t e) noexcept {
+    const std::size_t half = e / 128, shift = 2 * ((e % 128) / 32), l = e % 32;
+    return (qs[32 * half + l] >> shift) & 3;
+}
+
+// codes[256] -> qs[64], the low two bits of each code.
+inline void pack_two_bit_codes(const std::array<std::uint8_t, 256>& codes, std::array<std::uint8_t, 64>& qs) noexcept {
+    for (std::size_t half = 0; half < 2; ++half)
+        for (std::size_t l = 0; l < 32; ++l) {
+            const std::size_t e = 128 * half + l;
+            qs[32 * half + l] = static_cast<std::uint8_t>((codes[e] & 3) | ((codes[e + 32] & 3) << 2) |
+                                                          ((codes[e + 64] & 3) << 4) | ((codes[e + 96] & 3) << 6));
+        }
 }
 
 } // namespace detail

@@ -46,7 +46,8 @@
 // The code below, in order: the block struct, the readers of its fields,
 // dequantize_row, quantize_row with its steps 1 to 4, then dot_row. Step 1's
 // search (make_qkx2_quants) and step 3's requantize_sub_block are plain
-// functions in k_quant.hpp, shared with Q4_K.
+// functions in k_quant.hpp, shared with Q4_K; the 2-bit planes of step 4
+// (two_bit_code, pack_two_bit_codes) are shared with Q3_K there too.
 #pragma once
 
 #include <array>
@@ -86,10 +87,7 @@ struct q2_k {
     // 4-bit scale s_j and min m_j of sub-block j, and the 2-bit code of element e.
     static int scale_of(const block_q2_k& b, std::size_t j) noexcept { return b.scales[j] & 0x0f; }
     static int min_of(const block_q2_k& b, std::size_t j) noexcept { return b.scales[j] >> 4; }
-    static int code_at(const block_q2_k& b, std::size_t e) noexcept {
-        const std::size_t half = e / 128, shift = 2 * ((e % 128) / 32), l = e % 32;
-        return (b.qs[32 * half + l] >> shift) & 3;
-    }
+    static int code_at(const block_q2_k& b, std::size_t e) noexcept { return detail::two_bit_code(b.qs, e); }
 
     // w = (d * s_j) * q - dmin * m_j, both products rounded before the subtraction.
     static void dequantize_row(const block_q2_k* x, float* y, std::size_t n) noexcept {
@@ -115,7 +113,7 @@ struct q2_k {
             const auto fits = fit_sub_blocks(x, codes);
             quantize_scales(fits, y[b], b);
             requantize(x, y[b], codes, saturated);
-            pack_codes(codes, y[b]);
+            detail::pack_two_bit_codes(codes, y[b].qs);
             if (saturated != nullptr) saturated += block_elems;
         }
     }
@@ -177,18 +175,8 @@ private:
         }
     }
 
-    // Step 4: codes[256] -> qs[64].
-    static void pack_codes(const std::array<std::uint8_t, block_elems>& codes, block_q2_k& y) noexcept {
-        for (std::size_t half = 0; half < 2; ++half)
-            for (std::size_t l = 0; l < 32; ++l) {
-                const std::size_t e = 128 * half + l;
-                y.qs[32 * half + l] = static_cast<std::uint8_t>(
-                    codes[e] | (codes[e + 32] << 2) | (codes[e + 64] << 4) | (codes[e + 96] << 6));
-            }
-    }
-
 public:
-    // Scalar reference against a Q8_K activation row (docs/schemes.md section 13),
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 16),
     // per super-block with dy = a.d:
     //   (dy * d) * sum_j s_j * (sum_{e in j} q[e] * qa[e])
     //     - (dy * dmin) * sum_j m_j * bsums[j]

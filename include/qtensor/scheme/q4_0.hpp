@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -53,15 +52,7 @@ struct q4_0 {
         detail::check_finite(name, x, n);
         constexpr std::size_t half = block_elems / 2;
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
-            float amax = 0.0f;
-            float max = 0.0f;
-            for (std::size_t j = 0; j < block_elems; ++j) {
-                if (amax < std::fabs(x[j])) {
-                    amax = std::fabs(x[j]);
-                    max = x[j];
-                }
-            }
-            const float d = max / -8.0f;
+            const float d = detail::signed_absmax(x, block_elems) / -8.0f;
             const float id = detail::code_reciprocal(d);
             y[b].d = fp32_to_fp16(d);
             detail::check_fp16_scale(name, b, d, fp16_to_fp32(y[b].d));

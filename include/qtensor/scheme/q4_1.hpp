@@ -47,6 +47,40 @@ struct block_q4_1 {
 };
 static_assert(sizeof(block_q4_1) == 20);
 
+namespace detail {
+
+// What the codes of an asymmetric block use: its minimum and id = 1/d, both
+// fp32 and unrounded.
+struct block_range {
+    float min;
+    float id;
+};
+
+// The scale and minimum of an asymmetric block (Q4_1, Q5_1) of n elements
+// with codes 0..top: min and max by strict comparisons from +-FLT_MAX,
+// d = (max - min) / top; stores fp16(d) and fp16(min) in y (throwing when
+// either rounds to inf) and returns what the codes use.
+template <class Block>
+block_range store_block_range(std::string_view name, std::size_t block, const float* x, std::size_t n, float top,
+                              Block& y) {
+    float min = FLT_MAX;
+    float max = -FLT_MAX;
+    for (std::size_t j = 0; j < n; ++j) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / top;
+    y.d = fp32_to_fp16(d);
+    y.m = fp32_to_fp16(min);
+    check_fp16_scale(name, block, d, fp16_to_fp32(y.d));
+    if (!is_finite_bits(fp16_to_fp32(y.m)))
+        throw error(std::string(name) + ": block " + std::to_string(block) + " has minimum " + std::to_string(min) +
+                    ", past the fp16 range (magnitudes of 65520 and above round to inf)");
+    return {min, code_reciprocal(d)};
+}
+
+} // namespace detail
+
 struct q4_1 {
     using block_type = block_q4_1;
     static constexpr std::size_t block_elems = 32;
@@ -61,21 +95,7 @@ struct q4_1 {
         detail::check_finite(name, x, n);
         constexpr std::size_t half = block_elems / 2;
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
-            float min = FLT_MAX;
-            float max = -FLT_MAX;
-            for (std::size_t j = 0; j < block_elems; ++j) {
-                if (x[j] < min) min = x[j];
-                if (x[j] > max) max = x[j];
-            }
-            const float d = (max - min) / 15.0f;
-            const float id = detail::code_reciprocal(d);
-            y[b].d = fp32_to_fp16(d);
-            y[b].m = fp32_to_fp16(min);
-            detail::check_fp16_scale(name, b, d, fp16_to_fp32(y[b].d));
-            if (!detail::is_finite_bits(fp16_to_fp32(y[b].m)))
-                throw error(std::string(name) + ": block " + std::to_string(b) + " has minimum " +
-                            std::to_string(min) +
-                            ", past the fp16 range (magnitudes of 65520 and above round to inf)");
+            const auto [min, id] = detail::store_block_range(name, b, x, block_elems, 15.0f, y[b]);
 
             std::array<int, block_elems> code;
             for (std::size_t j = 0; j < block_elems; ++j) {

@@ -200,7 +200,7 @@ private:
     }
 
 public:
-    // Scalar reference against a Q8_K activation row (docs/schemes.md section 13),
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 16),
     // per super-block with dy = a.d:
     //   (dy * d) * sum_j sc_j * (sum_{e in j} q[e] * qa[e])
     //     - (dy * dmin) * sum_j m_j * (bsums[2j] + bsums[2j + 1])

@@ -53,12 +53,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
 
-#include "qtensor/core/error.hpp"
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
+#include "qtensor/scheme/k_quant.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 #include "qtensor/scheme/scheme.hpp"
 
@@ -73,9 +72,6 @@ struct block_q6_k {
 static_assert(sizeof(block_q6_k) == 210);
 
 namespace detail {
-
-// Below this largest magnitude, ggml's make_qx_quants calls a group all zero.
-inline constexpr float qx_group_eps = 1e-15f;
 
 // ggml's make_qx_quants for N elements with rmse_type 1 and no importance
 // weights (the only call Q6_K's reference makes): x[N] -> codes L[N] in
@@ -92,16 +88,8 @@ inline constexpr float qx_group_eps = 1e-15f;
 //      and compare as ggml's do.
 template <std::size_t N>
 float make_qx_quants(const float* x, int nmax, std::uint8_t* L) noexcept {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (std::size_t i = 0; i < N; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < qx_group_eps) {
+    const float max = signed_absmax(x, N);
+    if (std::fabs(max) < qx_group_eps) {
         std::fill(L, L + N, std::uint8_t{0});
         return 0.0f;
     }
@@ -186,20 +174,15 @@ struct q6_k {
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
             std::array<std::uint8_t, block_elems> codes;
             std::array<float, sub_blocks> scales;
-            float max_scale = 0.0f;
-            float max_abs_scale = 0.0f;
             for (std::size_t j = 0; j < sub_blocks; ++j) {
                 scales[j] = detail::make_qx_quants<sub_elems>(x + sub_elems * j, 32,
                                                               codes.data() + sub_elems * j);
-                check_search(x + sub_elems * j, scales[j], b, j);
-                if (std::fabs(scales[j]) > max_abs_scale) {
-                    max_abs_scale = std::fabs(scales[j]);
-                    max_scale = scales[j];
-                }
+                detail::check_search(name, x + sub_elems * j, sub_elems, scales[j], b, j);
             }
+            const float max_scale = detail::signed_absmax(scales.data(), sub_blocks);
 
             y[b] = block_q6_k{};
-            if (max_abs_scale < detail::qx_group_eps) {
+            if (std::fabs(max_scale) < detail::qx_group_eps) {
                 if (saturated != nullptr) saturated = std::fill_n(saturated, block_elems, std::uint8_t{1});
                 continue;
             }
@@ -245,17 +228,6 @@ struct q6_k {
     }
 
 private:
-    // A non-finite sub-block scale means the weighted sums overflowed
-    // (|x|^3 past FLT_MAX); ggml would skip a NaN one and store garbage.
-    static void check_search(const float* xs, float scale, std::size_t block, std::size_t sub) {
-        if (detail::is_finite_bits(scale)) return;
-        float amax = 0.0f;
-        for (std::size_t i = 0; i < sub_elems; ++i) amax = std::fmax(amax, std::fabs(xs[i]));
-        throw error(std::string(name) + ": block " + std::to_string(block) + ", sub-block " +
-                    std::to_string(sub) + ": |x| up to " + std::to_string(amax) +
-                    " overflows the scale search; it needs a scale far past the fp16 range");
-    }
-
     // Step 3: codes against the stored d * s_j.
     static void requantize(const float* x, const block_q6_k& y,
                            std::array<std::uint8_t, block_elems>& codes, std::uint8_t* saturated) noexcept {
@@ -263,15 +235,8 @@ private:
         for (std::size_t j = 0; j < sub_blocks; ++j) {
             const float D = d * static_cast<float>(y.scales[j]);
             const std::size_t first = sub_elems * j;
-            if (D == 0.0f) {
-                if (saturated != nullptr) std::fill_n(saturated + first, sub_elems, std::uint8_t{1});
-                continue;
-            }
-            for (std::size_t i = first; i < first + sub_elems; ++i) {
-                const int l = detail::nearest_int(x[i] / D);
-                codes[i] = static_cast<std::uint8_t>(std::clamp(l, -32, 31) + 32);
-                if (saturated != nullptr) saturated[i] = (l < -32 || l > 31) ? 1 : 0;
-            }
+            detail::requantize_symmetric_sub_block(x + first, sub_elems, D, 32, codes.data() + first,
+                                                   saturated != nullptr ? saturated + first : nullptr);
         }
     }
 

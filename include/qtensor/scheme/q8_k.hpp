@@ -31,7 +31,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -66,7 +65,7 @@ struct q8_k {
                              std::uint8_t* saturated = nullptr) {
         detail::check_finite(name, x, n);
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
-            const float max = signed_max(x);
+            const float max = detail::signed_absmax(x, block_elems);
             const float iscale = max != 0.0f ? -127.0f / max : 0.0f;
             for (std::size_t j = 0; j < block_elems; ++j) {
                 int code = 0;
@@ -86,21 +85,6 @@ struct q8_k {
     static void dequantize_row(const block_q8_k* x, float* y, std::size_t n) noexcept {
         for (std::size_t b = 0; b < n / block_elems; ++b)
             for (std::size_t j = 0; j < block_elems; ++j) *y++ = x[b].d * static_cast<float>(x[b].qs[j]);
-    }
-
-private:
-    // The element of largest |x| with its sign; the first one on ties; +0 if all are zero.
-    static float signed_max(const float* x) noexcept {
-        float amax = 0.0f;
-        float max = 0.0f;
-        for (std::size_t j = 0; j < block_elems; ++j) {
-            const float ax = std::fabs(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        return max;
     }
 };
 

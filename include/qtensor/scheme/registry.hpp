@@ -18,7 +18,7 @@
 //
 // Names and geometry of the registered schemes come from each scheme's own
 // constants (S::name, S::block_elems, sizeof(block_of<S>)); only the ggml
-// types without a scheme (q5_0, ...) are written out here, so a GGUF reader
+// types without a scheme (q8_1, q5_k) are written out here, so a GGUF reader
 // can walk past their tensors.
 #pragma once
 
@@ -31,9 +31,12 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
@@ -160,7 +163,10 @@ using registry = scheme_table<
     registered<q4_0, q_all>,
     registered<q8_0, q_all>,
     registered<q4_1, reference_only>,
+    registered<q5_0, reference_only>,
+    registered<q5_1, reference_only>,
     registered<q2_k, simd_kernels::dequantize | simd_kernels::gemm>,
+    registered<q3_k, reference_only>,
     registered<q4_k, reference_only>,
     registered<q6_k, reference_only>,
     registered<q8_k, simd_kernels::quantize>,
@@ -190,7 +196,7 @@ constexpr void for_each_scheme(F&& f) {
 
 // Calls f(S{}) for the registered scheme S with S::type_id == t and returns
 // true; returns false, calling nothing, when qtensor has no scheme for t (a
-// type such as q5_0, or an id ggml does not define). f's result is dropped.
+// type such as q5_k, or an id ggml does not define). f's result is dropped.
 template <class F>
 constexpr bool visit_scheme(ggml_type t, F&& f) {
     return all_schemes::visit_if([t](auto s) { return decltype(s)::type_id == t; }, f);
@@ -226,10 +232,7 @@ namespace detail {
 // ggml's published geometry (ggml.c type_traits). A type that gets a scheme
 // leaves this table for the registry.
 inline constexpr auto foreign_types = std::to_array<ggml_type_info>({
-    {ggml_type::q5_0, "q5_0", 32, 22, false},
-    {ggml_type::q5_1, "q5_1", 32, 24, false},
     {ggml_type::q8_1, "q8_1", 32, 36, false},
-    {ggml_type::q3_k, "q3_k", 256, 110, false},
     {ggml_type::q5_k, "q5_k", 256, 176, false},
 });
 

@@ -109,6 +109,22 @@ inline void check_finite(std::string_view name, const float* x, std::size_t n) {
                         "; quantized schemes need finite input");
 }
 
+// The element of largest magnitude, with its sign (0 when every x is 0).
+// ggml replaces its candidate only on a strictly larger |x|, so of equal
+// magnitudes the first wins, and with it its sign, which decides the sign of
+// the scale in Q4_0, Q5_0, Q8_K, Q3_K and Q6_K.
+inline float signed_absmax(const float* x, std::size_t n) noexcept {
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (std::fabs(x[i]) > amax) {
+            amax = std::fabs(x[i]);
+            max = x[i];
+        }
+    }
+    return max;
+}
+
 // A block scale stored as fp16 must be finite (65520 and above round to inf);
 // an infinite scale would dequantize the block to inf and NaN.
 inline void check_fp16_scale(std::string_view name, std::size_t block, float scale, float stored) {
