@@ -13,10 +13,13 @@
 #   ft-ptq-*   the control packed as Q4_0 and Q2_K
 #   qat-q4_0   the baseline fine-tuned --ft-steps rehearsing Q4_0, then packed
 #   qat-q2_k   the same rehearsing Q2_K
+# Then, on the first seed, lattice alignment: the Q4_0 QAT arm once more with a
+# symmetric amax / 7 grid (train --grid symmetric); both arms' weights exported
+# bf16 (fake-quant) and packed by ggml's rule and with convert --lattice.
 # Every arm is scored as it deploys: `qtensor ppl` on the packed GGUF file,
 # over the first 250 chunks of 256 tokens of the validation text.
-# Results: OUT/results.tsv (one row per seed and arm), OUT/summary.txt (the
-# table docs/qat.md shows), OUT/qat-experiment.png (loss curves, perplexities;
+# Results: OUT/results.tsv (one row per seed and arm), OUT/lattice.tsv,
+# OUT/summary.txt (the tables docs/qat.md shows), OUT/qat-experiment.png (loss curves, perplexities;
 # needs gnuplot).
 #
 #   scripts/qat-experiment.sh [--seeds "1 2 3"] [--base-steps N] [--ft-steps N]
@@ -84,28 +87,35 @@ awk -v train="$out/train.txt" -v valid="$out/valid.txt" \
     "${files[@]}"
 echo "qat-experiment: train.txt $(wc -c < "$out/train.txt") bytes, valid.txt $(wc -c < "$out/valid.txt") bytes" | tee -a "$log"
 
-# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a
-# row; an arm already in results.tsv is not scored again.
-score() {
-    local arm=$1 seed=$2 policy=$3 model=$4 file="$out/seed$2/$1.gguf" ppl
-    grep -q "^$seed	$arm	" "$out/results.tsv" && return 0
-    "$qtensor" convert --policy "$policy" "$model" "$file"
-    ppl=$("$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
-          --data "$out/valid.txt" "$file" \
-          2>>"$log" | sed -n 's/^perplexity: //p')
-    printf '%s\t%s\t%s\t%s\n' "$seed" "$arm" "$policy" "$ppl" >> "$out/results.tsv"
-    echo "qat-experiment: seed $seed $arm: perplexity $ppl" | tee -a "$log"
+# packed_ppl POLICY MODEL FILE [CONVERT_ARGS...]: pack MODEL into FILE with
+# POLICY, print the file's perplexity, remove it.
+packed_ppl() {
+    local policy=$1 model=$2 file=$3
+    shift 3
+    "$qtensor" convert --policy "$policy" "$@" "$model" "$file" >&2
+    "$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
+        --data "$out/valid.txt" "$file" 2>>"$log" | sed -n 's/^perplexity: //p'
     rm -f "$file"
 }
 
-# train DIR FROM SEED STEPS POLICY LR MIN_LR WARMUP: a run saved in DIR
-# continues from its last save (every 100 steps); one already complete is kept.
+# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a
+# row; an arm already in results.tsv is not scored again.
+score() {
+    local arm=$1 seed=$2 policy=$3 model=$4 ppl
+    grep -q "^$seed	$arm	" "$out/results.tsv" && return 0
+    ppl=$(packed_ppl "$policy" "$model" "$out/seed$seed/$arm.gguf")
+    printf '%s\t%s\t%s\t%s\n' "$seed" "$arm" "$policy" "$ppl" >> "$out/results.tsv"
+    echo "qat-experiment: seed $seed $arm: perplexity $ppl" | tee -a "$log"
+}
+
+# train DIR FROM SEED STEPS POLICY LR MIN_LR WARMUP [TRAIN_ARGS...]: a run saved
+# in DIR continues from its last save (every 100 steps); one already complete is kept.
 train() {
     local resume=() status=0
     if [ -f "$1/optimizer.safetensors" ]; then resume=(--resume); else rm -rf "$1"; fi
     "$qtensor" train "$2" --data "$out/train.txt" --out "$1" --seed "$3" --steps "$4" --policy "$5" \
         --lr "$6" --min-lr "$7" --warmup "$8" --seq "$seq_len" --batch "$batch" --threads "$threads" \
-        --save-every 100 "${resume[@]}" 2>>"$log" || status=$?
+        --save-every 100 "${resume[@]}" "${@:9}" 2>>"$log" || status=$?
     [ "$status" -eq 0 ] && return 0
     tail -n 1 "$log" | grep -q "is already at step $4\$" && return 0 # complete
     tail -n 1 "$log" >&2
@@ -137,8 +147,34 @@ for seed in $seeds; do
     echo "qat-experiment: seed $seed done, $(( ($(date +%s) - start) / 60 )) min so far" | tee -a "$log"
 done
 
-experiments/qat/summary.sh "$out/results.tsv" "$base_steps" "$ft_steps" "$out/means.tsv" > "$out/summary.txt"
-cat "$out/summary.txt"
+# Lattice alignment (docs/qat.md), on the first seed: its baseline fine-tuned
+# the same steps rehearsing Q4_0 on a symmetric amax / 7 grid too. Each Q4_0 QAT
+# arm's weights as its forward saw them, stored bf16 (as a release publishes a
+# QAT model unquantized), are packed by ggml's rule and on their grids
+# (convert --lattice); the f32 export packed on its grids is the trained model.
 first=${seeds%% *}
-gnuplot -c experiments/qat/plot.gp "$out/seed$first" "$out/means.tsv" "$base_steps" "$out/qat-experiment.png"
+dir="$out/seed$first"
+echo "qat-experiment: seed $first: qat-q4_0-symmetric, $ft_steps steps" | tee -a "$log"
+train "$dir/qat-q4_0-symmetric" "$dir/base" $((first + 1000)) "$ft_steps" q4_0 3e-4 3e-5 $((ft_steps / 10)) \
+    --grid symmetric
+lattice="$out/lattice.tsv"
+[ -f "$lattice" ] || printf 'arm\tppl_trained\tppl_ggml\tppl_lattice\tlattice_total\n' > "$lattice"
+for arm in qat-q4_0 qat-q4_0-symmetric; do
+    grep -q "^$arm	" "$lattice" && continue
+    grid=ggml
+    [ "$arm" = qat-q4_0-symmetric ] && grid=symmetric
+    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --dtype f32 --out "$dir/$arm-f32" "$dir/$arm"
+    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --out "$dir/$arm-bf16" "$dir/$arm"
+    total=$("$qtensor" lattice "$dir/$arm-bf16" | sed -n 's/^total  *//p' | tr -s ' ')
+    trained=$(packed_ppl q4_0 "$dir/$arm-f32" "$dir/$arm-trained.gguf" --lattice)
+    ggml=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-ggml.gguf")
+    aligned=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-lattice.gguf" --lattice)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$arm" "$trained" "$ggml" "$aligned" "$total" >> "$lattice"
+    echo "qat-experiment: seed $first $arm, bf16: $total; perplexity trained $trained, ggml's rule $ggml, --lattice $aligned" |
+        tee -a "$log"
+done
+
+experiments/qat/summary.sh "$out/results.tsv" "$base_steps" "$ft_steps" "$out/means.tsv" "$lattice" > "$out/summary.txt"
+cat "$out/summary.txt"
+gnuplot -c experiments/qat/plot.gp "$dir" "$out/means.tsv" "$base_steps" "$out/qat-experiment.png"
 echo "qat-experiment: $out/summary.txt, $out/qat-experiment.png; $(( ($(date +%s) - start) / 60 )) min in all"

@@ -25,6 +25,7 @@
 #include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_0_symmetric.hpp"
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
@@ -32,8 +33,9 @@
 using namespace qtensor;
 using qtensor_test::message_of;
 
-// Every quantized scheme the library has.
-#define QTENSOR_FQ_SCHEMES q4_0, q8_0, q8_k, q2_k, q4_k
+// Every quantized scheme the library trains with (q4_0_symmetric: another
+// rounding rule for Q4_0 blocks).
+#define QTENSOR_FQ_SCHEMES q4_0, q4_0_symmetric, q8_0, q8_k, q2_k, q4_k
 
 namespace {
 
@@ -68,6 +70,20 @@ struct rules<q4_0> {
     static constexpr double v_max = 8.0;
     static constexpr double v_clamp = 7.5; // code floor(v + 8.5) = 16 -> 15
     static constexpr int tie_lo = -8, tie_hi = 7; // ties at v = k + 0.5
+    static float step(const block_q4_0& q) { return std::fabs(fp16_to_fp32(q.d)); }
+};
+
+template <>
+struct rules<q4_0_symmetric> {
+    static constexpr lattice kind = lattice::pivot;
+    static constexpr float max_abs = 7.0f * 65504.0f; // d = amax / 7 fits fp16
+    static constexpr bool clamps = false;              // |v| <= 7 never needs a clamp
+    static constexpr bool exact_outputs = true;        // (code - 8) * fp16 d: 3 + 11 bits
+    static constexpr bool signed_pivot = false;
+    static constexpr float divisor = 7.0f;
+    static constexpr double v_max = 7.0;
+    static constexpr double v_clamp = std::numeric_limits<double>::infinity();
+    static constexpr int tie_lo = -7, tie_hi = 6; // ties at v = k + 0.5, rounded away from zero
     static float step(const block_q4_0& q) { return std::fabs(fp16_to_fp32(q.d)); }
 };
 
@@ -392,6 +408,34 @@ TEST_CASE("fake_quant<q4_0>: the worked example of docs/qat.md, by hand") {
     CHECK(dx[1] == 1.0f);
 }
 
+TEST_CASE("fake_quant<q4_0_symmetric>: amax / 7, half away from zero, by hand") {
+    // amax = 7 -> d = 1 exactly; codes round(x / d) half away from zero, in -7..7.
+    std::vector<float> x(32, 0.0f);
+    const float in[] = {7.0f, 3.5f, -3.5f, 2.5f, -0.5f, 0.49f, -7.0f, 6.6f};
+    const float out[] = {7.0f, 4.0f, -4.0f, 3.0f, -1.0f, 0.0f, -7.0f, 7.0f};
+    std::copy(std::begin(in), std::end(in), x.begin());
+    std::vector<float> y(32);
+    std::vector<std::uint8_t> mask(32, 1);
+    fake_quant<q4_0_symmetric>::forward(x, y, mask);
+    for (std::size_t j = 0; j < 8; ++j) CHECK(y[j] == out[j]);
+    for (std::size_t j = 8; j < 32; ++j) CHECK(y[j] == 0.0f);
+    for (std::uint8_t m : mask) CHECK(m == 0); // nothing clamps: both ends of the range are reachable
+
+    // The blocks are Q4_0's: d = +1 stored as fp16 0x3c00, code 8 + k.
+    block_q4_0 q{};
+    q4_0_symmetric::quantize_row(x.data(), &q, 32);
+    CHECK(q.d.bits == 0x3c00);
+    CHECK((q.qs[0] & 0x0f) == 15); // 7
+    CHECK((q.qs[6] & 0x0f) == 1);  // -7: ggml's rule never writes code 1 with code 15 in one block
+    // amax = 2.6 -> d = 2.6 / 7 -> fp16 0x35f1 = 1521 * 2^-12; 0.7 / d = 1.88 -> 2.
+    std::vector<float> x2(32, 0.0f), y2(32);
+    x2[0] = 0.7f;
+    x2[1] = -2.6f;
+    fake_quant<q4_0_symmetric>::forward(x2, y2);
+    CHECK(y2[0] == 2.0f * 1521.0f / 4096.0f);
+    CHECK(y2[1] == -7.0f * 1521.0f / 4096.0f);
+}
+
 TEST_CASE_TEMPLATE("fake_quant backward: dx = dy except where the code saturated", S, QTENSOR_FQ_SCHEMES) {
     std::mt19937 rng(7u + static_cast<std::uint32_t>(S::type_id));
     const auto x = make_blocks<S>(rng, blocks_for<S>(128000));
@@ -651,7 +695,7 @@ TEST_CASE_TEMPLATE("fake_quant backward matches finite differences of the forwar
 // so exporting the fake-quantized weights instead of the latent ones changes
 // nothing. (Values compared, not bits: when fp16(d) underflows to 0 the zeros'
 // signs may differ.) The K-quants' search makes no such promise.
-TEST_CASE_TEMPLATE("fake_quant is a projection: forward(forward(x)) == forward(x)", S, q4_0, q8_0) {
+TEST_CASE_TEMPLATE("fake_quant is a projection: forward(forward(x)) == forward(x)", S, q4_0, q4_0_symmetric, q8_0) {
     std::mt19937 rng(5u + static_cast<std::uint32_t>(S::type_id));
     const auto x = make_blocks<S>(rng, 20000);
     std::vector<float> y(x.size()), yy(x.size());

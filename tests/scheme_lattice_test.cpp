@@ -14,6 +14,7 @@
 #include "qtensor/core/half.hpp"
 #include "qtensor/scheme/lattice.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q4_0_symmetric.hpp"
 
 using namespace qtensor;
 
@@ -103,6 +104,24 @@ TEST_CASE("lattice: a symmetric amax/7 grid is recovered; ggml's rule moves it, 
             CHECK(worst_aligned <= 7 * step * (0x1p-11f + 2 * u));
             CHECK(worst_ggml > 0.05f * step); // re-rounded onto amax / 8 steps
         }
+    }
+}
+
+TEST_CASE("lattice: q4_0_symmetric's blocks lie on amax/7 grids that the aligned packing keeps exactly") {
+    // What a model trained with fake_quant<q4_0_symmetric> holds (f32, exact).
+    std::mt19937 rng(3);
+    for (int t = 0; t < 200; ++t) {
+        const block x = random_block(rng);
+        block_q4_0 q{};
+        q4_0_symmetric::quantize_row(x.data(), &q, 32);
+        const block y = unpacked(q);
+        const lattice::grid_fit f = lattice::fit_q4_0(y.data(), lattice::unit_roundoff_f32);
+        INFO("block " << t);
+        REQUIRE(f.on_grid);
+        CHECK(f.code_max == 7);
+        CHECK(f.step == fp16_to_fp32(q.d));
+        CHECK(unpacked(lattice::pack_on_grid(y.data(), f)) == y);
+        CHECK(unpacked(lattice::pack_on_grid(y.data(), f)) != on_ggml_grid(y));
     }
 }
 

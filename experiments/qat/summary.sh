@@ -10,9 +10,11 @@
 #
 # Fails, naming them, when a seed lacks an arm.
 #
-#   experiments/qat/summary.sh results.tsv BASE_STEPS FT_STEPS [MEANS.tsv]
+#   experiments/qat/summary.sh results.tsv BASE_STEPS FT_STEPS [MEANS.tsv [LATTICE.tsv]]
 # MEANS.tsv (arm; mean, min and max over the seeds of its perplexity in %
-# against the same seed's f32 baseline) is what the plot draws.
+# against the same seed's f32 baseline) is what the plot draws. LATTICE.tsv
+# (arm, perplexity as trained, packed by ggml's rule, packed with --lattice,
+# the total line of `qtensor lattice` on the bf16 export) adds a second table.
 set -euo pipefail
 awk -F'\t' -v base_steps="$2" -v ft_steps="$3" -v means="${4:-/dev/null}" '
 NR == 1 { next }
@@ -76,3 +78,19 @@ END {
     line("2-bit: share of the PTQ gap QAT recovers, against the baseline", ">= 60%", "ptq-q2_k", "qat-q2_k", "f32", "gap")
     line("2-bit: the same against the control", ">= 60%", "ft-ptq-q2_k", "qat-q2_k", "ft-f32", "gap")
 }' "$1"
+[ -n "${5:-}" ] || exit 0
+echo
+awk -F'\t' '
+NR == 1 { next }
+{
+    split($5, f, " ") # blocks, on grid, grids (several words), moved, ggml err, aligned err
+    n = length(f); grids = f[3]
+    for (i = 4; i <= n - 3; i++) grids = grids " " f[i]
+    rows = rows sprintf("| %s | %s of %s | %s | %s | %s | %s | %s | %s | %s |\n", \
+        $1 == "qat-q4_0" ? "ggml (max / -8)" : "symmetric (amax / 7)", f[2], f[1], grids, f[n - 2], f[n - 1], f[n], $2, $3, $4)
+}
+END {
+    printf "Lattice alignment: the Q4_0 QAT arm trained on each grid, its weights exported bf16 and packed again:\n\n"
+    printf "| QAT grid | blocks on a grid | grids (largest code) | moved by ggml'"'"'s rule | weight error, ggml'"'"'s rule | weight error, aligned | perplexity as trained | packed by ggml'"'"'s rule | packed with --lattice |\n"
+    printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n%s", rows
+}' "$5"

@@ -5,7 +5,13 @@
 #   - a run stopped at step 3 (--until) and resumed equals the run that went
 #     straight through, byte for byte (weights, optimizer state, loss log),
 #     with other thread counts; under QAT (--policy q4_0);
-#   - the saved directory is a model: convert packs it, logits runs it.
+#   - the saved directory is a model: convert packs it, logits runs it;
+#   - fake-quant exports the weights the forward saw: packed by ggml's rule
+#     they give the run's logits byte for byte, and `lattice` finds every block
+#     on a grid with largest code 8, which ggml's rule leaves in place;
+#   - with --grid symmetric every block lies on an amax / 7 grid (largest code
+#     7), ggml's rule moves them all, the aligned packing (convert --lattice)
+#     none.
 #
 #   -DCLI=qtensor -DCONFIG=config.json -DDATA=text -DWORK_DIR=dir
 cmake_minimum_required(VERSION 3.21)
@@ -62,3 +68,32 @@ endif()
 
 step("${CLI}" convert --policy q4_0 straight q4_0.gguf)
 step("${CLI}" logits --policy q4_0 --ids 40,41,42 --out logits.f32 q4_0.gguf)
+
+# lattice_total(<export dir> <regex>): the total line of `qtensor lattice` must match.
+function(lattice_total dir regex)
+    execute_process(COMMAND "${CLI}" lattice ${dir} WORKING_DIRECTORY "${WORK_DIR}"
+        RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    string(REGEX MATCH "\ntotal [^\n]*" total "${out}")
+    string(STRIP "${total}" total)
+    if(NOT rc EQUAL 0 OR NOT total MATCHES "${regex}")
+        message(FATAL_ERROR "lattice ${dir}: expected a total line matching '${regex}':\n${out}${err}")
+    endif()
+    message(STATUS "lattice ${dir}: ${total}")
+endfunction()
+
+# columns: blocks, on grid, grids (largest code), moved, ggml err, aligned err.
+step("${CLI}" fake-quant --policy q4_0 --dtype f32 --out straight-f32 straight)
+lattice_total(straight-f32 " [0-9]+ +100\\.0% +8: 100\\.0% +0\\.0% +0 +0$")
+step("${CLI}" convert --policy q4_0 straight-f32 export.gguf)
+step("${CLI}" logits --policy q4_0 --ids 40,41,42 --out export.f32 export.gguf)
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files logits.f32 export.f32
+    WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "the exported weights, packed, do not give the run's logits")
+endif()
+
+step("${CLI}" train ${run} --policy q4_0 --grid symmetric --out symmetric "${CONFIG}")
+step("${CLI}" fake-quant --policy q4_0 --grid symmetric --dtype f32 --out symmetric-f32 symmetric)
+lattice_total(symmetric-f32 " [0-9]+ +100\\.0% +7: 100\\.0% +100\\.0% +0\\.[0-9]+ +0$")
+step("${CLI}" fake-quant --policy q4_0 --grid symmetric --out symmetric-bf16 symmetric) # as a release stores it
+lattice_total(symmetric-bf16 " [0-9]+ +100\\.0% +7: 100\\.0% +100\\.0% +0\\.[0-9]+ +0\\.00[0-9]+$")

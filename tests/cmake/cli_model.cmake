@@ -173,6 +173,19 @@ qtensor_cli_error(train_warmup_fraction 2 "^qtensor: --warmup '2\\.9' is not a w
     train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 5 --warmup 2.9 --out o ${e2b}/config.json)
 qtensor_cli_error(train_over_source 2 "^qtensor: train: --out is the model being fine-tuned"
     train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --out ${e2b} ${e2b})
+qtensor_cli_error(train_grid_f32 2 "^qtensor: train: --grid is the rounding rule of Q4_0 weights, and policy f32 has none"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --grid symmetric --out o ${e2b}/config.json)
+qtensor_cli_error(train_grid_name 2 "^qtensor: train: --grid 'amax7' is not ggml or symmetric"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --policy q4_0 --grid amax7 --out o ${e2b}/config.json)
+qtensor_cli_run(fake_quant_help CODE 0 STDOUT "^usage: qtensor fake-quant --policy POLICY --out DIR" ARGS fake-quant --help)
+qtensor_cli_error(fake_quant_no_policy 2 "^qtensor: fake-quant: missing --policy" fake-quant --out o ${e2b})
+qtensor_cli_error(fake_quant_dtype 2 "^qtensor: fake-quant: --dtype 'f16' is not bf16 or f32"
+    fake-quant --policy q4_0 --dtype f16 --out o ${e2b})
+qtensor_cli_error(fake_quant_over_source 2 "^qtensor: fake-quant: --out is MODEL itself"
+    fake-quant --policy q4_0 --out ${e2b} ${e2b})
+qtensor_cli_error(fake_quant_gguf 2 "^qtensor: fake-quant: '.*' is not a Hugging Face model directory"
+    fake-quant --policy q4_0 --out o ${QTENSOR_CLI_MODEL_WORK}/f32.gguf)
+set_property(TEST cli_fake_quant_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 qtensor_cli_error(train_context 1 "^qtensor: train: 300 positions exceed the model's context of 256"
     train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --seq 300 --out o ${e2b}/config.json)
 

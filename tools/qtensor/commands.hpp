@@ -45,4 +45,7 @@ int run_grad(std::span<const std::string_view> args);
 void print_train_help();
 int run_train(std::span<const std::string_view> args);
 
+void print_fake_quant_help();
+int run_fake_quant(std::span<const std::string_view> args);
+
 } // namespace qtensor::cli

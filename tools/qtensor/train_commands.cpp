@@ -3,6 +3,7 @@
 //   qtensor grad  MODEL --ids ... --out F.safetensors   the loss and every parameter's gradient
 //   qtensor train CONFIG_OR_MODEL --data TEXT --steps N --out DIR
 //                                                      a training run on byte-level tokens
+//   qtensor fake-quant MODEL --policy P --out DIR       the weights as QAT's forward sees them
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -52,12 +53,39 @@ constexpr option_spec train_options[] = {
     {"seq", 's', true},    {"batch", 'b', true},   {"accum", 'a', true}, {"lr", 'l', true},
     {"min-lr", 0, true},   {"warmup", 'w', true},  {"weight-decay", 0, true}, {"clip", 'c', true},
     {"seed", 0, true},     {"threads", 't', true}, {"until", 0, true},   {"save-every", 0, true},
-    {"resume", 'r', false},
+    {"resume", 'r', false}, {"grid", 0, true},
 };
 enum : std::size_t {
     tr_data, tr_steps, tr_out, tr_policy, tr_seq, tr_batch, tr_accum, tr_lr, tr_min_lr, tr_warmup,
-    tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume
+    tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume, tr_grid
 };
+
+constexpr option_spec fake_quant_options[] = {
+    {"policy", 'p', true},
+    {"out", 'o', true},
+    {"grid", 0, true},
+    {"dtype", 0, true},
+};
+enum : std::size_t { fq_policy, fq_out, fq_grid, fq_dtype };
+
+// --grid: the rule of the Q4_0 roles (gemma4/qat.hpp). Only a policy with a
+// Q4_0 role has one to choose.
+gemma4::q4_0_rule grid_of(std::string_view command, const parsed_args& parsed, std::size_t opt,
+                          std::string_view policy) {
+    if (!parsed.has(opt)) return gemma4::q4_0_rule::ggml;
+    const std::string_view grid = *parsed.values[opt];
+    if (grid != "ggml" && grid != "symmetric")
+        usage_error(std::string(command) + ": --grid " + in_quotes(grid) + " is not ggml or symmetric");
+    const bool has_q4_0 = gemma4::with_policy(policy, []<class P>(P) {
+        return std::is_same_v<typename P::attention, q4_0> || std::is_same_v<typename P::mlp, q4_0> ||
+               std::is_same_v<typename P::experts, q4_0> || std::is_same_v<typename P::embedding, q4_0> ||
+               std::is_same_v<typename P::per_layer, q4_0>;
+    });
+    if (!has_q4_0)
+        usage_error(std::string(command) + ": --grid is the rounding rule of Q4_0 weights, and policy " +
+                    std::string(policy) + " has none");
+    return grid == "symmetric" ? gemma4::q4_0_rule::symmetric : gemma4::q4_0_rule::ggml;
+}
 
 // A whole decimal number, 0 included, that fits uint64; anything else is a usage error.
 std::uint64_t parse_whole(std::string_view option, std::string_view text) {
@@ -88,6 +116,7 @@ std::uint64_t fnv1a(std::string_view bytes) {
 // model config), or it would not continue bit-identically.
 struct run_settings {
     std::string policy, data;
+    gemma4::q4_0_rule grid = gemma4::q4_0_rule::ggml;
     std::size_t steps = 0, seq = 64, batch = 4, accum = 1, warmup = 0;
     double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
     std::uint64_t seed = 1;
@@ -100,6 +129,7 @@ struct run_settings {
           << std::hex << fnv1a(text) << " config_fnv=" << fnv1a(config) << std::dec << " steps=" << steps
           << " seq=" << seq << " batch=" << batch << " accum=" << accum << " lr=" << lr << " min_lr=" << min_lr
           << " warmup=" << warmup << " weight_decay=" << weight_decay << " clip=" << clip << " seed=" << seed;
+        if (grid == gemma4::q4_0_rule::symmetric) s << " grid=symmetric"; // absent when ggml: older runs resume
         return s.str();
     }
 };
@@ -159,7 +189,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     if (state.step > 0) opt.restore(std::move(state.first_moment), std::move(state.second_moment), state.step);
     const train::warmup_cosine schedule{rs.lr, rs.min_lr, rs.warmup, rs.steps};
     const train::windows data(tokens, rs.seq, rs.seed);
-    gemma4::rehearsal<P> qat(c);
+    gemma4::rehearsal<P> qat(c, rs.grid);
     gemma4::tensors<float> master = std::move(state.params), seen;
     constexpr bool rehearses = !std::is_same_v<P, gemma4::f32_policy>; // f32: the forward reads the master weights
     loss_log log(out / "loss.tsv", state.step);
@@ -298,6 +328,9 @@ void print_train_help() {
         "  -n, --steps N          optimizer steps of the whole run\n"
         "  -o, --out DIR          where the run is saved\n"
         "  -p, --policy POLICY    f32 (default), bf16, q8_0, q4_0 or q2_k: what the forward rehearses\n"
+        "      --grid RULE        how Q4_0 weights are rounded: ggml (default; convert packs them\n"
+        "                         exactly) or symmetric (amax / 7, codes -7..7, as torchao-style\n"
+        "                         recipes; convert --lattice packs them exactly)\n"
         "  -s, --seq N            tokens per window (default 64)\n"
         "  -b, --batch N          windows per micro-batch, run in parallel (default 4)\n"
         "  -a, --accum N          micro-batches per step (gradient accumulation, default 1)\n"
@@ -328,6 +361,7 @@ int run_train(std::span<const std::string_view> args) {
     constexpr std::size_t max_steps = std::size_t{1} << 40;
     run_settings rs;
     rs.policy = std::string(policy_of(parsed, tr_policy));
+    rs.grid = grid_of("train", parsed, tr_grid, rs.policy);
     rs.data = std::filesystem::absolute(std::string(*parsed.values[tr_data])).lexically_normal().string();
     rs.steps = parse_count("--steps", *parsed.values[tr_steps], max_steps);
     const auto count = [&](std::size_t opt, const char* name, std::size_t fallback, std::size_t cap) {
@@ -408,13 +442,91 @@ int run_train(std::span<const std::string_view> args) {
                                        std::filesystem::copy_options::overwrite_existing);
     }
 
-    std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s, %zu tokens of data, %zu tokens per step%s\n",
-                 gemma4::trainable_elements(gemma4::parameter_shapes(c)), rs.policy.c_str(), tokens.size(), rs.batch * rs.accum * rs.seq,
+    std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s%s, %zu tokens of data, %zu tokens per step%s\n",
+                 gemma4::trainable_elements(gemma4::parameter_shapes(c)), rs.policy.c_str(),
+                 rs.grid == gemma4::q4_0_rule::symmetric ? " (symmetric Q4_0 grid)" : "", tokens.size(), rs.batch * rs.accum * rs.seq,
                  resume ? (", resuming at step " + std::to_string(state.step)).c_str() : "");
     kernels::thread_pool pool(threads_of(parsed, tr_threads));
     gemma4::with_policy(rs.policy, [&]<class P>(P) {
         train_run<P>(rs, c, std::move(state), tokens, out, until, save_every, run, pool.get_executor());
     });
+    return 0;
+}
+
+void print_fake_quant_help() {
+    std::printf(
+        "usage: qtensor fake-quant --policy POLICY --out DIR [--grid RULE] [--dtype bf16|f32] MODEL\n"
+        "\n"
+        "Writes MODEL's weights as quantization-aware training under POLICY sees them:\n"
+        "each weight packed as its role's scheme and unpacked (fake_quant), so on the\n"
+        "grid it rehearses. DIR receives config.json and model.safetensors, a Hugging\n"
+        "Face model in bf16 (default) or f32: what a QAT release publishes as its\n"
+        "unquantized checkpoint. 'qtensor lattice DIR' finds the grids again and\n"
+        "'qtensor convert --lattice' packs on them (docs/qat.md).\n"
+        "\n"
+        "Options:\n"
+        "  -p, --policy POLICY  f32, bf16, q8_0, q4_0 or q2_k\n"
+        "  -o, --out DIR        the directory to write\n"
+        "      --grid RULE      how Q4_0 weights are rounded: ggml (default) or symmetric (amax / 7)\n"
+        "      --dtype TYPE     bf16 (default) or f32 (exactly the values the forward saw)\n"
+        "  -h, --help           show this help\n"
+        "\n"
+        "MODEL: a Hugging Face model directory (a 'qtensor train' run is one).\n");
+}
+
+int run_fake_quant(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("fake-quant", args, fake_quant_options);
+    if (parsed.help) {
+        print_fake_quant_help();
+        return 0;
+    }
+    if (!parsed.has(fq_policy)) usage_error("fake-quant: missing --policy");
+    if (!parsed.has(fq_out)) usage_error("fake-quant: missing --out");
+    if (parsed.positionals.size() != 1)
+        usage_error("fake-quant: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor fake-quant --help')");
+    const std::string_view policy = policy_of(parsed, fq_policy);
+    const gemma4::q4_0_rule grid = grid_of("fake-quant", parsed, fq_grid, policy);
+    const std::string_view dtype = parsed.has(fq_dtype) ? *parsed.values[fq_dtype] : "bf16";
+    if (dtype != "bf16" && dtype != "f32")
+        usage_error("fake-quant: --dtype " + in_quotes(dtype) + " is not bf16 or f32");
+    const std::string model = model_path("fake-quant", parsed.positionals[0]);
+    if (!std::filesystem::is_directory(model))
+        usage_error("fake-quant: " + in_quotes(model) + " is not a Hugging Face model directory (its config.json "
+                    "is written beside the weights)");
+    const std::filesystem::path out(std::string(*parsed.values[fq_out]));
+    std::error_code ec;
+    if (std::filesystem::equivalent(out, model, ec))
+        usage_error("fake-quant: --out is MODEL itself: its weights would be overwritten; pick another");
+
+    const gemma4::checkpoint ck(model);
+    const gemma4::config& c = ck.config();
+    const gemma4::tensors<float> master = gemma4::load_parameters(c, ck, ck.names());
+    gemma4::tensors<float> seen;
+    gemma4::with_policy(policy, [&]<class P>(P) { gemma4::rehearsal<P>(c, grid).forward(master, seen); });
+
+    io::safetensors_writer w;
+    w.set_metadata("format", "pt");
+    std::vector<std::vector<bf16_t>> narrowed; // kept alive until the write
+    for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c)) {
+        const std::vector<float>& v = seen.at(s.name);
+        if (dtype == "f32") {
+            w.add(s.name, s.shape, v);
+            continue;
+        }
+        std::vector<bf16_t>& b = narrowed.emplace_back(v.size());
+        bf16::quantize_row(v.data(), b.data(), v.size());
+        w.add(s.name, "BF16", s.shape, std::as_bytes(std::span(b)));
+    }
+    std::filesystem::create_directories(out, ec);
+    if (ec) run_error("fake-quant: cannot create " + in_quotes(out.string()) + ": " + ec.message());
+    w.write((out / "model.safetensors").string());
+    std::filesystem::copy_file(std::filesystem::path(model) / "config.json", out / "config.json",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::fprintf(stderr, "qtensor: fake-quant: %zu tensors as policy %s%s sees them, %s -> %s\n",
+                 gemma4::parameter_shapes(c).size(), std::string(policy).c_str(),
+                 grid == gemma4::q4_0_rule::symmetric ? " (symmetric Q4_0 grid)" : "", std::string(dtype).c_str(),
+                 out.string().c_str());
     return 0;
 }
 

@@ -12,6 +12,11 @@
 // load_weights<P>) writes exactly w_seen: the rounding is the same code, so
 // the exported model is the model that was trained.
 //
+// q4_0_rule::symmetric rounds the Q4_0 roles on the symmetric amax / 7 grid
+// instead (q4_0_symmetric.hpp), as torchao-style recipes do: the weights then
+// sit on grids that ggml's rule re-rounds and `convert --lattice` keeps
+// (docs/qat.md, "Lattice alignment").
+//
 //   gemma4::rehearsal<gemma4::q4_0_policy> qat(config);
 //   qat.forward(master, seen);                           // before each step
 //   auto r = gemma4::loss_and_gradients(config, seen, ids, seq, ex);
@@ -22,6 +27,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
@@ -30,14 +36,21 @@
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
+#include "qtensor/scheme/q4_0_symmetric.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
 
+// How the forward rounds the weights of a Q4_0 role.
+enum class q4_0_rule {
+    ggml,      // ggml's quantizer (d = max / -8): packing is exact
+    symmetric, // d = amax / 7, codes -7..7: `convert --lattice` packs it exactly
+};
+
 template <model_policy P>
 class rehearsal {
 public:
-    explicit rehearsal(const config& c) : shapes_(parameter_shapes(c)) {
+    explicit rehearsal(const config& c, q4_0_rule rule = q4_0_rule::ggml) : shapes_(parameter_shapes(c)), rule_(rule) {
         for (const parameter_shape& s : shapes_)
             with_role_scheme<P>(s.role, [&]<class S>(S) {
                 if (s.shape.back() % S::block_elems != 0)
@@ -58,7 +71,10 @@ public:
                 if constexpr (quantized_scheme<S>) {
                     std::vector<std::uint8_t>& mask = masks_[s.name];
                     mask.resize(w.size());
-                    fake_quant<S>::forward(w, y, mask);
+                    if (std::is_same_v<S, q4_0> && rule_ == q4_0_rule::symmetric)
+                        fake_quant<q4_0_symmetric>::forward(w, y, mask);
+                    else
+                        fake_quant<S>::forward(w, y, mask);
                 } else {
                     std::vector<typename S::block_type> packed(w.size());
                     S::quantize_row(w.data(), packed.data(), w.size());
@@ -84,6 +100,7 @@ public:
 
 private:
     std::vector<parameter_shape> shapes_;
+    q4_0_rule rule_;
     tensors<std::uint8_t> masks_; // per quantized weight: 1 where its code was clamped
 };
 

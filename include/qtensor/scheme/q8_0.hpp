@@ -39,6 +39,20 @@ inline float code_reciprocal(float d) noexcept {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     return is_finite_bits(id) ? id : 0.0f;
 }
+
+// The symmetric rule of block b of `scheme` (Q8_0, q4_0_symmetric): the scale
+// d = amax / levels over x[n], stored as fp16 in *stored (throws past the fp16
+// range); returns 1/d for the codes round(x * (1/d)), which then lie in
+// -levels..levels.
+inline float symmetric_scale(std::string_view scheme, std::size_t b, const float* x, std::size_t n, float levels,
+                             fp16_t* stored) {
+    float amax = 0.0f;
+    for (std::size_t j = 0; j < n; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / levels;
+    *stored = fp32_to_fp16(d);
+    check_fp16_scale(scheme, b, d, fp16_to_fp32(*stored));
+    return code_reciprocal(d);
+}
 } // namespace detail
 
 struct q8_0 {
@@ -56,12 +70,7 @@ struct q8_0 {
                              std::uint8_t* saturated = nullptr) {
         detail::check_finite(name, x, n);
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
-            float amax = 0.0f;
-            for (std::size_t j = 0; j < block_elems; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-            const float d = amax / 127.0f;
-            const float id = detail::code_reciprocal(d);
-            y[b].d = fp32_to_fp16(d);
-            detail::check_fp16_scale(name, b, d, fp16_to_fp32(y[b].d));
+            const float id = detail::symmetric_scale(name, b, x, block_elems, 127.0f, &y[b].d);
             for (std::size_t j = 0; j < block_elems; ++j)
                 y[b].qs[j] = static_cast<std::int8_t>(std::round(detail::fmul(x[j], id)));
             if (saturated != nullptr)
