@@ -24,6 +24,7 @@
 #include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
