@@ -28,6 +28,7 @@
 # Run again with the same OUT and settings, it continues where it stopped:
 # finished runs and scored arms are kept, an interrupted run resumes.
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
 here=$(pwd)
 cd "$(dirname "$0")/.."
 
@@ -88,14 +89,16 @@ awk -v train="$out/train.txt" -v valid="$out/valid.txt" \
 echo "qat-experiment: train.txt $(wc -c < "$out/train.txt") bytes, valid.txt $(wc -c < "$out/valid.txt") bytes" | tee -a "$log"
 
 # packed_ppl POLICY MODEL FILE [CONVERT_ARGS...]: pack MODEL into FILE with
-# POLICY, print the file's perplexity, remove it.
+# POLICY, print the file's perplexity, remove it. Fails when either step does.
 packed_ppl() {
-    local policy=$1 model=$2 file=$3
+    local policy=$1 model=$2 file=$3 ppl
     shift 3
-    "$qtensor" convert --policy "$policy" "$@" "$model" "$file" >&2
-    "$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
-        --data "$out/valid.txt" "$file" 2>>"$log" | sed -n 's/^perplexity: //p'
+    "$qtensor" convert --policy "$policy" "$@" "$model" "$file" >&2 || return
+    ppl=$("$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
+          --data "$out/valid.txt" "$file" 2>>"$log" | sed -n 's/^perplexity: //p') || return
     rm -f "$file"
+    [ -n "$ppl" ] || { echo "qat-experiment: no perplexity for $model" >&2; return 1; }
+    echo "$ppl"
 }
 
 # score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a
@@ -163,13 +166,15 @@ for arm in qat-q4_0 qat-q4_0-symmetric; do
     grep -q "^$arm	" "$lattice" && continue
     grid=ggml
     [ "$arm" = qat-q4_0-symmetric ] && grid=symmetric
-    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --dtype f32 --out "$dir/$arm-f32" "$dir/$arm"
-    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --out "$dir/$arm-bf16" "$dir/$arm"
+    rm -rf "$dir/$arm-f32" "$dir/$arm-bf16"
+    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --dtype f32 --out "$dir/$arm-f32" "$dir/$arm" 2>>"$log"
+    "$qtensor" fake-quant --policy q4_0 --grid "$grid" --out "$dir/$arm-bf16" "$dir/$arm" 2>>"$log"
     total=$("$qtensor" lattice "$dir/$arm-bf16" | sed -n 's/^total  *//p' | tr -s ' ')
     trained=$(packed_ppl q4_0 "$dir/$arm-f32" "$dir/$arm-trained.gguf" --lattice)
     ggml=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-ggml.gguf")
     aligned=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-lattice.gguf" --lattice)
     printf '%s\t%s\t%s\t%s\t%s\n' "$arm" "$trained" "$ggml" "$aligned" "$total" >> "$lattice"
+    rm -rf "$dir/$arm-f32" "$dir/$arm-bf16"
     echo "qat-experiment: seed $first $arm, bf16: $total; perplexity trained $trained, ggml's rule $ggml, --lattice $aligned" |
         tee -a "$log"
 done

@@ -186,6 +186,15 @@ qtensor_cli_error(fake_quant_over_source 2 "^qtensor: fake-quant: --out is MODEL
 qtensor_cli_error(fake_quant_gguf 2 "^qtensor: fake-quant: '.*' is not a Hugging Face model directory"
     fake-quant --policy q4_0 --out o ${QTENSOR_CLI_MODEL_WORK}/f32.gguf)
 set_property(TEST cli_fake_quant_gguf APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+qtensor_cli_error(train_grid_resume 1 "^qtensor: train: --resume: '.*' holds another run \\(.* seed=1\\); this one is .* seed=1 grid=symmetric"
+    train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 12 --seq 32 --batch 2 --lr 3e-3 --policy q4_0 --grid symmetric
+    --resume --out ${QTENSOR_CLI_WORK}/train/straight ${e2b}/config.json)
+qtensor_cli_error(fake_quant_other_grid 2 "^qtensor: fake-quant: MODEL was trained on the ggml grid, not the symmetric one"
+    fake-quant --policy q4_0 --grid symmetric --out o ${QTENSOR_CLI_WORK}/train/straight)
+qtensor_cli_error(fake_quant_into_run 2 "^qtensor: fake-quant: '.*' holds a training run"
+    fake-quant --policy q4_0 --out ${QTENSOR_CLI_WORK}/train/f32 ${QTENSOR_CLI_WORK}/train/straight)
+set_property(TEST cli_train_grid_resume cli_fake_quant_other_grid cli_fake_quant_into_run
+    APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_train)
 qtensor_cli_error(train_context 1 "^qtensor: train: 300 positions exceed the model's context of 256"
     train --data ${PROJECT_SOURCE_DIR}/LICENSE --steps 2 --seq 300 --out o ${e2b}/config.json)
 

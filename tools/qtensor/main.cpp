@@ -42,7 +42,7 @@ constexpr command commands[] = {
      print_grad_help, run_grad},
     {"train", "train or fine-tune a Gemma 4 model on a text (byte tokens), with QAT", print_train_help,
      run_train},
-    {"fake-quant", "a model's weights as QAT under a policy sees them -> a bf16 checkpoint",
+    {"fake-quant", "a model's weights as QAT under a policy sees them -> a bf16 or f32 checkpoint",
      print_fake_quant_help, run_fake_quant},
 };
 

@@ -32,6 +32,7 @@
 #include "qtensor/gemma4/qat.hpp"
 #include "qtensor/gemma4/gradients.hpp"
 #include "qtensor/gemma4/training_state.hpp"
+#include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/safetensors_writer.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/train/adamw.hpp"
@@ -329,8 +330,8 @@ void print_train_help() {
         "  -o, --out DIR          where the run is saved\n"
         "  -p, --policy POLICY    f32 (default), bf16, q8_0, q4_0 or q2_k: what the forward rehearses\n"
         "      --grid RULE        how Q4_0 weights are rounded: ggml (default; convert packs them\n"
-        "                         exactly) or symmetric (amax / 7, codes -7..7, as torchao-style\n"
-        "                         recipes; convert --lattice packs them exactly)\n"
+        "                         exactly) or symmetric (amax / 7, codes -7..7; 'fake-quant --grid\n"
+        "                         symmetric' exports them, 'convert --lattice' packs that exactly)\n"
         "  -s, --seq N            tokens per window (default 64)\n"
         "  -b, --batch N          windows per micro-batch, run in parallel (default 4)\n"
         "  -a, --accum N          micro-batches per step (gradient accumulation, default 1)\n"
@@ -467,7 +468,8 @@ void print_fake_quant_help() {
         "Options:\n"
         "  -p, --policy POLICY  f32, bf16, q8_0, q4_0 or q2_k\n"
         "  -o, --out DIR        the directory to write\n"
-        "      --grid RULE      how Q4_0 weights are rounded: ggml (default) or symmetric (amax / 7)\n"
+        "      --grid RULE      how Q4_0 weights are rounded: ggml or symmetric (amax / 7); default:\n"
+        "                       the rule MODEL was trained with, when it is a 'qtensor train' run\n"
         "      --dtype TYPE     bf16 (default) or f32 (exactly the values the forward saw)\n"
         "  -h, --help           show this help\n"
         "\n"
@@ -486,18 +488,35 @@ int run_fake_quant(std::span<const std::string_view> args) {
         usage_error("fake-quant: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
                     " (see 'qtensor fake-quant --help')");
     const std::string_view policy = policy_of(parsed, fq_policy);
-    const gemma4::q4_0_rule grid = grid_of("fake-quant", parsed, fq_grid, policy);
+    gemma4::q4_0_rule grid = grid_of("fake-quant", parsed, fq_grid, policy);
     const std::string_view dtype = parsed.has(fq_dtype) ? *parsed.values[fq_dtype] : "bf16";
     if (dtype != "bf16" && dtype != "f32")
         usage_error("fake-quant: --dtype " + in_quotes(dtype) + " is not bf16 or f32");
     const std::string model = model_path("fake-quant", parsed.positionals[0]);
     if (!std::filesystem::is_directory(model))
-        usage_error("fake-quant: " + in_quotes(model) + " is not a Hugging Face model directory (its config.json "
-                    "is written beside the weights)");
+        usage_error("fake-quant: " + in_quotes(model) + " is not a Hugging Face model directory (fake-quant "
+                    "copies its config.json)");
     const std::filesystem::path out(std::string(*parsed.values[fq_out]));
     std::error_code ec;
     if (std::filesystem::equivalent(out, model, ec))
         usage_error("fake-quant: --out is MODEL itself: its weights would be overwritten; pick another");
+    if (std::filesystem::exists(out / "optimizer.safetensors"))
+        usage_error("fake-quant: " + in_quotes(out.string()) +
+                    " holds a training run, which would resume from the rounded weights; pick another --out");
+    // A `qtensor train` run records its grid: the default, and another is refused.
+    if (const std::filesystem::path state = std::filesystem::path(model) / "optimizer.safetensors";
+        std::filesystem::exists(state)) {
+        const io::safetensors_file f(state.string());
+        if (const auto run = f.metadata().find("run"); run != f.metadata().end()) {
+            const auto trained = run->second.find(" grid=symmetric") != std::string::npos ? gemma4::q4_0_rule::symmetric
+                                                                                        : gemma4::q4_0_rule::ggml;
+            const auto name = [](gemma4::q4_0_rule r) { return r == gemma4::q4_0_rule::symmetric ? "symmetric" : "ggml"; };
+            if (parsed.has(fq_grid) && grid != trained)
+                usage_error(std::string("fake-quant: MODEL was trained on the ") + name(trained) +
+                            " grid, not the " + name(grid) + " one");
+            grid = trained;
+        }
+    }
 
     const gemma4::checkpoint ck(model);
     const gemma4::config& c = ck.config();

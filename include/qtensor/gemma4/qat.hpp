@@ -13,9 +13,9 @@
 // the exported model is the model that was trained.
 //
 // q4_0_rule::symmetric rounds the Q4_0 roles on the symmetric amax / 7 grid
-// instead (q4_0_symmetric.hpp), as torchao-style recipes do: the weights then
-// sit on grids that ggml's rule re-rounds and `convert --lattice` keeps
-// (docs/qat.md, "Lattice alignment").
+// instead (q4_0_symmetric.hpp): the weights the forward sees then sit on grids
+// that ggml's rule re-rounds and `convert --lattice` keeps (docs/qat.md,
+// "Lattice alignment").
 //
 //   gemma4::rehearsal<gemma4::q4_0_policy> qat(config);
 //   qat.forward(master, seen);                           // before each step
@@ -44,7 +44,7 @@ namespace gemma4 {
 // How the forward rounds the weights of a Q4_0 role.
 enum class q4_0_rule {
     ggml,      // ggml's quantizer (d = max / -8): packing is exact
-    symmetric, // d = amax / 7, codes -7..7: `convert --lattice` packs it exactly
+    symmetric, // d = amax / 7, codes -7..7: `convert --lattice` packs the seen weights exactly
 };
 
 template <model_policy P>
@@ -71,10 +71,9 @@ public:
                 if constexpr (quantized_scheme<S>) {
                     std::vector<std::uint8_t>& mask = masks_[s.name];
                     mask.resize(w.size());
-                    if (std::is_same_v<S, q4_0> && rule_ == q4_0_rule::symmetric)
-                        fake_quant<q4_0_symmetric>::forward(w, y, mask);
-                    else
-                        fake_quant<S>::forward(w, y, mask);
+                    if constexpr (std::is_same_v<S, q4_0>)
+                        if (rule_ == q4_0_rule::symmetric) return fake_quant<q4_0_symmetric>::forward(w, y, mask);
+                    fake_quant<S>::forward(w, y, mask);
                 } else {
                     std::vector<typename S::block_type> packed(w.size());
                     S::quantize_row(w.data(), packed.data(), w.size());

@@ -1,11 +1,12 @@
 // qtensor/scheme/q4_0_symmetric.hpp: another rounding rule for Q4_0 blocks,
-// the symmetric amax / 7 grid that torchao-style QAT recipes train on. It
+// the symmetric amax / 7 grid (codes -7..7) of symmetric int4 QAT recipes. It
 // writes ordinary Q4_0 blocks (q4_0.hpp), so its output is a valid GGUF Q4_0
 // tensor; only the quantizer differs from ggml's:
 //
 //   ggml:       d = max / -8, codes -8..7 around the signed largest element;
-//   symmetric:  d = amax / 7 (amax = max |x|), code = round(x / d) in -7..7,
-//               stored as code + 8 (round half away from zero).
+//   symmetric:  d = amax / 7 (amax = max |x|, fp32), code = round(x * (1/d)),
+//               the fp32 reciprocal, rounded half away from zero, in -7..7,
+//               stored as code + 8; the block keeps fp16(d), as Q8_0 does.
 //
 // A model trained with fake_quant<q4_0_symmetric> holds weights on grids whose
 // largest code is 7; ggml's rule re-rounds them onto amax / 8 steps, while
