@@ -57,7 +57,8 @@ done
 seq_len=256 batch=4 # 1024 tokens a step
 eval_chunks=250     # the first 64000 validation tokens (of about 257000), the same for every arm
 
-# What it needs beyond the build: the corpus, and gnuplot for the picture.
+./scripts/install-deps.sh # what the build needs (nothing when it is all there)
+# What the experiment needs beyond the build: the corpus, and gnuplot for the picture.
 missing=()
 for p in fortunes gnuplot-nox; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

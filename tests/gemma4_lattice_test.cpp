@@ -1,7 +1,7 @@
 // gemma4/lattice.hpp on a synthetic QAT checkpoint whose grids the test sets:
 // tiny-e2b's shapes, fresh weights, stored as bf16, the attention weights on
 // ggml's Q4_0 grid (as fake_quant<q4_0> trains them), the MLP's on symmetric
-// amax / 7 grids (a torchao-style recipe). The report must find exactly those
+// amax / 7 grids (a symmetric int4 recipe). The report must find exactly those
 // grids; `convert --lattice` (aligned_source + write_gguf) must keep the MLP's
 // values that ggml's rule moves.
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // scheme/lattice.hpp on blocks whose grids the test builds itself: ggml's
 // Q4_0 grid (what fake_quant<q4_0> trains on), a symmetric amax / 7 grid (a
-// torchao-style recipe), the same stored as bf16, random blocks on no grid.
+// symmetric int4 recipe), the same stored as bf16, random blocks on no grid.
 #include <doctest/doctest.h>
 
 #include <array>

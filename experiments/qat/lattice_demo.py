@@ -3,7 +3,7 @@
 # (docs/qat.md): a Gemma 4 model's weights as bf16, with the attention
 # projections on ggml's Q4_0 grid (d = max / -8 per block of 32, codes
 # min(15, trunc(x / d + 8.5)), the fp16 d: as llama.cpp packs) and the MLP on
-# symmetric amax / 7 grids (as a torchao-style recipe trains). Written here
+# symmetric amax / 7 grids (as a symmetric int4 recipe trains). Written here
 # with numpy, apart from qtensor's own code.
 #
 #   /usr/bin/python3 experiments/qat/lattice_demo.py MODEL_DIR OUT_DIR
