@@ -215,6 +215,15 @@ void safetensors_seeds(const fs::path& out) {
                             {"matrix", "F16", {2, 2}, "\x00\x3c\x00\x40\x00\x42\x00\x44"s},
                             {"cube", "BF16", {2, 1, 2}, std::string(8, '\x3f')}},
                            {{"format", "pt"}, {"note", "seed"}}, 64));
+    // A Compressed Tensors layer: [2, 32] in 4 bits, one fp16 scale and zero point per row, g_idx.
+    std::string words;
+    for (int i = 0; i < 8; ++i) words += "\x10\x32\x54\x76"s; // codes 0..7 in every word
+    write_file(out / "packed.safetensors",
+               safetensors({{"layer.weight_packed", "I32", {2, 4}, words},
+                            {"layer.weight_shape", "I64", {2}, "\x02\0\0\0\0\0\0\0\x20\0\0\0\0\0\0\0"s},
+                            {"layer.weight_scale", "F16", {2, 1}, "\x00\x3c\x00\x38"s},
+                            {"layer.weight_zero_point", "I8", {2, 1}, "\0\0"s},
+                            {"layer.weight_g_idx", "I32", {32}, std::string(128, '\0')}}));
     write_file(out / "multimodal.safetensors",
                safetensors({{"model.language_model.norm.weight", "F32", {2}, float_bytes({1.0f, 1.0f})},
                             {"model.vision_tower.patch", "BF16", {2}, std::string(4, '\x3f')}}));
@@ -352,6 +361,14 @@ void config_seeds(const fs::path& out) {
     wrapper["text_config"] = json::parse(dense_config);
     wrapper["vision_config"] = {{"hidden_size", 16}};
     write_file(out / "multimodal.json", wrapper.dump(2));
+    // A Compressed Tensors checkpoint's config (w4a16, groups of 128), as llm-compressor writes it.
+    json packed = json::parse(dense_config);
+    packed["quantization_config"] = json::parse(R"({"quant_method": "compressed-tensors", "format": "pack-quantized",
+        "quantization_status": "compressed", "ignore": ["lm_head"], "sparsity_config": {}, "transform_config": {},
+        "kv_cache_scheme": null, "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": null,
+        "output_activations": null, "weights": {"num_bits": 4, "type": "int", "symmetric": true,
+        "strategy": "group", "group_size": 128, "dynamic": false, "actorder": null}}}})");
+    write_file(out / "compressed_tensors.json", packed.dump(2));
 }
 
 // ---- shard indexes over the fixed shards of the safetensors_index target --

@@ -1,7 +1,9 @@
 // fuzz/safetensors_fuzz.cpp: libFuzzer target for io::safetensors_file. The
 // bytes are a .safetensors file; every tensor the reader accepts is then used
 // as a caller would: looked up by name, its bytes read, float tensors viewed
-// and integer tensors widened.
+// and integer tensors widened. The file is then read as a Compressed Tensors
+// checkpoint (io::packed_weights) under a few quantization configs, and every
+// packed weight decoded.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,8 +11,10 @@
 
 #include "fuzz_support.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/io/compressed_tensors.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/float.hpp"
 
 using namespace qtensor;
@@ -49,6 +53,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
         }
         for (const auto& [key, value] : f.metadata()) sum += static_cast<unsigned>(key.size() + value.size());
+        // 4 bits in groups of 32 (Q4_0 blocks), 8 bits per row (Q8_0), 4 and 2 bits asymmetric (float32).
+        const io::safetensors_checkpoint ck(f.path());
+        for (const io::packed_weight_args& args : {io::packed_weight_args{4, true, 32}, io::packed_weight_args{8, true, 0},
+                                                   io::packed_weight_args{4, false, 128}, io::packed_weight_args{2, false, 32}})
+            expect_error_or_value([&] {
+                const io::packed_weights packed(ck, args);
+                for (const std::string& name : packed.names())
+                    expect_error_or_value([&] {
+                        const io::tensor_entry* e = packed.find(name);
+                        const ggml_type_info* t = e == nullptr ? nullptr : find_ggml_type(e->type);
+                        if (t == nullptr || e->data.size() != e->elements() / t->block_elems * t->block_bytes)
+                            std::abort(); // a decoded weight is whole blocks of its type
+                        for (const std::byte b : e->data) sum += std::to_integer<unsigned>(b);
+                    });
+            });
         volatile unsigned sink = sum;
         (void)sink;
     } catch (const error&) {

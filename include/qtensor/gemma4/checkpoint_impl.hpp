@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -22,6 +23,7 @@
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/weights.hpp"
+#include "qtensor/io/compressed_tensors.hpp"
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
@@ -35,6 +37,7 @@ namespace gemma4 {
 
 struct checkpoint::file {
     std::variant<std::monostate, io::safetensors_checkpoint, io::gguf_file> reader; // monostate only while opening
+    std::optional<io::packed_weights> packed; // a Compressed Tensors checkpoint's weights, unpacked
 };
 
 namespace detail {
@@ -60,7 +63,9 @@ QTENSOR_INLINE checkpoint::checkpoint(const std::filesystem::path& path)
     } else {
         const fs::path dir = fs::is_directory(st) ? path : path.has_parent_path() ? path.parent_path() : ".";
         config_ = config::from_hf_file(dir);
-        file_->reader.emplace<io::safetensors_checkpoint>(path_);
+        const auto& f = file_->reader.emplace<io::safetensors_checkpoint>(path_);
+        if (const auto args = io::compressed_tensors_args(config::hf_json(dir), (dir / "config.json").string()))
+            file_->packed.emplace(f, *args);
     }
 }
 
@@ -73,6 +78,8 @@ QTENSOR_INLINE bool checkpoint::is_gguf() const noexcept {
 }
 
 QTENSOR_INLINE const io::tensor_entry* checkpoint::find(std::string_view name) const {
+    if (file_->packed)
+        if (const io::tensor_entry* e = file_->packed->find(name)) return e;
     return std::visit([&]<class F>(const F& f) -> const io::tensor_entry* {
         if constexpr (std::same_as<F, std::monostate>) return nullptr;
         else return f.find(name);
@@ -80,10 +87,15 @@ QTENSOR_INLINE const io::tensor_entry* checkpoint::find(std::string_view name) c
 }
 
 QTENSOR_INLINE std::vector<std::string_view> checkpoint::tensor_names() const {
-    return std::visit([]<class F>(const F& f) {
+    std::vector<std::string_view> names = std::visit([]<class F>(const F& f) {
         if constexpr (std::same_as<F, std::monostate>) return std::vector<std::string_view>{};
         else return detail::stored_names(f);
     }, file_->reader);
+    if (file_->packed) { // the packed parts of a weight stand for <p>.weight
+        std::erase_if(names, [&](std::string_view n) { return file_->packed->is_part(n); });
+        for (const std::string& n : file_->packed->names()) names.push_back(n);
+    }
+    return names;
 }
 
 QTENSOR_INLINE std::vector<io::gguf_kv> checkpoint::tokenizer_metadata() const {

@@ -131,6 +131,10 @@ struct config {
     static config from_hf_json(const nlohmann::json& j);
     // From a config.json file, or a directory holding one.
     static config from_hf_file(const std::filesystem::path& path);
+    // The parsed config.json (`path` is the file or its directory), size- and
+    // depth-checked, for readers of keys beyond the architecture's
+    // (quantization_config).
+    static nlohmann::json hf_json(const std::filesystem::path& path);
 };
 
 // ---------------------------------------------------------------------------

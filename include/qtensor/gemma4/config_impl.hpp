@@ -261,16 +261,21 @@ QTENSOR_INLINE config config::from_hf_json(const nlohmann::json& root) {
     return c;
 }
 
-QTENSOR_INLINE config config::from_hf_file(const std::filesystem::path& path) {
+QTENSOR_INLINE nlohmann::json config::hf_json(const std::filesystem::path& path) {
     const std::filesystem::path file =
         std::filesystem::is_directory(path) ? path / "config.json" : path;
     const io::mapped_file text(file.string());
     if (text.size() > max_config_bytes)
         throw error(file.string() + ": " + std::to_string(text.size()) + " bytes is too large for a config.json " +
                     "(at most " + std::to_string(max_config_bytes) + ")");
-    const nlohmann::json j = io::parse_json(
-        std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), max_config_depth,
-        file.string());
+    return io::parse_json(std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()),
+                          max_config_depth, file.string());
+}
+
+QTENSOR_INLINE config config::from_hf_file(const std::filesystem::path& path) {
+    const std::filesystem::path file =
+        std::filesystem::is_directory(path) ? path / "config.json" : path;
+    const nlohmann::json j = hf_json(file);
     try {
         return from_hf_json(j);
     } catch (const error& e) {
