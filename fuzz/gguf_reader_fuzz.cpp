@@ -1,7 +1,8 @@
 // fuzz/gguf_reader_fuzz.cpp: libFuzzer target for io::gguf_file. The bytes are
 // a GGUF file; every metadata value and tensor entry the reader accepts is
 // then used as a caller would: printed, converted, its bytes read and, where
-// qtensor has the scheme, its first row dequantized.
+// qtensor has the scheme, its first row dequantized; its tokenizer.ggml.* keys
+// are read as a tokenizer (text::read_gguf_tokenizer), which encodes and decodes.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/text/gguf_tokenizer.hpp"
 
 using namespace qtensor;
 using qtensor_fuzz::expect_error_or_value;
@@ -82,6 +84,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             touch(e, f.path());
             if (f.find(e.name) != &e) std::abort(); // names are unique
         }
+        // The tokenizer.ggml.* keys as a tokenizer, which encodes and decodes.
+        expect_error_or_value([&] {
+            const text::tokenizer tok = text::read_gguf_tokenizer(f);
+            volatile std::size_t sink = tok.decode(tok.encode("Hello  <|turn>user\n\xff caf\xc3\xa9")).size();
+            (void)sink;
+        });
     } catch (const error&) {
         // A refused file: the expected outcome for most inputs.
     }

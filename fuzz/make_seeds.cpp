@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <tuple>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,8 @@
 
 #include "fuzz_support.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/text/gguf_tokenizer.hpp"
+#include "qtensor/text/sentencepiece_model.hpp"
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/io/gguf.hpp"
@@ -82,6 +85,12 @@ void add_tensor(io::gguf_writer& w, std::vector<tensor<S, 2>>& keep, std::string
 void gguf_seeds(const fs::path& out) {
     using io::gguf_value;
     io::gguf_writer().write((out / "empty.gguf").string());
+
+    io::gguf_writer tok; // a tokenizer: tests/data/tokenizer/tiny.model as llama.cpp's keys
+    const std::string tiny = (fs::path(QTENSOR_FUZZ_DATA_DIR) / "tokenizer" / "tiny.model").string();
+    for (io::gguf_kv& kv : text::gguf_tokenizer_metadata(text::read_sentencepiece_model(tiny)))
+        tok.set(std::move(kv.key), std::move(kv.value));
+    tok.write((out / "tokenizer.gguf").string());
 
     io::gguf_writer kv; // every value type, as a scalar and as an array
     kv.set("general.architecture", gguf_value::string("gemma4"));
@@ -371,6 +380,37 @@ void config_seeds(const fs::path& out) {
     write_file(out / "compressed_tensors.json", packed.dump(2));
 }
 
+// ---- tokenizers: SentencePiece models from the tests, a small tokenizer.json ----
+
+void tokenizer_seeds(const fs::path& out) {
+    const fs::path data = fs::path(QTENSOR_FUZZ_DATA_DIR) / "tokenizer";
+    for (const char* name : {"tiny.model", "bpe_plain.model"})
+        fs::copy_file(data / name, out / name, fs::copy_options::overwrite_existing);
+    // Byte fallback, merges in both spellings, added tokens, a normalizer sequence with a dummy prefix.
+    json vocab = {{"<pad>", 0}, {"<eos>", 1}, {"<bos>", 2}, {"<unk>", 3}, {"<|turn>", 4}};
+    for (int b = 0; b < 256; ++b) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", b);
+        vocab[name] = 5 + b;
+    }
+    const std::string mark = "\xe2\x96\x81"; // the escaped space
+    int id = 261;
+    for (const std::string& p : {"a"s, "b"s, "c"s, mark, "ab"s, "abc"s, mark + "a", mark + "ab"}) vocab[p] = id++;
+    json added = json::array();
+    for (const auto& [content, i, special] : {std::tuple{"<pad>", 0, true}, {"<eos>", 1, true}, {"<bos>", 2, true},
+                                              {"<unk>", 3, true}, {"<|turn>", 4, false}})
+        added.push_back({{"id", i}, {"content", content}, {"special", special}});
+    const json tok = {
+        {"added_tokens", added},
+        {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xe2\x96\x81"}},
+                                                               {{"type", "Replace"}, {"pattern", {{"String", " "}}},
+                                                                {"content", "\xe2\x96\x81"}}}}}},
+        {"pre_tokenizer", nullptr},
+        {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"byte_fallback", true}, {"vocab", vocab},
+                   {"merges", {"a b", json::array({"ab", "c"}), mark + " a", mark + "a b"}}}}};
+    write_file(out / "tokenizer.json", tok.dump());
+}
+
 // ---- shard indexes over the fixed shards of the safetensors_index target --
 
 void index_seeds(const fs::path& out) {
@@ -404,6 +444,7 @@ int main(int argc, char** argv) {
         };
         const fs::path gguf = folder("gguf_reader"), st = folder("safetensors"), index = folder("safetensors_index");
         const fs::path config = folder("config_json"), model = folder("model"), work = folder("work");
+        tokenizer_seeds(folder("tokenizer"));
         gguf_seeds(gguf);
         safetensors_seeds(st);
         config_seeds(config);

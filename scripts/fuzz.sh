@@ -20,7 +20,7 @@ rm -rf "$build/seeds"
 
 # target:dictionary
 targets=(gguf_reader:gguf safetensors:safetensors safetensors_index:safetensors_index config_json:config_json
-         model:gguf)
+         model:gguf tokenizer:tokenizer)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()

@@ -311,6 +311,8 @@ TEST_CASE("compressed tensors: config.json says which checkpoints are packed, an
     refused(R"("input_activations": null)", R"("input_activations": {"num_bits": 8})", "quantizes activations");
     refused(R"("transform_config": {})", R"("transform_config": {"x": 1})", "transform_config");
     refused(R"("dynamic": false)", R"("dynamic": true)", "are dynamic");
+    refused(R"("num_bits": 4)", R"("num_bits": 4e40)", "num_bits is not an integer"); // converting it is undefined
+    refused(R"("group_size": 128)", R"("group_size": 128.0)", "group_size is not an integer");
 }
 
 TEST_CASE("compressed tensors: tiny-e2b as w4a16 runs as its grid does, and its Q4_0 GGUF keeps every weight") {

@@ -140,6 +140,19 @@ qtensor_cli_error(grad_one_id 2 "^qtensor: grad: --ids needs at least 2 tokens" 
 qtensor_cli_error(grad_out_of_vocab 1 "^qtensor: gemma4::loss_and_gradients: token id 512 \\(position 1\\) is outside the vocabulary of 512"
     grad --ids 3,512 --out g.st ${e2b})
 
+# --- text: tokenize, generate --prompt / --chat, the tokenizer in convert's GGUF ---
+add_test(NAME cli_text COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${gemma4_data}/tiny-moe
+    -DTOKENIZER=${CMAKE_CURRENT_SOURCE_DIR}/data/tokenizer -DWORK_DIR=${QTENSOR_CLI_WORK}/text
+    -P ${QTENSOR_CLI_TEST_DIR}/text.cmake)
+qtensor_cli_error(generate_prompt_no_tokenizer 1 "^qtensor: generate: '.*tiny-e2b' has no tokenizer .*give token ids with --ids"
+    generate --prompt hi --max-new 1 ${e2b})
+qtensor_cli_error(generate_ids_and_prompt 2 "^qtensor: generate: give one of --ids and --prompt"
+    generate --ids 1 --prompt hi --max-new 1 ${e2b})
+qtensor_cli_error(generate_chat_ids 2 "^qtensor: generate: --chat needs --prompt" generate --chat --ids 1 --max-new 1 ${e2b})
+qtensor_cli_error(tokenize_no_tokenizer 1 "^qtensor: tokenize: '.*tiny-e2b' has no tokenizer" tokenize --text hi ${e2b})
+qtensor_cli_error(tokenize_both 2 "^qtensor: tokenize: give one of --text and --ids" tokenize ${e2b})
+qtensor_cli_run(tokenize_help CODE 0 STDOUT "^usage: qtensor tokenize \\[--chat\\] --text TEXT MODEL" ARGS help tokenize)
+
 # --- ppl: exp of the fixtures' loss; a text scores as its byte tokens -----------
 qtensor_cli_vs_hf(ppl 1e-5)
 add_test(NAME cli_ppl_text COMMAND ${CMAKE_COMMAND} -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b}

@@ -16,7 +16,7 @@ list(FILTER qtensor_public_headers EXCLUDE REGEX "-inl\\.hpp$")
 # kernels/backend.hpp, which is tested.
 list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/kernels/detail/")
 if(NOT QTENSOR_WITH_JSON) # these stop with #error without nlohmann-json
-    list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/(io/(safetensors|json|compressed_tensors)|gemma4/)")
+    list(FILTER qtensor_public_headers EXCLUDE REGEX "^qtensor/(io/(safetensors|json|compressed_tensors)|text/hf_tokenizer|gemma4/)")
 endif()
 
 set(qtensor_header_tus)

@@ -45,10 +45,7 @@ private:
 // A library error's message without the "qtensor: " its constructor adds, so
 // the tool can put context (a row number) between prefix and message.
 inline std::string library_message(const qtensor::error& e) {
-    constexpr std::string_view prefix = "qtensor: ";
-    std::string_view what = e.what();
-    if (what.starts_with(prefix)) what.remove_prefix(prefix.size());
-    return std::string(what);
+    return std::string(e.message());
 }
 
 // 'x' with quotes, for names and values inside messages.

@@ -27,6 +27,9 @@ int run_logits(std::span<const std::string_view> args);
 void print_generate_help();
 int run_generate(std::span<const std::string_view> args);
 
+void print_tokenize_help();
+int run_tokenize(std::span<const std::string_view> args);
+
 void print_ppl_help();
 int run_ppl(std::span<const std::string_view> args);
 

@@ -33,6 +33,8 @@ constexpr command commands[] = {
      run_logits},
     {"generate", "greedy decoding with a Gemma 4 model, with tokens/s and memory", print_generate_help,
      run_generate},
+    {"tokenize", "a Gemma 4 model's tokenizer: text -> token ids (--chat: as a chat turn), ids -> text",
+     print_tokenize_help, run_tokenize},
     {"ppl", "perplexity of a Gemma 4 model on a text (byte tokens) or on token ids", print_ppl_help, run_ppl},
     {"footprint", "the bytes a Gemma 4 config takes in a policy: per part, mapped, KV cache",
      print_footprint_help, run_footprint},

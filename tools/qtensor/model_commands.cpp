@@ -4,6 +4,7 @@
 //   qtensor logits   MODEL --ids ... --out F T x vocab float32 logits
 //   qtensor generate MODEL --ids ... --max-new N   greedy decoding with the KV cache
 //   qtensor ppl      MODEL --data TEXT | --ids ...  perplexity of a text or of ids
+//   qtensor tokenize MODEL --text TEXT | --ids ...  the model's tokenizer, both ways
 // Each loads the model for the policy named by --policy (gemma4/policy.hpp).
 #include <algorithm>
 #include <bit>
@@ -28,6 +29,7 @@
 #include "io.hpp"
 #include "model_args.hpp"
 #include "qtensor/core/text.hpp"
+#include "qtensor/gemma4/chat.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/footprint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
@@ -60,12 +62,13 @@ constexpr option_spec logits_options[] = {
 enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads };
 
 constexpr option_spec generate_options[] = {
-    {"policy", 'p', true},
-    {"ids", 'i', true},
-    {"max-new", 'n', true},
-    {"threads", 't', true},
+    {"policy", 'p', true}, {"ids", 'i', true},    {"max-new", 'n', true},
+    {"threads", 't', true}, {"prompt", 0, true}, {"chat", 0, false},
 };
-enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads };
+enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads, gen_prompt, gen_chat };
+
+constexpr option_spec tokenize_options[] = {{"text", 0, true}, {"ids", 'i', true}, {"chat", 0, false}};
+enum : std::size_t { tok_text, tok_ids, tok_chat };
 
 constexpr option_spec ppl_options[] = {
     {"policy", 'p', true}, {"ids", 'i', true},    {"data", 'd', true},
@@ -118,9 +121,33 @@ struct run_job {
     std::string model;
     std::vector<std::int32_t> ids;
     std::size_t threads = 1;
-    std::string out;         // logits
-    std::size_t max_new = 0; // generate
+    std::string out;                         // logits
+    std::size_t max_new = 0;                 // generate
+    std::optional<text::tokenizer> tokenizer; // generate --prompt: print text, stop at a stop id
 };
+
+// MODEL's tokenizer; an error when it has none.
+text::tokenizer tokenizer_of(std::string_view command, const gemma4::checkpoint& ck) {
+    std::optional<text::tokenizer> tok = ck.tokenizer();
+    if (!tok)
+        run_error(std::string(command) + ": " + in_quotes(ck.path()) + " has no tokenizer (a GGUF file's " +
+                  "tokenizer.ggml.* keys, or tokenizer.model or tokenizer.json beside config.json): give token ids with --ids");
+    return std::move(*tok);
+}
+
+// A prompt's ids: <bos> and the text, or (chat) the text as a user turn in Gemma's chat format.
+std::vector<std::int32_t> prompt_ids(const text::tokenizer& tok, std::string_view text, bool chat) {
+    return chat ? gemma4::chat_prompt(tok, text) : gemma4::plain_prompt(tok, text);
+}
+
+// The text of ids, with an id the tokenizer lacks named (a model's table may be larger).
+std::string text_of(std::string_view command, const text::tokenizer& tok, std::span<const std::int32_t> ids) {
+    for (const std::int32_t id : ids)
+        if (id >= tok.size())
+            run_error(std::string(command) + ": token " + std::to_string(id) + " is beyond the tokenizer's " +
+                      std::to_string(tok.size()) + " pieces");
+    return tok.decode(ids);
+}
 
 // Model P from ck; on a terminal, the bytes loaded so far.
 template <class P>
@@ -163,23 +190,47 @@ template <class P>
 void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
     const auto m = load_model<P>(ck, std::move(ex));
     auto cache = m.make_cache(job.ids.size() + job.max_new);
+    // With a tokenizer: text as it comes, held back while a run of byte pieces may be half a character.
+    const std::vector<std::int32_t> stops = job.tokenizer ? gemma4::stop_ids(*job.tokenizer) : std::vector<std::int32_t>{};
+    std::size_t printed = 0;
+    const auto show = [&](std::span<const std::int32_t> ids, bool last) {
+        if (!last && job.tokenizer->entry(ids.back()).type == text::piece_type::byte) return;
+        const std::string text = text_of("generate", *job.tokenizer, ids);
+        std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+        std::fflush(stdout);
+        printed = text.size();
+    };
     std::vector<std::int32_t> out;
     const auto t0 = std::chrono::steady_clock::now();
-    out.push_back(static_cast<std::int32_t>(argmax(m.prefill(job.ids, cache))));
+    auto next = static_cast<std::int32_t>(argmax(m.prefill(job.ids, cache)));
     const double prefill_s = seconds_since(t0);
     const auto t1 = std::chrono::steady_clock::now();
-    while (out.size() < job.max_new) out.push_back(static_cast<std::int32_t>(argmax(m.decode(out.back(), cache))));
+    bool stopped = false;
+    for (;;) {
+        stopped = std::ranges::find(stops, next) != stops.end();
+        if (stopped) break;
+        out.push_back(next);
+        if (job.tokenizer) show(out, false);
+        if (out.size() == job.max_new) break;
+        next = static_cast<std::int32_t>(argmax(m.decode(next, cache)));
+    }
     const double decode_s = seconds_since(t1);
 
-    std::string line;
-    for (std::int32_t id : out) {
-        if (!line.empty()) line += ',';
-        line += std::to_string(id);
+    if (job.tokenizer) {
+        if (!out.empty()) show(out, true);
+        std::printf("\n");
+    } else {
+        std::string line;
+        for (std::int32_t id : out) {
+            if (!line.empty()) line += ',';
+            line += std::to_string(id);
+        }
+        std::printf("%s\n", line.c_str());
     }
-    std::printf("%s\n", line.c_str());
     const gemma4::byte_counts w = m.weight_bytes();
-    std::fprintf(stderr, "qtensor: generate: prefill %s; decode %s\n", rate(job.ids.size(), prefill_s).c_str(),
-                 rate(job.max_new - 1, decode_s).c_str());
+    const std::size_t steps = out.size() - (stopped || out.empty() ? 0 : 1); // decode() calls
+    std::fprintf(stderr, "qtensor: generate: prefill %s; decode %s%s\n", rate(job.ids.size(), prefill_s).c_str(),
+                 rate(steps, decode_s).c_str(), stopped ? " (stopped at the end of the reply)" : "");
     std::fprintf(stderr,
                  "qtensor: generate: weights %s (%s converted, %s mapped); KV cache %s for %zu positions; "
                  "peak RSS %s\n",
@@ -304,16 +355,39 @@ void print_logits_help() {
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
 }
 
+void print_tokenize_help() {
+    std::printf(
+        "usage: qtensor tokenize [--chat] --text TEXT MODEL\n"
+        "       qtensor tokenize --ids IDS MODEL\n"
+        "\n"
+        "MODEL's tokenizer (a GGUF file's tokenizer.ggml.* keys, or the tokenizer.model\n"
+        "or tokenizer.json of a Hugging Face directory), both ways: --text prints the\n"
+        "ids generate --prompt would run (<bos>, then TEXT; --chat: TEXT as a user\n"
+        "turn of Gemma's chat format), comma-separated; --ids prints the text of IDS.\n"
+        "\n"
+        "Exit status: 0 done, 1 failed (files, no tokenizer, ids out of range), 2 bad command line.\n"
+        "\n"
+        "Options:\n"
+        "      --text TEXT       the text to encode\n"
+        "      --chat            TEXT as a user turn of the chat format\n"
+        "  -i, --ids IDS         the ids to decode\n"
+        "  -h, --help            show this help\n");
+}
+
 void print_generate_help() {
     std::printf(
         "usage: qtensor generate [--policy POLICY] [--threads N] --ids IDS --max-new N MODEL\n"
+        "       qtensor generate [--policy POLICY] [--threads N] [--chat] --prompt TEXT --max-new N MODEL\n"
         "\n"
-        "Greedy decoding: runs the prompt IDS (comma-separated token ids) through\n"
-        "MODEL in one prefill, then takes the most likely token and feeds it back,\n"
-        "one decode step at a time with the KV cache, until N tokens are generated\n"
-        "(no stop token: there is no tokenizer).\n"
+        "Greedy decoding: runs the prompt through MODEL in one prefill, then takes\n"
+        "the most likely token and feeds it back, one decode step at a time with the\n"
+        "KV cache. The prompt is IDS (comma-separated token ids), or TEXT encoded by\n"
+        "the model's tokenizer after <bos>; --chat puts TEXT in a user turn of\n"
+        "Gemma's chat format (<|turn>user\\n...<turn|>\\n<|turn>model\\n).\n"
         "\n"
-        "stdout: the N generated ids, comma-separated, on one line.\n"
+        "stdout: with --ids, the N generated ids, comma-separated, on one line (no\n"
+        "stop token). With --prompt, the reply as text, printed as it is generated,\n"
+        "up to N tokens or until <eos> or the end-of-turn marker.\n"
         "stderr: two lines, 'qtensor: generate: prefill T tokens in X ms (R tok/s);\n"
         "decode N-1 tokens in ...' and the bytes of the weights (converted, and\n"
         "mapped from the file: resident only where read), of the KV cache, and the\n"
@@ -324,6 +398,8 @@ void print_generate_help() {
         "\n"
         "Options:\n"
         "  -i, --ids IDS         the prompt's token ids\n"
+        "      --prompt TEXT     the prompt as text (needs the model's tokenizer)\n"
+        "      --chat            TEXT as a user turn of the chat format\n"
         "  -n, --max-new N       tokens to generate (at least 1)\n"
         "  -p, --policy POLICY   default f32\n"
         "  -t, --threads N       threads for the matrix products (default: all cores)\n"
@@ -433,21 +509,53 @@ int run_generate(std::span<const std::string_view> args) {
         return 0;
     }
     const std::string_view policy = policy_of(parsed, gen_policy);
-    if (!parsed.has(gen_ids)) usage_error("generate: missing --ids");
+    if (parsed.has(gen_ids) == parsed.has(gen_prompt)) usage_error("generate: give one of --ids and --prompt");
+    if (parsed.has(gen_chat) && !parsed.has(gen_prompt)) usage_error("generate: --chat needs --prompt");
     if (!parsed.has(gen_max_new)) usage_error("generate: missing --max-new");
     if (parsed.positionals.size() != 1)
         usage_error("generate: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
                     " (see 'qtensor generate --help')");
     run_job job;
-    job.ids = parse_ids(*parsed.values[gen_ids]);
+    if (parsed.has(gen_ids)) job.ids = parse_ids(*parsed.values[gen_ids]);
     job.max_new = parse_count("--max-new", *parsed.values[gen_max_new], max_new_tokens);
     job.threads = threads_of(parsed, gen_threads);
     job.model = model_path("generate", parsed.positionals[0]);
 
     const gemma4::checkpoint ck(job.model);
+    if (parsed.has(gen_prompt)) {
+        job.tokenizer = tokenizer_of("generate", ck);
+        job.ids = prompt_ids(*job.tokenizer, *parsed.values[gen_prompt], parsed.has(gen_chat));
+        if (job.ids.empty()) usage_error("generate: the prompt is empty (and the tokenizer has no <bos>)");
+    }
     check_context("generate", ck.config(), job.ids.size() + job.max_new);
     kernels::thread_pool pool(job.threads);
     gemma4::with_policy(policy, [&]<class P>(P) { generate<P>(job, ck, pool.get_executor()); });
+    return 0;
+}
+
+int run_tokenize(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("tokenize", args, tokenize_options);
+    if (parsed.help) {
+        print_tokenize_help();
+        return 0;
+    }
+    if (parsed.has(tok_text) == parsed.has(tok_ids)) usage_error("tokenize: give one of --text and --ids");
+    if (parsed.has(tok_chat) && !parsed.has(tok_text)) usage_error("tokenize: --chat needs --text");
+    if (parsed.positionals.size() != 1)
+        usage_error("tokenize: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor tokenize --help')");
+    const gemma4::checkpoint ck(model_path("tokenize", parsed.positionals[0]));
+    const text::tokenizer tok = tokenizer_of("tokenize", ck);
+    if (parsed.has(tok_ids)) {
+        std::printf("%s\n", text_of("tokenize", tok, parse_ids(*parsed.values[tok_ids])).c_str());
+        return 0;
+    }
+    std::string line;
+    for (const std::int32_t id : prompt_ids(tok, *parsed.values[tok_text], parsed.has(tok_chat))) {
+        if (!line.empty()) line += ',';
+        line += std::to_string(id);
+    }
+    std::printf("%s\n", line.c_str());
     return 0;
 }
 

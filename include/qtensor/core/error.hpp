@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/text.hpp"
@@ -16,6 +17,8 @@ QTENSOR_BEGIN_NAMESPACE
 class error : public std::runtime_error {
 public:
     explicit error(const std::string& what) : std::runtime_error("qtensor: " + printable(what)) {}
+    // what() without the "qtensor: " in front, for a message that wraps this one.
+    std::string_view message() const noexcept { return std::string_view(what()).substr(9); }
 };
 
 QTENSOR_END_NAMESPACE

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "qtensor/gemma4/weights.hpp"
 #include "qtensor/io/gguf_value.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/text/tokenizer.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
@@ -50,8 +52,16 @@ public:
     // those the config does not use).
     std::vector<std::string_view> tensor_names() const;
 
-    // The tokenizer.* keys of a GGUF file, for write_gguf to carry over; none
-    // from a Hugging Face checkpoint.
+    // The tokenizer: a GGUF file's tokenizer.ggml.* keys, or a Hugging Face
+    // directory's tokenizer.model (SentencePiece), else its tokenizer.json;
+    // nullopt when there is none ("no_vocab", neither file). Throws for one it
+    // cannot read.
+    std::optional<text::tokenizer> tokenizer() const;
+
+    // The tokenizer.* keys for write_gguf: a GGUF file's, carried over as they
+    // are, or a Hugging Face directory's tokenizer, padded to the model's
+    // vocabulary with unused [PADn] pieces as llama.cpp's converter does; none
+    // without a tokenizer.
     std::vector<io::gguf_kv> tokenizer_metadata() const;
 
 private:
@@ -61,6 +71,7 @@ private:
     struct file;
 
     std::string path_;
+    std::string tokenizer_file_; // a Hugging Face directory's tokenizer.model, else tokenizer.json, if any
     std::unique_ptr<file> file_;
     gemma4::config config_;
     name_map names_;

@@ -27,6 +27,9 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/text/gguf_tokenizer.hpp"
+#include "qtensor/text/hf_tokenizer.hpp"
+#include "qtensor/text/sentencepiece_model.hpp"
 
 #if defined(QTENSOR_DECLARE_ONLY)
 #error "qtensor/gemma4/checkpoint_impl.hpp is compiled by the QTENSOR_DEFINE TU only"
@@ -66,6 +69,8 @@ QTENSOR_INLINE checkpoint::checkpoint(const std::filesystem::path& path)
         const auto& f = file_->reader.emplace<io::safetensors_checkpoint>(path_);
         if (const auto args = io::compressed_tensors_args(config::hf_json(dir), (dir / "config.json").string()))
             file_->packed.emplace(f, *args);
+        for (const char* name : {"tokenizer.json", "tokenizer.model"}) // the second wins: SentencePiece's own
+            if (fs::exists(dir / name, ec)) tokenizer_file_ = (dir / name).string();
     }
 }
 
@@ -98,11 +103,26 @@ QTENSOR_INLINE std::vector<std::string_view> checkpoint::tensor_names() const {
     return names;
 }
 
+QTENSOR_INLINE std::optional<text::tokenizer> checkpoint::tokenizer() const {
+    if (const auto* f = std::get_if<io::gguf_file>(&file_->reader)) {
+        const io::gguf_value* model = f->find_metadata("tokenizer.ggml.model");
+        if (model == nullptr || (model->type() == io::gguf_type::string && model->as_string() == "no_vocab"))
+            return std::nullopt;
+        return text::read_gguf_tokenizer(*f);
+    }
+    if (tokenizer_file_.empty()) return std::nullopt;
+    if (tokenizer_file_.ends_with(".json")) return text::read_hf_tokenizer(tokenizer_file_);
+    return text::read_sentencepiece_model(tokenizer_file_);
+}
+
 QTENSOR_INLINE std::vector<io::gguf_kv> checkpoint::tokenizer_metadata() const {
     std::vector<io::gguf_kv> out;
-    if (const auto* f = std::get_if<io::gguf_file>(&file_->reader))
+    if (const auto* f = std::get_if<io::gguf_file>(&file_->reader)) {
         for (const io::gguf_kv& kv : f->metadata())
             if (kv.key.starts_with("tokenizer.")) out.push_back(kv);
+    } else if (const std::optional<text::tokenizer> tok = tokenizer()) {
+        out = text::gguf_tokenizer_metadata(*tok, config_.vocab_size);
+    }
     return out;
 }
 

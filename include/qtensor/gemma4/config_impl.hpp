@@ -279,7 +279,7 @@ QTENSOR_INLINE config config::from_hf_file(const std::filesystem::path& path) {
     try {
         return from_hf_json(j);
     } catch (const error& e) {
-        throw error(file.string() + ": " + (e.what() + std::string_view("qtensor: ").size()));
+        throw error(file.string() + ": " + std::string(e.message()));
     }
 }
 

@@ -52,12 +52,6 @@ inline constexpr std::string_view gguf_arch = "gemma4";
 
 inline std::string key(std::string_view k) { return std::string(gguf_arch) + "." + std::string(k); }
 
-inline std::string without_prefix(const error& e) {
-    std::string_view what = e.what();
-    if (constexpr std::string_view prefix = "qtensor: "; what.starts_with(prefix)) what.remove_prefix(prefix.size());
-    return std::string(what);
-}
-
 // f(value of key k), with errors naming the file and the key.
 template <gguf_source F, class Fn>
 auto read_key(const F& f, std::string_view k, Fn&& fn) -> std::invoke_result_t<Fn&, const io::gguf_value&> {
@@ -66,7 +60,7 @@ auto read_key(const F& f, std::string_view k, Fn&& fn) -> std::invoke_result_t<F
     try {
         return fn(*v);
     } catch (const error& e) {
-        throw error(std::string(f.path()) + ": metadata key " + std::string(k) + ": " + without_prefix(e));
+        throw error(std::string(f.path()) + ": metadata key " + std::string(k) + ": " + std::string(e.message()));
     }
 }
 
@@ -305,7 +299,7 @@ config config_from_gguf(const F& f) {
     try {
         c.validate();
     } catch (const error& e) {
-        throw error(path + ": " + detail::without_prefix(e));
+        throw error(path + ": " + std::string(e.message()));
     }
     return c;
 }

@@ -220,7 +220,7 @@ public:
                     kernels::unchecked::quantize_row<S>(wide.data(), out.blocks(r).data(), cols);
                 } catch (const error& err) {
                     throw error(where + ", row " + std::to_string(r) + ": " +
-                                (err.what() + std::string_view("qtensor: ").size()));
+                                std::string(err.message()));
                 }
             }
         });

@@ -51,6 +51,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +59,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/core/half.hpp"
+#include "qtensor/io/json.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -83,9 +85,16 @@ inline packed_weight_args packed_args_from_json(const nlohmann::json& w, const s
     if (!w.is_object()) return fail("are not described (config_groups.*.weights is missing)");
     packed_weight_args a;
     // A key given as null counts as absent, as in the library that writes them.
-    const auto get = [&]<class T>(const char* key, T fallback) {
+    const auto get = [&]<class T>(const char* key, T fallback) -> T {
         const auto it = w.find(key);
-        return it == w.end() || it->is_null() ? fallback : it->template get<T>();
+        if (it == w.end() || it->is_null()) return fallback;
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+            const std::optional<std::int64_t> v = io::json_integer(*it);
+            if (!v || *v < INT32_MIN || *v > INT32_MAX) fail(std::string(key) + " is not an integer");
+            return static_cast<T>(*v);
+        } else {
+            return it->template get<T>();
+        }
     };
     const auto text = [&](const char* key, const char* fallback) { return get(key, std::string(fallback)); };
     if (const std::string type = text("type", "int"); type != "int" && type != "INT")

@@ -186,9 +186,7 @@ private:
         try {
             return f(v);
         } catch (const error& e) {
-            std::string_view what = e.what();
-            if (what.starts_with("qtensor: ")) what.remove_prefix(9); // error's own prefix, said once
-            throw error(path() + ": metadata key " + detail::quoted(key) + ": " + std::string(what));
+            throw error(path() + ": metadata key " + detail::quoted(key) + ": " + std::string(e.message()));
         }
     }
 

@@ -9,6 +9,8 @@
 #endif
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -67,6 +69,17 @@ inline std::string json_excerpt(const nlohmann::json& v, std::size_t max_chars =
     std::string s = v.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
     if (s.size() > max_chars) s = s.substr(0, max_chars) + "...";
     return s;
+}
+
+// An integer value; nullopt for anything else, a float included (nlohmann's
+// get<integer>() of 1e40 is undefined behaviour, and 4.0 is not a count).
+inline std::optional<std::int64_t> json_integer(const nlohmann::json& v) {
+    if (v.is_number_unsigned())
+        return v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)
+                   ? std::nullopt
+                   : std::optional<std::int64_t>(static_cast<std::int64_t>(v.get<std::uint64_t>()));
+    if (v.is_number_integer()) return v.get<std::int64_t>();
+    return std::nullopt;
 }
 
 } // namespace io

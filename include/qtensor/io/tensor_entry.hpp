@@ -67,9 +67,7 @@ tensor_view<const S, Rank> as_view(const tensor_entry& e, std::string_view path)
     try {
         return tensor_view<const S, Rank>(e.data, extents<Rank>(dims));
     } catch (const error& err) {
-        std::string_view what = err.what();
-        if (constexpr std::string_view prefix = "qtensor: "; what.starts_with(prefix)) what.remove_prefix(prefix.size());
-        throw error(where() + ": " + std::string(what));
+        throw error(where() + ": " + std::string(err.message()));
     }
 }
 

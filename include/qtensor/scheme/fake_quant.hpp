@@ -85,11 +85,9 @@ void quantize_block_at(const float* x, block_of<S>* q, std::uint8_t* saturated, 
     try {
         S::quantize_row(x, q, S::block_elems, saturated);
     } catch (const error& e) {
-        std::string_view why = e.what();
-        if (why.starts_with("qtensor: ")) why.remove_prefix(9);
         throw error(fake_quant_name<S>() + ": block " + std::to_string(i / S::block_elems) +
                     " (elements " + std::to_string(i) + ".." +
-                    std::to_string(i + S::block_elems - 1) + "): " + std::string(why));
+                    std::to_string(i + S::block_elems - 1) + "): " + std::string(e.message()));
     }
 }
 

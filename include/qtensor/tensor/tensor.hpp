@@ -72,7 +72,7 @@ public:
                 S::quantize_row(values.data() + r * v.cols(), v.blocks(r).data(), v.cols());
             } catch (const error& e) {
                 throw error(detail::describe<S>(shape) + ", row " + std::to_string(r) + ": " +
-                            (e.what() + std::string_view("qtensor: ").size()));
+                            std::string(e.message()));
             }
         }
         return t;
