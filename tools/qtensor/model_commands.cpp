@@ -190,12 +190,12 @@ template <class P>
 void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
     const auto m = load_model<P>(ck, std::move(ex));
     auto cache = m.make_cache(job.ids.size() + job.max_new);
-    // With a tokenizer: text as it comes, held back while a run of byte pieces may be half a character.
+    // With a tokenizer: text as it comes, held back while it ends in part of a character.
     const std::vector<std::int32_t> stops = job.tokenizer ? gemma4::stop_ids(*job.tokenizer) : std::vector<std::int32_t>{};
     std::size_t printed = 0;
     const auto show = [&](std::span<const std::int32_t> ids, bool last) {
-        if (!last && job.tokenizer->entry(ids.back()).type == text::piece_type::byte) return;
         const std::string text = text_of("generate", *job.tokenizer, ids);
+        if (!last && job.tokenizer->ends_mid_character(ids)) return;
         std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
         std::fflush(stdout);
         printed = text.size();
@@ -204,7 +204,7 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
     const auto t0 = std::chrono::steady_clock::now();
     auto next = static_cast<std::int32_t>(argmax(m.prefill(job.ids, cache)));
     const double prefill_s = seconds_since(t0);
-    const auto t1 = std::chrono::steady_clock::now();
+    double decode_s = 0; // the model's steps only, not the printing
     bool stopped = false;
     for (;;) {
         stopped = std::ranges::find(stops, next) != stops.end();
@@ -212,9 +212,10 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
         out.push_back(next);
         if (job.tokenizer) show(out, false);
         if (out.size() == job.max_new) break;
+        const auto t1 = std::chrono::steady_clock::now();
         next = static_cast<std::int32_t>(argmax(m.decode(next, cache)));
+        decode_s += seconds_since(t1);
     }
-    const double decode_s = seconds_since(t1);
 
     if (job.tokenizer) {
         if (!out.empty()) show(out, true);
@@ -389,7 +390,8 @@ void print_generate_help() {
         "stop token). With --prompt, the reply as text, printed as it is generated,\n"
         "up to N tokens or until <eos> or the end-of-turn marker.\n"
         "stderr: two lines, 'qtensor: generate: prefill T tokens in X ms (R tok/s);\n"
-        "decode N-1 tokens in ...' and the bytes of the weights (converted, and\n"
+        "decode D tokens in ...' (D decode steps: N-1, or fewer when the reply ended;\n"
+        "the time is the model's alone) and the bytes of the weights (converted, and\n"
         "mapped from the file: resident only where read), of the KV cache, and the\n"
         "process's peak resident memory (RSS).\n"
         "\n");

@@ -2,8 +2,9 @@
 // end a reply. One user turn, ready for the model's answer:
 //   Gemma 4:    <bos><|turn>user\n{text}<turn|>\n<|turn>model\n
 //   Gemma 1-3:  <bos><start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n
-// The markers are added by id, never parsed from the text, so a user cannot
-// forge a turn by typing one.
+// The markers are added by id. They are user-defined pieces in Gemma's
+// tokenizer.model, which the tokenizer finds in text, so a text that holds one
+// is refused: a user cannot forge a turn by typing a marker.
 #pragma once
 
 #include <cstdint>
@@ -39,10 +40,14 @@ inline std::vector<std::int32_t> plain_prompt(const text::tokenizer& tok, std::s
 inline std::vector<std::int32_t> chat_prompt(const text::tokenizer& tok, std::string_view text) {
     const auto markers = turn_markers(tok);
     if (!markers) throw error("chat prompt: the tokenizer has no turn markers (<|turn>, <start_of_turn>)");
-    const auto [open, close] = *markers;
+    const std::int32_t open = markers->first, close = markers->second; // clang 14: no lambda capture of a binding
     std::vector<std::int32_t> ids = plain_prompt(tok, "");
     const auto add = [&](std::string_view s) {
-        for (const std::int32_t id : tok.encode(s)) ids.push_back(id);
+        for (const std::int32_t id : tok.encode(s)) {
+            if (id == open || id == close)
+                throw error("chat prompt: the text holds the turn marker \"" + tok.entry(id).piece + "\"");
+            ids.push_back(id);
+        }
     };
     ids.push_back(open);
     add("user\n" + std::string(text));

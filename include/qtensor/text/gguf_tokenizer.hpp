@@ -50,18 +50,25 @@ inline tokenizer read_gguf_tokenizer(const io::gguf_file& file) {
         if (tokens == nullptr) return fail("missing");
         const std::vector<std::string>& pieces = tokens->get_array<std::string>();
         std::vector<vocabulary_entry> vocab(pieces.size());
+        const auto count_mismatch = [&](std::size_t n) {
+            return std::to_string(n) + " entries for " + std::to_string(vocab.size()) + " tokens";
+        };
+        const auto count_type = [&](piece_type type) {
+            return std::count_if(vocab.begin(), vocab.end(), [&](const vocabulary_entry& e) { return e.type == type; });
+        };
         for (std::size_t i = 0; i < pieces.size(); ++i) vocab[i].piece = pieces[i];
         if (const io::gguf_value* scores = find("scores")) {
             const std::vector<float>& s = scores->get_array<float>();
-            if (s.size() != vocab.size()) return fail(std::to_string(s.size()) + " entries for " + std::to_string(vocab.size()) + " tokens");
+            if (s.size() != vocab.size()) return fail(count_mismatch(s.size()));
             for (std::size_t i = 0; i < s.size(); ++i) vocab[i].score = s[i];
         } else if (!by_rank) {
             return fail("missing (the llama model merges by score)");
         }
         if (const io::gguf_value* types = find("token_type")) {
             const std::vector<std::int32_t>& t = types->get_array<std::int32_t>();
-            if (t.size() != vocab.size()) return fail(std::to_string(t.size()) + " entries for " + std::to_string(vocab.size()) + " tokens");
-            for (std::size_t i = 0; i < t.size(); ++i) vocab[i].type = t[i] == 0 ? piece_type::normal : static_cast<piece_type>(std::clamp(t[i], 0, 255));
+            if (t.size() != vocab.size()) return fail(count_mismatch(t.size()));
+            for (std::size_t i = 0; i < t.size(); ++i) // 0, undefined, reads as normal; the tokenizer checks the rest
+                vocab[i].type = t[i] == 0 ? piece_type::normal : static_cast<piece_type>(std::clamp(t[i], 0, 255));
         }
         special_ids special;
         const auto id = [&](const char* name, std::int32_t& out) {
@@ -77,13 +84,13 @@ inline tokenizer read_gguf_tokenizer(const io::gguf_file& file) {
         std::int32_t unk = -1;
         id("unknown_token_id", unk);
         // Hugging Face's vocabularies (Gemma 4's) mark <unk> as a control token; its id says which it is.
-        if (std::none_of(vocab.begin(), vocab.end(), [](const vocabulary_entry& e) { return e.type == piece_type::unknown; }) && unk >= 0)
+        if (count_type(piece_type::unknown) == 0 && unk >= 0)
             vocab[static_cast<std::size_t>(unk)].type = piece_type::unknown;
         tokenizer_options options;
         options.add_dummy_prefix = !by_rank; // llama.cpp's default for each
         if (const io::gguf_value* v = find("add_space_prefix")) options.add_dummy_prefix = v->as_bool();
         if (const io::gguf_value* v = find("remove_extra_whitespaces")) options.remove_extra_whitespaces = v->as_bool();
-        options.byte_fallback = std::count_if(vocab.begin(), vocab.end(), [](const vocabulary_entry& e) { return e.type == piece_type::byte; }) == 256;
+        options.byte_fallback = count_type(piece_type::byte) == 256;
         std::vector<std::pair<std::string, std::string>> merges;
         if (by_rank) {
             const io::gguf_value* m = find("merges");
@@ -111,6 +118,8 @@ inline std::vector<io::gguf_kv> gguf_tokenizer_metadata(const tokenizer& tok, st
     if (vocab_size != 0 && vocab_size < size)
         throw error("tokenizer: " + std::to_string(size) + " pieces, more than the model's vocabulary of " +
                     std::to_string(vocab_size));
+    if (!tok.options().escape_whitespaces)
+        throw error("tokenizer: spaces not written as \"\xe2\x96\x81\" have no GGUF key (llama.cpp always escapes them)");
     std::vector<std::string> tokens;
     std::vector<float> scores;
     std::vector<std::int32_t> types;
@@ -121,6 +130,8 @@ inline std::vector<io::gguf_kv> gguf_tokenizer_metadata(const tokenizer& tok, st
     }
     for (std::size_t id = size; id < vocab_size; ++id) {
         tokens.push_back("[PAD" + std::to_string(id) + "]");
+        if (tok.find(tokens.back()))
+            throw error("tokenizer: the padding piece " + tokens.back() + " is already a piece");
         scores.push_back(-1000.0f);
         types.push_back(static_cast<std::int32_t>(piece_type::unused));
     }
@@ -141,7 +152,8 @@ inline std::vector<io::gguf_kv> gguf_tokenizer_metadata(const tokenizer& tok, st
     }
     const special_ids& s = tok.special();
     for (const auto& [key, id] : {std::pair{"bos", s.bos}, {"eos", s.eos}, {"unknown", s.unk}, {"padding", s.pad}})
-        if (id >= 0) kv.push_back({std::string("tokenizer.ggml.") + key + "_token_id", gguf_value::u32(static_cast<std::uint32_t>(id))});
+        if (id >= 0)
+            kv.push_back({std::string("tokenizer.ggml.") + key + "_token_id", gguf_value::u32(static_cast<std::uint32_t>(id))});
     return kv;
 }
 

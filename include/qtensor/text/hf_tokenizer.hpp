@@ -7,9 +7,11 @@
 //                 never read from text), the others user-defined (always one piece)
 //   normalizer    null, Replace(" " -> "▁"), Prepend("▁") (a dummy prefix), or a Sequence of them
 //   pre_tokenizer null
-// Other models (WordPiece, Unigram, byte-level BPE), normalizers (NFKC, ...)
-// and pre-tokenizers are refused with an error that names them. <bos>,
-// <eos> and <pad> are found by those names.
+// Other models (WordPiece, Unigram, byte-level BPE), normalizers (NFKC, ...),
+// pre-tokenizers and BPE options that change the output (dropout, subword
+// prefixes, ignore_merges; lstrip/rstrip on added tokens) are refused with an
+// error that names them. <bos>, <eos> and <pad> are found by those names. The
+// decoder is SentencePiece's: "▁" as a space, byte runs as UTF-8.
 #pragma once
 #if !defined(QTENSOR_HAVE_JSON)
 #error "qtensor/text/hf_tokenizer.hpp needs nlohmann-json: configure qtensor with QTENSOR_WITH_JSON=ON"
@@ -17,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -45,7 +48,9 @@ inline tokenizer read_hf_tokenizer(std::string_view json_text, const std::string
         std::vector<vocabulary_entry> vocab(vocab_json.size());
         std::vector<bool> seen(vocab.size());
         for (const auto& [piece, id_json] : vocab_json.items()) {
-            const std::int64_t id = io::json_integer(id_json).value_or(-1);
+            const std::optional<std::int64_t> given = io::json_integer(id_json);
+            if (!given) return fail("model.vocab: the id of \"" + piece + "\" is not an integer");
+            const std::int64_t id = *given;
             if (id < 0 || static_cast<std::size_t>(id) >= vocab.size() || seen[static_cast<std::size_t>(id)])
                 return fail("model.vocab: id " + std::to_string(id) + " of \"" + piece +
                             "\" is repeated or leaves a gap (ids must be 0.." + std::to_string(vocab.size() - 1) + ")");
@@ -53,19 +58,32 @@ inline tokenizer read_hf_tokenizer(std::string_view json_text, const std::string
             vocab[static_cast<std::size_t>(id)].piece = piece;
         }
         const bool byte_fallback = model.value("byte_fallback", false);
+        // Options of the BPE model that change its output and that this reader does not implement.
+        for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
+            if (const auto it = model.find(key); it != model.end() && !it->is_null() && *it != "" && *it != 0)
+                return fail(std::string("model.") + key + " is not supported");
+        if (model.value("ignore_merges", false)) return fail("model.ignore_merges is not supported");
+        if (!byte_fallback && !model.value("fuse_unk", false))
+            return fail("model.fuse_unk false is not supported (unknown characters are one unknown id per run)");
         for (vocabulary_entry& e : vocab)
             if (byte_fallback && e.piece.size() == 6 && e.piece.starts_with("<0x") && e.piece.ends_with(">"))
                 e.type = piece_type::byte;
         if (const auto it = j.find("added_tokens"); it != j.end() && !it->is_null())
             for (const nlohmann::json& t : *it) {
-                const std::int64_t id = io::json_integer(t.at("id")).value_or(-1);
+                const std::optional<std::int64_t> given = io::json_integer(t.at("id"));
+                if (!given) return fail("an added token's id is not an integer");
+                const std::int64_t id = *given;
+                for (const char* key : {"lstrip", "rstrip", "single_word"})
+                    if (t.value(key, false)) return fail(std::string("added tokens with ") + key + " are not supported");
                 const std::string content = t.at("content").get<std::string>();
-                if (id < 0 || static_cast<std::size_t>(id) >= vocab.size() || vocab[static_cast<std::size_t>(id)].piece != content)
+                const auto i = static_cast<std::size_t>(id);
+                if (id < 0 || i >= vocab.size() || vocab[i].piece != content)
                     return fail("added token \"" + content + "\" (id " + std::to_string(id) + ") is not in model.vocab");
-                vocab[static_cast<std::size_t>(id)].type = t.value("special", false) ? piece_type::control : piece_type::user_defined;
+                vocab[i].type = t.value("special", false) ? piece_type::control : piece_type::user_defined;
             }
         if (const auto it = model.find("unk_token"); it != model.end() && it->is_string()) {
-            const auto unk = std::find_if(vocab.begin(), vocab.end(), [&](const vocabulary_entry& e) { return e.piece == *it; });
+            const auto unk =
+                std::find_if(vocab.begin(), vocab.end(), [&](const vocabulary_entry& e) { return e.piece == *it; });
             if (unk == vocab.end()) return fail("model.unk_token \"" + it->get<std::string>() + "\" is not in model.vocab");
             unk->type = piece_type::unknown;
         }
@@ -83,7 +101,8 @@ inline tokenizer read_hf_tokenizer(std::string_view json_text, const std::string
             } else if (type == "Prepend" && n.value("prepend", std::string()) == "\xe2\x96\x81") {
                 options.add_dummy_prefix = true;
             } else {
-                fail("normalizer " + io::json_excerpt(n) + " is not supported (Replace \" \" by \"\xe2\x96\x81\", Prepend \"\xe2\x96\x81\")");
+                fail("normalizer " + io::json_excerpt(n) +
+                     " is not supported (Replace \" \" by \"\xe2\x96\x81\", Prepend \"\xe2\x96\x81\")");
             }
         };
         if (const auto it = j.find("normalizer"); it != j.end()) normalizer(normalizer, *it);

@@ -110,7 +110,12 @@ inline tokenizer read_sentencepiece_model(std::span<const std::byte> bytes, cons
     const auto expect = [&](const proto_reader& r, const proto_reader::field& g, int wire) {
         if (g.wire != wire) r.fail("field " + std::to_string(g.number) + " of the wrong wire type");
     };
-    const auto id = [](std::uint64_t v) { return static_cast<std::int32_t>(static_cast<std::int64_t>(v)); };
+    // An id field: int32 on the wire (a negative one as ten bytes); -1 means none.
+    const auto id = [&](const proto_reader& r, std::uint64_t v) {
+        const auto i = static_cast<std::int64_t>(v);
+        if (i < -1 || i > INT32_MAX) r.fail("a special id of " + std::to_string(i));
+        return static_cast<std::int32_t>(i);
+    };
     while (model.next(f)) {
         if (f.number == 1) { // a piece
             expect(model, f, 2);
@@ -147,10 +152,10 @@ inline tokenizer read_sentencepiece_model(std::span<const std::byte> bytes, cons
                     if (g.value != 0) t.fail("treat_whitespace_as_suffix (not supported)");
                     break;
                 case 35: options.byte_fallback = g.value != 0; break;
-                case 40: special.unk = id(g.value); break;
-                case 41: special.bos = id(g.value); break;
-                case 42: special.eos = id(g.value); break;
-                case 43: special.pad = id(g.value); break;
+                case 40: special.unk = id(t, g.value); break;
+                case 41: special.bos = id(t, g.value); break;
+                case 42: special.eos = id(t, g.value); break;
+                case 43: special.pad = id(t, g.value); break;
                 default: break;
                 }
             }

@@ -22,6 +22,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -107,38 +109,6 @@ inline void append_utf8_or_replacement(std::string& out, std::string_view bytes)
     }
 }
 
-// The longest of a set of strings that starts a text: a byte trie.
-class prefix_matcher {
-public:
-    void add(std::string_view s) {
-        std::size_t node = 0;
-        for (const char c : s) {
-            auto [it, added] = nodes_[node].next.try_emplace(static_cast<unsigned char>(c), nodes_.size());
-            if (added) nodes_.emplace_back();
-            node = it->second;
-        }
-        nodes_[node].terminal = true;
-    }
-    // Bytes of the longest string that starts `s`; 0 when none does.
-    std::size_t longest(std::string_view s) const {
-        std::size_t node = 0, best = 0;
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            const auto it = nodes_[node].next.find(static_cast<unsigned char>(s[i]));
-            if (it == nodes_[node].next.end()) break;
-            node = it->second;
-            if (nodes_[node].terminal) best = i + 1;
-        }
-        return best;
-    }
-
-private:
-    struct trie_node {
-        std::map<unsigned char, std::size_t> next;
-        bool terminal = false;
-    };
-    std::vector<trie_node> nodes_ = std::vector<trie_node>(1);
-};
-
 } // namespace detail
 
 class tokenizer {
@@ -161,15 +131,24 @@ public:
             const bool mergeable = e.type == piece_type::normal || e.type == piece_type::user_defined ||
                                    e.type == piece_type::unused;
             auto& table = mergeable ? pieces_ : reserved_;
+            if (!std::isfinite(e.score)) fail("piece " + std::to_string(i) + " has a score that is not finite");
             if (pieces_.contains(e.piece) || reserved_.contains(e.piece))
                 fail("piece " + std::to_string(i) + " repeats an earlier one");
             table.emplace(e.piece, id);
             switch (e.type) {
             case piece_type::unknown:
-                ++unknown;
+                if (++unknown == 1 && special_.unk != -1 && special_.unk != id)
+                    fail("the unknown id " + std::to_string(special_.unk) + " is not the unknown piece (" +
+                         std::to_string(id) + ")");
                 special_.unk = id;
                 break;
-            case piece_type::user_defined: user_defined_.add(e.piece); break;
+            case piece_type::user_defined: {
+                std::vector<std::size_t>& lengths = user_defined_lengths_[static_cast<unsigned char>(e.piece[0])];
+                if (std::find(lengths.begin(), lengths.end(), e.piece.size()) == lengths.end())
+                    lengths.insert(std::upper_bound(lengths.begin(), lengths.end(), e.piece.size(), std::greater<>()),
+                                   e.piece.size()); // longest first
+                break;
+            }
             case piece_type::byte: {
                 unsigned value = 0;
                 if (e.piece.size() != 6 || std::sscanf(e.piece.c_str(), "<0x%2X>", &value) != 1 ||
@@ -187,14 +166,18 @@ public:
         if (unknown != 1) fail("has " + std::to_string(unknown) + " unknown pieces (exactly one is needed)");
         if (options_.byte_fallback && bytes != 256)
             fail("byte fallback needs the 256 pieces <0x00>..<0xFF>; " + std::to_string(bytes) + " are there");
+        if (!options_.byte_fallback && bytes != 0) fail("has byte pieces, but byte fallback is off");
         for (const std::int32_t id : {special_.pad, special_.eos, special_.bos})
             if (id < -1 || id >= size()) fail("special id " + std::to_string(id) + " is not a piece");
         for (std::size_t rank = 0; rank < merges_.size(); ++rank) {
             const auto& [left, right] = merges_[rank];
             const std::optional<std::int32_t> l = find(left), r = find(right);
-            if (!l || !r || !pieces_.contains(left + right))
+            if (!l || !r || !find(left + right))
                 fail("merge " + std::to_string(rank) + " (\"" + left + "\" \"" + right +
                      "\") names a piece the vocabulary lacks");
+            if (!pieces_.contains(left + right))
+                fail("merge " + std::to_string(rank) + " (\"" + left + "\" \"" + right +
+                     "\") makes a control, unknown or byte piece");
             ranks_.try_emplace(pair_key(*l, *r), rank); // the first listing counts
         }
     }
@@ -224,7 +207,7 @@ public:
         bool previous_space = options_.remove_extra_whitespaces;
         while (!text.empty()) {
             // A user-defined piece is copied whole; otherwise one character, or U+FFFD for a bad byte.
-            std::size_t n = user_defined_.longest(text);
+            std::size_t n = longest_user_defined(text);
             std::string_view piece = text.substr(0, n);
             if (n == 0) {
                 n = detail::valid_utf8_length(text);
@@ -247,7 +230,7 @@ public:
         const std::string_view s = normalized;
         std::vector<symbol> symbols;
         for (std::size_t at = 0; at < s.size();) { // step 2
-            std::size_t n = user_defined_.longest(s.substr(at));
+            std::size_t n = longest_user_defined(s.substr(at));
             const bool frozen = n != 0;
             if (!frozen) n = std::min(s.size() - at, detail::utf8_length(static_cast<unsigned char>(s[at])));
             const auto i = static_cast<int>(symbols.size());
@@ -276,7 +259,7 @@ public:
             }
             agenda.push({priority, left, right, joined.size()});
             if (vocab_[static_cast<std::size_t>(it->second)].type == piece_type::unused)
-                split_back.emplace(joined, std::pair{a.piece, b.piece});
+                split_back.insert_or_assign(joined, std::pair{a.piece, b.piece}); // the last split, as SentencePiece keeps
         };
         for (std::size_t i = 1; i < symbols.size(); ++i) consider(static_cast<int>(i) - 1, static_cast<int>(i));
         while (!agenda.empty()) {
@@ -328,7 +311,7 @@ public:
         for (const std::int32_t id : ids) {
             const vocabulary_entry& e = vocab_[checked(id)];
             if (e.type == piece_type::byte) {
-                bytes += static_cast<char>(std::stoi(e.piece.substr(3, 2), nullptr, 16));
+                bytes += byte_of(e);
                 continue;
             }
             detail::append_utf8_or_replacement(out, bytes);
@@ -359,6 +342,29 @@ public:
         return out;
     }
 
+    // Whether the text of `ids` ends in part of a character: a run of byte
+    // pieces whose last bytes begin a UTF-8 character that the next ids may
+    // finish. A program that prints text as it is generated holds it back then.
+    bool ends_mid_character(std::span<const std::int32_t> ids) const {
+        std::size_t start = ids.size();
+        while (start > 0 && vocab_[checked(ids[start - 1])].type == piece_type::byte) --start;
+        std::string run;
+        for (std::size_t i = start; i < ids.size(); ++i) run += byte_of(vocab_[checked(ids[i])]);
+        const std::string_view s = run;
+        for (std::size_t at = 0; at < s.size();) {
+            if (const std::size_t n = detail::valid_utf8_length(s.substr(at))) {
+                at += n;
+                continue;
+            }
+            const auto lead = static_cast<unsigned char>(s[at]);
+            const bool continues = std::all_of(s.begin() + static_cast<std::ptrdiff_t>(at) + 1, s.end(),
+                                               [](char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; });
+            if (lead >= 0xc2 && lead <= 0xf4 && s.size() - at < detail::utf8_length(lead) && continues) return true;
+            ++at; // an invalid byte: U+FFFD already
+        }
+        return false;
+    }
+
     // "<0x41>" for 'A': the name of a byte piece.
     static std::string byte_piece(unsigned char b) {
         char name[8];
@@ -380,8 +386,22 @@ private:
             return priority < o.priority || (priority == o.priority && left > o.left);
         }
     };
+    // The byte a <0xNN> piece stands for (checked by the constructor).
+    static char byte_of(const vocabulary_entry& e) {
+        return static_cast<char>(std::stoi(e.piece.substr(3, 2), nullptr, 16));
+    }
     static std::uint64_t pair_key(std::int32_t l, std::int32_t r) {
         return static_cast<std::uint64_t>(static_cast<std::uint32_t>(l)) << 32 | static_cast<std::uint32_t>(r);
+    }
+    // Bytes of the longest user-defined piece that starts `s`; 0 when none does.
+    std::size_t longest_user_defined(std::string_view s) const {
+        if (s.empty()) return 0;
+        for (const std::size_t n : user_defined_lengths_[static_cast<unsigned char>(s[0])])
+            if (n <= s.size())
+                if (const auto it = pieces_.find(s.substr(0, n));
+                    it != pieces_.end() && vocab_[static_cast<std::size_t>(it->second)].type == piece_type::user_defined)
+                    return n;
+        return 0;
     }
     std::size_t checked(std::int32_t id) const {
         if (id < 0 || id >= size())
@@ -396,7 +416,8 @@ private:
     std::unordered_map<std::string, std::int32_t, detail::string_hash, std::equal_to<>> reserved_; // control, unknown, byte
     std::vector<std::pair<std::string, std::string>> merges_;
     std::unordered_map<std::uint64_t, std::size_t> ranks_; // (left id, right id) -> rank in merges_
-    detail::prefix_matcher user_defined_;
+    // By first byte, the lengths of the user-defined pieces that start with it, longest first.
+    std::array<std::vector<std::size_t>, 256> user_defined_lengths_;
 };
 
 } // namespace text
