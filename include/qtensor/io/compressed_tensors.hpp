@@ -59,6 +59,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/core/half.hpp"
+#include "qtensor/io/gguf_value.hpp"
 #include "qtensor/io/json.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/tensor_entry.hpp"
@@ -117,13 +118,6 @@ inline packed_weight_args packed_args_from_json(const nlohmann::json& w, const s
     return a;
 }
 
-// The little-endian uint32 word i of `bytes`.
-inline std::uint32_t word_at(std::span<const std::byte> bytes, std::size_t i) {
-    std::uint32_t w = 0;
-    for (std::size_t b = 4; b-- > 0;) w = (w << 8) | std::to_integer<std::uint32_t>(bytes[4 * i + b]);
-    return w;
-}
-
 // Element i of a float tensor (F32, F16 or BF16).
 inline float float_at(const tensor_entry& e, std::size_t i) {
     switch (e.type) {
@@ -137,11 +131,7 @@ inline float float_at(const tensor_entry& e, std::size_t i) {
         std::memcpy(&h, e.data.data() + 2 * i, 2);
         return bf16_to_fp32(h);
     }
-    default: {
-        float f;
-        std::memcpy(&f, e.data.data() + 4 * i, 4);
-        return f;
-    }
+    default: return load_le<float>(e.data.data() + 4 * i);
     }
 }
 
@@ -289,7 +279,8 @@ private:
         const std::size_t row_bytes = packed.shape[1] * 4;
         const auto code = [&](std::size_t n, std::size_t k) { // u, 0 .. 2^bits - 1
             const std::span<const std::byte> row = packed.data.subspan(n * row_bytes, row_bytes);
-            return static_cast<int>((detail::word_at(row, k / per_word) >> (k % per_word * bits)) & mask);
+            const std::uint32_t word = detail::load_le<std::uint32_t>(row.data() + 4 * (k / per_word));
+            return static_cast<int>((word >> (k % per_word * bits)) & mask);
         };
 
         // Row n, group g's zero point as a stored code (the offsets cancel: (u - offset) - (z - offset)).

@@ -23,6 +23,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/io/gguf_value.hpp"
 #include "qtensor/io/mapped_file.hpp"
 #include "qtensor/text/tokenizer.hpp"
 
@@ -80,10 +81,9 @@ private:
     }
     std::uint64_t fixed(std::size_t n) {
         if (bytes_.size() - at_ < n) fail("a truncated number");
-        std::uint64_t v = 0;
-        for (std::size_t i = n; i-- > 0;) v = v << 8 | std::to_integer<std::uint64_t>(bytes_[at_ + i]);
+        const std::byte* p = bytes_.data() + at_;
         at_ += n;
-        return v;
+        return n == 8 ? io::detail::load_le<std::uint64_t>(p) : io::detail::load_le<std::uint32_t>(p);
     }
 
     std::span<const std::byte> bytes_;
