@@ -19,6 +19,7 @@
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
@@ -64,6 +65,7 @@ void touch(const io::tensor_entry& e, const std::string& path) {
         case ggml_type::q2_k: dequantize_first_row<q2_k>(e, path); break;
         case ggml_type::q3_k: dequantize_first_row<q3_k>(e, path); break;
         case ggml_type::q4_k: dequantize_first_row<q4_k>(e, path); break;
+        case ggml_type::q5_k: dequantize_first_row<q5_k>(e, path); break;
         case ggml_type::q6_k: dequantize_first_row<q6_k>(e, path); break;
         default: break;
         }

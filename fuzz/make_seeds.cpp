@@ -35,6 +35,7 @@
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
@@ -135,6 +136,7 @@ void gguf_seeds(const fs::path& out) {
     std::vector<tensor<q2_k, 2>> q2_ks;
     std::vector<tensor<q3_k, 2>> q3_ks;
     std::vector<tensor<q4_k, 2>> q4_ks;
+    std::vector<tensor<q5_k, 2>> q5_ks;
     std::vector<tensor<q6_k, 2>> q6_ks;
     add_tensor<f32>(t, f32s, "f32.vector", {3});
     add_tensor<f32>(t, f32s, "f32.4d", {2, 1, 2, 3});
@@ -148,6 +150,7 @@ void gguf_seeds(const fs::path& out) {
     add_tensor<q2_k>(t, q2_ks, "q2_k.matrix", {1, 256});
     add_tensor<q3_k>(t, q3_ks, "q3_k.matrix", {1, 256});
     add_tensor<q4_k>(t, q4_ks, "q4_k.matrix", {1, 256});
+    add_tensor<q5_k>(t, q5_ks, "q5_k.matrix", {1, 256});
     add_tensor<q6_k>(t, q6_ks, "q6_k.matrix", {1, 256});
     t.write((out / "tensors.gguf").string());
 

@@ -36,6 +36,7 @@
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q5_0.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 
@@ -472,8 +473,8 @@ TEST_CASE("a GGUF file's tensors converted to another policy on load") {
 }
 
 // The types llama.cpp's mixes put beside their main one (Q4_0 files: q4_1,
-// q6_k; Q4_K_M: q5_0; Q2_K: q3_k).
-TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q6_k or f16 are widened as their reference dequantizer does") {
+// q6_k; Q4_K_M: q5_0; Q2_K: q3_k; Q5_K_M and Q3_K_M: q5_k).
+TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k or f16 are widened as their reference dequantizer does") {
     // Layer 0's down_proj [128, 256] (rows of 256: one K-quant super-block).
     const fixture& f = e2b();
     const std::string name = "model.layers.0.mlp.down_proj.weight";
@@ -499,6 +500,7 @@ TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q6_k or f16 are widened as 
     check_scheme.operator()<q5_0>();
     check_scheme.operator()<q5_1>();
     check_scheme.operator()<q3_k>();
+    check_scheme.operator()<q5_k>();
     check_scheme.operator()<q6_k>();
     check_scheme.operator()<f16>();
 }

@@ -355,12 +355,12 @@ TEST_CASE("load and run errors") {
               std::string::npos);
     }
     SUBCASE("a type the loader cannot read, and bytes that do not match the type") {
-        const altered_source q5_k{f.weights, "model.layers.1.mlp.up_proj.weight", [](io::tensor_entry& e) {
-                                      e.type = ggml_type::q5_k; // a GGUF type with no scheme in qtensor
+        const altered_source q8_1{f.weights, "model.layers.1.mlp.up_proj.weight", [](io::tensor_entry& e) {
+                                      e.type = ggml_type::q8_1; // a GGUF type with no scheme in qtensor
                                       return true;
                                   }, {}};
-        CHECK(message_of([&] { gemma4::model<gemma4::f32_policy>::load(f.config, q5_k); })
-                  .find("tensor model.layers.1.mlp.up_proj.weight has type q5_k, which the Gemma 4 loader cannot read") !=
+        CHECK(message_of([&] { gemma4::model<gemma4::f32_policy>::load(f.config, q8_1); })
+                  .find("tensor model.layers.1.mlp.up_proj.weight has type q8_1, which the Gemma 4 loader cannot read") !=
               std::string::npos);
         const altered_source as_bf16{f.weights, "model.layers.1.mlp.up_proj.weight", [](io::tensor_entry& e) {
                                          e.type = ggml_type::bf16; // f32 bytes: twice too many

@@ -27,6 +27,7 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q4_0_symmetric.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
@@ -35,7 +36,7 @@ using qtensor_test::message_of;
 
 // Every quantized scheme the library trains with (q4_0_symmetric: another
 // rounding rule for Q4_0 blocks).
-#define QTENSOR_FQ_SCHEMES q4_0, q4_0_symmetric, q8_0, q8_k, q2_k, q4_k
+#define QTENSOR_FQ_SCHEMES q4_0, q4_0_symmetric, q8_0, q8_k, q2_k, q4_k, q5_k
 
 namespace {
 
@@ -137,6 +138,18 @@ struct rules<q4_k> {
     static constexpr int nmax = 15;
     static constexpr std::size_t sub_elems = 32;
     static bool same_scales(const block_q4_k& a, const block_q4_k& b) {
+        return a.scales == b.scales && a.d == b.d && a.dmin == b.dmin;
+    }
+};
+
+template <>
+struct rules<q5_k> {
+    static constexpr lattice kind = lattice::k_quant;
+    static constexpr float max_abs = 0.9f * 63.0f * 65504.0f; // dmin as Q4_K's
+    static constexpr bool clamps = true;
+    static constexpr int nmax = 31;
+    static constexpr std::size_t sub_elems = 32;
+    static bool same_scales(const block_q5_k& a, const block_q5_k& b) {
         return a.scales == b.scales && a.d == b.d && a.dmin == b.dmin;
     }
 };

@@ -1,5 +1,5 @@
 // Q2_K layout, reference quantizer and dot product, from docs/schemes.md
-// sections 11 and 16, by hand; and the round-trip properties both K-quants (Q2_K, Q4_K)
+// sections 11 and 17, by hand; and the round-trip properties the K-quants with a min (Q2_K, Q4_K, Q5_K)
 // owe to their requantization rule.
 //
 // The hand cases use sub-blocks that lie exactly on a grid,
@@ -20,6 +20,7 @@
 
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 
 using namespace qtensor;
 
@@ -218,7 +219,7 @@ TEST_CASE("q2_k . q8_k: codes pair with activations element by element, mins use
     CHECK(q2_k::dot_row(&w, &a, 256) == 26.5f);
 }
 
-// Round-trip properties of Q2_K and Q4_K that follow from the requantization
+// Round-trip properties of Q2_K, Q4_K and Q5_K that follow from the requantization
 // rule (step 3), with D = fp32(d) * s_j and dm = fp32(dmin) * m_j read back
 // from the block:
 //   - D == 0: the sub-block is marked saturated and its output is -dm.
@@ -228,7 +229,7 @@ TEST_CASE("q2_k . q8_k: codes pair with activations element by element, mins use
 //   - code clamped (saturated): code 0 with (x + dm)/D < -1/2, or code_max
 //     with (x + dm)/D > code_max + 1/2: x lies beyond the end of the grid.
 // And the error must reach about D/2 somewhere (the bound is not loose).
-TEST_CASE_TEMPLATE("k-quant round trip follows the requantization rule", S, q2_k, q4_k) {
+TEST_CASE_TEMPLATE("k-quant round trip follows the requantization rule", S, q2_k, q4_k, q5_k) {
     std::mt19937 rng(S::code_max);
     std::normal_distribution<float> gauss(0.0f, 1.0f);
     std::uniform_real_distribution<float> log_scale(-8.0f, 4.0f);

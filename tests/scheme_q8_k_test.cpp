@@ -1,6 +1,6 @@
 // Q8_K layout and reference rounding, from docs/schemes.md section 10, by hand;
 // round-trip error against a bound derived from the rule; and the error
-// budget of the dot products Q8_K is the partner of (q2_k, q4_k).
+// budget of the dot products Q8_K is the partner of (q2_k, q4_k, q5_k).
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
@@ -16,6 +16,7 @@
 
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
 using namespace qtensor;
@@ -169,12 +170,12 @@ std::vector<float> random_row(std::size_t n, std::mt19937& rng) {
 
 } // namespace
 
-// The budget stated on q2_k::dot_row / q4_k::dot_row:
+// The budget stated on q2_k::dot_row and detail::dot_k4_row (q4_k, q5_k):
 //   |dot - exact| <= (n/256 + 6) * 2^-24 * S,
 //   S = sum_i (|d s_j q_i a_i| + |dmin m_j a_i|),
 // where exact = sum_i w_i * a_i over the dequantized rows. Each w_i * a_i is
 // exact in double (24 + 24 bits); the double sum adds at most n * 2^-53 * S.
-TEST_CASE_TEMPLATE("k-quant . q8_k stays within (n/256 + 6) * 2^-24 * S", W, q2_k, q4_k) {
+TEST_CASE_TEMPLATE("k-quant . q8_k stays within (n/256 + 6) * 2^-24 * S", W, q2_k, q4_k, q5_k) {
     for (std::size_t n : {256u, 1024u, 4096u, 16384u}) {
         for (std::uint32_t seed = 1; seed <= 5; ++seed) {
             std::mt19937 rng(seed + 1000u * W::code_max);

@@ -137,8 +137,8 @@ qtensor_cli_error(missing_file 2 "^qtensor: quantize: expected 2 files \\(IN OUT
     quantize -t q4_0 -c 64 ${in}/good.f32)
 qtensor_cli_error(extra_file 2 "^qtensor: quantize: expected 2 files \\(IN OUT\\), got 3"
     quantize -t q4_0 -c 64 ${in}/good.f32 out.bin more.bin)
-qtensor_cli_error(unknown_type 2 "^qtensor: unknown type 'q5_k' \\(valid: q4_0, q8_0, .*f16"
-    quantize -t q5_k -c 64 ${in}/good.f32 out.bin)
+qtensor_cli_error(unknown_type 2 "^qtensor: unknown type 'q8_1' \\(valid: q4_0, q8_0, .*f16"
+    quantize -t q8_1 -c 64 ${in}/good.f32 out.bin)
 qtensor_cli_error(cols_not_number 2 "^qtensor: --cols 'abc' is not a positive integer"
     quantize -t q4_0 -c abc ${in}/good.f32 out.bin)
 qtensor_cli_error(cols_trailing 2 "^qtensor: --cols '64x' is not a positive integer"
@@ -187,7 +187,7 @@ qtensor_cli_run(failure_keeps_old_output CODE 1 ONE_LINE KEEP out.bin
 # own output for the same input (see its README). Not q4_1 and q5_1: rows 161
 # and 162 have block minimums below -65504, which ggml stores as fp16 -inf and
 # the CLI rejects (scheme_golden_test checks those rows throw).
-foreach(type IN ITEMS q4_0 q8_0 q5_0 q2_k q3_k q4_k q6_k q8_k)
+foreach(type IN ITEMS q4_0 q8_0 q5_0 q2_k q3_k q4_k q5_k q6_k q8_k)
     add_test(NAME cli_golden_${type} COMMAND ${CMAKE_COMMAND}
         -DCLI=$<TARGET_FILE:qtensor_cli> -DTYPE=${type}
         -DGOLDEN=${CMAKE_CURRENT_LIST_DIR}/../data/ggml_golden

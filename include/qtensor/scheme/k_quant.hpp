@@ -1,10 +1,13 @@
 // qtensor/scheme/k_quant.hpp: the maths the K-quants share, as plain
-// functions their files call. Q2_K and Q4_K: ggml's make_qkx2_quants grid
-// search, which fits one sub-block's (scale, min), the largest fit of a
+// functions their files call. Q2_K, Q4_K and Q5_K: ggml's make_qkx2_quants
+// grid search, which fits one sub-block's (scale, min), the largest fit of a
 // super-block, and the requantization of a sub-block against the stored
-// (fp16, 4/6-bit) scales. Q3_K and Q6_K: the all-zero threshold of their
-// symmetric searches, the check that a search did not overflow, and their
-// requantization. Q2_K and Q3_K: the 2-bit code planes.
+// (fp16, 4/6-bit) scales. Q4_K and Q5_K: their common super-block (eight
+// 6-bit scales and mins in 12 bytes) with steps 1 to 3 of its quantizer, its
+// dequantization and its dot product; they differ only in the codes. Q3_K
+// and Q6_K: the all-zero threshold of their symmetric searches, the check
+// that a search did not overflow, and their requantization. Q2_K and Q3_K:
+// the 2-bit code planes.
 //
 // Everything here must give ggml's bytes under any compile flags, so every
 // product that feeds a sum (or nearest_int's hidden "+ 1.5 * 2^23") goes
@@ -22,6 +25,8 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/core/float_bits.hpp"
+#include "qtensor/core/half.hpp"
+#include "qtensor/scheme/q8_k.hpp"
 #include "qtensor/scheme/scheme.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -30,6 +35,7 @@ namespace detail {
 // The arguments ggml passes to make_qkx2_quants.
 //   Q2_K: {nmax 3,  rmin -0.5, rdelta 0.1, nstep 15, use_mad true}
 //   Q4_K: {nmax 15, rmin -1.0, rdelta 0.1, nstep 20, use_mad false}
+//   Q5_K: {nmax 31, rmin -0.5, rdelta 0.1, nstep 15, use_mad false}
 struct qkx2_grid {
     int nmax;     // largest code; codes are 0..nmax
     float rmin;   // trial `is` spreads the range over nmax + rmin + rdelta*is steps
@@ -81,7 +87,7 @@ inline float fit_error(const float* x, const float* w, const std::uint8_t* L, st
 //      to >= 0), and keep the trial if its error is strictly smaller than the
 //      best so far. Adopting a trial also replaces min by its min, and the
 //      trials after it use that min (ggml reuses one variable, and ggml's
-//      bytes need it; docs/schemes.md section 15, traced in section 11's example).
+//      bytes need it; docs/schemes.md section 16, traced in section 11's example).
 template <std::size_t N>
 qkx2_fit make_qkx2_quants(const float* x, const float* w, const qkx2_grid& g,
                           std::uint8_t* L) noexcept {
@@ -157,7 +163,7 @@ qkx2_fit largest_fit(const std::array<qkx2_fit, M>& fits) noexcept {
     return largest;
 }
 
-// Step 3 of Q2_K and Q4_K, one sub-block of n elements: codes against the
+// Step 3 of Q2_K, Q4_K and Q5_K, one sub-block of n elements: codes against the
 // stored scales, D = fp32(d) * s and dm = fp32(dmin) * m (computed by the
 // caller from the packed bytes):
 //   L[i] = clamp(nearest_int((x[i] + dm) / D), 0, nmax)   (a true division).
@@ -175,6 +181,155 @@ inline void requantize_sub_block(const float* x, std::size_t n, float D, float d
         L[i] = static_cast<std::uint8_t>(std::clamp(l, 0, nmax));
         if (saturated != nullptr) saturated[i] = (l < 0 || l > nmax) ? 1 : 0;
     }
+}
+
+// ---- Q4_K and Q5_K: 8 sub-blocks of 32, 6-bit scales and mins -----------------
+// Both blocks begin {fp16 d; fp16 dmin; uint8 scales[12]}, then their codes.
+// The helpers take any such Block; the scheme S passed to the row functions
+// supplies S::code_at(block, e) and S::code_max.
+
+inline constexpr std::size_t k4_sub_elems = 32;
+inline constexpr std::size_t k4_sub_blocks = 8;
+
+// 6-bit scale sc_j and min m_j of sub-block j (ggml's get_scale_min_k4).
+inline int k4_scale(const std::array<std::uint8_t, 12>& s, std::size_t j) noexcept {
+    if (j < 4) return s[j] & 63;
+    return (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+}
+inline int k4_min(const std::array<std::uint8_t, 12>& s, std::size_t j) noexcept {
+    if (j < 4) return s[j + 4] & 63;
+    return (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+}
+
+// Bits 3..0 of element e's code: 4 chunks of 64 elements, chunk c in
+// qs[32c .. 32c+31], element 64c + l in the low nibble of qs[32c + l] and
+// 64c + 32 + l in the high one.
+inline int k4_nibble(const std::array<std::uint8_t, 128>& qs, std::size_t e) noexcept {
+    const std::uint8_t byte = qs[32 * (e / 64) + e % 32];
+    return (e % 64) < 32 ? (byte & 15) : (byte >> 4);
+}
+
+// Step 1: x[256] -> one fit per sub-block (make_qkx2_quants with weights
+// av + |x|, av = sqrt(sum x^2 / 32) summed in element order), and codes[256]
+// from the search.
+inline std::array<qkx2_fit, k4_sub_blocks> fit_k4_sub_blocks(const float* x, const qkx2_grid& grid,
+                                                              std::uint8_t* codes) noexcept {
+    std::array<qkx2_fit, k4_sub_blocks> fits;
+    for (std::size_t j = 0; j < k4_sub_blocks; ++j) {
+        const float* xs = x + k4_sub_elems * j;
+        float sum_x2 = 0.0f;
+        for (std::size_t i = 0; i < k4_sub_elems; ++i) sum_x2 += fmul(xs[i], xs[i]);
+        const float av = std::sqrt(sum_x2 / static_cast<float>(k4_sub_elems));
+        std::array<float, k4_sub_elems> weights;
+        for (std::size_t i = 0; i < k4_sub_elems; ++i) weights[i] = av + std::fabs(xs[i]);
+        fits[j] = make_qkx2_quants<k4_sub_elems>(xs, weights.data(), grid, codes + k4_sub_elems * j);
+    }
+    return fits;
+}
+
+// ggml: uint8_t l = nearest_int(...); l = MIN(63, l). Wrap first, then clamp.
+inline std::uint8_t six_bits(int l) noexcept { return std::min<std::uint8_t>(63, static_cast<std::uint8_t>(l)); }
+
+// Step 2: the fits -> the 12 packed scale bytes, d and dmin, against the
+// largest scale and min. Throws if d or dmin overflows fp16.
+template <class Block>
+void quantize_k4_scales(std::string_view name, const std::array<qkx2_fit, k4_sub_blocks>& fits, Block& y,
+                        std::size_t block) {
+    const qkx2_fit largest = largest_fit(fits);
+    const float inv_scale = largest.scale > 0.0f ? 63.0f / largest.scale : 0.0f;
+    const float inv_min = largest.min > 0.0f ? 63.0f / largest.min : 0.0f;
+    std::array<std::uint8_t, k4_sub_blocks> sc, m;
+    for (std::size_t j = 0; j < k4_sub_blocks; ++j) {
+        sc[j] = six_bits(nearest_int(fmul(inv_scale, fits[j].scale)));
+        m[j] = six_bits(nearest_int(fmul(inv_min, fits[j].min)));
+    }
+    for (std::size_t j = 0; j < 4; ++j) {
+        y.scales[j] = static_cast<std::uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+        y.scales[j + 4] = static_cast<std::uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
+        y.scales[j + 8] = static_cast<std::uint8_t>((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+    }
+    y.d = fp32_to_fp16(largest.scale / 63.0f);
+    y.dmin = fp32_to_fp16(largest.min / 63.0f);
+    check_fp16_scale(name, block, largest.scale / 63.0f, fp16_to_fp32(y.d));
+    check_fp16_scale(name, block, largest.min / 63.0f, fp16_to_fp32(y.dmin));
+}
+
+// Step 3: codes[256] against the stored d * sc_j and dmin * m_j, 0..nmax.
+template <class Block>
+void requantize_k4(const float* x, const Block& y, int nmax, std::uint8_t* codes, std::uint8_t* saturated) noexcept {
+    const float d = fp16_to_fp32(y.d);
+    const float dmin = fp16_to_fp32(y.dmin);
+    for (std::size_t j = 0; j < k4_sub_blocks; ++j) {
+        const float D = d * static_cast<float>(k4_scale(y.scales, j));
+        const float dm = fmul(dmin, static_cast<float>(k4_min(y.scales, j)));
+        const std::size_t first = k4_sub_elems * j;
+        requantize_sub_block(x + first, k4_sub_elems, D, dm, nmax, codes + first,
+                             saturated != nullptr ? saturated + first : nullptr);
+    }
+}
+
+// x[n] -> y[n/256]: steps 1 to 3 above, then S's step 4, S::pack_codes.
+// Throws qtensor::error on NaN/Inf input or a super-scale past the fp16 range.
+template <class S>
+void quantize_k4_row(const float* x, typename S::block_type* y, std::size_t n, std::uint8_t* saturated) {
+    check_finite(S::name, x, n);
+    for (std::size_t b = 0; b < n / S::block_elems; ++b, x += S::block_elems) {
+        std::array<std::uint8_t, S::block_elems> codes;
+        const auto fits = fit_k4_sub_blocks(x, S::grid, codes.data());
+        quantize_k4_scales(S::name, fits, y[b], b);
+        requantize_k4(x, y[b], S::code_max, codes.data(), saturated);
+        S::pack_codes(codes, y[b]);
+        if (saturated != nullptr) saturated += S::block_elems;
+    }
+}
+
+// w = (d * sc_j) * q - dmin * m_j, both products rounded before the subtraction.
+template <class S>
+void dequantize_k4_row(const typename S::block_type* x, float* y, std::size_t n) noexcept {
+    for (std::size_t b = 0; b < n / S::block_elems; ++b) {
+        const float d = fp16_to_fp32(x[b].d);
+        const float dmin = fp16_to_fp32(x[b].dmin);
+        for (std::size_t j = 0; j < k4_sub_blocks; ++j) {
+            const float dl = d * static_cast<float>(k4_scale(x[b].scales, j));
+            const float ml = fmul(dmin, static_cast<float>(k4_min(x[b].scales, j)));
+            for (std::size_t e = k4_sub_elems * j; e < k4_sub_elems * (j + 1); ++e)
+                *y++ = fmul(dl, static_cast<float>(S::code_at(x[b], e))) - ml;
+        }
+    }
+}
+
+// The scalar dot product against a Q8_K row (docs/schemes.md section 17), per
+// super-block with dy = a.d:
+//   (dy * d) * sum_j sc_j * (sum_{e in j} q[e] * qa[e])
+//     - (dy * dmin) * sum_j m_j * (bsums[2j] + bsums[2j + 1])
+// (a sub-block of 32 is two Q8_K bsums). The integer sums are exact in int32
+// (codes up to 31: |first sum| <= 8 * 63 * 32 * 31 * 128 < 2^31); the first
+// may exceed 2^24 and round once when converted to float. Each block term is
+// then at most 4 roundings, and the terms are summed in float. (ggml's
+// generic C spreads the first term over 8 float lanes: a different order,
+// within the same budget.) With S = sum_i (|d sc_j q_i a_i| + |dmin m_j a_i|)
+// over dequantized a_i, the result is within (n/256 + 6) * 2^-24 * S of the
+// exact sum of the dequantized products w_i * a_i (for n < 2^28): 4 roundings
+// per block term, n/256 - 1 for the float sum, 2 for the roundings inside
+// dequantized w and a, one more for second-order terms.
+template <class S>
+float dot_k4_row(const typename S::block_type* w, const block_q8_k* a, std::size_t n) noexcept {
+    float sum = 0.0f;
+    for (std::size_t b = 0; b < n / S::block_elems; ++b) {
+        std::int32_t isum = 0;
+        std::int32_t summs = 0;
+        for (std::size_t j = 0; j < k4_sub_blocks; ++j) {
+            std::int32_t sub = 0;
+            for (std::size_t e = k4_sub_elems * j; e < k4_sub_elems * (j + 1); ++e)
+                sub += S::code_at(w[b], e) * a[b].qs[e];
+            isum += k4_scale(w[b].scales, j) * sub;
+            summs += k4_min(w[b].scales, j) * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        }
+        const float dall = a[b].d * fp16_to_fp32(w[b].d);
+        const float dmin = a[b].d * fp16_to_fp32(w[b].dmin);
+        sum += fmul(dall, static_cast<float>(isum)) - fmul(dmin, static_cast<float>(summs));
+    }
+    return sum;
 }
 
 // Below this largest magnitude, ggml's symmetric searches (make_qx_quants,

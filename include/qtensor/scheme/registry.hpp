@@ -18,7 +18,7 @@
 //
 // Names and geometry of the registered schemes come from each scheme's own
 // constants (S::name, S::block_elems, sizeof(block_of<S>)); only the ggml
-// types without a scheme (q8_1, q5_k) are written out here, so a GGUF reader
+// types without a scheme (q8_1) are written out here, so a GGUF reader
 // can walk past their tensors.
 #pragma once
 
@@ -37,6 +37,7 @@
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q5_0.hpp"
 #include "qtensor/scheme/q5_1.hpp"
+#include "qtensor/scheme/q5_k.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
@@ -168,6 +169,7 @@ using registry = scheme_table<
     registered<q2_k, simd_kernels::dequantize | simd_kernels::gemm>,
     registered<q3_k, reference_only>,
     registered<q4_k, reference_only>,
+    registered<q5_k, reference_only>,
     registered<q6_k, reference_only>,
     registered<q8_k, simd_kernels::quantize>,
     registered<f32, simd_kernels::gemm>,
@@ -196,7 +198,7 @@ constexpr void for_each_scheme(F&& f) {
 
 // Calls f(S{}) for the registered scheme S with S::type_id == t and returns
 // true; returns false, calling nothing, when qtensor has no scheme for t (a
-// type such as q5_k, or an id ggml does not define). f's result is dropped.
+// type such as q8_1, or an id ggml does not define). f's result is dropped.
 template <class F>
 constexpr bool visit_scheme(ggml_type t, F&& f) {
     return all_schemes::visit_if([t](auto s) { return decltype(s)::type_id == t; }, f);
@@ -233,7 +235,6 @@ namespace detail {
 // leaves this table for the registry.
 inline constexpr auto foreign_types = std::to_array<ggml_type_info>({
     {ggml_type::q8_1, "q8_1", 32, 36, false},
-    {ggml_type::q5_k, "q5_k", 256, 176, false},
 });
 
 constexpr auto make_ggml_types() noexcept {
