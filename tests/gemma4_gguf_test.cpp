@@ -473,7 +473,7 @@ TEST_CASE("a GGUF file's tensors converted to another policy on load") {
 }
 
 // The types llama.cpp's mixes put beside their main one (Q4_0 files: q4_1,
-// q6_k; Q4_K_M: q5_0; Q2_K: q3_k; Q5_K_M and Q3_K_M: q5_k).
+// q6_k; Q4_K_M: q5_0 where rows do not fit; Q2_K: q3_k; Q3_K_M/L, Q4_K_S: q5_k).
 TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k or f16 are widened as their reference dequantizer does") {
     // Layer 0's down_proj [128, 256] (rows of 256: one K-quant super-block).
     const fixture& f = e2b();

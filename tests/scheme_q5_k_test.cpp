@@ -1,7 +1,8 @@
 // Q5_K layout, reference quantizer and dot product, from docs/schemes.md
-// section 14, by hand; and the input checks it shares with Q4_K. (Its round trip is checked with Q2_K's and Q4_K's in
-// scheme_q2_k_test.cpp, its dot error budget in scheme_q8_k_test.cpp, its
-// bytes against ggml's in scheme_golden_test.cpp.)
+// section 14, by hand, and the input checks it shares with Q4_K. (Its round
+// trip is checked with Q2_K's and Q4_K's in scheme_q2_k_test.cpp, its dot
+// error budget in scheme_q8_k_test.cpp, its bytes against ggml's in
+// scheme_golden_test.cpp.)
 //
 // As for Q4_K, the grid case uses sub-blocks on an exact grid,
 // x = code * 2^-p - c with every code 0..31 present, whose min-max fit has

@@ -7,10 +7,10 @@
 // converted: its rows are widened to float32 from whatever the file holds
 // (any scheme of scheme/registry.hpp but the activation format q8_k: published
 // Q4_0 GGUF files keep some tensors in Q6_K, Q4_1 or F16; llama-quantize's
-// Q4_K_M some in Q5_0, its Q2_K some in Q3_K, its Q3_K_M and Q5_K_M some in
-// Q5_K) and quantized to the wanted scheme into storage the weights own, with
-// the kernels (bit for bit the reference quantizers). Every shape is checked
-// against the config; errors name the tensor and the file.
+// mixes use Q2_K to Q6_K, and Q4_0, Q5_0, Q5_1, Q8_0 where rows do not fit,
+// docs/gguf.md section 3) and quantized to the wanted scheme into storage the
+// weights own, with the kernels (bit for bit the reference quantizers). Every
+// shape is checked against the config; errors name the tensor and the file.
 #pragma once
 
 #include <algorithm>

@@ -184,9 +184,11 @@ inline void requantize_sub_block(const float* x, std::size_t n, float D, float d
 }
 
 // ---- Q4_K and Q5_K: 8 sub-blocks of 32, 6-bit scales and mins -----------------
-// Both blocks begin {fp16 d; fp16 dmin; uint8 scales[12]}, then their codes.
-// The helpers take any such Block; the scheme S passed to the row functions
-// supplies S::code_at(block, e) and S::code_max.
+// "k4" names Q4_K's super-block, which Q5_K shares: both blocks begin
+// {fp16 d; fp16 dmin; uint8 scales[12]}, and both keep bits 3..0 of their
+// codes in the same qs[128]. The helpers take any such Block; the scheme S
+// of the row functions supplies its name, block_type, block_elems, code_max,
+// code_at(block, e), and, for quantizing, its search grid and pack_codes.
 
 inline constexpr std::size_t k4_sub_elems = 32;
 inline constexpr std::size_t k4_sub_blocks = 8;
@@ -207,6 +209,15 @@ inline int k4_min(const std::array<std::uint8_t, 12>& s, std::size_t j) noexcept
 inline int k4_nibble(const std::array<std::uint8_t, 128>& qs, std::size_t e) noexcept {
     const std::uint8_t byte = qs[32 * (e / 64) + e % 32];
     return (e % 64) < 32 ? (byte & 15) : (byte >> 4);
+}
+
+// codes[256] -> qs[128], bits 3..0 of each code, laid out as k4_nibble reads them.
+inline void pack_k4_nibbles(const std::array<std::uint8_t, 256>& codes, std::array<std::uint8_t, 128>& qs) noexcept {
+    for (std::size_t chunk = 0; chunk < 4; ++chunk)
+        for (std::size_t l = 0; l < 32; ++l) {
+            const std::size_t e = 64 * chunk + l;
+            qs[32 * chunk + l] = static_cast<std::uint8_t>((codes[e] & 15) | ((codes[e + 32] & 15) << 4));
+        }
 }
 
 // Step 1: x[256] -> one fit per sub-block (make_qkx2_quants with weights
@@ -331,6 +342,8 @@ float dot_k4_row(const typename S::block_type* w, const block_q8_k* a, std::size
     }
     return sum;
 }
+
+// ---- Q3_K and Q6_K: symmetric sub-blocks ---------------------------------------
 
 // Below this largest magnitude, ggml's symmetric searches (make_qx_quants,
 // make_q3_quants) call a group all zero.

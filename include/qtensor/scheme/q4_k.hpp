@@ -49,14 +49,11 @@
 // k_quant.hpp (the search, make_qkx2_quants, is shared with Q2_K too).
 #pragma once
 
-#include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "qtensor/core/float_bits.hpp"
 #include "qtensor/core/half.hpp"
 #include "qtensor/scheme/k_quant.hpp"
 #include "qtensor/scheme/q8_k.hpp"
@@ -106,16 +103,11 @@ struct q4_k {
         return detail::dot_k4_row<q4_k>(w, a, n);
     }
 
-    // The search's arguments (step 1) and step 4, for detail::quantize_k4_row.
+    // Step 1's search, and step 4: codes[256] -> qs[128]. Public for
+    // detail::quantize_k4_row.
     static constexpr detail::qkx2_grid grid{code_max, -1.0f, 0.1f, 20, false};
-
-    // Step 4: codes[256] -> qs[128].
     static void pack_codes(const std::array<std::uint8_t, block_elems>& codes, block_q4_k& y) noexcept {
-        for (std::size_t chunk = 0; chunk < 4; ++chunk)
-            for (std::size_t l = 0; l < 32; ++l) {
-                const std::size_t e = 64 * chunk + l;
-                y.qs[32 * chunk + l] = static_cast<std::uint8_t>(codes[e] | (codes[e + 32] << 4));
-            }
+        detail::pack_k4_nibbles(codes, y.qs);
     }
 };
 

@@ -85,16 +85,11 @@ struct q5_k {
         return detail::dot_k4_row<q5_k>(w, a, n);
     }
 
-    // The search's arguments (step 1) and step 4, for detail::quantize_k4_row.
+    // Step 1's search, and step 4: codes[256] -> qs[128] (bits 3..0) and
+    // qh[32] (bit 4). Public for detail::quantize_k4_row.
     static constexpr detail::qkx2_grid grid{code_max, -0.5f, 0.1f, 15, false};
-
-    // Step 4: codes[256] -> qs[128] (bits 3..0) and qh[32] (bit 4).
     static void pack_codes(const std::array<std::uint8_t, block_elems>& codes, block_q5_k& y) noexcept {
-        for (std::size_t chunk = 0; chunk < 4; ++chunk)
-            for (std::size_t l = 0; l < 32; ++l) {
-                const std::size_t e = 64 * chunk + l;
-                y.qs[32 * chunk + l] = static_cast<std::uint8_t>((codes[e] & 15) | ((codes[e + 32] & 15) << 4));
-            }
+        detail::pack_k4_nibbles(codes, y.qs);
         for (std::size_t l = 0; l < 32; ++l) {
             std::uint8_t bits = 0;
             for (std::size_t s = 0; s < 8; ++s) bits = static_cast<std::uint8_t>(bits | ((codes[32 * s + l] >> 4) << s));
