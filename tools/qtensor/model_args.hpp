@@ -35,13 +35,15 @@ inline std::string policy_list() {
     return s;
 }
 
-// --policy NAME, default f32; an unknown name is a usage error.
-inline std::string_view policy_of(const parsed_args& parsed, std::size_t opt) {
+// --policy NAME, default f32; an unknown name is a usage error (`also`: what
+// else the command would have taken).
+inline std::string_view policy_of(const parsed_args& parsed, std::size_t opt, std::string_view also = {}) {
     if (!parsed.has(opt)) return gemma4::f32_policy::name;
     const std::string_view name = *parsed.values[opt];
     for (std::string_view n : gemma4::policy_names)
         if (n == name) return name;
-    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list() + ")");
+    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list() +
+                (also.empty() ? std::string() : "; " + std::string(also)) + ")");
 }
 
 // "5,17,3" -> {5, 17, 3}: non-negative decimal integers that fit int32.

@@ -79,14 +79,13 @@ constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
 
-// What policy P's tensors take, the total progress counts towards: their
-// bytes (a load) or the file's data section (convert); none when P cannot
-// store them (the conversion then says why).
+// What policy P's tensors take when loaded, the total the progress counts
+// towards; none when P cannot store them (the load then says why).
 template <class P>
-std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c, bool file) {
+std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c) {
     try {
         const gemma4::footprint f = gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0);
-        return file ? f.tensor_data : f.bytes;
+        return f.bytes;
     } catch (const qtensor::error&) {
         return std::nullopt;
     }
@@ -152,7 +151,7 @@ std::string text_of(std::string_view command, const text::tokenizer& tok, std::s
 // Model P from ck; on a terminal, the bytes loaded so far.
 template <class P>
 gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex) {
-    progress loading("loading", false, policy_bytes<P>(ck.config(), false));
+    progress loading("loading", false, policy_bytes<P>(ck.config()));
     auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading));
     loading.finish();
     return m;
@@ -315,12 +314,22 @@ void print_convert_gguf_help() {
         "metadata, each weight in the scheme POLICY gives its role, quantized exactly\n"
         "as the model does when it loads MODEL with POLICY: OUT.gguf run with the same\n"
         "POLICY gives the same logits, bit for bit, without converting anything.\n"
+        "\n"
+        "POLICY may also be one of llama-quantize's mixes, spelt as it spells them:\n"
+        "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0.\n"
+        "Each tensor then gets the type llama-quantize's rules give it (Q6_K output\n"
+        "head and tied tables, more bits for some attn_v and ffn_down layers).\n"
+        "qtensor runs such a file with any policy, converting at load.\n"
+        "\n"
+        "A tensor whose rows are not whole blocks of its type falls back, as in\n"
+        "llama-quantize (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,\n"
+        "else F16); convert prints one line for each.\n"
         "\n");
     print_model_note();
     std::printf(
         "\n"
         "Options:\n"
-        "  -p, --policy POLICY   default f32\n"
+        "  -p, --policy POLICY   a policy or a mix (above); default f32\n"
         "  -v, --verbose         one line per tensor and a summary on stderr\n"
         "                        (without it, a terminal shows the bytes done, the\n"
         "                        rate and the time left)\n"
@@ -450,7 +459,14 @@ int run_convert_gguf(std::span<const std::string_view> args) {
         print_convert_gguf_help();
         return 0;
     }
-    const std::string_view policy = policy_of(parsed, conv_policy);
+    const gemma4::quant_mix* mix =
+        parsed.has(conv_policy) ? gemma4::find_quant_mix(*parsed.values[conv_policy]) : nullptr;
+    std::string mixes = "or a mix of llama-quantize's:";
+    for (const gemma4::quant_mix& m : gemma4::quant_mixes) (mixes += ' ') += m.name;
+    const std::string_view policy = mix ? mix->name : policy_of(parsed, conv_policy, mixes);
+    if (mix && parsed.has(conv_lattice))
+        usage_error("convert: --lattice packs Q4_0 blocks on their grids, and the mix " + std::string(mix->name) +
+                    " stores its weights in K-quants");
     if (parsed.positionals.size() != 2)
         usage_error("convert: expected MODEL and OUT.gguf, got " + std::to_string(parsed.positionals.size()) +
                     " arguments (see 'qtensor convert --help')");
@@ -459,23 +475,39 @@ int run_convert_gguf(std::span<const std::string_view> args) {
     output out(out_path); // a directory, socket or block device is refused before the conversion starts
 
     const gemma4::checkpoint ck(model);
-    const tensor_progress progress = gemma4::with_policy(policy, [&]<class P>(P) {
-        tensor_progress tp(parsed.has(conv_verbose), policy_bytes<P>(ck.config(), true));
-        if (!parsed.has(conv_lattice)) {
-            gemma4::write_gguf<P>(ck.config(), ck, out.file(), ck.names(), std::ref(tp));
-        } else if constexpr (gemma4::q4_0_parameters_possible<P>) {
-            const gemma4::aligned_source<P, gemma4::checkpoint> aligned(ck.config(), ck, ck.names());
-            gemma4::write_gguf<P>(ck.config(), aligned, out.file(), ck.names(), std::ref(tp));
-        } else {
-            usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(P::name) +
-                        " stores nothing as q4_0");
-        }
-        return tp;
-    });
+    const gemma4::config& c = ck.config();
+    // The type of every tensor, with llama-quantize's per-tensor fallback
+    // where a row is not whole blocks of it (a mix does that itself).
+    const gemma4::gguf_types types = mix ? gemma4::gguf_types::mix(c, *mix)
+                                         : gemma4::with_policy(policy, [&]<class P>(P) {
+                                               gemma4::gguf_types t = gemma4::gguf_types::of<P>(c);
+                                               t.fall_back(c);
+                                               return t;
+                                           });
+    for (const std::string& f : types.fallbacks) std::fprintf(stderr, "qtensor: convert: %s\n", printable(f).c_str());
+    if (!mix && !types.fallbacks.empty())
+        std::fprintf(stderr,
+                     "qtensor: convert: %zu tensors fell back: llama.cpp loads the file, qtensor's policy %s "
+                     "does not (load it with one whose schemes fit, such as bf16)\n",
+                     types.fallbacks.size(), std::string(policy).c_str());
+    tensor_progress tp(parsed.has(conv_verbose), types.data_bytes(c));
+    if (!parsed.has(conv_lattice)) {
+        gemma4::write_gguf(c, ck, out.file(), types, ck.names(), std::ref(tp));
+    } else {
+        gemma4::with_policy(policy, [&]<class P>(P) {
+            if constexpr (gemma4::q4_0_parameters_possible<P>) {
+                const gemma4::aligned_source<P, gemma4::checkpoint> aligned(c, ck, ck.names());
+                gemma4::write_gguf(c, aligned, out.file(), types, ck.names(), std::ref(tp));
+            } else {
+                usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(P::name) +
+                            " stores nothing as q4_0");
+            }
+        });
+    }
     end_progress_line();
     if (parsed.has(conv_verbose))
-        std::fprintf(stderr, "qtensor: convert: %zu tensors, %s, policy %s -> '%s'\n", progress.count(),
-                     mib(progress.bytes()).c_str(), std::string(policy).c_str(), printable(out_path).c_str());
+        std::fprintf(stderr, "qtensor: convert: %zu tensors, %s, policy %s -> '%s'\n", tp.count(),
+                     mib(tp.bytes()).c_str(), std::string(policy).c_str(), printable(out_path).c_str());
     return 0;
 }
 

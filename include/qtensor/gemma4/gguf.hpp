@@ -29,6 +29,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/gguf_types.hpp"
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/gemma4/weights.hpp"
@@ -142,17 +143,6 @@ inline double rotary_factor_for(std::size_t rotated, std::size_t d) {
     double p = 2.0 * r / dd;
     while (std::floor(p * dd / 2.0) < r) p = std::nextafter(p, 2.0);
     return p;
-}
-
-// llama.cpp's general.file_type for a policy: the type of most of its weights.
-template <class P>
-std::uint32_t llama_file_type() {
-    using M = typename P::mlp;
-    if constexpr (std::same_as<M, f32>) return 0;  // LLAMA_FTYPE_ALL_F32
-    else if constexpr (std::same_as<M, q4_0>) return 2;  // MOSTLY_Q4_0
-    else if constexpr (std::same_as<M, q8_0>) return 7;  // MOSTLY_Q8_0
-    else if constexpr (std::same_as<M, q2_k>) return 10; // MOSTLY_Q2_K
-    else return 32;                                      // MOSTLY_BF16
 }
 
 } // namespace detail
@@ -305,22 +295,21 @@ config config_from_gguf(const F& f) {
 }
 
 // Writes the Gemma 4 checkpoint `src` (tensors found by Hugging Face name
-// through `names`) as a GGUF file at `path`: llama.cpp's tensor names, the
-// gemma4.* metadata and rope_freqs, every weight in the scheme policy P gives
-// its role. The weights are those load_weights<P> hands model<P> (views of
-// src, or converted exactly as the model converts them), so model<P> loaded
-// from the file computes what model<P> loaded from src does, bit for bit.
-// `on_tensor` (optional) sees each tensor, under its GGUF name, as it is
-// converted. The file is written to `out` and committed (io::output_file:
-// a regular file appears under its path only once complete).
-template <class P, io::tensor_source Source>
-    requires model_policy<P>
-void write_gguf(const config& c, const Source& src, io::output_file& out, const name_map& names = {},
-                const tensor_callback& on_tensor = {}) {
+// through `names`) as a GGUF file: llama.cpp's tensor names, the gemma4.*
+// metadata and rope_freqs, the tokenizer's keys, and every tensor in the type
+// `types` gives it. A tensor the source holds in that type is copied as it
+// is; any other is widened to float32 and quantized, row by row, exactly as
+// load_weights converts it. `on_tensor` (optional) sees each tensor, under
+// its GGUF name, as it is converted. The file is written to `out` and
+// committed (io::output_file: a regular file appears under its path only
+// once complete).
+template <io::tensor_source Source>
+void write_gguf(const config& c, const Source& src, io::output_file& out, const gguf_types& types,
+                const name_map& names = {}, const tensor_callback& on_tensor = {}) {
     check_sizes(c, src, names);
     io::gguf_writer w;
     write_metadata(c, w);
-    w.set("general.file_type", io::gguf_value::u32(detail::llama_file_type<P>()));
+    w.set("general.file_type", io::gguf_value::u32(types.file_type));
     w.set("general.quantization_version", io::gguf_value::u32(2));
     // llama.cpp loads no file without a tokenizer model: the source's
     // tokenizer, or "no_vocab" (token ids in, token ids out).
@@ -334,14 +323,32 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
         w.add_tensor(std::string(rope_freqs_name), ggml_type::f32, {rope_factors.size()}, bytes);
         if (on_tensor) on_tensor(io::tensor_entry{std::string(rope_freqs_name), ggml_type::f32, {rope_factors.size()}, bytes});
     }
-    // `converted` owns the converted tensors until write().
-    const weights<P> converted = load_weights<P>(c, c.layers(), src, names, [&](const io::tensor_entry& e) {
+    // `storage` owns the converted tensors until write().
+    std::vector<aligned_buffer> storage;
+    byte_counts bytes;
+    const tensor_callback add = [&](const io::tensor_entry& e) {
         io::tensor_entry named = e;
         named.name = gguf_name(e.name);
         w.add_tensor(named);
         if (on_tensor) on_tensor(named);
-    });
+    };
+    detail::weight_loader<Source> ld(src, names, storage, bytes, add);
+    for (const parameter_shape& p : parameter_shapes(c)) {
+        if (!p.trainable && !ld.contains(p.name)) continue; // layer_scalar: a checkpoint may lack it
+        visit_scheme(types.of(p.name), [&](auto s) { ld.template matrix<decltype(s)>(p.name, p.shape); });
+    }
+    detail::refuse_unused(src, ld.used());
     w.write(out);
+}
+
+// The same in policy P's schemes, exactly: the file holds what load_weights<P>
+// hands model<P>, so model<P> loaded from the file computes what model<P>
+// loaded from src does, bit for bit (and throws where a row does not fit P).
+template <class P, io::tensor_source Source>
+    requires model_policy<P>
+void write_gguf(const config& c, const Source& src, io::output_file& out, const name_map& names = {},
+                const tensor_callback& on_tensor = {}) {
+    write_gguf(c, src, out, gguf_types::of<P>(c), names, on_tensor);
 }
 
 // The same, to the file at `path`.

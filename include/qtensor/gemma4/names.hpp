@@ -99,13 +99,13 @@ inline constexpr std::string_view rope_freqs_name = "rope_freqs.weight";
 
 // llama.cpp's rope_freqs tensor for the full layers ([d / 2] for their head
 // size d): its RoPE divides each pair's frequency by the factor, so 1 keeps a
-// pair and 1e30 stops it (angle ~0). Empty when the full layers rotate every
-// pair (no tensor needed).
+// pair and 1e30 stops it (angle ~0). All ones when the full layers rotate
+// every pair: llama.cpp's Gemma 4 loader requires the tensor whenever there
+// is a full layer. Empty when there is none.
 inline std::vector<float> rope_freq_factors(const config& c) {
     const std::size_t d = detail::head_dim_of(c, attention_type::full);
     if (d == 0) return {};
     const std::size_t rotated = detail::rotated_pairs(c.rope_full, d, "full_attention");
-    if (rotated == d / 2) return {};
     std::vector<float> f(d / 2, 1e30f);
     for (std::size_t i = 0; i < rotated; ++i) f[i] = 1.0f;
     return f;
