@@ -144,10 +144,18 @@ TEST_CASE("the other mixes on E2B (gqa 8, no experts)") {
 }
 
 TEST_CASE("eight experts: attn_v and attn_k Q8_0, attn_output Q5_K; then the fallback on 96-wide rows") {
-    // tiny-moe: 8 experts, hidden 96, K = V on every layer (no attn_v).
+    // tiny-moe: 8 experts, hidden 96; K = V on the full layers, so only the
+    // sliding layers have an attn_v.
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-moe");
     const gemma4::gguf_types t = gemma4::gguf_types::mix(c, "Q4_K_M");
     using enum ggml_type;
+    std::size_t v_tensors = 0;
+    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
+        if (t.type.contains(layer(l, "self_attn.v_proj.weight"))) {
+            CHECK(t.of(layer(l, "self_attn.v_proj.weight")) == q8_0);
+            ++v_tensors;
+        }
+    CHECK(v_tensors >= 1);
     CHECK(t.of(layer(0, "self_attn.k_proj.weight")) == q8_0);     // 96 is whole q8_0 blocks
     CHECK(t.of(layer(0, "self_attn.o_proj.weight")) == q5_1);     // q5_k, 96 not whole 256-blocks
     CHECK(t.of(layer(0, "self_attn.q_proj.weight")) == q5_0);     // q4_k falls back
@@ -166,9 +174,29 @@ TEST_CASE("eight experts: attn_v and attn_k Q8_0, attn_output Q5_K; then the fal
     CHECK(names_o_proj);
 }
 
+TEST_CASE("an untied head, fewer query heads per KV head, and the Q8_0 mix's fallback") {
+    using enum ggml_type;
+    gemma4::config c = released_e2b();
+    c.tie_word_embeddings = false;
+    c.layer_kv_heads.assign(c.num_hidden_layers, 4); // 8 heads / 4 KV heads: gqa 2
+    const gemma4::gguf_types q4 = gemma4::gguf_types::mix(c, "Q4_K_M");
+    CHECK(q4.of("lm_head.weight") == q6_k);
+    CHECK(q4.of("model.embed_tokens.weight") == q4_k); // untied: the main type
+    CHECK(q4.of("model.embed_tokens_per_layer.weight") == q4_k);
+    const gemma4::gguf_types q2 = gemma4::gguf_types::mix(c, "Q2_K");
+    CHECK(q2.of(layer(0, "self_attn.v_proj.weight")) == q3_k); // gqa < 4
+    // tiny-e2b's per_layer_projection rows hold P = 16: not whole q8_0
+    // blocks, and Q8_0 has no substitute, so F16.
+    const gemma4::config tiny = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    const gemma4::gguf_types q8 = gemma4::gguf_types::mix(tiny, "Q8_0");
+    CHECK(q8.of(layer(0, "per_layer_projection.weight")) == f16);
+    CHECK(q8.of(layer(0, "per_layer_input_gate.weight")) == q8_0);
+    CHECK(q8.fallbacks.size() == tiny.num_hidden_layers);
+}
+
 TEST_CASE("a policy's types are its schemes; fall_back() replaces only rows that do not fit") {
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
-    gemma4::gguf_types t = gemma4::gguf_types::of<gemma4::q2_k_policy>(c);
+    gemma4::gguf_types t = gemma4::gguf_types::for_policy<gemma4::q2_k_policy>(c);
     using enum ggml_type;
     CHECK(t.file_type == 10);
     CHECK(t.of(layer(0, "self_attn.q_proj.weight")) == q2_k);
@@ -179,6 +207,17 @@ TEST_CASE("a policy's types are its schemes; fall_back() replaces only rows that
     CHECK(t.of(layer(0, "mlp.down_proj.weight")) == q2_k);    // rows of 256 fit
     CHECK(t.of("model.embed_tokens.weight") == q8_0);
     CHECK(!t.fallbacks.empty());
+    // Such a file runs with a policy whose schemes fit, not with q2_k.
+    const memory_source src(c, gemma4::init_parameters(c, 2), ggml_type::f32);
+    const scratch_dir tmp;
+    {
+        io::output_file out(tmp / "m.gguf");
+        gemma4::write_gguf(c, src, out, t);
+    }
+    const gemma4::checkpoint ck(tmp / "m.gguf");
+    CHECK_NOTHROW(gemma4::model<gemma4::f32_policy>::load(ck.config(), ck, ck.names()));
+    CHECK_THROWS_WITH_AS(gemma4::model<gemma4::q2_k_policy>::load(ck.config(), ck, ck.names()),
+                         doctest::Contains("do not fit q2_k blocks of 256"), error);
 }
 
 TEST_CASE("write_gguf in a mix: every tensor in its type, bytes as the reference quantizer makes them") {

@@ -137,6 +137,9 @@ problems llama_loader_problems(const gguf_contents& f) {
     const std::size_t I = u32_or(f, "gemma4.expert_feed_forward_length", 0);
     if (E > 0 && u32_or(f, "gemma4.expert_used_count", 0) == 0)
         out.push_back("model has expert layers but no expert layers are used");
+    if (u32_or(f, "gemma4.expert_used_count", 0) > E) out.push_back("expert_used_count > expert_count");
+    want_scalar(f, "general.file_type", u32, false, out);
+    want_scalar(f, "general.quantization_version", u32, false, out);
     const std::size_t d_full = u32_or(f, "gemma4.attention.key_length", D / std::max<std::size_t>(per_layer(f, "gemma4.attention.head_count", 0, 1), 1));
     const std::size_t d_swa = u32_or(f, "gemma4.attention.key_length_swa", 0);
     if (u32_or(f, "gemma4.attention.value_length", d_full) != d_full)
@@ -174,6 +177,14 @@ problems llama_loader_problems(const gguf_contents& f) {
         if (const io::gguf_value* t = f.key("tokenizer.ggml.token_type"))
             if (!t->is_array() || t->element_type() != i32 || t->array_size() < n_vocab)
                 out.push_back("tokenizer.ggml.token_type is not an int32 array of n_vocab entries");
+    }
+    // The special ids and flags, read with the same strict types.
+    for (const io::gguf_kv& kv : f.metadata) {
+        if (!kv.key.starts_with("tokenizer.ggml.")) continue;
+        if (kv.key.ends_with("_token_id")) want_scalar(f, kv.key, u32, false, out);
+        if (kv.key.ends_with("add_bos_token") || kv.key.ends_with("add_eos_token") ||
+            kv.key.ends_with("add_sep_token") || kv.key.ends_with("add_space_prefix"))
+            want_scalar(f, kv.key, boolean, false, out);
     }
 
     // --- tensors (llama_model_gemma4::load_arch_tensors), ne order ---
@@ -296,7 +307,7 @@ TEST_CASE("every file convert writes passes llama.cpp's loader rules: policies, 
         const auto policy = [&]<class P>(P) {
             CAPTURE(P::name);
             const gguf_contents f = written(fixture, [](const auto& c, const auto& src, io::output_file& out) {
-                gemma4::gguf_types t = gemma4::gguf_types::of<P>(c);
+                gemma4::gguf_types t = gemma4::gguf_types::for_policy<P>(c);
                 t.fall_back(c);
                 gemma4::write_gguf(c, src, out, t);
             });
@@ -341,6 +352,13 @@ TEST_CASE("with a tokenizer: tokenizer.model as llama's keys") {
     const gguf_contents f = contents_of(io::gguf_file(tmp / "m.gguf"));
     CHECK(f.key("tokenizer.ggml.model")->as_string() == "llama");
     CHECK_MESSAGE(llama_loader_problems(f).empty(), joined(llama_loader_problems(f)));
+    std::size_t special_ids = 0;
+    for (const io::gguf_kv& kv : f.metadata) special_ids += kv.key.ends_with("_token_id") ? 1 : 0;
+    CHECK(special_ids >= 2); // so the strict u32 check above had ids to see
+    gguf_contents signed_id = f;
+    for (io::gguf_kv& kv : signed_id.metadata)
+        if (kv.key == "tokenizer.ggml.bos_token_id") kv.value = io::gguf_value::i32(2);
+    CHECK(llama_loader_problems(signed_id).front() == "key tokenizer.ggml.bos_token_id has wrong type i32");
     // Without its token list, the file is refused.
     gguf_contents no_tokens = f;
     std::erase_if(no_tokens.metadata, [](const io::gguf_kv& kv) { return kv.key == "tokenizer.ggml.tokens"; });

@@ -319,11 +319,13 @@ void print_convert_gguf_help() {
         "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0.\n"
         "Each tensor then gets the type llama-quantize's rules give it (Q6_K output\n"
         "head and tied tables, more bits for some attn_v and ffn_down layers).\n"
-        "qtensor runs such a file with any policy, converting at load.\n"
+        "qtensor runs such a file with a policy whose schemes fit its rows (f32 and\n"
+        "bf16 always), converting at load.\n"
         "\n"
         "A tensor whose rows are not whole blocks of its type falls back, as in\n"
-        "llama-quantize (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,\n"
-        "else F16); convert prints one line for each.\n"
+        "llama-quantize (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0;\n"
+        "F16 where that does not fit, or where llama-quantize has no substitute and\n"
+        "would stop); convert prints one line for each.\n"
         "\n");
     print_model_note();
     std::printf(
@@ -467,6 +469,10 @@ int run_convert_gguf(std::span<const std::string_view> args) {
     if (mix && parsed.has(conv_lattice))
         usage_error("convert: --lattice packs Q4_0 blocks on their grids, and the mix " + std::string(mix->name) +
                     " stores its weights in K-quants");
+    if (!mix && parsed.has(conv_lattice) &&
+        !gemma4::with_policy(policy, []<class P>(P) { return gemma4::q4_0_parameters_possible<P>; }))
+        usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(policy) +
+                    " stores nothing as q4_0");
     if (parsed.positionals.size() != 2)
         usage_error("convert: expected MODEL and OUT.gguf, got " + std::to_string(parsed.positionals.size()) +
                     " arguments (see 'qtensor convert --help')");
@@ -480,27 +486,24 @@ int run_convert_gguf(std::span<const std::string_view> args) {
     // where a row is not whole blocks of it (a mix does that itself).
     const gemma4::gguf_types types = mix ? gemma4::gguf_types::mix(c, *mix)
                                          : gemma4::with_policy(policy, [&]<class P>(P) {
-                                               gemma4::gguf_types t = gemma4::gguf_types::of<P>(c);
+                                               gemma4::gguf_types t = gemma4::gguf_types::for_policy<P>(c);
                                                t.fall_back(c);
                                                return t;
                                            });
     for (const std::string& f : types.fallbacks) std::fprintf(stderr, "qtensor: convert: %s\n", printable(f).c_str());
     if (!mix && !types.fallbacks.empty())
         std::fprintf(stderr,
-                     "qtensor: convert: %zu tensors fell back: llama.cpp loads the file, qtensor's policy %s "
+                     "qtensor: convert: %zu of %zu tensors fell back: llama.cpp loads the file, qtensor's policy %s "
                      "does not (load it with one whose schemes fit, such as bf16)\n",
-                     types.fallbacks.size(), std::string(policy).c_str());
+                     types.fallbacks.size(), types.type.size(), std::string(policy).c_str());
     tensor_progress tp(parsed.has(conv_verbose), types.data_bytes(c));
     if (!parsed.has(conv_lattice)) {
         gemma4::write_gguf(c, ck, out.file(), types, ck.names(), std::ref(tp));
     } else {
         gemma4::with_policy(policy, [&]<class P>(P) {
-            if constexpr (gemma4::q4_0_parameters_possible<P>) {
+            if constexpr (gemma4::q4_0_parameters_possible<P>) { // checked above
                 const gemma4::aligned_source<P, gemma4::checkpoint> aligned(c, ck, ck.names());
                 gemma4::write_gguf(c, aligned, out.file(), types, ck.names(), std::ref(tp));
-            } else {
-                usage_error("convert: --lattice packs Q4_0 blocks on their grids, and policy " + std::string(P::name) +
-                            " stores nothing as q4_0");
             }
         });
     }

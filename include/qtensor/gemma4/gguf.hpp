@@ -2,7 +2,7 @@
 // llama.cpp writes and reads them (docs/gguf.md section 6): config ->
 // gemma4.* keys for a writer, gemma4.* keys (plus what the tensors say) ->
 // config for a reader, and write_gguf(), which converts a checkpoint to a
-// GGUF file in a policy's schemes.
+// GGUF file in a policy's schemes or in the types gguf_types.hpp chooses.
 //
 // Which config field has which key is config_fields (config.hpp). Not every
 // field has one; llama.cpp derives these from tensors:
@@ -335,7 +335,9 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
     detail::weight_loader<Source> ld(src, names, storage, bytes, add);
     for (const parameter_shape& p : parameter_shapes(c)) {
         if (!p.trainable && !ld.contains(p.name)) continue; // layer_scalar: a checkpoint may lack it
-        visit_scheme(types.of(p.name), [&](auto s) { ld.template matrix<decltype(s)>(p.name, p.shape); });
+        const ggml_type t = types.of(p.name);
+        if (!visit_scheme(t, [&](auto s) { ld.template matrix<decltype(s)>(p.name, p.shape); }))
+            throw error("write_gguf: " + p.name + ": qtensor has no scheme for type " + std::string(type_name(t)));
     }
     detail::refuse_unused(src, ld.used());
     w.write(out);
@@ -348,7 +350,7 @@ template <class P, io::tensor_source Source>
     requires model_policy<P>
 void write_gguf(const config& c, const Source& src, io::output_file& out, const name_map& names = {},
                 const tensor_callback& on_tensor = {}) {
-    write_gguf(c, src, out, gguf_types::of<P>(c), names, on_tensor);
+    write_gguf(c, src, out, gguf_types::for_policy<P>(c), names, on_tensor);
 }
 
 // The same, to the file at `path`.

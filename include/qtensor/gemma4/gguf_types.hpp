@@ -1,20 +1,22 @@
 // qtensor/gemma4/gguf_types.hpp: the GGUF type of every tensor of a
 // converted Gemma 4 file (write_gguf, gguf.hpp, writes them).
 //
-//   gguf_types t = gguf_types::of<q4_0_policy>(c);  // a policy's scheme per role
-//   t.fall_back();                                   // where a row does not fit it
-//   gguf_types m = gguf_types::mix(c, "Q4_K_M");     // one of llama-quantize's mixes
+//   gguf_types t = gguf_types::for_policy<q4_0_policy>(c);  // a policy's scheme per role
+//   t.fall_back(c);                                          // where a row does not fit it
+//   gguf_types m = gguf_types::mix(c, "Q4_K_M");             // one of llama-quantize's mixes
 //
-// A mix follows llama-quantize's rules (llama.cpp src/llama-quant.cpp,
-// docs/gguf.md section 3): one main type; the output head and tied token
-// tables in Q6_K; some attn_v, attn_output and ffn_down tensors in more bits,
-// by layer; the per-layer model projection and 1-D tensors left as floats.
+// A mix follows llama-quantize's rules (llama.cpp src/llama-quant.cpp at
+// 007dbbf3, docs/gguf.md section 3): one main type; the output head and tied
+// token tables in Q6_K; some attn_v, attn_output and ffn_down tensors in more
+// bits, by layer; the per-layer model projection and 1-D tensors left as floats.
 //
-// Falling back, as llama-quantize does: a tensor whose rows are not whole
-// blocks of its type takes a substitute that fits, Q2_K and Q3_K -> Q4_0,
-// Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 for any other type or
-// when the substitute does not fit either. Each fallback is listed in
-// `fallbacks`, one line per tensor, so the user learns what was chosen.
+// Falling back: a tensor whose rows are not whole blocks of its type takes a
+// substitute that fits, as llama-quantize does: Q2_K and Q3_K -> Q4_0, Q4_K
+// -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when the substitute does not
+// fit either. For the types without a substitute (Q4_0, Q8_0, ...)
+// llama-quantize stops with an error; qtensor writes F16 instead. Each
+// fallback is listed in `fallbacks`, one line per tensor, so the user learns
+// what was chosen.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/gemma4/config.hpp"
+#include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/scheme/registry.hpp"
@@ -91,7 +94,8 @@ inline std::size_t block_elems_of(ggml_type t) {
     return info->block_elems;
 }
 
-// What llama-quantize substitutes for t when a row of `cols` does not fit it.
+// What llama-quantize substitutes for t when a row of `cols` does not fit it;
+// F16 where it has none (it would stop) or the substitute does not fit.
 inline ggml_type fallback_type(ggml_type t, std::size_t cols) {
     ggml_type sub = ggml_type::f16;
     switch (t) {
@@ -123,11 +127,9 @@ inline tensor_kind kind_of(const parameter_shape& p) {
 
 // The layer index of "model.layers.<i>.…".
 inline std::size_t layer_index(std::string_view name) {
-    constexpr std::string_view prefix = "model.layers.";
-    std::size_t i = 0;
-    for (std::size_t k = prefix.size(); k < name.size() && name[k] >= '0' && name[k] <= '9'; ++k)
-        i = 10 * i + static_cast<std::size_t>(name[k] - '0');
-    return i;
+    const auto layer = split_layer(name, "model.layers.");
+    if (!layer) throw error("gguf_types: " + std::string(name) + " is not a layer's tensor");
+    return std::stoul(std::string(layer->first));
 }
 
 } // namespace detail
@@ -147,7 +149,7 @@ struct gguf_types {
     // Policy P's scheme for each tensor's role, exactly (rows that do not fit
     // stay as they are; fall_back() replaces them).
     template <model_policy P>
-    static gguf_types of(const config& c) {
+    static gguf_types for_policy(const config& c) {
         gguf_types t;
         t.file_type = detail::llama_file_type<P>();
         for (const parameter_shape& p : parameter_shapes(c))
@@ -217,11 +219,11 @@ private:
         using detail::tensor_kind;
         const std::string_view mix = m.name;
         const ggml_type base = m.main;
-        const bool eight_experts = c.num_experts == 8;
+        const bool eight_experts = c.enable_moe_block && c.num_experts == 8;
         const std::size_t gqa = c.num_attention_heads / std::max<std::size_t>(c.layer_kv_heads.front(), 1);
         const std::size_t n = c.num_hidden_layers;
         switch (detail::kind_of(p)) {
-        case tensor_kind::kept_float: return bf16;
+        case tensor_kind::kept_float: return bf16; // llama-quantize keeps the converter's type
         case tensor_kind::token_table:
             if (!c.tie_word_embeddings) return base;
             [[fallthrough]]; // a tied table is also the output head
