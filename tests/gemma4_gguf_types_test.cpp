@@ -4,13 +4,25 @@
 // (llama.cpp src/llama-quant.cpp, restated in docs/gguf.md section 3) for
 // the released E2B config; the files write_gguf writes are checked tensor by
 // tensor against the reference quantizers, and run.
+//
+// Then the files against the rules llama.cpp's Gemma 4 loader applies when
+// it opens one (llama.cpp src/models/gemma4.cpp, src/llama-model-loader.cpp,
+// src/llama-vocab.cpp; docs/gguf.md section 6). One source file for both: each
+// test source that includes the model costs minutes of CI build time.
+// the keys it requires and their exact types, the tokenizer keys, every
+// tensor it asks for with its exact shape, and no tensor it does not ask for.
+// The rules are written out here from llama.cpp's code, apart from qtensor's
+// writer; each is shown to fail on a file that breaks it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "memory_source.hpp"
@@ -267,4 +279,386 @@ TEST_CASE("write_gguf in a mix: every tensor in its type, bytes as the reference
         CHECK(gemma4::model<gemma4::f32_policy>::load(ck.config(), ck, ck.names()).forward(ids) ==
               gemma4::model<gemma4::f32_policy>::load(c, dequantized).forward(ids));
     }
+}
+
+// ---- llama.cpp's Gemma 4 loader rules -----------------------------------------
+
+namespace {
+
+// What the loader sees of a file: its keys and its tensors (shape outermost
+// first, as qtensor lists it; llama.cpp's ne order is the reverse).
+struct gguf_contents {
+    std::vector<io::gguf_kv> metadata;
+    std::vector<io::tensor_entry> tensors;
+
+    const io::gguf_value* key(std::string_view k) const {
+        for (const io::gguf_kv& kv : metadata)
+            if (kv.key == k) return &kv.value;
+        return nullptr;
+    }
+};
+
+gguf_contents contents_of(const io::gguf_file& g) {
+    gguf_contents c{g.metadata(), {}};
+    for (const io::tensor_entry& e : g.entries()) c.tensors.push_back(e);
+    return c;
+}
+
+using problems = std::vector<std::string>;
+
+// get_key(k, uint32) / get_key(k, float): the exact type, or absent when optional.
+void want_scalar(const gguf_contents& f, std::string_view k, io::gguf_type t, bool required, problems& out) {
+    const io::gguf_value* v = f.key(k);
+    if (v == nullptr) {
+        if (required) out.push_back("key not found in model: " + std::string(k));
+        return;
+    }
+    if (v->type() != t) out.push_back("key " + std::string(k) + " has wrong type " + v->type_string());
+}
+
+// get_key_or_arr(k, n_layer): a scalar of type t, or an array of n_layer
+// elements of one of the types `elems`.
+void want_scalar_or_array(const gguf_contents& f, std::string_view k, io::gguf_type t,
+                          std::initializer_list<io::gguf_type> elems, std::size_t n_layer, bool required,
+                          problems& out) {
+    const io::gguf_value* v = f.key(k);
+    if (v == nullptr) {
+        if (required) out.push_back("key not found in model: " + std::string(k));
+        return;
+    }
+    if (!v->is_array()) {
+        if (v->type() != t) out.push_back("key " + std::string(k) + " has wrong type " + v->type_string());
+        return;
+    }
+    if (std::find(elems.begin(), elems.end(), v->element_type()) == elems.end())
+        out.push_back("key " + std::string(k) + " has wrong array type " + v->type_string());
+    if (v->array_size() != n_layer)
+        out.push_back("key " + std::string(k) + " has wrong array length; expected " + std::to_string(n_layer) +
+                      ", got " + std::to_string(v->array_size()));
+}
+
+std::size_t u32_or(const gguf_contents& f, std::string_view k, std::size_t fallback) {
+    const io::gguf_value* v = f.key(k);
+    return v != nullptr && v->type() == io::gguf_type::u32 ? v->as_u32() : fallback;
+}
+
+// The per-layer value of a scalar-or-array u32 key.
+std::size_t per_layer(const gguf_contents& f, std::string_view k, std::size_t l, std::size_t fallback) {
+    const io::gguf_value* v = f.key(k);
+    if (v == nullptr) return fallback;
+    if (!v->is_array()) return v->type() == io::gguf_type::u32 ? v->as_u32() : fallback;
+    return l < v->array_size() ? static_cast<std::size_t>(v->at(l).to_integer()) : fallback;
+}
+
+bool is_swa(const gguf_contents& f, std::size_t l) {
+    const io::gguf_value* v = f.key("gemma4.attention.sliding_window_pattern");
+    if (v == nullptr || !v->is_array() || l >= v->array_size()) return false;
+    const io::gguf_value e = v->at(l);
+    return e.type() == io::gguf_type::boolean ? e.as_bool() : e.to_integer() != 0;
+}
+
+// Everything llama.cpp's Gemma 4 loader would refuse in f, one line each.
+problems llama_loader_problems(const gguf_contents& f) {
+    using enum io::gguf_type;
+    problems out;
+
+    // --- keys (load_hparams, then llama_model_gemma4::load_arch_hparams) ---
+    const io::gguf_value* arch = f.key("general.architecture");
+    if (arch == nullptr || arch->type() != string || arch->as_string() != "gemma4")
+        out.push_back("general.architecture is not \"gemma4\"");
+    if (const io::gguf_value* a = f.key("general.alignment")) {
+        if (a->type() != u32 || a->as_u32() == 0 || (a->as_u32() & (a->as_u32() - 1)) != 0)
+            out.push_back("general.alignment must be a u32 power of two");
+    }
+    const std::size_t L = u32_or(f, "gemma4.block_count", 0);
+    for (const char* k : {"gemma4.context_length", "gemma4.embedding_length", "gemma4.block_count",
+                          "gemma4.attention.sliding_window", "gemma4.embedding_length_per_layer_input",
+                          "gemma4.attention.key_length_swa", "gemma4.attention.value_length_swa"})
+        want_scalar(f, k, u32, true, out);
+    want_scalar(f, "gemma4.attention.layer_norm_rms_epsilon", f32, true, out);
+    for (const char* k : {"gemma4.attention.key_length", "gemma4.attention.value_length", "gemma4.rope.dimension_count",
+                          "gemma4.rope.dimension_count_swa", "gemma4.attention.shared_kv_layers", "gemma4.expert_count",
+                          "gemma4.expert_used_count", "gemma4.expert_feed_forward_length", "gemma4.vocab_size"})
+        want_scalar(f, k, u32, false, out);
+    for (const char* k : {"gemma4.rope.freq_base", "gemma4.rope.freq_base_swa", "gemma4.final_logit_softcapping"})
+        want_scalar(f, k, f32, false, out);
+    // head_count is optional to the generic reader, but 0 heads make every
+    // attention shape 0: required in practice.
+    want_scalar_or_array(f, "gemma4.attention.head_count", u32, {u32, i32}, L, true, out);
+    want_scalar_or_array(f, "gemma4.attention.head_count_kv", u32, {u32, i32}, L, false, out);
+    want_scalar_or_array(f, "gemma4.feed_forward_length", u32, {u32, i32}, L, true, out);
+    want_scalar_or_array(f, "gemma4.attention.sliding_window_pattern", boolean, {boolean, u32, i32}, L, true, out);
+    const std::size_t D = u32_or(f, "gemma4.embedding_length", 0);
+    const std::size_t P = u32_or(f, "gemma4.embedding_length_per_layer_input", 0);
+    const std::size_t E = u32_or(f, "gemma4.expert_count", 0);
+    const std::size_t I = u32_or(f, "gemma4.expert_feed_forward_length", 0);
+    if (E > 0 && u32_or(f, "gemma4.expert_used_count", 0) == 0)
+        out.push_back("model has expert layers but no expert layers are used");
+    if (u32_or(f, "gemma4.expert_used_count", 0) > E) out.push_back("expert_used_count > expert_count");
+    want_scalar(f, "general.file_type", u32, false, out);
+    want_scalar(f, "general.quantization_version", u32, false, out);
+    const std::size_t d_full = u32_or(f, "gemma4.attention.key_length", D / std::max<std::size_t>(per_layer(f, "gemma4.attention.head_count", 0, 1), 1));
+    const std::size_t d_swa = u32_or(f, "gemma4.attention.key_length_swa", 0);
+    if (u32_or(f, "gemma4.attention.value_length", d_full) != d_full)
+        out.push_back("Gemma 4 requires n_embd_head_k == n_embd_head_v");
+    if (u32_or(f, "gemma4.attention.value_length_swa", d_swa) != d_swa)
+        out.push_back("Gemma 4 requires n_embd_head_k_swa == n_embd_head_v_swa");
+
+    // --- tokenizer (llama_vocab::impl::load) ---
+    std::size_t n_vocab = 0;
+    const io::gguf_value* model = f.key("tokenizer.ggml.model");
+    if (model == nullptr || model->type() != string) {
+        out.push_back("key not found in model: tokenizer.ggml.model");
+    } else if (model->as_string() == "no_vocab" || model->as_string() == "none") {
+        n_vocab = u32_or(f, "gemma4.vocab_size", 0);
+    } else {
+        const std::string& m = model->as_string();
+        if (m != "llama" && m != "gemma4" && m != "gpt2" && m != "bert" && m != "t5")
+            out.push_back("unknown tokenizer: '" + m + "'");
+        const io::gguf_value* tokens = f.key("tokenizer.ggml.tokens");
+        if (tokens == nullptr || !tokens->is_array() || tokens->element_type() != string) {
+            out.push_back("cannot find tokenizer vocab in model file");
+        } else {
+            n_vocab = tokens->array_size();
+            std::set<std::string> seen;
+            for (std::size_t i = 0; i < n_vocab; ++i)
+                if (!seen.insert(tokens->at(i).as_string()).second)
+                    out.push_back("duplicate token in vocabulary: " + tokens->at(i).as_string());
+        }
+        const io::gguf_value* merges = f.key("tokenizer.ggml.merges");
+        if ((m == "gemma4" || m == "gpt2") && (merges == nullptr || !merges->is_array() || merges->element_type() != string))
+            out.push_back("cannot find tokenizer merges in model file");
+        if (const io::gguf_value* s = f.key("tokenizer.ggml.scores"))
+            if (!s->is_array() || (s->element_type() != f32 && s->element_type() != i32) || s->array_size() < n_vocab)
+                out.push_back("tokenizer.ggml.scores is not a float array of n_vocab entries");
+        if (const io::gguf_value* t = f.key("tokenizer.ggml.token_type"))
+            if (!t->is_array() || t->element_type() != i32 || t->array_size() < n_vocab)
+                out.push_back("tokenizer.ggml.token_type is not an int32 array of n_vocab entries");
+    }
+    // The special ids and flags, read with the same strict types.
+    for (const io::gguf_kv& kv : f.metadata) {
+        if (!kv.key.starts_with("tokenizer.ggml.")) continue;
+        if (kv.key.ends_with("_token_id")) want_scalar(f, kv.key, u32, false, out);
+        if (kv.key.ends_with("add_bos_token") || kv.key.ends_with("add_eos_token") ||
+            kv.key.ends_with("add_sep_token") || kv.key.ends_with("add_space_prefix"))
+            want_scalar(f, kv.key, boolean, false, out);
+    }
+
+    // --- tensors (llama_model_gemma4::load_arch_tensors), ne order ---
+    struct wanted {
+        std::string name;
+        std::vector<std::size_t> ne;
+        bool required;
+    };
+    std::vector<wanted> asked;
+    const auto ask = [&](std::string name, std::vector<std::size_t> ne, bool required = true) {
+        asked.push_back({std::move(name), std::move(ne), required});
+    };
+    ask("output.weight", {D, n_vocab}, false);
+    ask("token_embd.weight", {D, n_vocab});
+    if (P > 0) {
+        ask("per_layer_token_embd.weight", {P * L, n_vocab});
+        ask("per_layer_model_proj.weight", {D, P * L});
+        ask("per_layer_proj_norm.weight", {P});
+    }
+    ask("output_norm.weight", {D});
+    const std::size_t kv_from_start = L - std::min(L, u32_or(f, "gemma4.attention.shared_kv_layers", 0));
+    bool rope_freqs_asked = false;
+    for (std::size_t i = 0; i < L; ++i) {
+        const std::string b = "blk." + std::to_string(i) + ".";
+        const std::size_t H = per_layer(f, "gemma4.attention.head_count", i, 0);
+        const std::size_t K = per_layer(f, "gemma4.attention.head_count_kv", i, H);
+        const std::size_t d = is_swa(f, i) ? d_swa : d_full;
+        const std::size_t F = per_layer(f, "gemma4.feed_forward_length", i, 0);
+        const bool has_kv = i < kv_from_start;
+        ask(b + "attn_norm.weight", {D});
+        ask(b + "attn_q.weight", {D, d * H});
+        ask(b + "attn_k.weight", {D, d * K}, has_kv);
+        ask(b + "attn_v.weight", {D, d * K}, false);
+        ask(b + "attn_output.weight", {d * H, D});
+        ask(b + "attn_q_norm.weight", {d});
+        ask(b + "attn_k_norm.weight", {d}, has_kv);
+        ask(b + "post_attention_norm.weight", {D});
+        ask(b + "layer_output_scale.weight", {1}, false);
+        if (!is_swa(f, i) && !rope_freqs_asked) { // later full layers share it
+            ask("rope_freqs.weight", {d / 2});
+            rope_freqs_asked = true;
+        }
+        ask(b + "ffn_norm.weight", {D});
+        ask(b + "ffn_gate.weight", {D, F});
+        ask(b + "ffn_up.weight", {D, F});
+        ask(b + "ffn_down.weight", {F, D});
+        ask(b + "post_ffw_norm.weight", {D});
+        ask(b + "ffn_gate_inp.weight", {D, E}, false);
+        const bool moe = std::any_of(f.tensors.begin(), f.tensors.end(),
+                                     [&](const io::tensor_entry& e) { return e.name == b + "ffn_gate_inp.weight"; });
+        if (moe) {
+            ask(b + "ffn_gate_inp.scale", {D});
+            ask(b + "pre_ffw_norm_2.weight", {D});
+            ask(b + "post_ffw_norm_1.weight", {D});
+            ask(b + "post_ffw_norm_2.weight", {D});
+            ask(b + "ffn_gate_up_exps.weight", {D, 2 * I, E}); // qtensor writes the fused form
+            ask(b + "ffn_down_exps.weight", {I, D, E});
+            ask(b + "ffn_down_exps.scale", {E}, false); // the generic pass's per-expert scale
+        }
+        if (P > 0) {
+            ask(b + "inp_gate.weight", {D, P});
+            ask(b + "proj.weight", {P, D});
+            ask(b + "post_norm.weight", {D});
+        }
+    }
+    std::set<std::string> names;
+    for (const io::tensor_entry& e : f.tensors) {
+        if (!names.insert(e.name).second) out.push_back("invalid model: tensor '" + e.name + "' is duplicated");
+        const ggml_type_info* t = find_ggml_type(e.type);
+        if (t == nullptr || e.shape.empty() || e.shape.back() % t->block_elems != 0)
+            out.push_back("tensor '" + e.name + "': row not a multiple of its type's block size");
+    }
+    std::size_t created = 0;
+    for (const wanted& w : asked) {
+        const auto it = std::find_if(f.tensors.begin(), f.tensors.end(),
+                                     [&](const io::tensor_entry& e) { return e.name == w.name; });
+        if (it == f.tensors.end()) {
+            if (w.required) out.push_back("missing tensor '" + w.name + "'");
+            continue;
+        }
+        ++created;
+        std::vector<std::size_t> ne(it->shape.rbegin(), it->shape.rend());
+        if (ne != w.ne) out.push_back("tensor '" + w.name + "' has wrong shape");
+    }
+    if (created != f.tensors.size())
+        out.push_back("wrong number of tensors; expected " + std::to_string(f.tensors.size()) + ", got " +
+                      std::to_string(created));
+    return out;
+}
+
+std::string joined(const problems& p) {
+    std::string s;
+    for (const std::string& line : p) s += line + "\n";
+    return s;
+}
+
+// The file write_gguf writes for fixture `name` with `write`; `plain_rope`:
+// with RoPE on every pair of the full layers (the fixtures rotate a part).
+template <class Write>
+gguf_contents written(const std::string& fixture, Write&& write, bool plain_rope = false) {
+    gemma4::config c = gemma4::config::from_hf_file(std::string(QTENSOR_TEST_DATA_DIR) + "/gemma4/" + fixture);
+    if (plain_rope) {
+        c.rope_full.type = "default";
+        c.rope_full.partial_rotary_factor = 1.0;
+    }
+    const memory_source src(c, gemma4::init_parameters(c, 5), ggml_type::f32);
+    const scratch_dir tmp;
+    {
+        io::output_file out(tmp / "m.gguf");
+        write(c, src, out);
+    }
+    return contents_of(io::gguf_file(tmp / "m.gguf"));
+}
+
+} // namespace
+
+TEST_CASE("every file convert writes passes llama.cpp's loader rules: policies, a fallback, mixes") {
+    for (const char* fixture : {"tiny-e2b", "tiny-moe"}) {
+        CAPTURE(fixture);
+        const auto policy = [&]<class P>(P) {
+            CAPTURE(P::name);
+            const gguf_contents f = written(fixture, [](const auto& c, const auto& src, io::output_file& out) {
+                gemma4::gguf_types t = gemma4::gguf_types::for_policy<P>(c);
+                t.fall_back(c);
+                gemma4::write_gguf(c, src, out, t);
+            });
+            CHECK_MESSAGE(llama_loader_problems(f).empty(), joined(llama_loader_problems(f)));
+        };
+        policy(gemma4::f32_policy{});
+        policy(gemma4::bf16_policy{});
+        policy(gemma4::q8_0_policy{});
+        policy(gemma4::q4_0_policy{});
+        policy(gemma4::q2_k_policy{}); // rows of 128 and 96: falls back to q4_0
+        // Full layers that rotate every pair still need rope_freqs (all ones).
+        const gguf_contents plain = written(fixture, [](const auto& c, const auto& src, io::output_file& out) {
+            gemma4::write_gguf<gemma4::f32_policy>(c, src, out);
+        }, true);
+        CHECK_MESSAGE(llama_loader_problems(plain).empty(), joined(llama_loader_problems(plain)));
+        for (const gemma4::quant_mix& m : gemma4::quant_mixes) {
+            CAPTURE(m.name);
+            const gguf_contents f = written(fixture, [&](const auto& c, const auto& src, io::output_file& out) {
+                gemma4::write_gguf(c, src, out, gemma4::gguf_types::mix(c, m));
+            });
+            CHECK_MESSAGE(llama_loader_problems(f).empty(), joined(llama_loader_problems(f)));
+        }
+    }
+}
+
+TEST_CASE("with a tokenizer: tokenizer.model as llama's keys") {
+    // tiny-moe (384 token rows) with the 384-piece SentencePiece fixture beside
+    // its weights. (The tokenizer.json fixture has 1,500 pieces: no tiny model
+    // has room for it.)
+    const std::string data = QTENSOR_TEST_DATA_DIR;
+    const scratch_dir tmp;
+    const std::filesystem::path dir = tmp / "model";
+    std::filesystem::create_directory(dir);
+    for (const char* f : {"config.json", "model.safetensors"})
+        std::filesystem::copy_file(data + "/gemma4/tiny-moe/" + f, dir / f);
+    std::filesystem::copy_file(data + "/tokenizer/tiny.model", dir / "tokenizer.model");
+    const gemma4::checkpoint ck(dir.string());
+    {
+        io::output_file out(tmp / "m.gguf");
+        gemma4::write_gguf<gemma4::f32_policy>(ck.config(), ck, out, ck.names());
+    }
+    const gguf_contents f = contents_of(io::gguf_file(tmp / "m.gguf"));
+    CHECK(f.key("tokenizer.ggml.model")->as_string() == "llama");
+    CHECK_MESSAGE(llama_loader_problems(f).empty(), joined(llama_loader_problems(f)));
+    std::size_t special_ids = 0;
+    for (const io::gguf_kv& kv : f.metadata) special_ids += kv.key.ends_with("_token_id") ? 1 : 0;
+    CHECK(special_ids >= 2); // so the strict u32 check above had ids to see
+    gguf_contents signed_id = f;
+    for (io::gguf_kv& kv : signed_id.metadata)
+        if (kv.key == "tokenizer.ggml.bos_token_id") kv.value = io::gguf_value::i32(2);
+    CHECK(llama_loader_problems(signed_id).front() == "key tokenizer.ggml.bos_token_id has wrong type i32");
+    // Without its token list, the file is refused.
+    gguf_contents no_tokens = f;
+    std::erase_if(no_tokens.metadata, [](const io::gguf_kv& kv) { return kv.key == "tokenizer.ggml.tokens"; });
+    CHECK(llama_loader_problems(no_tokens).front() == "cannot find tokenizer vocab in model file");
+}
+
+TEST_CASE("the loader rules fail on files that break them") {
+    const gguf_contents good = written("tiny-e2b", [](const auto& c, const auto& src, io::output_file& out) {
+        gemma4::write_gguf<gemma4::f32_policy>(c, src, out);
+    });
+    REQUIRE(llama_loader_problems(good).empty());
+    const auto first_problem = [](gguf_contents f) {
+        const problems p = llama_loader_problems(f);
+        return p.empty() ? std::string() : p.front();
+    };
+    const auto without_key = [&](std::string_view k) {
+        gguf_contents f = good;
+        std::erase_if(f.metadata, [&](const io::gguf_kv& kv) { return kv.key == k; });
+        return first_problem(f);
+    };
+    const auto without_tensor = [&](std::string_view n) {
+        gguf_contents f = good;
+        std::erase_if(f.tensors, [&](const io::tensor_entry& e) { return e.name == n; });
+        return first_problem(f);
+    };
+    const auto with_key = [&](std::string k, io::gguf_value v) {
+        gguf_contents f = good;
+        std::erase_if(f.metadata, [&](const io::gguf_kv& kv) { return kv.key == k; });
+        f.metadata.push_back({std::move(k), std::move(v)});
+        return first_problem(f);
+    };
+    CHECK(without_key("tokenizer.ggml.model") == "key not found in model: tokenizer.ggml.model");
+    CHECK(without_key("gemma4.attention.sliding_window") == "key not found in model: gemma4.attention.sliding_window");
+    CHECK(with_key("gemma4.block_count", io::gguf_value::i32(6)).starts_with("key gemma4.block_count has wrong type"));
+    CHECK(with_key("gemma4.attention.sliding_window_pattern", io::gguf_value::array(std::vector<bool>(5, true)))
+              .starts_with("key gemma4.attention.sliding_window_pattern has wrong array length"));
+    // A no_vocab file's vocabulary is gemma4.vocab_size: without it, 0 rows.
+    CHECK(without_key("gemma4.vocab_size") == "tensor 'token_embd.weight' has wrong shape");
+    CHECK(without_tensor("rope_freqs.weight") == "missing tensor 'rope_freqs.weight'");
+    CHECK(without_tensor("blk.0.attn_k.weight") == "missing tensor 'blk.0.attn_k.weight'");
+    gguf_contents extra = good;
+    extra.tensors.push_back(extra.tensors.back());
+    extra.tensors.back().name = "blk.0.unknown.weight";
+    CHECK(first_problem(extra) == "wrong number of tensors; expected " + std::to_string(extra.tensors.size()) + ", got " +
+                                      std::to_string(extra.tensors.size() - 1));
 }
