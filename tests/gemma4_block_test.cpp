@@ -20,6 +20,8 @@
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/io/safetensors.hpp"
 
+namespace gemma4_block_test {
+
 using namespace qtensor;
 using block = gemma4::reference::block<double>;
 
@@ -162,3 +164,5 @@ TEST_CASE("gemma4::block: bad input is an error") {
     g["model.layers.0.mlp.up_proj.weight"].assign(5, 0.0); // a gradient map entry of the wrong size
     CHECK_THROWS_WITH(layer.backward(h, s, fresh, dp), doctest::Contains("holds 5 values"));
 }
+
+} // namespace gemma4_block_test

@@ -19,6 +19,8 @@
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/policy.hpp"
 
+namespace gemma4_config_test {
+
 using namespace qtensor;
 using qtensor_test::message_of;
 
@@ -338,3 +340,5 @@ TEST_CASE("config.json without the optional keys gets transformers' defaults") {
     CHECK_FALSE(c.enable_moe_block);
     CHECK(c.num_kv_shared_layers == 0);
 }
+
+} // namespace gemma4_config_test

@@ -20,6 +20,8 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/json.hpp"
 
+namespace gemma4_footprint_test {
+
 using namespace qtensor;
 using qtensor_test::memory_source;
 using qtensor_test::message_of;
@@ -215,3 +217,5 @@ TEST_CASE("gemma4 footprint: parameter counts of the released sizes") {
     CHECK(total("e2b") == doctest::Approx(5.1e9).epsilon(0.02));
     CHECK(total("e4b") == doctest::Approx(8.0e9).epsilon(0.02));
 }
+
+} // namespace gemma4_footprint_test

@@ -40,6 +40,8 @@
 #include "qtensor/scheme/q5_1.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 
+namespace gemma4_gguf_test {
+
 using namespace qtensor;
 using qtensor_test::max_abs;
 using qtensor_test::max_diff;
@@ -530,3 +532,5 @@ TEST_CASE("checkpoint: Hugging Face directory, safetensors file, GGUF file, and 
     CHECK(message_of([&] { gemma4::write_gguf<gemma4::f32_policy>(f.config, f.weights, tmp.file("no/dir/x.gguf")); })
               .find("cannot create") != std::string::npos);
 }
+
+} // namespace gemma4_gguf_test

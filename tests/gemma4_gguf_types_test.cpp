@@ -34,6 +34,8 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/json.hpp"
 
+namespace gemma4_gguf_types_test {
+
 using namespace qtensor;
 using qtensor_test::memory_source;
 using qtensor_test::scratch_dir;
@@ -662,3 +664,5 @@ TEST_CASE("the loader rules fail on files that break them") {
     CHECK(first_problem(extra) == "wrong number of tensors; expected " + std::to_string(extra.tensors.size()) + ", got " +
                                       std::to_string(extra.tensors.size() - 1));
 }
+
+} // namespace gemma4_gguf_types_test

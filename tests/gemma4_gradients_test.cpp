@@ -19,6 +19,8 @@
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/kernels/executor.hpp"
 
+namespace gemma4_gradients_test {
+
 using namespace qtensor;
 
 namespace {
@@ -159,3 +161,5 @@ TEST_CASE("gemma4 gradients: bad batches are errors") {
     CHECK_THROWS_WITH(gemma4::reference::loss_and_gradients(f.config, missing, f.ids),
                       doctest::Contains("no parameter model.norm.weight"));
 }
+
+} // namespace gemma4_gradients_test

@@ -20,6 +20,8 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
 
+namespace gemma4_lattice_test {
+
 using namespace qtensor;
 using qtensor_test::memory_source;
 using qtensor_test::message_of;
@@ -154,3 +156,5 @@ TEST_CASE("gemma4 lattice: a policy without Q4_0 has nothing to align") {
     CHECK(message_of([&] { gemma4::aligned_source<gemma4::q8_0_policy, memory_source>(ck.config, src); })
               .find("policy q8_0 stores no tensor as q4_0") != std::string::npos);
 }
+
+} // namespace gemma4_lattice_test

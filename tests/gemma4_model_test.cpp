@@ -27,6 +27,8 @@
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/io/safetensors.hpp"
 
+namespace gemma4_model_test {
+
 using namespace qtensor;
 using qtensor_test::max_abs;
 using qtensor_test::max_diff;
@@ -415,3 +417,5 @@ TEST_CASE("KV cache memory") {
     CHECK(!c8.stores(5));
     CHECK(message_of([&] { gemma4::kv_cache<q8_0>(moe().config, 8); }).find("head_dim 24") != std::string::npos);
 }
+
+} // namespace gemma4_model_test

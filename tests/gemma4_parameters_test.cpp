@@ -14,6 +14,8 @@
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/io/safetensors.hpp"
 
+namespace gemma4_parameters_test {
+
 using namespace qtensor;
 
 namespace {
@@ -67,3 +69,5 @@ TEST_CASE("gemma4 parameters: a fresh model is N(0, 0.02^2) matrices and unit ga
         CHECK(std::fabs(sd - 0.02) < 5 * 0.02 / std::sqrt(2 * n));
     }
 }
+
+} // namespace gemma4_parameters_test

@@ -24,6 +24,8 @@
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/scheme/registry.hpp"
 
+namespace gemma4_qat_test {
+
 using namespace qtensor;
 using qtensor_test::memory_source;
 using qtensor_test::message_of;
@@ -167,3 +169,5 @@ TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up fron
     CHECK(message_of([&] { gemma4::rehearsal<gemma4::q2_k_policy>{fixture}; })
               .find("has rows of 128 elements, not whole q2_k blocks of 256") != std::string::npos);
 }
+
+} // namespace gemma4_qat_test

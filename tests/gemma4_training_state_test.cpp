@@ -13,6 +13,8 @@
 #include "qtensor/gemma4/training_state.hpp"
 #include "qtensor/train/adamw.hpp"
 
+namespace gemma4_training_state_test {
+
 using namespace qtensor;
 namespace fs = std::filesystem;
 
@@ -45,3 +47,5 @@ TEST_CASE("gemma4 training state: saved and read back bit for bit, a frozen para
     CHECK_THROWS_WITH(gemma4::load_training_state(dir.path, c),
                       doctest::Contains("the model is at step 3 and the optimizer at step 2"));
 }
+
+} // namespace gemma4_training_state_test

@@ -37,6 +37,8 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors_writer.hpp"
 
+namespace io_compressed_tensors_test {
+
 using namespace qtensor;
 using qtensor_test::message_of;
 using qtensor_test::scratch_dir;
@@ -407,3 +409,5 @@ TEST_CASE("compressed tensors: tiny-e2b as w4a16 runs as its grid does, and its 
         CHECK(back == values);
     }
 }
+
+} // namespace io_compressed_tensors_test

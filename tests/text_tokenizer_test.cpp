@@ -24,6 +24,8 @@
 #include "qtensor/text/sentencepiece_model.hpp"
 #include "qtensor/text/tokenizer.hpp"
 
+namespace text_tokenizer_test {
+
 using namespace qtensor;
 
 namespace {
@@ -373,3 +375,5 @@ TEST_CASE("tokenizer: ends_mid_character holds back half a character, and nothin
     CHECK(!tok.ends_mid_character(tok.encode("caf\xc3\xa9")));
     CHECK(!tok.ends_mid_character({}));
 }
+
+} // namespace text_tokenizer_test

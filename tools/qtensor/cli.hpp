@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <span>
@@ -46,6 +47,23 @@ private:
 // the tool can put context (a row number) between prefix and message.
 inline std::string library_message(const qtensor::error& e) {
     return std::string(e.message());
+}
+
+// "12.34 MiB", for sizes in progress and summary lines.
+inline std::string mib(std::size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+    return buf;
+}
+
+// "[2, 3]" for a tensor's shape.
+inline std::string shape_text(const std::vector<std::size_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i != 0) s += ", ";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
 }
 
 // 'x' with quotes, for names and values inside messages.

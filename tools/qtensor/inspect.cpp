@@ -26,18 +26,6 @@ constexpr option_spec inspect_options[] = {
 };
 enum : std::size_t { opt_all };
 
-std::string shape_text(const std::vector<std::size_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
-std::string mib(std::size_t bytes) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-    return buf;
-}
-
 void print_tensor(std::string_view name, std::string_view type, const std::vector<std::size_t>& shape,
                   std::size_t bytes) {
     std::printf("  %-48s %-6s %-22s %zu\n", printable(name).c_str(), printable(type).c_str(),

@@ -73,21 +73,6 @@ inline std::size_t threads_of(const parsed_args& parsed, std::size_t opt) {
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
-inline std::string mib(std::size_t bytes) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-    return buf;
-}
-
-inline std::string shape_text(const std::vector<std::size_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (i != 0) s += ", ";
-        s += std::to_string(shape[i]);
-    }
-    return s + "]";
-}
-
 // The positional MODEL, checked to exist so the message says which argument is wrong.
 inline std::string model_path(std::string_view command, const std::string_view arg) {
     std::error_code ec;

@@ -30,7 +30,7 @@ namespace {
 
 enum class direction { quantize, dequantize };
 
-constexpr option_spec convert_options[] = {
+constexpr option_spec quantize_options[] = {
     {"type", 't', true},
     {"cols", 'c', true},
     {"verbose", 'v', false},
@@ -134,7 +134,7 @@ void print_convert_help(direction dir) {
 }
 
 int run_convert(direction dir, std::string_view name, std::span<const std::string_view> args) {
-    const parsed_args parsed = parse_args(name, args, convert_options);
+    const parsed_args parsed = parse_args(name, args, quantize_options);
     if (parsed.help) {
         print_convert_help(dir);
         return 0;

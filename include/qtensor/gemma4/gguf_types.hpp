@@ -189,11 +189,11 @@ struct gguf_types {
     void fall_back(const std::vector<parameter_shape>& shapes) {
         for (const parameter_shape& p : shapes) {
             ggml_type& t = type.at(p.name);
-            const std::size_t cols = p.shape.back(), block = detail::block_elems_of(t);
-            if (cols % block == 0) continue;
+            const std::size_t cols = p.shape.back(), block_elems = detail::block_elems_of(t);
+            if (cols % block_elems == 0) continue;
             const ggml_type sub = detail::fallback_type(t, cols);
             fallbacks.push_back(p.name + ": rows of " + std::to_string(cols) + " are not whole " +
-                                std::string(type_name(t)) + " blocks of " + std::to_string(block) + ", so " +
+                                std::string(type_name(t)) + " blocks of " + std::to_string(block_elems) + ", so " +
                                 std::string(type_name(sub)));
             t = sub;
         }
