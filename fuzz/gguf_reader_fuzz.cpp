@@ -12,17 +12,7 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/kernels/quant.hpp"
-#include "qtensor/scheme/float.hpp"
-#include "qtensor/scheme/q2_k.hpp"
-#include "qtensor/scheme/q3_k.hpp"
-#include "qtensor/scheme/q4_0.hpp"
-#include "qtensor/scheme/q4_1.hpp"
-#include "qtensor/scheme/q4_k.hpp"
-#include "qtensor/scheme/q5_0.hpp"
-#include "qtensor/scheme/q5_k.hpp"
-#include "qtensor/scheme/q5_1.hpp"
-#include "qtensor/scheme/q6_k.hpp"
-#include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/registry.hpp"
 #include "qtensor/text/gguf_tokenizer.hpp"
 
 using namespace qtensor;
@@ -53,22 +43,10 @@ void touch(const io::tensor_entry& e, const std::string& path) {
     (void)sink;
     if (e.shape.size() != 2) return;
     expect_error_or_value([&] {
-        switch (e.type) {
-        case ggml_type::f32: dequantize_first_row<f32>(e, path); break;
-        case ggml_type::f16: dequantize_first_row<f16>(e, path); break;
-        case ggml_type::bf16: dequantize_first_row<bf16>(e, path); break;
-        case ggml_type::q8_0: dequantize_first_row<q8_0>(e, path); break;
-        case ggml_type::q4_0: dequantize_first_row<q4_0>(e, path); break;
-        case ggml_type::q4_1: dequantize_first_row<q4_1>(e, path); break;
-        case ggml_type::q5_0: dequantize_first_row<q5_0>(e, path); break;
-        case ggml_type::q5_1: dequantize_first_row<q5_1>(e, path); break;
-        case ggml_type::q2_k: dequantize_first_row<q2_k>(e, path); break;
-        case ggml_type::q3_k: dequantize_first_row<q3_k>(e, path); break;
-        case ggml_type::q4_k: dequantize_first_row<q4_k>(e, path); break;
-        case ggml_type::q5_k: dequantize_first_row<q5_k>(e, path); break;
-        case ggml_type::q6_k: dequantize_first_row<q6_k>(e, path); break;
-        default: break;
-        }
+        visit_scheme(e.type, [&](auto s) {
+            using S = decltype(s);
+            if constexpr (!activation_only_scheme<S>) dequantize_first_row<S>(e, path);
+        });
     });
 }
 

@@ -29,6 +29,8 @@
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/iq4_nl.hpp"
+#include "qtensor/scheme/iq4_xs.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -138,6 +140,8 @@ void gguf_seeds(const fs::path& out) {
     std::vector<tensor<q4_k, 2>> q4_ks;
     std::vector<tensor<q5_k, 2>> q5_ks;
     std::vector<tensor<q6_k, 2>> q6_ks;
+    std::vector<tensor<iq4_nl, 2>> iq4_nls;
+    std::vector<tensor<iq4_xs, 2>> iq4_xss;
     add_tensor<f32>(t, f32s, "f32.vector", {3});
     add_tensor<f32>(t, f32s, "f32.4d", {2, 1, 2, 3});
     add_tensor<f16>(t, f16s, "f16.matrix", {2, 4});
@@ -152,6 +156,8 @@ void gguf_seeds(const fs::path& out) {
     add_tensor<q4_k>(t, q4_ks, "q4_k.matrix", {1, 256});
     add_tensor<q5_k>(t, q5_ks, "q5_k.matrix", {1, 256});
     add_tensor<q6_k>(t, q6_ks, "q6_k.matrix", {1, 256});
+    add_tensor<iq4_nl>(t, iq4_nls, "iq4_nl.matrix", {2, 32});
+    add_tensor<iq4_xs>(t, iq4_xss, "iq4_xs.matrix", {1, 256});
     t.write((out / "tensors.gguf").string());
 
     // Other alignments: ggml pads the data section and every tensor to it.

@@ -33,6 +33,8 @@
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/io/gguf.hpp"
 #include "qtensor/io/safetensors.hpp"
+#include "qtensor/scheme/iq4_nl.hpp"
+#include "qtensor/scheme/iq4_xs.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_1.hpp"
 #include "qtensor/scheme/q5_0.hpp"
@@ -475,8 +477,9 @@ TEST_CASE("a GGUF file's tensors converted to another policy on load") {
 }
 
 // The types llama.cpp's mixes put beside their main one (Q4_0 files: q4_1,
-// q6_k; Q4_K_M: q5_0 where rows do not fit; Q2_K: q3_k; Q3_K_M/L, Q4_K_S: q5_k).
-TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k or f16 are widened as their reference dequantizer does") {
+// q6_k; Q4_K_M: q5_0 where rows do not fit; Q2_K: q3_k; Q3_K_M/L, Q4_K_S: q5_k;
+// IQ4_XS: iq4_nl where rows do not fit).
+TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k, iq4_nl, iq4_xs or f16 are widened as their reference dequantizer does") {
     // Layer 0's down_proj [128, 256] (rows of 256: one K-quant super-block).
     const fixture& f = e2b();
     const std::string name = "model.layers.0.mlp.down_proj.weight";
@@ -504,6 +507,8 @@ TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k or f16 are widen
     check_scheme.operator()<q3_k>();
     check_scheme.operator()<q5_k>();
     check_scheme.operator()<q6_k>();
+    check_scheme.operator()<iq4_nl>();
+    check_scheme.operator()<iq4_xs>();
     check_scheme.operator()<f16>();
 }
 

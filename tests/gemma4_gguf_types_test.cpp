@@ -70,6 +70,9 @@ TEST_CASE("fallback: llama-quantize's substitutes, then f16 when they do not fit
     CHECK(fallback_type(q4_k, 96) == q5_0);
     CHECK(fallback_type(q5_k, 96) == q5_1);
     CHECK(fallback_type(q6_k, 96) == q8_0);
+    CHECK(fallback_type(iq4_xs, 96) == iq4_nl);
+    CHECK(fallback_type(iq4_xs, 48) == f16);
+    CHECK(fallback_type(iq4_nl, 48) == f16); // no substitute defined
     CHECK(fallback_type(q4_k, 24) == f16); // q5_0 needs 32 too
     CHECK(fallback_type(q4_0, 24) == f16); // no substitute defined
     CHECK(fallback_type(q8_0, 48) == f16);
@@ -123,7 +126,8 @@ TEST_CASE("the other mixes on E2B (gqa 8, no experts)") {
     //   ffn_down Q5_K below 35/16 = 2 then Q4_K, attn_output Q4_K;
     //   Q3_K_L: attn_v, ffn_down, attn_output Q5_K;
     //   Q4_K_S: attn_v Q5_K for the first 4, ffn_down Q5_K below 35/8 = 4;
-    //   Q5_K_S, Q6_K: nothing raised; Q8_0: the tables stay Q8_0.
+    //   Q5_K_S, Q6_K: nothing raised; Q8_0: the tables stay Q8_0;
+    //   IQ4_NL, IQ4_XS: attn_v Q5_K (gqa >= 4), ffn_down Q5_K below 35/8 = 4.
     const want rows[] = {
         {"Q2_K", 10, q2_k, q6_k, q4_k, q4_k, q3_k, q3_k, q3_k, 0, 0},
         {"Q3_K_S", 11, q3_k, q6_k, q3_k, q3_k, q3_k, q3_k, q3_k, 0, 0},
@@ -133,6 +137,8 @@ TEST_CASE("the other mixes on E2B (gqa 8, no experts)") {
         {"Q5_K_S", 16, q5_k, q6_k, q5_k, q5_k, q5_k, q5_k, q5_k, 0, 0},
         {"Q6_K", 18, q6_k, q6_k, q6_k, q6_k, q6_k, q6_k, q6_k, 0, 0},
         {"Q8_0", 7, q8_0, q8_0, q8_0, q8_0, q8_0, q8_0, q8_0, 0, 0},
+        {"IQ4_NL", 25, iq4_nl, q6_k, q5_k, q5_k, q5_k, iq4_nl, iq4_nl, 0, 4},
+        {"IQ4_XS", 30, iq4_xs, q6_k, q5_k, q5_k, q5_k, iq4_xs, iq4_xs, 0, 4},
     };
     for (const want& w : rows) {
         CAPTURE(w.mix);
@@ -154,7 +160,7 @@ TEST_CASE("the other mixes on E2B (gqa 8, no experts)") {
         }
     }
     CHECK_THROWS_WITH_AS(gemma4::gguf_types::mix(c, "q4_k_m"), doctest::Contains("unknown quantization mix"), error);
-    CHECK_THROWS_AS(gemma4::gguf_types::mix(c, "IQ4_XS"), error);
+    CHECK_THROWS_AS(gemma4::gguf_types::mix(c, "IQ2_XXS"), error); // no scheme for its types
 }
 
 TEST_CASE("eight experts: attn_v and attn_k Q8_0, attn_output Q5_K; then the fallback on 96-wide rows") {

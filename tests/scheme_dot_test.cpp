@@ -1,5 +1,5 @@
 // Scalar reference dot products q4_0 . q8_0, q5_0 . q8_0 and q8_0 . q8_0: the
-// element pairing (docs/schemes.md section 17) by hand, and the stated error
+// element pairing (docs/schemes.md section 18) by hand, and the stated error
 // budget against the exact double-precision sum of the dequantized products.
 #include <doctest/doctest.h>
 

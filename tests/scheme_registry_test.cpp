@@ -23,19 +23,24 @@ using namespace qtensor;
 namespace {
 
 // The external oracle: ggml's type_traits[] (ggml/src/ggml.c): id, type_name,
-// blck_size, type_size, for every type of the ggml_type enum. ggml spells the
-// K-quants "q4_K"; qtensor's names are all lower case.
+// blck_size, type_size, for every type of the ggml_type enum up to mxfp4 (the
+// block sizes are the sizeof of ggml-common.h's block structs). ggml spells
+// the K-quants "q4_K"; qtensor's names are all lower case.
 struct ggml_published {
     std::uint32_t id;
     std::string_view name;
     std::size_t blck_size;
     std::size_t type_size;
 };
-constexpr std::array<ggml_published, 15> ggml_table{{
-    {0, "f32", 1, 4},      {1, "f16", 1, 2},      {2, "q4_0", 32, 18},   {3, "q4_1", 32, 20},
-    {6, "q5_0", 32, 22},   {7, "q5_1", 32, 24},   {8, "q8_0", 32, 34},   {9, "q8_1", 32, 36},
-    {10, "q2_K", 256, 84}, {11, "q3_K", 256, 110}, {12, "q4_K", 256, 144}, {13, "q5_K", 256, 176},
-    {14, "q6_K", 256, 210}, {15, "q8_K", 256, 292}, {30, "bf16", 1, 2},
+constexpr std::array<ggml_published, 32> ggml_table{{
+    {0, "f32", 1, 4},         {1, "f16", 1, 2},         {2, "q4_0", 32, 18},      {3, "q4_1", 32, 20},
+    {6, "q5_0", 32, 22},      {7, "q5_1", 32, 24},      {8, "q8_0", 32, 34},      {9, "q8_1", 32, 36},
+    {10, "q2_K", 256, 84},    {11, "q3_K", 256, 110},   {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},
+    {14, "q6_K", 256, 210},   {15, "q8_K", 256, 292},   {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
+    {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},   {20, "iq4_nl", 32, 18},   {21, "iq3_s", 256, 110},
+    {22, "iq2_s", 256, 82},   {23, "iq4_xs", 256, 136}, {24, "i8", 1, 1},         {25, "i16", 1, 2},
+    {26, "i32", 1, 4},        {27, "i64", 1, 8},        {28, "f64", 1, 8},        {29, "iq1_m", 256, 56},
+    {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},   {35, "tq2_0", 256, 66},   {39, "mxfp4", 32, 17},
 }};
 
 const ggml_published* published(ggml_type t) {
@@ -61,7 +66,7 @@ std::string upper(std::string_view s) {
 using every_scheme = all_schemes::apply<std::tuple>;
 
 // Ids no ggml_type_info has: a gap in ggml's numbering and ids past its end.
-constexpr std::array<std::uint32_t, 4> unknown_ids{4, 31, 99, 0xffffffffu};
+constexpr std::array<std::uint32_t, 6> unknown_ids{4, 31, 36, 40, 99, 0xffffffffu};
 
 } // namespace
 

@@ -187,7 +187,7 @@ qtensor_cli_run(failure_keeps_old_output CODE 1 ONE_LINE KEEP out.bin
 # own output for the same input (see its README). Not q4_1 and q5_1: rows 161
 # and 162 have block minimums below -65504, which ggml stores as fp16 -inf and
 # the CLI rejects (scheme_golden_test checks those rows throw).
-foreach(type IN ITEMS q4_0 q8_0 q5_0 q2_k q3_k q4_k q5_k q6_k q8_k)
+foreach(type IN ITEMS q4_0 q8_0 q5_0 q2_k q3_k q4_k q5_k q6_k q8_k iq4_nl iq4_xs)
     add_test(NAME cli_golden_${type} COMMAND ${CMAKE_COMMAND}
         -DCLI=$<TARGET_FILE:qtensor_cli> -DTYPE=${type}
         -DGOLDEN=${CMAKE_CURRENT_LIST_DIR}/../data/ggml_golden

@@ -316,7 +316,7 @@ void print_convert_gguf_help() {
         "POLICY gives the same logits, bit for bit, without converting anything.\n"
         "\n"
         "POLICY may also be one of llama-quantize's mixes, spelt as it spells them:\n"
-        "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0.\n"
+        "Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, IQ4_NL, IQ4_XS.\n"
         "Each tensor then gets the type llama-quantize's rules give it (Q6_K output\n"
         "head and tied tables, more bits for some attn_v and ffn_down layers).\n"
         "qtensor runs such a file with a policy whose schemes fit its rows (f32 and\n"

@@ -12,8 +12,8 @@
 //
 // Falling back: a tensor whose rows are not whole blocks of its type takes a
 // substitute that fits, as llama-quantize does: Q2_K and Q3_K -> Q4_0, Q4_K
-// -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when the substitute does not
-// fit either. For the types without a substitute (Q4_0, Q8_0, ...)
+// -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL, and F16 when the
+// substitute does not fit either. For the types without a substitute (Q4_0, Q8_0, IQ4_NL, ...)
 // llama-quantize stops with an error; qtensor writes F16 instead. Each
 // fallback is listed in `fallbacks`, one line per tensor, so the user learns
 // what was chosen.
@@ -47,8 +47,8 @@ struct quant_mix {
     std::uint32_t file_type;
 };
 
-// The mixes whose types all have schemes (the IQ mixes have none).
-inline constexpr std::array<quant_mix, 10> quant_mixes{{
+// The mixes whose types all have schemes (not those of the 1- to 3-bit i-quants).
+inline constexpr std::array<quant_mix, 12> quant_mixes{{
     {"Q2_K", ggml_type::q2_k, 10},
     {"Q3_K_S", ggml_type::q3_k, 11},
     {"Q3_K_M", ggml_type::q3_k, 12},
@@ -59,6 +59,8 @@ inline constexpr std::array<quant_mix, 10> quant_mixes{{
     {"Q5_K_M", ggml_type::q5_k, 17},
     {"Q6_K", ggml_type::q6_k, 18},
     {"Q8_0", ggml_type::q8_0, 7},
+    {"IQ4_NL", ggml_type::iq4_nl, 25},
+    {"IQ4_XS", ggml_type::iq4_xs, 30},
 }};
 
 // The mix called `name`, spelt as llama-quantize spells it (upper case, so
@@ -104,6 +106,7 @@ inline ggml_type fallback_type(ggml_type t, std::size_t cols) {
     case ggml_type::q4_k: sub = ggml_type::q5_0; break;
     case ggml_type::q5_k: sub = ggml_type::q5_1; break;
     case ggml_type::q6_k: sub = ggml_type::q8_0; break;
+    case ggml_type::iq4_xs: sub = ggml_type::iq4_nl; break;
     default: break;
     }
     return cols % block_elems_of(sub) == 0 ? sub : ggml_type::f16;
@@ -219,6 +222,7 @@ private:
         using detail::tensor_kind;
         const std::string_view mix = m.name;
         const ggml_type base = m.main;
+        const bool iq4 = base == iq4_nl || base == iq4_xs;
         const bool eight_experts = c.enable_moe_block && c.num_experts == 8;
         const std::size_t gqa = c.num_attention_heads / std::max<std::size_t>(c.layer_kv_heads.front(), 1);
         const std::size_t n = c.num_hidden_layers;
@@ -237,13 +241,15 @@ private:
             else if (mix == "Q3_K_L") t = q5_k;
             else if ((mix == "Q4_K_M" || mix == "Q5_K_M") && detail::use_more_bits(i_attn_v, n_attn_v)) t = q6_k;
             else if (mix == "Q4_K_S" && i_attn_v < 4) t = q5_k;
+            else if (iq4 && gqa >= 4) t = q5_k;
             return eight_experts ? q8_0 : t;
         }
         case tensor_kind::attn_k: return eight_experts ? q8_0 : base;
         case tensor_kind::attn_output:
             if (eight_experts)
-                return mix == "Q2_K" || mix == "Q3_K_S" || mix == "Q3_K_M" || mix == "Q4_K_S" || mix == "Q4_K_M" ? q5_k
-                                                                                                                 : base;
+                return mix == "Q2_K" || mix == "Q3_K_S" || mix == "Q3_K_M" || mix == "Q4_K_S" || mix == "Q4_K_M" || iq4
+                           ? q5_k
+                           : base;
             if (mix == "Q2_K") return q3_k;
             if (mix == "Q3_K_M") return q4_k;
             if (mix == "Q3_K_L") return q5_k;
@@ -255,6 +261,7 @@ private:
             if (mix == "Q3_K_L") return q5_k;
             if ((mix == "Q4_K_M" || mix == "Q5_K_M") && detail::use_more_bits(i, n)) return q6_k;
             if (mix == "Q4_K_S" && i < n / 8) return q5_k;
+            if (iq4 && i < n / 8) return q5_k; // llama-quantize's rule without an importance matrix
             return base;
         }
         case tensor_kind::other: break;

@@ -87,7 +87,7 @@ inline float fit_error(const float* x, const float* w, const std::uint8_t* L, st
 //      to >= 0), and keep the trial if its error is strictly smaller than the
 //      best so far. Adopting a trial also replaces min by its min, and the
 //      trials after it use that min (ggml reuses one variable, and ggml's
-//      bytes need it; docs/schemes.md section 16, traced in section 11's example).
+//      bytes need it; docs/schemes.md section 17, traced in section 11's example).
 template <std::size_t N>
 qkx2_fit make_qkx2_quants(const float* x, const float* w, const qkx2_grid& g,
                           std::uint8_t* L) noexcept {
@@ -309,7 +309,7 @@ void dequantize_k4_row(const typename S::block_type* x, float* y, std::size_t n)
     }
 }
 
-// The scalar dot product against a Q8_K row (docs/schemes.md section 17), per
+// The scalar dot product against a Q8_K row (docs/schemes.md section 18), per
 // super-block with dy = a.d:
 //   (dy * d) * sum_j sc_j * (sum_{e in j} q[e] * qa[e])
 //     - (dy * dmin) * sum_j m_j * (bsums[2j] + bsums[2j + 1])

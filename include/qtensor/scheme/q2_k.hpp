@@ -176,7 +176,7 @@ private:
     }
 
 public:
-    // Scalar reference against a Q8_K activation row (docs/schemes.md section 17),
+    // Scalar reference against a Q8_K activation row (docs/schemes.md section 18),
     // per super-block with dy = a.d:
     //   (dy * d) * sum_j s_j * (sum_{e in j} q[e] * qa[e])
     //     - (dy * dmin) * sum_j m_j * bsums[j]

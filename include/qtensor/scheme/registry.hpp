@@ -18,8 +18,8 @@
 //
 // Names and geometry of the registered schemes come from each scheme's own
 // constants (S::name, S::block_elems, sizeof(block_of<S>)); only the ggml
-// types without a scheme (q8_1) are written out here, so a GGUF reader
-// can walk past their tensors.
+// types without a scheme (q8_1, the other i-quants, ...) are written out
+// here, so a GGUF reader can walk past their tensors.
 #pragma once
 
 #include <array>
@@ -30,6 +30,8 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/iq4_nl.hpp"
+#include "qtensor/scheme/iq4_xs.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -171,6 +173,8 @@ using registry = scheme_table<
     registered<q4_k, reference_only>,
     registered<q5_k, reference_only>,
     registered<q6_k, reference_only>,
+    registered<iq4_nl, reference_only>,
+    registered<iq4_xs, reference_only>,
     registered<q8_k, simd_kernels::quantize>,
     registered<f32, simd_kernels::gemm>,
     registered<f16, simd_kernels::dequantize>,
@@ -231,10 +235,27 @@ constexpr ggml_type_info type_info_of() noexcept {
 namespace detail {
 
 // The ggml types (of the ggml_type enum) that qtensor has no scheme for:
-// ggml's published geometry (ggml.c type_traits). A type that gets a scheme
-// leaves this table for the registry.
+// ggml's published geometry (ggml.c type_traits, ggml-common.h blocks), so a
+// GGUF file holding them opens, lists them, and is refused by name where a
+// tensor's values are needed. A type that gets a scheme leaves this table
+// for the registry.
 inline constexpr auto foreign_types = std::to_array<ggml_type_info>({
     {ggml_type::q8_1, "q8_1", 32, 36, false},
+    {ggml_type::iq2_xxs, "iq2_xxs", 256, 66, false},
+    {ggml_type::iq2_xs, "iq2_xs", 256, 74, false},
+    {ggml_type::iq3_xxs, "iq3_xxs", 256, 98, false},
+    {ggml_type::iq1_s, "iq1_s", 256, 50, false},
+    {ggml_type::iq3_s, "iq3_s", 256, 110, false},
+    {ggml_type::iq2_s, "iq2_s", 256, 82, false},
+    {ggml_type::i8, "i8", 1, 1, false},
+    {ggml_type::i16, "i16", 1, 2, false},
+    {ggml_type::i32, "i32", 1, 4, false},
+    {ggml_type::i64, "i64", 1, 8, false},
+    {ggml_type::f64, "f64", 1, 8, false},
+    {ggml_type::iq1_m, "iq1_m", 256, 56, false},
+    {ggml_type::tq1_0, "tq1_0", 256, 54, false},
+    {ggml_type::tq2_0, "tq2_0", 256, 66, false},
+    {ggml_type::mxfp4, "mxfp4", 32, 17, false},
 });
 
 constexpr auto make_ggml_types() noexcept {
