@@ -192,6 +192,16 @@ TEST_CASE("eight experts: attn_v and attn_k Q8_0, attn_output Q5_K; then the fal
         names_o_proj = names_o_proj || f == layer(0, "self_attn.o_proj.weight") +
                                                 ": rows of 96 are not whole q5_k blocks of 256, so q5_1";
     CHECK(names_o_proj);
+
+    // IQ4_XS: attn_v and attn_k q8_0 with 8 experts, attn_output q5_k (then
+    // q5_1 on rows of 96), the rest iq4_xs, falling back to iq4_nl on rows of 96.
+    const gemma4::gguf_types x = gemma4::gguf_types::mix(c, "IQ4_XS");
+    CHECK(x.of(layer(0, "self_attn.k_proj.weight")) == q8_0);
+    CHECK(x.of(layer(0, "self_attn.o_proj.weight")) == q5_1);
+    CHECK(x.of(layer(0, "self_attn.q_proj.weight")) == iq4_nl);
+    for (std::size_t l = 0; l < c.num_hidden_layers; ++l)
+        if (x.type.contains(layer(l, "self_attn.v_proj.weight")))
+            CHECK(x.of(layer(l, "self_attn.v_proj.weight")) == q8_0);
 }
 
 TEST_CASE("an untied head, fewer query heads per KV head, and the Q8_0 mix's fallback") {
@@ -205,6 +215,9 @@ TEST_CASE("an untied head, fewer query heads per KV head, and the Q8_0 mix's fal
     CHECK(q4.of("model.embed_tokens_per_layer.weight") == q4_k);
     const gemma4::gguf_types q2 = gemma4::gguf_types::mix(c, "Q2_K");
     CHECK(q2.of(layer(0, "self_attn.v_proj.weight")) == q3_k); // gqa < 4
+    const gemma4::gguf_types nl = gemma4::gguf_types::mix(c, "IQ4_NL");
+    CHECK(nl.of(layer(0, "self_attn.v_proj.weight")) == iq4_nl); // gqa < 4: not raised
+    CHECK(nl.of("lm_head.weight") == q6_k);
     // tiny-e2b's per_layer_projection rows hold P = 16: not whole q8_0
     // blocks, and Q8_0 has no substitute, so F16.
     const gemma4::config tiny = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");

@@ -597,6 +597,13 @@ TEST_CASE("gguf: every reader rule, broken once") {
                       "tensor 't' has unknown or unsupported ggml type id 4");
         check_rejects(dir, with_info(bytes_builder().info("t", {32}, 31, 0)), // Q4_0_4_4, gone from ggml
                       "tensor 't' has unknown or unsupported ggml type id 31");
+        { // A type without a scheme but with known geometry opens: IQ2_XXS, 66 bytes per 256.
+            const bytes_builder iq2 = bytes_builder::header(3, 1, 0).append(bytes_builder().info("t", {256}, 16, 0));
+            const io::gguf_file f(dir.put(bytes_builder(iq2).pad_to(32).zeros(96).b));
+            REQUIRE(f.entries().size() == 1);
+            CHECK(type_name(f.entries()[0].type) == "iq2_xxs");
+            CHECK(f.entries()[0].data.size() == 66);
+        }
         check_rejects(dir, with_info(bytes_builder().info("t", {16, 2}, 8, 0)),
                       "tensor 't' (q8_0) has rows of 16 elements, not a multiple of the block size 32");
         check_rejects(dir, bytes_builder::header(3, 1, 0).str("t").u32(1).u64(4).u32(0),

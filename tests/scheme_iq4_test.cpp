@@ -4,8 +4,8 @@
 //
 // The hand-made blocks are x = sigma * grid[code] with sigma a power of two and
 // every code present twice: the grid fits them exactly, so the search finds
-// scale = sigma (both of its sums are products of the same rounded terms, one
-// twice the other) and the codes come back.
+// scale = sigma (sumqx = sigma * sumq2 exactly, term by term, as sigma is a
+// power of two) and the codes come back.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -108,6 +108,17 @@ TEST_CASE("iq4_nl: zero and near-zero blocks store d = 0 and code 8, all saturat
         for (auto q : b.qs) CHECK(q == 0x88);
         for (auto s : saturated) CHECK(s == 1);
     }
+    // At exactly 1e-15 the block is searched (the test is |max| < 1e-15): the
+    // first fit maps it to 113 and every later sum underflows to 0, so that
+    // fit stays: codes 15. Its scale, 1e-15 / 113, is below fp16's range, so
+    // d = 0 and the output is 0 whatever x is: all saturated.
+    std::vector<float> x(32, 1e-15f);
+    std::array<std::uint8_t, 32> saturated{};
+    block_iq4_nl b{};
+    iq4_nl::quantize_row(x.data(), &b, 32, saturated.data());
+    CHECK(b.d.bits == 0x0000);
+    for (auto q : b.qs) CHECK(q == 0xFF);
+    for (auto s : saturated) CHECK(s == 1);
 }
 
 TEST_CASE("iq4_xs: sub-block scales, their packing, and the clamp at 31") {
@@ -148,6 +159,26 @@ TEST_CASE("iq4_xs: sub-block scales, their packing, and the clamp at 31") {
     }
 }
 
+TEST_CASE("iq4_xs: sub-scales round half to even; a sub-block at l = 0 has codes 8, all saturated") {
+    // D = -2/32 = -1/16 again, so l_s = nearest_int(-16 * sigma_s): sigma
+    // 1/32 gives -0.5 and -1/32 gives 0.5, both 0 (half to even; roundf would
+    // give -1 and 1); 2^-4 gives -1.
+    const std::vector<float> sigma{2.0f, 0.03125f, -0.03125f, 0.0625f, 1.0f, 1.0f, 1.0f, 1.0f};
+    const std::vector<float> x = grid_block(sigma);
+    std::array<std::uint8_t, 256> saturated{};
+    block_iq4_xs b{};
+    iq4_xs::quantize_row(x.data(), &b, 256, saturated.data());
+    REQUIRE(b.d.bits == 0xAC00);
+    CHECK(iq4_xs::scale_of(b, 0) == 0);
+    CHECK(iq4_xs::scale_of(b, 1) == 32);
+    CHECK(iq4_xs::scale_of(b, 2) == 32);
+    CHECK(iq4_xs::scale_of(b, 3) == 31);
+    for (std::size_t e = 32; e < 96; ++e) {
+        CHECK(iq4_xs::code_at(b, e) == 8);
+        CHECK(saturated[e] == 1);
+    }
+}
+
 TEST_CASE("iq4_xs: an all-zero super-block stores d = -0 and scale 32, and dequantizes to -0") {
     std::vector<float> x(256, 0.0f);
     std::array<std::uint8_t, 256> saturated{};
@@ -165,20 +196,24 @@ TEST_CASE("iq4_xs: an all-zero super-block stores d = -0 and scale 32, and dequa
 }
 
 TEST_CASE("iq4_nl . q8_0 and iq4_xs . q8_k: code j pairs with a[j], scales as ggml applies them") {
+    // Codes 7j mod 16 (low nibbles) and (7j + 3) mod 16 (high), a.qs[j] = j*j - 100:
+    // no symmetry that a swapped nibble or a reversed row would keep.
     block_iq4_nl w{};
     w.d = fp32_to_fp16(0.5f);
-    for (std::size_t j = 0; j < 16; ++j) w.qs[j] = static_cast<std::uint8_t>(j | (15 - j) << 4);
+    for (std::size_t j = 0; j < 16; ++j) w.qs[j] = static_cast<std::uint8_t>((7 * j) % 16 | ((7 * j + 3) % 16) << 4);
     block_q8_0 a{};
     a.d = fp32_to_fp16(0.25f);
     double want = 0.0;
     for (std::size_t j = 0; j < 32; ++j) {
-        a.qs[j] = static_cast<std::int8_t>(static_cast<int>(j) - 16);
-        want += 0.5 * 0.25 * ggml_grid[static_cast<std::size_t>(pattern(j))] * (static_cast<int>(j) - 16);
+        a.qs[j] = static_cast<std::int8_t>(static_cast<int>(j * j % 200) - 100);
+        const std::size_t code = j < 16 ? (7 * j) % 16 : (7 * (j - 16) + 3) % 16;
+        want += 0.5 * 0.25 * ggml_grid[code] * (static_cast<int>(j * j % 200) - 100);
     }
     CHECK(iq4_nl::dot_row(&w, &a, 32) == static_cast<float>(want));
 
     // One super-block, sub-block s at ls = 32 + s - 4 (steps -4 .. 3), all
-    // codes pattern(e), a.qs = 1 at element e = 32s + 5 only.
+    // codes pattern(e), a.qs = s + 1 at element e = 32s + 5 only (so a
+    // sub-block paired with another's scale changes the sum).
     block_iq4_xs x{};
     x.d = fp32_to_fp16(0.5f);
     unsigned h = 0;
@@ -193,8 +228,8 @@ TEST_CASE("iq4_nl . q8_0 and iq4_xs . q8_k: code j pairs with a[j], scales as gg
     q.d = 2.0f;
     double want_xs = 0.0;
     for (std::size_t s = 0; s < 8; ++s) {
-        q.qs[32 * s + 5] = 1;
-        want_xs += 2.0 * 0.5 * (static_cast<double>(s) - 4.0) * ggml_grid[5];
+        q.qs[32 * s + 5] = static_cast<std::int8_t>(s + 1);
+        want_xs += 2.0 * 0.5 * (static_cast<double>(s) - 4.0) * ggml_grid[5] * static_cast<double>(s + 1);
     }
     CHECK(iq4_xs::scale_of(x, 0) == 28);
     CHECK(iq4_xs::dot_row(&x, &q, 256) == static_cast<float>(want_xs));
@@ -244,7 +279,13 @@ TEST_CASE_TEMPLATE("iq4: NaN, infinity and scales past the fp16 range are refuse
         CHECK_NOTHROW(quantize<S>(x)); // d = 78740 / 32
     x[200] = 3e8f;
     CHECK(message_of([&] { quantize<S>(x); }).find("past the fp16 range") != std::string::npos);
-    // |x| = 1e13: x^2 * 127 * x overflows the search's float sums.
+    // |x| = 1e13: x^2 * 127 * x overflows the search's float sums. With one
+    // sum +inf and the other -inf, the scale is NaN: an IQ4_XS sub-block must
+    // not then be skipped (|NaN| is never the largest scale).
     x[200] = 1e13f;
-    CHECK(message_of([&] { quantize<S>(x); }).find("past the fp16 range") != std::string::npos);
+    const std::string where = std::is_same_v<S, iq4_nl> ? "block 6: " : "block 0, sub-block 6: ";
+    CHECK(message_of([&] { quantize<S>(x); }).find(where + "the scale search overflows float") != std::string::npos);
+    x[200] = 1e15f;
+    x[201] = -3e13f;
+    CHECK(message_of([&] { quantize<S>(x); }).find("the scale search overflows float") != std::string::npos);
 }

@@ -56,7 +56,7 @@ qtensor_cli_error(ids_hole 2 "^qtensor: --ids: '' \\(item 1\\) is not a non-nega
 qtensor_cli_error(ids_empty 2 "^qtensor: --ids is empty" logits --ids= --out o.f32 ${e2b})
 qtensor_cli_error(ids_too_large 2 "^qtensor: --ids: '2147483648' is too large for a token id"
     logits --ids 2147483648 --out o.f32 ${e2b})
-qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix of llama-quantize's: Q2_K Q3_K_S .* Q8_0\\)"
+qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix of llama-quantize's: Q2_K Q3_K_S .* Q8_0 IQ4_NL IQ4_XS\\)"
     convert --policy q5_0 ${e2b} out.gguf)
 qtensor_cli_error(policy_unknown_logits 2 "^qtensor: --policy 'Q4_K_M' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k\\)"
     logits --policy Q4_K_M --ids 1 --out o.f32 ${e2b})

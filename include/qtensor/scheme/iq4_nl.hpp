@@ -16,11 +16,12 @@
 //   2. d = fp16(scale); codes = nearest grid value to x * (1 / scale), the
 //      fp32 scale, not the stored one (ties go up the grid).
 // A block with max |x| < 1e-15 gets scale 0: d = 0, every code 8 (grid 1).
-// (ggml's quantize_row_iq4_nl_ref, used by its CPU copy into IQ4_NL, skips
-// the 15 candidate steps and keeps the first fit's codes: other bytes.)
+// (ggml's quantize_row_iq4_nl_ref, used by its CPU copy into IQ4_NL, makes a
+// single fit, with id = -127 / max, and keeps its codes: other bytes.)
 //
 // saturated[i] = 1 where x[i] * (1 / scale) lies beyond the grid's ends
-// (clamped to -127 or 113), or the scale is 0 (the output is 0 whatever x is).
+// (clamped to -127 or 113), or the stored d is 0 (the output is 0 whatever x
+// is: a scale of 0, or one below the fp16 range).
 //
 // Input: NaN/Inf and blocks whose scale rounds to fp16 inf throw qtensor::error.
 #pragma once
@@ -86,14 +87,8 @@ inline bool iq4_clamped(float v) noexcept {
 // The caller refuses a non-finite result (sums past FLT_MAX).
 inline float iq4_block_scale(const float* x) noexcept {
     constexpr std::size_t n = 32;
-    float amax = 0.0f, max = 0.0f;
-    for (std::size_t j = 0; j < n; ++j) {
-        if (std::fabs(x[j]) > amax) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-        }
-    }
-    if (amax < 1e-15f) return 0.0f;
+    const float max = signed_absmax(x, n);
+    if (std::fabs(max) < group_max_eps) return 0.0f;
 
     const float first_grid = static_cast<float>(iq4_grid[0]);
     const auto fit = [&](float id, float& sumqx, float& sumq2) {
@@ -120,11 +115,11 @@ inline float iq4_block_scale(const float* x) noexcept {
     return scale;
 }
 
-// A non-finite scale means the sums overflowed (|x| near 1e11 and beyond),
-// far past what an fp16 scale can hold.
-inline void check_iq4_scale(std::string_view name, std::size_t block, float scale) {
+// A non-finite scale means the sums overflowed (|x| from about 4e11 on),
+// far past what an fp16 scale can hold. `where`: "block 3", "block 3, sub-block 5".
+inline void check_iq4_scale(std::string_view name, const std::string& where, float scale) {
     if (!is_finite_bits(scale))
-        throw error(std::string(name) + ": block " + std::to_string(block) +
+        throw error(std::string(name) + ": " + where +
                     ": the scale search overflows float; its scale would be far past the fp16 range");
 }
 
@@ -133,14 +128,16 @@ inline int iq4_nibble(const std::uint8_t* qs, std::size_t j) noexcept {
     return j % 32 < 16 ? qs[16 * (j / 32) + j % 32] & 0x0f : qs[16 * (j / 32) + j % 32 - 16] >> 4;
 }
 
-// The codes of x[32] against 1/scale, packed into qs[16]; saturated as in the banner.
-inline void iq4_pack_codes(const float* x, float id, std::uint8_t* qs, std::uint8_t* saturated) noexcept {
+// The codes of x[32] against id = 1/scale, packed into qs[16]. saturated[32]:
+// 1 where the code was clamped, or everywhere when the stored step is 0.
+inline void iq4_pack_codes(const float* x, float id, bool zero_step, std::uint8_t* qs,
+                           std::uint8_t* saturated) noexcept {
     for (std::size_t j = 0; j < 16; ++j) {
         const float lo = fmul(id, x[j]), hi = fmul(id, x[j + 16]);
         qs[j] = static_cast<std::uint8_t>(iq4_code(lo) | (iq4_code(hi) << 4));
         if (saturated != nullptr) {
-            saturated[j] = id == 0.0f || iq4_clamped(lo);
-            saturated[j + 16] = id == 0.0f || iq4_clamped(hi);
+            saturated[j] = zero_step || iq4_clamped(lo);
+            saturated[j + 16] = zero_step || iq4_clamped(hi);
         }
     }
 }
@@ -162,10 +159,12 @@ struct iq4_nl {
         detail::check_finite(name, x, n);
         for (std::size_t b = 0; b < n / block_elems; ++b, x += block_elems) {
             const float scale = detail::iq4_block_scale(x);
-            detail::check_iq4_scale(name, b, scale);
+            detail::check_iq4_scale(name, "block " + std::to_string(b), scale);
             y[b].d = fp32_to_fp16(scale);
-            detail::check_fp16_scale(name, b, scale, fp16_to_fp32(y[b].d));
-            detail::iq4_pack_codes(x, scale != 0.0f ? 1.0f / scale : 0.0f, y[b].qs.data(), saturated);
+            const float stored = fp16_to_fp32(y[b].d);
+            detail::check_fp16_scale(name, b, scale, stored);
+            detail::iq4_pack_codes(x, scale != 0.0f ? 1.0f / scale : 0.0f, stored == 0.0f, y[b].qs.data(),
+                                   saturated);
             if (saturated != nullptr) saturated += block_elems;
         }
     }

@@ -25,8 +25,8 @@
 // An all-zero super-block: max_scale = +0, D = -0.0 (d = 0x8000), every ls 32,
 // every code 8; a sub-block whose l_s is 0 gets codes 8 and dequantizes to +-0.
 //
-// saturated[i] = 1 where x[i] / (D * l_s) lies beyond the grid's ends, or
-// D * l_s = 0 (the output is 0 whatever x is).
+// saturated[i] = 1 where x[i] * (1 / (D * l_s)) lies beyond the grid's ends,
+// or the stored step fp16(D) * l_s is 0 (the output is 0 whatever x is).
 //
 // Input: NaN/Inf, and super-blocks whose d rounds to fp16 inf or whose scale
 // search overflows float, throw qtensor::error.
@@ -81,7 +81,8 @@ struct iq4_xs {
             float max_scale = 0.0f, amax_scale = 0.0f;
             for (std::size_t s = 0; s < 8; ++s) {
                 scales[s] = detail::iq4_block_scale(x + sub_elems * s);
-                detail::check_iq4_scale(name, b, scales[s]);
+                detail::check_iq4_scale(name, "block " + std::to_string(b) + ", sub-block " + std::to_string(s),
+                                        scales[s]);
                 if (std::fabs(scales[s]) > amax_scale) {
                     amax_scale = std::fabs(scales[s]);
                     max_scale = scales[s];
@@ -97,8 +98,9 @@ struct iq4_xs {
             for (std::size_t s = 0; s < 8; ++s) {
                 const int l = std::clamp(detail::nearest_int(detail::fmul(inv_d, scales[s])), -32, 31);
                 const float dl = D * static_cast<float>(l);
-                detail::iq4_pack_codes(x + sub_elems * s, dl != 0.0f ? 1.0f / dl : 0.0f, y[b].qs.data() + 16 * s,
-                                       saturated);
+                const bool zero_step = fp16_to_fp32(y[b].d) == 0.0f || l == 0;
+                detail::iq4_pack_codes(x + sub_elems * s, dl != 0.0f ? 1.0f / dl : 0.0f, zero_step,
+                                       y[b].qs.data() + 16 * s, saturated);
                 if (saturated != nullptr) saturated += sub_elems;
                 const unsigned ls = static_cast<unsigned>(l + 32);
                 y[b].scales_l[s / 2] = static_cast<std::uint8_t>(y[b].scales_l[s / 2] | (ls & 0x0f) << (4 * (s % 2)));

@@ -345,10 +345,6 @@ float dot_k4_row(const typename S::block_type* w, const block_q8_k* a, std::size
 
 // ---- Q3_K and Q6_K: symmetric sub-blocks ---------------------------------------
 
-// Below this largest magnitude, ggml's symmetric searches (make_qx_quants,
-// make_q3_quants) call a group all zero.
-inline constexpr float qx_group_eps = 1e-15f;
-
 // A symmetric search returns a non-finite scale only when its weighted sums
 // overflowed (|x|^3 past FLT_MAX); ggml would skip a NaN one and store a
 // finite but meaningless block. Such |x| need a super-scale far past the fp16

@@ -96,7 +96,7 @@ template <std::size_t N>
 float make_q3_quants(const float* x, std::uint8_t* L) noexcept {
     constexpr int nmax = 4;
     const float max = signed_absmax(x, N);
-    if (std::fabs(max) < qx_group_eps) {
+    if (std::fabs(max) < group_max_eps) {
         std::fill(L, L + N, std::uint8_t{0});
         return 0.0f;
     }

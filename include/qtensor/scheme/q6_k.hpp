@@ -89,7 +89,7 @@ namespace detail {
 template <std::size_t N>
 float make_qx_quants(const float* x, int nmax, std::uint8_t* L) noexcept {
     const float max = signed_absmax(x, N);
-    if (std::fabs(max) < qx_group_eps) {
+    if (std::fabs(max) < group_max_eps) {
         std::fill(L, L + N, std::uint8_t{0});
         return 0.0f;
     }
@@ -182,7 +182,7 @@ struct q6_k {
             const float max_scale = detail::signed_absmax(scales.data(), sub_blocks);
 
             y[b] = block_q6_k{};
-            if (std::fabs(max_scale) < detail::qx_group_eps) {
+            if (std::fabs(max_scale) < detail::group_max_eps) {
                 if (saturated != nullptr) saturated = std::fill_n(saturated, block_elems, std::uint8_t{1});
                 continue;
             }

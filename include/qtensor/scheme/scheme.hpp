@@ -24,7 +24,8 @@
 
 QTENSOR_BEGIN_NAMESPACE
 
-// ggml_type: the tensor type field of a GGUF file (ggml.h). Only live ids.
+// ggml_type: the tensor type field of a GGUF file (ggml.h): its ids up to 39
+// (MXFP4), retired ones left out.
 // Their names and block geometry: registry.hpp (type_name, find_ggml_type).
 enum class ggml_type : std::uint32_t {
     f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
@@ -115,7 +116,7 @@ inline void check_finite(std::string_view name, const float* x, std::size_t n) {
 // The element of largest magnitude, with its sign (0 when every x is 0).
 // ggml replaces its candidate only on a strictly larger |x|, so of equal
 // magnitudes the first wins, and with it its sign, which decides the sign of
-// the scale in Q4_0, Q5_0, Q8_K, Q3_K and Q6_K.
+// the scale in Q4_0, Q5_0, Q8_K, Q3_K, Q6_K, IQ4_NL and IQ4_XS.
 inline float signed_absmax(const float* x, std::size_t n) noexcept {
     float amax = 0.0f;
     float max = 0.0f;
@@ -127,6 +128,10 @@ inline float signed_absmax(const float* x, std::size_t n) noexcept {
     }
     return max;
 }
+
+// Below this largest magnitude, ggml's symmetric searches (make_qx_quants,
+// make_q3_quants, the IQ4 scale search) call a group all zero (GROUP_MAX_EPS).
+inline constexpr float group_max_eps = 1e-15f;
 
 // A block scale stored as fp16 must be finite (65520 and above round to inf);
 // an infinite scale would dequantize the block to inf and NaN.
