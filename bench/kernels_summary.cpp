@@ -88,7 +88,7 @@ aligned_buffer random_weights(std::size_t rows, std::size_t cols) {
     auto* blocks = reinterpret_cast<block_of<S>*>(buf.data());
     const std::size_t count = buf.size() / sizeof(block_of<S>);
     for (std::size_t b = 0; b < count; ++b) {
-        if constexpr (std::is_same_v<S, q2_k>) {
+        if constexpr (requires { blocks[b].dmin; }) {
             blocks[b].d = fp32_to_fp16(0.01f);
             blocks[b].dmin = fp32_to_fp16(0.002f);
         } else if constexpr (std::is_same_v<S, f32>) {
@@ -225,7 +225,11 @@ int main(int argc, char** argv) {
     if (want("gemv_q4_0_interleaved")) gemv_line<q4_0>("gemv_q4_0_interleaved", 8192, 8192, true, both, roof);
     if (want("gemv_q8_0")) gemv_line<q8_0>("gemv_q8_0", 8192, 4096, false, both, roof);
     if (want("gemv_q8_0_interleaved")) gemv_line<q8_0>("gemv_q8_0_interleaved", 8192, 4096, true, both, roof);
-    if (want("gemv_q2_k")) gemv_line<q2_k>("gemv_q2_k", 16384, 8192, false, {&one}, roof);
+    if (want("gemv_q2_k")) gemv_line<q2_k>("gemv_q2_k", 16384, 8192, false, both, roof);
+    if (want("gemv_q3_k")) gemv_line<q3_k>("gemv_q3_k", 16384, 8192, false, both, roof);
+    if (want("gemv_q4_k")) gemv_line<q4_k>("gemv_q4_k", 8192, 8192, false, both, roof);
+    if (want("gemv_q5_k")) gemv_line<q5_k>("gemv_q5_k", 8192, 8192, false, both, roof);
+    if (want("gemv_q6_k")) gemv_line<q6_k>("gemv_q6_k", 8192, 4096, false, both, roof);
     if (want("gemv_bf16")) gemv_line<bf16>("gemv_bf16", 8192, 4096, false, both, roof);
     if (want("gemv_f32")) gemv_line<f32>("gemv_f32", 4096, 4096, false, both, roof);
     if (want("gemm_q4_0_interleaved")) gemm_line<q4_0>("gemm_q4_0_interleaved", 4096, 4096, 64, true, one);

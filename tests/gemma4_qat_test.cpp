@@ -122,25 +122,34 @@ TEST_CASE("gemma4 QAT: the forward sees exactly the packed weights; clipped weig
     check_policy<gemma4::q2_k_policy>(widened(), gemma4::init_parameters(widened(), /*seed*/ 3), "tiny-e2b widened");
 }
 
-TEST_CASE("gemma4 QAT: a Q2_K model runs from its GGUF file in place, as the rehearsal's f32 weights predict") {
+// Q4_K_M's two main types, whose GEMV/GEMM share Q2_K's kernel with other
+// bit layouts (the embedding role also holds the per-layer tables, rows of
+// 96, so it stays q8_0; q5_k, the experts' scheme, is unused by this dense model).
+struct k_quant_policy : gemma4::policy<q6_k, q4_k, q5_k, q8_0, bf16, bf16> {
+    static constexpr std::string_view name = "q6_k/q4_k";
+};
+
+// A K-quant model runs from its GGUF file in place, as the rehearsal's f32
+// weights predict up to the Q8_K activations and bf16 KV cache: far closer
+// than the unquantized weights, which differ from it by the rounding of every
+// weight.
+template <class P>
+void check_in_place() {
     const gemma4::config c = widened();
     const gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 5);
     gemma4::tensors<float> seen;
-    gemma4::rehearsal<gemma4::q2_k_policy>(c).forward(master, seen);
+    gemma4::rehearsal<P>(c).forward(master, seen);
     const std::vector<std::int32_t> ids{5, 17, 3, 250, 9, 511, 42, 42, 7, 300, 1, 128};
 
     const scratch_dir tmp;
-    const std::string path = tmp / "q2_k.gguf";
-    gemma4::write_gguf<gemma4::q2_k_policy>(c, memory_source(c, master), path);
+    const std::string path = tmp / "k_quant.gguf";
+    gemma4::write_gguf<P>(c, memory_source(c, master), path);
     const gemma4::checkpoint ck(path);
-    const auto from_file = gemma4::model<gemma4::q2_k_policy>::load(ck.config(), ck, ck.names());
+    const auto from_file = gemma4::model<P>::load(ck.config(), ck, ck.names());
     CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
     const std::vector<float> logits = from_file.forward(ids);
-    CHECK(logits == gemma4::model<gemma4::q2_k_policy>::load(c, memory_source(c, master)).forward(ids));
+    CHECK(logits == gemma4::model<P>::load(c, memory_source(c, master)).forward(ids));
 
-    // The rehearsal's f32 weights predict the packed model up to its Q8_K
-    // activations and bf16 KV cache: far closer than the unquantized weights,
-    // which differ from it by the 2-bit rounding of every weight.
     const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
         float worst = 0;
         for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
@@ -150,11 +159,15 @@ TEST_CASE("gemma4 QAT: a Q2_K model runs from its GGUF file in place, as the reh
     const std::vector<float> master_logits =
         gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
     const float packed_error = max_diff(logits, seen_logits), weight_error = max_diff(master_logits, seen_logits);
-    MESSAGE("max |logit difference| from the rehearsal's f32 forward: packed Q2_K model " << packed_error
-                                                                                          << ", unquantized weights "
-                                                                                          << weight_error);
+    MESSAGE(P::name << ": max |logit difference| from the rehearsal's f32 forward: packed model " << packed_error
+                    << ", unquantized weights " << weight_error);
     CHECK(packed_error > 0.0f); // Q8_K activations do round
     CHECK(packed_error < 0.25f * weight_error);
+}
+
+TEST_CASE("gemma4 QAT: K-quant models run from their GGUF files in place, as the rehearsal's f32 weights predict") {
+    check_in_place<gemma4::q2_k_policy>();
+    check_in_place<k_quant_policy>();
 }
 
 TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up front") {

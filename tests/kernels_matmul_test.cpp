@@ -29,6 +29,10 @@
 #include "qtensor/kernels/kernels.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
+#include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/registry.hpp"
 #include "qtensor/tensor/tensor.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
@@ -76,16 +80,34 @@ std::vector<float> dequantized_row(const block_of<S>* row, std::size_t n) {
     return out;
 }
 
-// Exact W[r] . a for Q2_K, from the block fields: every product below is
-// exact in double, and the magnitude is that of matmul.hpp's Q2_K budget.
-exact_value exact_q2_k(const block_q2_k* w, const block_q8_k* a, std::size_t n) {
+// The two parts of weight i of a K-quant block, d * s_j * (c - offset) and
+// dmin * m_j (zero where the scheme has no mins), each exact in double.
+template <class S>
+std::pair<double, double> k_quant_parts(const block_of<S>& b, std::size_t i) {
+    const double d = fp16_to_fp32(b.d);
+    const int c = S::code_at(b, i);
+    if constexpr (std::is_same_v<S, q2_k>)
+        return {d * q2_k::scale_of(b, i / 16) * c, fp16_to_fp32(b.dmin) * static_cast<double>(q2_k::min_of(b, i / 16))};
+    else if constexpr (std::is_same_v<S, q3_k>)
+        return {d * q3_k::scale_of(b, i / 16) * (c - 4), 0.0};
+    else if constexpr (std::is_same_v<S, q6_k>)
+        return {d * q6_k::scale_of(b, i / 16) * (c - 32), 0.0};
+    else // q4_k, q5_k
+        return {d * detail::k4_scale(b.scales, i / 32) * c,
+                fp16_to_fp32(b.dmin) * static_cast<double>(detail::k4_min(b.scales, i / 32))};
+}
+
+template <class S>
+concept k_quant = has_dot_partner<S> && std::same_as<typename S::dot_partner, q8_k>;
+
+// Exact W[r] . a for a K-quant, from the block fields, and the magnitude of
+// matmul.hpp's K-quant budget: both parts of every weight count.
+template <class S>
+exact_value exact_k_quant(const block_of<S>* w, const block_q8_k* a, std::size_t n) {
     exact_value e;
     for (std::size_t b = 0; b < n / 256; ++b)
         for (std::size_t i = 0; i < 256; ++i) {
-            const std::size_t j = i / 16;
-            const double wd = static_cast<double>(fp16_to_fp32(w[b].d)) * q2_k::scale_of(w[b], j) *
-                              q2_k::code_at(w[b], i);
-            const double wm = static_cast<double>(fp16_to_fp32(w[b].dmin)) * q2_k::min_of(w[b], j);
+            const auto [wd, wm] = k_quant_parts<S>(w[b], i);
             const double x = static_cast<double>(a[b].d) * a[b].qs[i];
             e.sum += (wd - wm) * x;
             e.magnitude += (std::fabs(wd) + std::fabs(wm)) * std::fabs(x);
@@ -124,8 +146,8 @@ struct oracle {
     }
 
     exact_value exact(weights<S>& w, std::size_t r, std::size_t t) const {
-        if constexpr (std::is_same_v<S, q2_k>) {
-            return exact_q2_k(w.row(r), partner<q8_k>(t), n);
+        if constexpr (k_quant<S>) {
+            return exact_k_quant<S>(w.row(r), partner<q8_k>(t), n);
         } else {
             const auto wr = dequantized_row<S>(w.row(r), n);
             const auto [sum, magnitude] = qtensor_test::exact_dot_of(
@@ -136,7 +158,7 @@ struct oracle {
     }
 
     static double budget(std::size_t n, double magnitude) {
-        if constexpr (std::is_same_v<S, q2_k>) return static_cast<double>(n / 256 + 24) * u * magnitude;
+        if constexpr (k_quant<S>) return static_cast<double>(n / 256 + 24) * u * magnitude;
         else if constexpr (has_dot_partner<S>) return static_cast<double>(n / 32 + 17) * u * magnitude;
         else return static_cast<double>(n + 1) * u * magnitude;
     }
@@ -166,7 +188,7 @@ struct shape {
 // allows; rows: 1 and not multiples of 16; T: 1, 2, 3, 7 and one of 64.
 template <class S>
 std::vector<shape> shapes() {
-    if constexpr (std::is_same_v<S, q2_k>)
+    if constexpr (k_quant<S>)
         return {{1, 256, 1}, {17, 256, 2}, {33, 768, 3}, {5, 512, 7}, {18, 256, 64}};
     else if constexpr (has_dot_partner<S>)
         return {{1, 32, 1}, {17, 96, 2}, {33, 800, 3}, {5, 4128, 7}, {40, 64, 1}, {18, 64, 64}};

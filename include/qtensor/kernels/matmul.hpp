@@ -11,7 +11,7 @@
 // raw pointers and T instead.
 //
 // Quantized weights meet activations quantized to their dot partner (Q4_0
-// and Q8_0 with Q8_0, Q2_K with Q8_K), as ggml's mul_mat does; float weights
+// and Q8_0 with Q8_0, the K-quants Q2_K to Q6_K with Q8_K), as ggml's mul_mat does; float weights
 // (f32, bf16) meet the f32 activations directly. Work is split over weight
 // rows into tasks of whole 16-row groups, run by a caller-given executor
 // (executor.hpp); each output is computed by one task from its own row and
@@ -24,11 +24,13 @@
 //     Each block's integer sum is exact and dw * da (two fp16) is exact in
 //     fp32, so the error is one rounding per block term, the sum of at most
 //     n/32 terms per lane, and a horizontal sum of at most 16 lanes.
-//   - dot_q2_k_q8_k and Q2_K gemm outputs: |got - exact| <=
-//     (n/256 + 24) * 2^-24 * sum_i (|d s_j q_i| + |dmin m_j|) |a_i|: the scale
-//     and min terms are rounded separately (d * da, dmin * da, two products,
-//     one difference per block) before they cancel, so the bound is relative
-//     to both parts, not to |w_i|.
+//   - dot_q2_k_q8_k and the gemm outputs of every K-quant (Q2_K to Q6_K):
+//     |got - exact| <= (n/256 + 24) * 2^-24 * sum_i (|d s_j c_i| + |dmin m_j|) |a_i|,
+//     c_i the code less the offset of Q3_K (4) and Q6_K (32), m_j = 0 there:
+//     in the schemes with mins the scale and min terms are rounded separately
+//     (d * da, dmin * da, two products, one difference per block) before they
+//     cancel, so the bound is relative to both parts, not to |w_i|; in Q3_K
+//     and Q6_K it is relative to sum_i |w_i a_i|.
 //   - dot_f32_f32, dot_bf16_f32 and their gemm outputs (bf16 widens exactly):
 //     |got - exact| <= (n + 1) * 2^-24 * sum_i |w_i a_i|, which any summation
 //     order meets; the SIMD targets sum n / (2N) terms per lane, far less.
@@ -184,10 +186,17 @@ struct matmul_kernel<q8_0> {
         backend::matmul_q8_0x16(t, w, a, y);
     }
 };
-template <>
-struct matmul_kernel<q2_k> {
-    static void rows(target t, weight_rows w, q8_k_rows a, output_rows y) { backend::matmul_q2_k(t, w, a, y); }
-};
+#define QTENSOR_K_QUANT_KERNEL(S)                                                                          \
+    template <>                                                                                            \
+    struct matmul_kernel<S> {                                                                              \
+        static void rows(target t, weight_rows w, q8_k_rows a, output_rows y) { backend::matmul_##S(t, w, a, y); } \
+    };
+QTENSOR_K_QUANT_KERNEL(q2_k)
+QTENSOR_K_QUANT_KERNEL(q3_k)
+QTENSOR_K_QUANT_KERNEL(q4_k)
+QTENSOR_K_QUANT_KERNEL(q5_k)
+QTENSOR_K_QUANT_KERNEL(q6_k)
+#undef QTENSOR_K_QUANT_KERNEL
 template <>
 struct matmul_kernel<f32> {
     static void rows(target t, weight_rows w, f32_rows a, output_rows y) { backend::matmul_f32(t, w, a, y); }

@@ -4,7 +4,7 @@
 //
 // Float weights (f32, bf16) are dotted in f32. Quantized weights follow ggml:
 // each activation row is quantized once to the scheme's dot partner (Q8_0 for
-// Q4_0/Q8_0, Q8_K for Q2_K) and the integer dot is used, so their results
+// Q4_0/Q8_0, Q8_K for the K-quants) and the integer dot is used, so their results
 // differ from the f32 product by the activation rounding too.
 #pragma once
 

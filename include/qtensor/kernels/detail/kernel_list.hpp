@@ -11,12 +11,16 @@
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
+#include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"
 
 // Every kernel, written once in detail/generic/ (quant-inl.hpp,
-// float_ops-inl.hpp, matmul-inl.hpp, matmul_int8-inl.hpp, matmul_q2_k-inl.hpp,
+// float_ops-inl.hpp, matmul-inl.hpp, matmul_int8-inl.hpp, matmul_k_quant-inl.hpp,
 // sgemm-inl.hpp).
 #define QTENSOR_KERNELS(X)                                                                          \
     X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                       \
@@ -48,6 +52,10 @@
     X(void, matmul_q4_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q8_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q3_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q4_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q5_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_q6_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q4_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
     X(void, matmul_q8_0x16, (interleaved_rows w, q8_0_rows a, output_rows y), (w, a, y))                    \
     X(void, sgemm, (sgemm_args g), (g))

@@ -3,7 +3,7 @@
 //
 // Every matmul kernel computes y[t, r] = W[r, :] . x[t, :] for a chunk of
 // weight rows r and all tokens t. Quantized weights meet activations that
-// were quantized to the scheme's dot partner (q4_0/q8_0 -> q8_0, q2_k -> q8_k),
+// were quantized to the scheme's dot partner (q4_0/q8_0 -> q8_0, q2_k .. q6_k -> q8_k),
 // and each output is the scheme's own dot_row; float weights (f32, bf16) meet
 // f32 activations in a plain loop. The SIMD kernels in matmul.hpp must stay
 // within the error budgets stated there of the exact sum; these loops define

@@ -23,7 +23,7 @@
 #include "qtensor/kernels/detail/generic/float_ops-inl.hpp"
 #include "qtensor/kernels/detail/generic/matmul-inl.hpp"
 #include "qtensor/kernels/detail/generic/matmul_int8-inl.hpp"
-#include "qtensor/kernels/detail/generic/matmul_q2_k-inl.hpp"
+#include "qtensor/kernels/detail/generic/matmul_k_quant-inl.hpp"
 #include "qtensor/kernels/detail/generic/sgemm-inl.hpp"
 
 #undef QTENSOR_OPS_INLINE

@@ -1,7 +1,7 @@
 // qtensor/kernels/detail/generic/matmul-inl.hpp: the float dot and matmul
 // kernels (f32 weights, and bf16 weights widened exactly), written once over
 // the vector vocabulary `ops`; each within the error budget stated in
-// matmul.hpp. (The quantized ones: matmul_int8-inl.hpp, matmul_q2_k-inl.hpp.)
+// matmul.hpp. (The quantized ones: matmul_int8-inl.hpp, matmul_k_quant-inl.hpp.)
 //
 // No include guard and no namespace on purpose: included by
 // generic/kernels-inl.hpp inside each instruction set's namespace.

@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qtensor/core/float_bits.hpp"
@@ -19,6 +20,10 @@
 #include "qtensor/kernels/abi.hpp"
 #include "qtensor/kernels/detail/kernel_list.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/q3_k.hpp"
+#include "qtensor/scheme/q4_k.hpp"
+#include "qtensor/scheme/q5_k.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/q8_k.hpp"

@@ -126,7 +126,9 @@ template <int k>
 HWY_INLINE vi shift_left(vi v) { return hn::ShiftLeft<k>(v); }
 template <int k>
 HWY_INLINE vi shift_right(vi v) { return hn::ShiftRight<k>(v); }
+HWY_INLINE vi shift_left(vi v, int k) { return hn::ShiftLeftSame(v, k); }
 HWY_INLINE vi shift_right(vi v, int k) { return hn::ShiftRightSame(v, k); }
+HWY_INLINE vi shift_right(vi v, vi k) { return v >> k; }
 
 HWY_INLINE vf rounded(vf v) {
 #if defined(__GNUC__) && HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128

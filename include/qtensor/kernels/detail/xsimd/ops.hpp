@@ -368,7 +368,17 @@ template <int k>
 vi shift_left(vi v) { return v << k; }
 template <int k>
 vi shift_right(vi v) { return v >> k; }
+inline vi shift_left(vi v, int k) { return v << k; }
 inline vi shift_right(vi v, int k) { return v >> k; }
+inline vi shift_right(vi v, vi k) { // xsimd 8 has no vpsravd: it would split the vector
+#if XSIMD_WITH_AVX512F
+    return vi(_mm512_srav_epi32(v.data, k.data));
+#elif XSIMD_WITH_AVX2
+    return vi(_mm256_srav_epi32(v.data, k.data));
+#else
+    return v >> k;
+#endif
+}
 inline vf rounded(vf v) { return xsimd_ops::rounded(v); }
 
 // xsimd's exp and tanh may not carry NaN through: feed them 0 there and give
