@@ -89,9 +89,9 @@ std::pair<double, double> k_quant_parts(const block_of<S>& b, std::size_t i) {
     if constexpr (std::is_same_v<S, q2_k>)
         return {d * q2_k::scale_of(b, i / 16) * c, fp16_to_fp32(b.dmin) * static_cast<double>(q2_k::min_of(b, i / 16))};
     else if constexpr (std::is_same_v<S, q3_k>)
-        return {d * q3_k::scale_of(b, i / 16) * (c - 4), 0.0};
+        return {d * q3_k::scale_of(b, i / 16) * (c - q3_k::code_offset), 0.0};
     else if constexpr (std::is_same_v<S, q6_k>)
-        return {d * q6_k::scale_of(b, i / 16) * (c - 32), 0.0};
+        return {d * q6_k::scale_of(b, i / 16) * (c - q6_k::code_offset), 0.0};
     else // q4_k, q5_k
         return {d * detail::k4_scale(b.scales, i / 32) * c,
                 fp16_to_fp32(b.dmin) * static_cast<double>(detail::k4_min(b.scales, i / 32))};

@@ -149,6 +149,7 @@ struct q3_k {
 
     static constexpr std::size_t sub_elems = 16;
     static constexpr std::size_t sub_blocks = block_elems / sub_elems;
+    static constexpr int code_offset = 4; // code c stands for c - 4
 
     // The signed 6-bit scale s_j (-32..31) of sub-block j, and the 3-bit code
     // c (0..7) of element e.
@@ -169,7 +170,7 @@ struct q3_k {
             for (std::size_t j = 0; j < sub_blocks; ++j) {
                 const float dl = d * static_cast<float>(scale_of(x[b], j));
                 for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
-                    *y++ = dl * static_cast<float>(code_at(x[b], e) - 4);
+                    *y++ = dl * static_cast<float>(code_at(x[b], e) - code_offset);
             }
         }
     }
@@ -251,7 +252,7 @@ public:
             for (std::size_t j = 0; j < sub_blocks; ++j) {
                 std::int32_t sub = 0;
                 for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
-                    sub += (code_at(w[b], e) - 4) * a[b].qs[e];
+                    sub += (code_at(w[b], e) - code_offset) * a[b].qs[e];
                 isum += scale_of(w[b], j) * sub;
             }
             const float d = fp16_to_fp32(w[b].d) * a[b].d;

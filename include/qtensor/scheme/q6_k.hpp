@@ -144,6 +144,7 @@ struct q6_k {
 
     static constexpr std::size_t sub_elems = 16;
     static constexpr std::size_t sub_blocks = block_elems / sub_elems;
+    static constexpr int code_offset = 32; // code c stands for c - 32
 
     // The int8 scale s_j of sub-block j, and the 6-bit code c (0..63) of element e.
     static int scale_of(const block_q6_k& b, std::size_t j) noexcept { return b.scales[j]; }
@@ -160,7 +161,7 @@ struct q6_k {
             const float d = fp16_to_fp32(x[b].d);
             for (std::size_t e = 0; e < block_elems; ++e) {
                 const float dl = d * static_cast<float>(scale_of(x[b], e / sub_elems));
-                *y++ = dl * static_cast<float>(code_at(x[b], e) - 32);
+                *y++ = dl * static_cast<float>(code_at(x[b], e) - code_offset);
             }
         }
     }
@@ -218,7 +219,7 @@ struct q6_k {
             for (std::size_t j = 0; j < sub_blocks; ++j) {
                 std::int32_t sub = 0;
                 for (std::size_t e = sub_elems * j; e < sub_elems * (j + 1); ++e)
-                    sub += (code_at(w[b], e) - 32) * a[b].qs[e];
+                    sub += (code_at(w[b], e) - code_offset) * a[b].qs[e];
                 isum += scale_of(w[b], j) * sub;
             }
             const float d = fp16_to_fp32(w[b].d) * a[b].d;

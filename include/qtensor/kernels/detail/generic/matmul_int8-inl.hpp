@@ -21,11 +21,6 @@ namespace int8_impl {
 
 constexpr std::size_t R = interleave_rows; // rows of an interleaved group
 
-// Bytes ahead of the current block that the interleaved kernel asks the memory
-// system for: the hardware prefetcher alone leaves Q4_0 GEMV at ~19 GB/s out of
-// cache on Zen 5, software prefetch 8 KiB ahead brings it to ~24 (a quarter more).
-constexpr std::size_t prefetch_distance = 8192;
-
 // How the code bytes of scheme S meet the byte dot product Dot.
 template <class S, class Dot>
 struct codes {
@@ -82,7 +77,7 @@ QTENSOR_OPS_INLINE void group_tile(const std::byte* group, std::size_t nb, const
             ops::vi w[8];
             QTENSOR_UNROLL
             for (std::size_t c = 0; c < qb / 4; ++c) {
-                detail::prefetch(p, prefetch_distance + c * 64);
+                detail::prefetch(p, detail::prefetch_distance + c * 64);
                 const auto v = ops::load_bytes(p + c * R * 4);
                 if constexpr (C::nibbles) w[c] = C::low(v), w[c + 4] = C::high(v);
                 else w[c] = C::prepare(v);

@@ -32,83 +32,70 @@ struct quad {
     std::size_t sub_block;    // whose scale (and min) they take
 };
 
-// A block's scales s_j and mins m_j as bytes, s_j + scale_bias (so that every
-// one is unsigned), zeros past the last sub-block. Unpacked for a whole row
-// before its dot products, so the vector loads below never wait on the
-// scalar stores that wrote them.
-struct scale_set {
-    alignas(16) std::uint8_t scale[16];
-    alignas(16) std::uint8_t min[16];
+// Where one scale or min sits in the block's `scales` bytes, counted in bits:
+// its low bits are [pos, pos + len), and where hi_len > 0 the bits above
+// them are [hi_pos, hi_pos + hi_len).
+struct scale_bits {
+    std::size_t pos, len, hi_pos = 0, hi_len = 0;
 };
 
-// The five layouts, as ggml lays the blocks out (scheme/q*_k.hpp), each with
-// `unpack` to its scale_set (min_elems: the elements per min, 0 without).
+// The five layouts, as ggml lays the blocks out (scheme/q*_k.hpp). Besides
+// the codes (`at`), each lists its "fields", the 6-bit or smaller numbers in
+// `scales`: the sub-blocks' scales s_j, then, where the scheme has them, their
+// mins m_j. Schemes without mins have a code_offset instead; scale_bias is
+// taken from every field, and signed fields are sign-extended.
 template <class S>
 struct layout;
 
-// Q2_K: element 128h + 32s + l is bits 2s of qs[32h + l].
+// Q2_K: element 128h + 32s + l is bits 2s of qs[32h + l]; s_j and m_j are
+// the low and high nibbles of scales[j].
 template <>
 struct layout<q2_k> {
-    static constexpr std::size_t lo_bits = 2, hi_bits = 0, min_elems = 16;
-    static constexpr int offset = 0;
+    static constexpr std::size_t lo_bits = 2, hi_bits = 0;
     static constexpr quad at(std::size_t e) {
         return {offsetof(block_q2_k, qs) + 32 * (e / 8) + 16 * (e % 2), 2 * (e % 8 / 2), 0, 0, e};
     }
-    static constexpr int scale_bias = 0;
-    static void unpack(const block_q2_k& b, scale_set& out) { // q2_k::scale_of and min_of, 8 at a time
-        for (std::size_t k = 0; k < 16; k += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, b.scales.data() + k, 8);
-            const std::uint64_t low = w & 0x0f0f0f0f0f0f0f0full, high = (w >> 4) & 0x0f0f0f0f0f0f0f0full;
-            std::memcpy(out.scale + k, &low, 8);
-            std::memcpy(out.min + k, &high, 8);
-        }
-    }
+    static constexpr std::size_t sub_blocks = 16;
+    static constexpr bool mins = true, signed_fields = false;
+    static constexpr int code_offset = 0, scale_bias = 0;
+    static constexpr scale_bits field(std::size_t f) { return {8 * (f % 16) + 4 * (f / 16), 4}; }
 };
 
-// Q3_K: the low two bits as Q2_K's; bit 2 is bit 4h + s (= e / 2) of hmask[l].
+// Q3_K: the low two bits as Q2_K's; bit 2 is bit 4h + s (= e / 2) of
+// hmask[l]. s_j + 32 has bits 3..0 in nibble j / 8 of scales[j % 8] and
+// bits 5..4 at bit 2(j / 4) of scales[8 + j % 4].
 template <>
 struct layout<q3_k> {
-    static constexpr std::size_t lo_bits = 2, hi_bits = 1, min_elems = 0;
-    static constexpr int offset = 4;
+    static constexpr std::size_t lo_bits = 2, hi_bits = 1;
     static constexpr quad at(std::size_t e) {
         return {offsetof(block_q3_k, qs) + 32 * (e / 8) + 16 * (e % 2), 2 * (e % 8 / 2),
                 offsetof(block_q3_k, hmask) + 16 * (e % 2), e / 2, e};
     }
-    // q3_k::scale_of for all 16 sub-blocks (plus 32), 32 bits at a time:
-    // bits 3..0 from the nibbles of scales[0..7], bits 5..4 from the bit pairs
-    // of scales[8..11].
-    static constexpr int scale_bias = 32;
-    static void unpack(const block_q3_k& b, scale_set& out) {
-        std::uint32_t w[3], bytes[4];
-        std::memcpy(w, b.scales.data(), 12);
-        for (std::size_t k = 0; k < 4; ++k)
-            bytes[k] = ((w[k % 2] >> (4 * (k / 2))) & 0x0f0f0f0fu) | (((w[2] >> (2 * k)) & 0x03030303u) << 4);
-        std::memcpy(out.scale, bytes, 16);
-    }
+    static constexpr std::size_t sub_blocks = 16;
+    static constexpr bool mins = false, signed_fields = false;
+    static constexpr int code_offset = q3_k::code_offset, scale_bias = 32;
+    static constexpr scale_bits field(std::size_t j) { return {8 * (j % 8) + 4 * (j / 8), 4, 8 * (8 + j % 4) + 2 * (j / 4), 2}; }
 };
 
 // What Q4_K and Q5_K share: element 64c + 32p + l is nibble p of
-// qs[32c + l]; 8 sub-blocks of 32, each with a 6-bit scale and min.
+// qs[32c + l]; 8 sub-blocks of 32, each with a 6-bit scale and min, as
+// detail::k4_scale and k4_min read them: for j < 4 the low 6 bits of
+// scales[j] (scale) and scales[j + 4] (min); for j >= 4 the low (scale) and
+// high (min) nibble of scales[j + 4], bits 5..4 from the top two bits of
+// scales[j - 4] (scale) and scales[j] (min).
 template <class Block>
 struct k4_layout {
-    static constexpr std::size_t lo_bits = 4, min_elems = 32;
-    static constexpr int offset = 0, scale_bias = 0;
+    static constexpr std::size_t lo_bits = 4;
     static constexpr quad nibbles(std::size_t e) {
         return {offsetof(Block, qs) + 32 * (e / 4) + 16 * (e % 2), 4 * (e % 4 / 2), 0, 0, e / 2};
     }
-    // detail::k4_scale and k4_min for every j, 32 bits at a time: j < 4 in
-    // the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); j >= 4 in the
-    // nibbles of bytes 8..11, with bits 5..4 from the top two bits of bytes
-    // 0..3 (scales) and 4..7 (mins).
-    static void unpack(const Block& b, scale_set& out) {
-        std::uint32_t w[3];
-        std::memcpy(w, b.scales.data(), 12);
-        const std::uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0xc0c0c0c0u;
-        const std::uint32_t scale[4] = {w[0] & low6, (w[2] & low4) | ((w[0] & top2) >> 2), 0, 0};
-        const std::uint32_t min[4] = {w[1] & low6, ((w[2] >> 4) & low4) | ((w[1] & top2) >> 2), 0, 0};
-        std::memcpy(out.scale, scale, 16);
-        std::memcpy(out.min, min, 16);
+    static constexpr std::size_t sub_blocks = 8;
+    static constexpr bool mins = true, signed_fields = false;
+    static constexpr int code_offset = 0, scale_bias = 0;
+    static constexpr scale_bits field(std::size_t f) {
+        const std::size_t j = f % 8, m = f / 8; // m: 0 scale, 1 min
+        if (j < 4) return {8 * (j + 4 * m), 6};
+        return {8 * (j + 4) + 4 * m, 4, 8 * (j - 4 + 4 * m) + 6, 2};
     }
 };
 
@@ -131,32 +118,24 @@ struct layout<q5_k> : k4_layout<block_q5_k> {
 };
 
 // Q6_K: element 128h + 32s + l is nibble s / 2 of ql[64h + 32(s % 2) + l],
-// with bits 2s of qh[32h + l] above it.
+// with bits 2s of qh[32h + l] above it; s_j is the int8 scales[j].
 template <>
 struct layout<q6_k> {
-    static constexpr std::size_t lo_bits = 4, hi_bits = 2, min_elems = 0;
-    static constexpr int offset = 32;
+    static constexpr std::size_t lo_bits = 4, hi_bits = 2;
     static constexpr quad at(std::size_t e) {
         const std::size_t h = e / 8, s = e % 8 / 2, l = 16 * (e % 2);
         return {offsetof(block_q6_k, ql) + 64 * h + 32 * (s % 2) + l, 4 * (s / 2),
                 offsetof(block_q6_k, qh) + 32 * h + l, 2 * s, e};
     }
-    static constexpr int scale_bias = 128; // int8 scales, their sign bit flipped
-    static void unpack(const block_q6_k& b, scale_set& out) {
-        for (std::size_t k = 0; k < 16; k += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, b.scales.data() + k, 8);
-            w ^= 0x8080808080808080ull;
-            std::memcpy(out.scale + k, &w, 8);
-        }
-    }
+    static constexpr std::size_t sub_blocks = 16;
+    static constexpr bool mins = false, signed_fields = true;
+    static constexpr int code_offset = q6_k::code_offset, scale_bias = 0;
+    static constexpr scale_bits field(std::size_t j) { return {8 * j, 8}; }
 };
 
-template <class S>
-inline constexpr bool has_mins = layout<S>::offset == 0;
-
-constexpr std::size_t V = 4 * ops::lanes;    // code bytes per vector
-constexpr std::size_t vectors = 256 / V;     // per block
+constexpr std::size_t N = ops::lanes;
+constexpr std::size_t V = 4 * N;              // code bytes per vector
+constexpr std::size_t vectors = 256 / V;      // per block
 constexpr std::size_t piece = V < 16 ? V : 16; // bytes a vector takes from one quad
 constexpr std::size_t pieces = V / piece;
 
@@ -164,16 +143,14 @@ constexpr std::size_t pieces = V / piece;
 // quads are ordered by (lo_shift, lo), so a vector's low bytes are one load
 // with one shift; vector g takes bytes [V g, V g + V) of the quads in that order.
 struct vector_plan {
-    std::size_t lo[pieces], lo_shift;
-    bool lo_whole; // the pieces' low bytes are contiguous: one load
+    std::size_t lo, lo_shift;
     std::size_t hi[pieces];
-    bool hi_whole;
-    std::int32_t hi_shift[ops::lanes]; // per lane, less hi_min
+    bool hi_whole; // the pieces' high bytes are contiguous: one load
+    std::int32_t hi_shift[N]; // per lane, less hi_min
     bool hi_uniform;
     std::size_t hi_min;
-    std::size_t scale_base;               // the first sub-block of the scale vector (a multiple of lanes)
-    std::int32_t scale_index[ops::lanes]; // per lane, less scale_base
-    bool one_scale;                       // every lane has the same sub-block: then scale_base is it
+    std::size_t scale_base;        // the first sub-block of the scale vector (a multiple of N)
+    std::int32_t scale_index[N];   // per lane, less scale_base
 };
 struct block_plan {
     std::size_t order[16]; // quads in the order of the vectors
@@ -194,47 +171,43 @@ constexpr block_plan make_plan() {
     const auto quad_at = [&](std::size_t pos) { return L::at(p.order[pos / 16]); }; // pos: byte in vector order
     for (std::size_t g = 0; g < vectors; ++g) {
         vector_plan& v = p.v[g];
-        v.lo_whole = v.hi_whole = true;
+        v.lo = quad_at(V * g).lo + V * g % 16;
+        v.lo_shift = quad_at(V * g).lo_shift;
+        v.hi_whole = true;
         for (std::size_t k = 0; k < pieces; ++k) {
             const std::size_t pos = V * g + piece * k;
-            const quad q = quad_at(pos);
-            v.lo[k] = q.lo + pos % 16;
-            v.hi[k] = q.hi + pos % 16;
-            v.lo_shift = q.lo_shift;
-            v.lo_whole = v.lo_whole && v.lo[k] == v.lo[0] + piece * k;
+            v.hi[k] = quad_at(pos).hi + pos % 16;
             v.hi_whole = v.hi_whole && v.hi[k] == v.hi[0] + piece * k;
         }
         v.hi_min = v.scale_base = 16 * 8;
-        for (std::size_t lane = 0; lane < ops::lanes; ++lane) {
+        for (std::size_t lane = 0; lane < N; ++lane) {
             const quad q = quad_at(V * g + 4 * lane);
             v.hi_min = std::min(v.hi_min, q.hi_shift);
             v.scale_base = std::min(v.scale_base, q.sub_block);
         }
-        if (ops::lanes > 1) v.scale_base -= v.scale_base % ops::lanes; // one of the 16 / lanes scale vectors
-        v.hi_uniform = v.one_scale = true;
-        for (std::size_t lane = 0; lane < ops::lanes; ++lane) {
+        v.scale_base -= v.scale_base % N; // one of the scale vectors
+        v.hi_uniform = true;
+        for (std::size_t lane = 0; lane < N; ++lane) {
             const quad q = quad_at(V * g + 4 * lane);
             v.hi_shift[lane] = static_cast<std::int32_t>(q.hi_shift - v.hi_min);
             v.scale_index[lane] = static_cast<std::int32_t>(q.sub_block - v.scale_base);
             v.hi_uniform = v.hi_uniform && v.hi_shift[lane] == 0;
-            v.one_scale = v.one_scale && v.scale_index[lane] == v.scale_index[0];
         }
-        if (v.one_scale) v.scale_base += static_cast<std::size_t>(v.scale_index[0]);
     }
     return p;
 }
 
 // What the kernel relies on: one contiguous load and one shift for a vector's
-// low bits, and its sub-blocks within a window of `lanes` scales.
+// low bits, and its sub-blocks within one vector of N scales.
 template <class S>
 constexpr bool plan_fits(const block_plan& p) {
-    for (std::size_t g = 0; g < vectors; ++g) {
-        if (!p.v[g].lo_whole) return false;
+    for (std::size_t g = 0; g < vectors; ++g)
         for (std::size_t pos = V * g; pos < V * (g + 1); ++pos) {
             const quad q = layout<S>::at(p.order[pos / 16]);
-            if (q.lo_shift != p.v[g].lo_shift || q.sub_block - p.v[g].scale_base >= ops::lanes) return false;
+            if (q.lo + pos % 16 != p.v[g].lo + pos - V * g || q.lo_shift != p.v[g].lo_shift ||
+                q.sub_block - p.v[g].scale_base >= N)
+                return false;
         }
-    }
     return true;
 }
 
@@ -243,31 +216,101 @@ inline constexpr block_plan plan = make_plan<S>();
 static_assert(plan_fits<q2_k>(plan<q2_k>) && plan_fits<q3_k>(plan<q3_k>) && plan_fits<q4_k>(plan<q4_k>) &&
               plan_fits<q5_k>(plan<q5_k>) && plan_fits<q6_k>(plan<q6_k>));
 
+// The fields (scales, then mins) in vectors of N lanes, straight from the
+// block: the 16 bytes at `window` (which hold `scales` and lie within the
+// block) as four int32 words; per lane, the word that holds the field's low
+// bits, shifted left then right (arithmetic) to bring them to bit 0, and
+// masked; likewise its high bits, to just above them.
+template <class S>
+struct field_plan {
+    using L = layout<S>;
+    static constexpr std::size_t count = L::sub_blocks * (L::mins ? 2 : 1);
+    static constexpr std::size_t window =
+        std::min(offsetof(block_of<S>, scales), sizeof(block_of<S>) - 16);
+    std::int32_t word[count], left[count], right[count], mask[count];
+    std::int32_t hi_word[count], hi_left[count], hi_right[count], hi_mask[count];
+    bool any_left = false, any_hi = false, any_hi_left = false;
+
+    constexpr field_plan() {
+        const std::size_t start = 8 * (offsetof(block_of<S>, scales) - window);
+        for (std::size_t f = 0; f < count; ++f) {
+            const scale_bits b = L::field(f);
+            const auto at = static_cast<std::int32_t>((start + b.pos) % 32);
+            const auto len = static_cast<std::int32_t>(b.len);
+            word[f] = static_cast<std::int32_t>((start + b.pos) / 32);
+            left[f] = L::signed_fields ? 32 - at - len : 0;
+            right[f] = L::signed_fields ? 32 - len : at;
+            mask[f] = L::signed_fields ? -1 : (1 << len) - 1;
+            const auto hi_at = static_cast<std::int32_t>((start + b.hi_pos) % 32);
+            const std::int32_t down = hi_at - len; // where the high bits go: above the low ones
+            hi_word[f] = static_cast<std::int32_t>((start + b.hi_pos) / 32);
+            hi_left[f] = b.hi_len > 0 && down < 0 ? -down : 0;
+            hi_right[f] = b.hi_len > 0 && down > 0 ? down : 0;
+            hi_mask[f] = ((1 << b.hi_len) - 1) << len;
+            any_left = any_left || left[f] != 0;
+            any_hi = any_hi || b.hi_len > 0;
+            any_hi_left = any_hi_left || hi_left[f] != 0;
+        }
+    }
+};
+template <class S>
+inline constexpr field_plan<S> fields{};
+
+// Fields f = N c .. N c + N - 1 of one block into out[c].
+template <class S>
+QTENSOR_OPS_INLINE void load_fields(const std::byte* block, ops::vi* out) {
+    using F = field_plan<S>;
+    constexpr const F& p = fields<S>;
+    const std::byte* bytes = block + F::window;
+    [[maybe_unused]] ops::vi quad;
+    if constexpr (N > 1) quad = ops::load_dup_quad(bytes);
+    const auto words = [&](const std::int32_t* index) QTENSOR_OPS_LAMBDA {
+        if constexpr (N == 1) return ops::load_bytes(bytes + 4 * index[0]);
+        else return ops::lookup(quad, index);
+    };
+    QTENSOR_UNROLL
+    for (std::size_t c = 0; c < F::count / N; ++c) {
+        const std::size_t f = N * c;
+        auto v = words(p.word + f);
+        if constexpr (p.any_left) v = ops::shift_left(v, ops::load_i32(p.left + f));
+        v = ops::shift_right(v, ops::load_i32(p.right + f));
+        if constexpr (!layout<S>::signed_fields) v = v & ops::load_i32(p.mask + f);
+        if constexpr (p.any_hi) {
+            auto hi = words(p.hi_word + f);
+            if constexpr (p.any_hi_left) hi = ops::shift_left(hi, ops::load_i32(p.hi_left + f));
+            v = v | (ops::shift_right(hi, ops::load_i32(p.hi_right + f)) & ops::load_i32(p.hi_mask + f));
+        }
+        if constexpr (layout<S>::scale_bias != 0) v = v - ops::set_i(layout<S>::scale_bias);
+        out[c] = v;
+    }
+}
+
 // One Q8_K block rearranged once per call: the activations in the order of
-// S's code vectors; for schemes with an offset, -offset times the sums of
+// S's code vectors; for schemes with a code offset, -offset times the sums of
 // their byte pairs (pair p of vector g at offset_pairs[V/2 g + p]); for
-// schemes with mins, the activation sum of each min's sub-block (zeros past
-// the last).
+// schemes with mins, against each field the activation sum of its
+// sub-block where the field is a min, 0 where it is a scale.
 struct activation {
     alignas(64) std::int8_t qs[256];
     alignas(64) std::int16_t offset_pairs[128];
-    alignas(64) std::int32_t sums[16];
+    alignas(64) std::int32_t min_sums[32];
     float d;
 };
 
 template <class S>
 void prepare(const block_q8_k& src, activation& out) {
+    using L = layout<S>;
     constexpr const block_plan& p = plan<S>;
     for (std::size_t pos = 0; pos < 256; ++pos) out.qs[pos] = src.qs[16 * p.order[pos / 16] + pos % 16];
-    if constexpr (!has_mins<S>)
-        for (std::size_t i = 0; i < 128; ++i)
-            out.offset_pairs[i] = static_cast<std::int16_t>(-layout<S>::offset * (out.qs[2 * i] + out.qs[2 * i + 1]));
-    if constexpr (has_mins<S>) {
-        constexpr std::size_t per = layout<S>::min_elems / 16; // bsums per sub-block
-        for (std::size_t j = 0; j < 16; ++j) {
-            out.sums[j] = 0;
-            for (std::size_t k = per * j; k < per * (j + 1) && k < 16; ++k) out.sums[j] += src.bsums[k];
+    if constexpr (L::mins) {
+        constexpr std::size_t per = 16 / L::sub_blocks; // bsums per sub-block
+        for (std::size_t j = 0; j < L::sub_blocks; ++j) {
+            out.min_sums[j] = out.min_sums[L::sub_blocks + j] = 0;
+            for (std::size_t k = per * j; k < per * (j + 1); ++k) out.min_sums[L::sub_blocks + j] += src.bsums[k];
         }
+    } else {
+        for (std::size_t i = 0; i < 128; ++i)
+            out.offset_pairs[i] = static_cast<std::int16_t>(-L::code_offset * (out.qs[2 * i] + out.qs[2 * i + 1]));
     }
     out.d = src.d;
 }
@@ -291,7 +334,7 @@ template <class S>
 QTENSOR_OPS_INLINE ops::vi codes(const std::byte* w, std::size_t g) {
     using L = layout<S>;
     const vector_plan& v = plan<S>.v[g];
-    const auto lo = ops::load_bytes(w + v.lo[0]); // plan_fits: one load
+    const auto lo = ops::load_bytes(w + v.lo); // plan_fits: one load
     auto c = ops::shift_right(lo, static_cast<int>(v.lo_shift)) & ops::set_i(every_byte((1u << L::lo_bits) - 1));
     if constexpr (L::hi_bits > 0) {
         auto hi = load_pieces(w, v.hi, v.hi_whole);
@@ -308,39 +351,42 @@ QTENSOR_OPS_INLINE ops::vi codes(const std::byte* w, std::size_t g) {
 // The scale in both int16 halves of each lane, for the pair products below.
 QTENSOR_OPS_INLINE ops::vi both_halves(ops::vi s) { return (s & ops::set_i(0xffff)) | ops::shift_left<16>(s); }
 
-// One row w[nb], its scales sc[nb], against one prepared Q8_K row a[nb].
+// One row w[nb] against one prepared Q8_K row a[nb].
 template <class S, class Dot>
-QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const scale_set* sc, const activation* a, std::size_t nb,
-                                 Dot dot) {
-    constexpr std::size_t N = ops::lanes;
+QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std::size_t nb, Dot dot) {
+    using L = layout<S>;
     constexpr const block_plan& p = plan<S>;
-    const auto bias = ops::set_i(layout<S>::scale_bias);
     ops::vf acc = ops::set_f(0.0f), acc_min = ops::set_f(0.0f);
     for (std::size_t b = 0; b < nb; ++b) {
         const auto* block = reinterpret_cast<const std::byte*>(w + b);
-        ops::vi scales[16 / N]; // sub-blocks N c .. N c + N - 1 in vector c
+        QTENSOR_UNROLL // every cache line of the block prefetch_distance ahead
+        for (std::size_t line = 0; line < sizeof(block_of<S>); line += 64)
+            detail::prefetch(block, detail::prefetch_distance + line);
+        ops::vi field[field_plan<S>::count / N];
+        load_fields<S>(block, field);
+        ops::vi scales[(L::sub_blocks + N - 1) / N]; // sub-blocks N c .. N c + N - 1 in vector c
         QTENSOR_UNROLL
-        for (std::size_t c = 0; c < 16 / N; ++c) scales[c] = both_halves(ops::load_u8(sc[b].scale + N * c) - bias);
+        for (std::size_t c = 0; c < (L::sub_blocks + N - 1) / N; ++c) scales[c] = both_halves(field[c]);
         // Two partial sums halve the dependency chain of the scale products.
         ops::vi sums[2] = {ops::set_i(0), ops::set_i(0)};
         QTENSOR_UNROLL
         for (std::size_t g = 0; g < vectors; ++g) {
             const vector_plan& v = p.v[g];
-            const auto lane_scale = v.one_scale ? both_halves(ops::set_i(sc[b].scale[v.scale_base]) - bias)
-                                                : ops::lookup(scales[v.scale_base / N], v.scale_index);
+            const auto lane_scale = ops::lookup(scales[v.scale_base / N], v.scale_index);
             // Two int16 sums of byte pairs per lane (at most 2 * 63 * 128),
             // then each pair times its lane's scale, summed into int32.
             sums[g % 2] = dot.pairs(sums[g % 2], ops::pair_sums(codes<S>(block, g), ops::load_bytes(a[b].qs + V * g)),
                                     lane_scale);
-            if constexpr (!has_mins<S>) // the offset, so each lane sums its own weights' products
+            if constexpr (!L::mins) // the offset, so each lane sums its own weights' products
                 sums[g % 2] = dot.pairs(sums[g % 2], ops::load_bytes(a[b].offset_pairs + V / 2 * g), lane_scale);
         }
         const float d = ops::f16_to_f32(w[b].d) * a[b].d;
         acc = ops::mul_add(ops::to_float(sums[0] + sums[1]), ops::set_f(d), acc);
-        if constexpr (has_mins<S>) {
+        if constexpr (L::mins) {
             ops::vi mins = ops::set_i(0);
             QTENSOR_UNROLL
-            for (std::size_t j = 0; j < 16; j += N) mins = mins + ops::load_u8(sc[b].min + j) * ops::load_i32(a[b].sums + j);
+            for (std::size_t c = L::sub_blocks / N; c < field_plan<S>::count / N; ++c)
+                mins = mins + field[c] * ops::load_i32(a[b].min_sums + N * c);
             const float dmin = ops::f16_to_f32(w[b].dmin) * a[b].d;
             acc_min = ops::mul_add(ops::to_float(mins), ops::set_f(dmin), acc_min);
         }
@@ -355,13 +401,11 @@ void matmul(weight_rows w, q8_k_rows a, output_rows y) {
     const std::size_t nb = a.n / 256;
     std::vector<activation> act(a.T * nb);
     for (std::size_t i = 0; i < act.size(); ++i) prepare<S>(a.blocks[i], act[i]);
-    std::vector<scale_set> scales(nb);
     ops::with_byte_dot([&](auto dot) QTENSOR_OPS_LAMBDA {
         for (std::size_t r = 0; r < w.rows; ++r) {
             const auto row = reinterpret_cast<const block_of<S>*>(w.data + r * w.stride_bytes);
-            for (std::size_t b = 0; b < nb; ++b) layout<S>::unpack(row[b], scales[b]);
             for (std::size_t t = 0; t < a.T; ++t)
-                y.data[t * y.stride + r] = row_dot<S>(row, scales.data(), act.data() + t * nb, nb, dot);
+                y.data[t * y.stride + r] = row_dot<S>(row, act.data() + t * nb, nb, dot);
         }
     });
 }

@@ -41,13 +41,21 @@ QTENSOR_KERNELS_BEGIN_NAMESPACE
 namespace detail {
 // Asks the memory system for the cache line `ahead` bytes past p (a hint; it
 // never faults, and the address is formed as an integer, so it may lie past
-// the end of p's buffer).
-inline void prefetch(const void* p, std::size_t ahead) noexcept {
+// the end of p's buffer). Always inlined: GCC otherwise may judge a call to
+// it free of effects and drop it (it did, in the Q3_K and Q6_K kernels).
 #if defined(__GNUC__)
+[[gnu::always_inline]] inline void prefetch(const void* p, std::size_t ahead) noexcept {
     __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead));
-#else
-    (void)p, (void)ahead;
-#endif
 }
+#else
+inline void prefetch(const void*, std::size_t) noexcept {}
+#endif
+
+// Bytes ahead of the current block that the GEMV kernels ask the memory system
+// for: the hardware prefetcher alone leaves interleaved Q4_0 GEMV at ~19 GB/s
+// out of cache on Zen 5, software prefetch 8 KiB ahead brings it to ~24 (a
+// quarter more); the K-quant kernels, one row at a time, read at half the
+// roof without it on a Xeon (AVX-512).
+inline constexpr std::size_t prefetch_distance = 8192;
 } // namespace detail
 QTENSOR_KERNELS_END_NAMESPACE

@@ -128,6 +128,7 @@ template <int k>
 HWY_INLINE vi shift_right(vi v) { return hn::ShiftRight<k>(v); }
 HWY_INLINE vi shift_left(vi v, int k) { return hn::ShiftLeftSame(v, k); }
 HWY_INLINE vi shift_right(vi v, int k) { return hn::ShiftRightSame(v, k); }
+HWY_INLINE vi shift_left(vi v, vi k) { return v << k; }
 HWY_INLINE vi shift_right(vi v, vi k) { return v >> k; }
 
 HWY_INLINE vf rounded(vf v) {

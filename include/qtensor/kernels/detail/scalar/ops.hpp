@@ -144,6 +144,7 @@ vi shift_right(vi v) { return {v.v >> k}; }
 inline vi shift_left(vi v, int k) { return {static_cast<std::int32_t>(static_cast<std::uint32_t>(v.v) << k)}; }
 inline vi shift_right(vi v, int k) { return {v.v >> k}; }
 // Each lane by its own count (0 to 31).
+inline vi shift_left(vi v, vi k) { return {static_cast<std::int32_t>(static_cast<std::uint32_t>(v.v) << k.v)}; }
 inline vi shift_right(vi v, vi k) { return {v.v >> k.v}; }
 // v as a rounded float that later code cannot fuse with the product that made it.
 inline vf rounded(vf v) { return {qtensor::detail::opaque(v.v)}; }

@@ -370,15 +370,20 @@ template <int k>
 vi shift_right(vi v) { return v >> k; }
 inline vi shift_left(vi v, int k) { return v << k; }
 inline vi shift_right(vi v, int k) { return v >> k; }
-inline vi shift_right(vi v, vi k) { // xsimd 8 has no vpsravd: it would split the vector
+// Each lane by its own count: xsimd 8 has no vpsllvd / vpsravd (it would split
+// the vector).
+template <bool left>
+inline vi shift_lanes(vi v, vi k) {
 #if XSIMD_WITH_AVX512F
-    return vi(_mm512_srav_epi32(v.data, k.data));
+    return vi(left ? _mm512_sllv_epi32(v.data, k.data) : _mm512_srav_epi32(v.data, k.data));
 #elif XSIMD_WITH_AVX2
-    return vi(_mm256_srav_epi32(v.data, k.data));
+    return vi(left ? _mm256_sllv_epi32(v.data, k.data) : _mm256_srav_epi32(v.data, k.data));
 #else
-    return v >> k;
+    return left ? v << k : v >> k;
 #endif
 }
+inline vi shift_left(vi v, vi k) { return shift_lanes<true>(v, k); }
+inline vi shift_right(vi v, vi k) { return shift_lanes<false>(v, k); }
 inline vf rounded(vf v) { return xsimd_ops::rounded(v); }
 
 // xsimd's exp and tanh may not carry NaN through: feed them 0 there and give
