@@ -149,6 +149,10 @@ void check_in_place() {
     CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
     const std::vector<float> logits = from_file.forward(ids);
     CHECK(logits == gemma4::model<P>::load(c, memory_source(c, master)).forward(ids));
+    // The stored policy takes each tensor as the file has it: the same kernels, the same bits.
+    const auto stored = gemma4::model<gemma4::stored_policy>::load(ck.config(), ck, ck.names());
+    CHECK(stored.weight_bytes().owned == 0);
+    CHECK(stored.forward(ids) == logits);
 
     const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
         float worst = 0;

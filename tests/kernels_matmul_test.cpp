@@ -196,6 +196,24 @@ std::vector<shape> shapes() {
         return {{1, 1, 1}, {17, 95, 2}, {33, 800, 3}, {5, 4100, 7}, {18, 64, 64}};
 }
 
+// y[T, rows] = x W^T from one target against the exact sums and the scalar
+// reference, each output within the budget.
+template <class S>
+void check_outputs(weights<S>& w, const std::vector<float>& x, const oracle<S>& o, const std::vector<float>& y,
+                   std::size_t T) {
+    for (std::size_t tok = 0; tok < T; ++tok)
+        for (std::size_t r = 0; r < w.rows; ++r) {
+            const auto e = o.exact(w, r, tok);
+            const double budget = oracle<S>::budget(w.cols, e.magnitude);
+            const float got = y[tok * w.rows + r];
+            const float ref = o.reference(w, r, tok, x);
+            INFO("r=" << r << " t=" << tok << " exact=" << e.sum << " got=" << got << " ref=" << ref);
+            REQUIRE(std::fabs(got - e.sum) <= budget);
+            REQUIRE(std::fabs(static_cast<double>(ref) - e.sum) <= budget);
+            REQUIRE(std::fabs(static_cast<double>(got) - ref) <= 2 * budget);
+        }
+}
+
 template <class S>
 void check_gemm_on_every_target() {
     std::mt19937 rng(11);
@@ -209,19 +227,8 @@ void check_gemm_on_every_target() {
             for (const auto t : kernels::compiled_targets()) {
                 std::vector<float> y(T * rows, -1.0f);
                 kernels::gemm(w.view(), x, y, {}, t);
-                for (std::size_t tok = 0; tok < T; ++tok)
-                    for (std::size_t r = 0; r < rows; ++r) {
-                        const auto e = o.exact(w, r, tok);
-                        const double budget = oracle<S>::budget(cols, e.magnitude);
-                        const float got = y[tok * rows + r];
-                        const float ref = o.reference(w, r, tok, x);
-                        INFO(S::name << " " << t.name() << " rows=" << rows << " cols=" << cols << " T=" << T
-                                     << " pad=" << pad << " r=" << r << " t=" << tok << " exact=" << e.sum
-                                     << " got=" << got << " ref=" << ref);
-                        REQUIRE(std::fabs(got - e.sum) <= budget);
-                        REQUIRE(std::fabs(static_cast<double>(ref) - e.sum) <= budget);
-                        REQUIRE(std::fabs(static_cast<double>(got) - ref) <= 2 * budget);
-                    }
+                INFO(S::name << " " << t.name() << " rows=" << rows << " cols=" << cols << " T=" << T << " pad=" << pad);
+                check_outputs(w, x, o, y, T);
                 // Threads split rows only; every output is bit-identical.
                 for (auto* pool : {&pool2, &pool3}) {
                     std::vector<float> yt(T * rows, -1.0f);
@@ -234,11 +241,38 @@ void check_gemm_on_every_target() {
     }
 }
 
+// K-quant blocks of random bytes, but for finite scales d and dmin: every bit
+// pattern of the codes, scales and mins reaches the kernels (Q6_K's scale
+// -128, Q3_K's high scale bits, the top bits of every scale word), which
+// quantized weights need not produce.
 template <class S>
-struct has_gemm_kernel : std::bool_constant<kernels::gemm_scheme<S>> {};
+void check_random_blocks() {
+    std::mt19937 rng(23);
+    const std::size_t rows = 9, cols = 512, T = 2;
+    weights<S> w(rows, cols, 0, rng);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_real_distribution<float> scale(-1.0f, 1.0f);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t b = 0; b < cols / 256; ++b) {
+            block_of<S>& block = w.row(r)[b];
+            auto* p = reinterpret_cast<unsigned char*>(&block);
+            for (std::size_t i = 0; i < sizeof block; ++i) p[i] = static_cast<unsigned char>(byte(rng));
+            block.d = fp32_to_fp16(scale(rng));
+            if constexpr (requires { block.dmin; }) block.dmin = fp32_to_fp16(scale(rng));
+        }
+    const auto x = activations(T, cols, rng);
+    const oracle<S> o(x, cols, T);
+    for (const auto t : kernels::compiled_targets()) {
+        std::vector<float> y(T * rows, -1.0f);
+        kernels::gemm(w.view(), x, y, {}, t);
+        INFO(S::name << " " << t.name());
+        check_outputs(w, x, o, y, T);
+    }
+}
+
 template <class S>
 struct has_interleaved_kernel : std::bool_constant<kernels::interleavable_scheme<S>> {};
-using gemm_schemes = all_schemes::filter<has_gemm_kernel>::apply<std::tuple>;
+using gemm_schemes = kernels::gemm_schemes::apply<std::tuple>;
 using interleaved_schemes = all_schemes::filter<has_interleaved_kernel>::apply<std::tuple>;
 
 } // namespace
@@ -248,6 +282,10 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: gemm within budget on every target, any thre
     check_gemm_on_every_target<S>();
 }
 TEST_CASE_TEMPLATE_APPLY(gemm_each, gemm_schemes);
+
+TEST_CASE_TEMPLATE("kernels: K-quant gemm on blocks of random bytes, every target", S, q2_k, q3_k, q4_k, q5_k, q6_k) {
+    check_random_blocks<S>();
+}
 
 TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit and gives the same outputs from 4 tokens on", S,
                           interleaved_each) {

@@ -1,7 +1,7 @@
 // nn::linear, nn::geglu_mlp and nn::embedding take a weight as tensor<S, 2>,
 // tensor_view<S, 2> or tensor_view<const S, 2> (none of the three needs a
 // cast), with the same results, and linear stays within matmul.hpp's budget
-// of the scalar reference.
+// of the scalar reference. A mixed_weight gives its typed view's results.
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
@@ -17,9 +17,12 @@
 
 #include "qtensor/nn/embedding.hpp"
 #include "qtensor/nn/linear.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/nn/mlp.hpp"
+#include "qtensor/nn/moe.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q4_0.hpp"
+#include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/tensor/tensor.hpp"
 
@@ -121,4 +124,59 @@ TEST_CASE_TEMPLATE("nn::linear_each gives nn::linear's bits for every weight", S
     const auto narrow = random_matrix<S>(8, cols - 32, rng); // would read x with another row length: refused
     const auto mismatched = [&] { nn::linear_each<tensor_view<const S, 2>>(x, {{a.view(), ya}, {narrow.view(), yb}}); };
     CHECK_THROWS(mismatched());
+}
+
+// A mixed_weight dispatches to its scheme's own kernels: every op gives the
+// bits the typed view gives, whatever mix of schemes meets in one call.
+TEST_CASE("nn: a mixed_weight gives its typed view's bits in linear, linear_each, geglu_mlp, moe_forward, embedding") {
+    std::mt19937 rng(23);
+    const std::size_t D = 256, F = 512, T = 3;
+    const auto gate = random_matrix<q6_k>(F, D, rng);
+    const auto up = random_matrix<q4_0>(F, D, rng);
+    const auto down = random_matrix<bf16>(D, F, rng);
+    const nn::mixed_weight mg(gate.view()), mu(up.view()), md(down.view());
+    CHECK(mg.type() == ggml_type::q6_k);
+    CHECK(mu.type() == ggml_type::q4_0);
+    CHECK(md.type() == ggml_type::bf16);
+    CHECK((mg.num_rows() == F && mg.cols() == D && !mg.empty() && nn::mixed_weight().empty()));
+    const auto x = qtensor_test::spread_blocks(T * D, 32, rng, -1.0f, 1.0f);
+
+    std::vector<float> want_g(T * F), want_u(T * F), g(T * F), u(T * F);
+    nn::linear(gate.view(), x, want_g);
+    nn::linear(up.view(), x, want_u);
+    nn::linear(mg, x, g);
+    CHECK(g == want_g);
+    std::fill(g.begin(), g.end(), 0.0f);
+    nn::linear_each<nn::mixed_weight>(x, {{mg, g}, {mu, u}});
+    CHECK(g == want_g);
+    CHECK(u == want_u);
+
+    std::vector<float> y(T * D), want_y(T * D);
+    nn::geglu_mlp(gate.view(), up.view(), down.view(), x, want_y);
+    nn::geglu_mlp(mg, mu, md, x, y);
+    CHECK(y == want_y);
+
+    std::vector<float> slice(T * 7), want_slice(T * 7);
+    nn::linear(gate.view().row_slice(5, 7), x, want_slice);
+    nn::linear(mg.row_slice(5, 7), x, slice);
+    CHECK(slice == want_slice);
+    CHECK_THROWS_WITH(mg.row_slice(F - 1, 2), doctest::Contains("rows"));
+
+    const std::vector<std::int32_t> ids{3, 0, 3};
+    std::vector<float> e(ids.size() * D), want_e(ids.size() * D);
+    nn::embedding(gate.view(), ids, 2.0f, want_e);
+    nn::embedding(mg, ids, 2.0f, e);
+    CHECK(e == want_e);
+
+    // Two experts of inner size 256, each token routed to both.
+    const std::size_t E = 2, I = 256;
+    const auto gate_up = random_matrix<q6_k>(E * 2 * I, D, rng);
+    const auto experts_down = random_matrix<q6_k>(E * D, I, rng);
+    const std::vector<std::size_t> route{0, 1, 1, 0, 0, 1};
+    const std::vector<float> weights{0.75f, 0.25f, 0.5f, 0.5f, 1.0f, 0.0f};
+    std::vector<float> m(T * D), want_m(T * D);
+    nn::moe_forward<q6_k>({gate_up.view(), experts_down.view()}, x, route, weights, want_m);
+    nn::moe_forward<nn::as_stored>({nn::mixed_weight(gate_up.view()), nn::mixed_weight(experts_down.view())}, x,
+                                   route, weights, m);
+    CHECK(m == want_m);
 }

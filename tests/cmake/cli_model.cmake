@@ -58,7 +58,7 @@ qtensor_cli_error(ids_too_large 2 "^qtensor: --ids: '2147483648' is too large fo
     logits --ids 2147483648 --out o.f32 ${e2b})
 qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix of llama-quantize's: Q2_K Q3_K_S .* Q8_0 IQ4_NL IQ4_XS\\)"
     convert --policy q5_0 ${e2b} out.gguf)
-qtensor_cli_error(policy_unknown_logits 2 "^qtensor: --policy 'Q4_K_M' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k\\)"
+qtensor_cli_error(policy_unknown_logits 2 "^qtensor: --policy 'Q4_K_M' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k, stored\\)"
     logits --policy Q4_K_M --ids 1 --out o.f32 ${e2b})
 qtensor_cli_error(convert_lattice_mix 2 "^qtensor: convert: --lattice packs Q4_0 blocks on their grids, and the mix Q4_K_M"
     convert --lattice --policy Q4_K_M ${e2b} out.gguf)
@@ -73,6 +73,9 @@ qtensor_cli_run(convert_policy_fallback CODE 0 FILES out.gguf
     STDERR "self_attn\\.q_proj\\.weight: rows of 128 are not whole q2_k blocks of 256, so q4_0\n.*tensors fell back: llama\\.cpp loads the file, qtensor's policy q2_k does not"
     ARGS convert --policy q2_k ${e2b} out.gguf)
 qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
+# The stored policy runs a model as its files hold it (here f32, in place).
+qtensor_cli_run(logits_stored CODE 0 FILES o.f32 ARGS logits --policy stored --ids 5,17,3 --out o.f32 ${e2b})
+qtensor_cli_run(logits_help_stored CODE 0 STDOUT "  stored every weight in the type its file stores it in" ARGS logits --help)
 qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})
 qtensor_cli_error(ppl_no_input 2 "^qtensor: ppl: give one of --data and --ids" ppl ${e2b})
 qtensor_cli_error(ppl_both_inputs 2 "^qtensor: ppl: give one of --data and --ids" ppl --ids 1,2 --data x ${e2b})

@@ -115,7 +115,7 @@ void print_footprint_help() {
         "\n"
         "Exit status: 0 done, 1 failed (files, a scheme that cannot hold a\n"
         "tensor's rows), 2 bad command line.\n",
-        policy_list().c_str());
+        policy_list(gemma4::policy_names).c_str());
 }
 
 int run_footprint(std::span<const std::string_view> args) {

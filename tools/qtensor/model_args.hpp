@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -26,24 +27,37 @@ namespace qtensor::cli {
 constexpr std::size_t max_threads = 1024;
 constexpr std::size_t max_new_tokens = std::size_t{1} << 20;
 
-inline std::string policy_list() {
+template <std::size_t K>
+std::string policy_list(const std::array<std::string_view, K>& names) {
     std::string s;
-    for (std::string_view n : gemma4::policy_names) {
+    for (std::string_view n : names) {
         if (!s.empty()) s += ", ";
         s += n;
     }
     return s;
 }
 
-// --policy NAME, default f32; an unknown name is a usage error (`also`: what
-// else the command would have taken).
-inline std::string_view policy_of(const parsed_args& parsed, std::size_t opt, std::string_view also = {}) {
+// --policy NAME, one of `names`, default f32; an unknown name is a usage
+// error (`also`: what else the command would have taken).
+template <std::size_t K>
+std::string_view policy_in(const parsed_args& parsed, std::size_t opt, const std::array<std::string_view, K>& names,
+                           std::string_view also = {}) {
     if (!parsed.has(opt)) return gemma4::f32_policy::name;
     const std::string_view name = *parsed.values[opt];
-    for (std::string_view n : gemma4::policy_names)
+    for (std::string_view n : names)
         if (n == name) return name;
-    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list() +
+    usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list(names) +
                 (also.empty() ? std::string() : "; " + std::string(also)) + ")");
+}
+
+// A typed policy (gemma4::with_policy), for commands that convert or train.
+inline std::string_view policy_of(const parsed_args& parsed, std::size_t opt, std::string_view also = {}) {
+    return policy_in(parsed, opt, gemma4::policy_names, also);
+}
+
+// Any policy a model runs with (gemma4::with_inference_policy).
+inline std::string_view inference_policy_of(const parsed_args& parsed, std::size_t opt) {
+    return policy_in(parsed, opt, gemma4::inference_policy_names);
 }
 
 // "5,17,3" -> {5, 17, 3}: non-negative decimal integers that fit int32.

@@ -79,15 +79,27 @@ constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
 
-// What policy P's tensors take when loaded, the total the progress counts
-// towards; none when P cannot store them (the load then says why).
+// What policy P's tensors take when loaded from ck, the total the progress
+// counts towards; none when P cannot store them (the load then says why).
+// stored_policy: the file's tensors, those without GEMM kernels as f32.
 template <class P>
-std::optional<std::uintmax_t> policy_bytes(const gemma4::config& c) {
-    try {
-        const gemma4::footprint f = gemma4::measure_footprint(c, gemma4::storage_plan::of<P>(), 0);
-        return f.bytes;
-    } catch (const qtensor::error&) {
-        return std::nullopt;
+std::optional<std::uintmax_t> policy_bytes(const gemma4::checkpoint& ck) {
+    if constexpr (gemma4::typed_policy<P>) {
+        try {
+            return gemma4::measure_footprint(ck.config(), gemma4::storage_plan::of<P>(), 0).bytes;
+        } catch (const qtensor::error&) {
+            return std::nullopt;
+        }
+    } else {
+        std::uintmax_t total = 0;
+        for (const std::string_view name : ck.tensor_names()) {
+            const io::tensor_entry* e = ck.find(name);
+            if (e == nullptr || name == gemma4::rope_freqs_name) continue;
+            bool in_place = false;
+            visit_scheme(e->type, [&](auto s) { in_place = kernels::gemm_scheme<decltype(s)>; });
+            total += in_place ? e->data.size() : e->elements() * sizeof(float);
+        }
+        return total;
     }
 }
 
@@ -151,7 +163,7 @@ std::string text_of(std::string_view command, const text::tokenizer& tok, std::s
 // Model P from ck; on a terminal, the bytes loaded so far.
 template <class P>
 gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex) {
-    progress loading("loading", false, policy_bytes<P>(ck.config()));
+    progress loading("loading", false, policy_bytes<P>(ck));
     auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading));
     loading.finish();
     return m;
@@ -288,7 +300,8 @@ void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::execu
                  scored, job.chunks, job.ctx, mean, mean / std::log(2.0));
 }
 
-void print_model_note() {
+// `running`: the command runs the model, so the stored policy is offered too.
+void print_model_note(bool running) {
     std::printf(
         "MODEL is a Hugging Face Gemma 4 model directory (config.json and\n"
         "model.safetensors or its index), or a GGUF file. POLICY picks the scheme of\n"
@@ -299,7 +312,13 @@ void print_model_note() {
         "  q4_0   Q4_0 attention and MLP, Q8_0 embeddings, bf16 per-layer-input\n"
         "         projections and KV cache (the QAT format)\n"
         "  q2_k   as q4_0 with Q2_K attention, MLP and experts (rows of multiples\n"
-        "         of 256)\n"
+        "         of 256)\n");
+    if (running)
+        std::printf(
+            "  stored every weight in the type its file stores it in, bf16 KV cache: runs\n"
+            "         llama-quantize's mixes (Q4_K_M, ...) in place; types without GEMM\n"
+            "         kernels (F16, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS) widened to float32\n");
+    std::printf(
         "Weights already in the policy's scheme are used in place from the file;\n"
         "others are converted when the model loads.\n");
 }
@@ -327,7 +346,7 @@ void print_convert_gguf_help() {
         "F16 where that does not fit, or where llama-quantize has no substitute and\n"
         "would stop); convert prints one line for each.\n"
         "\n");
-    print_model_note();
+    print_model_note(false);
     std::printf(
         "\n"
         "Options:\n"
@@ -353,7 +372,7 @@ void print_logits_help() {
         "float32 values, little-endian, no header (row t is the prediction after\n"
         "token t, after the final softcap).\n"
         "\n");
-    print_model_note();
+    print_model_note(true);
     std::printf(
         "\n"
         "Options:\n"
@@ -406,7 +425,7 @@ void print_generate_help() {
         "mapped from the file: resident only where read), of the KV cache, and the\n"
         "process's peak resident memory (RSS).\n"
         "\n");
-    print_model_note();
+    print_model_note(true);
     std::printf(
         "\n"
         "Options:\n"
@@ -437,7 +456,7 @@ void print_ppl_help() {
         "mean cross-entropy in nats and bits, and progress when there are several\n"
         "chunks.\n"
         "\n");
-    print_model_note();
+    print_model_note(true);
     std::printf(
         "\n"
         "Options:\n"
@@ -520,7 +539,7 @@ int run_logits(std::span<const std::string_view> args) {
         print_logits_help();
         return 0;
     }
-    const std::string_view policy = policy_of(parsed, lg_policy);
+    const std::string_view policy = inference_policy_of(parsed, lg_policy);
     if (!parsed.has(lg_ids)) usage_error("logits: missing --ids");
     if (!parsed.has(lg_out)) usage_error("logits: missing --out");
     if (parsed.positionals.size() != 1)
@@ -535,7 +554,7 @@ int run_logits(std::span<const std::string_view> args) {
     const gemma4::checkpoint ck(job.model);
     check_context("logits", ck.config(), job.ids.size());
     kernels::thread_pool pool(job.threads);
-    gemma4::with_policy(policy, [&]<class P>(P) { write_logits<P>(job, ck, pool.get_executor()); });
+    gemma4::with_inference_policy(policy, [&]<class P>(P) { write_logits<P>(job, ck, pool.get_executor()); });
     return 0;
 }
 
@@ -545,7 +564,7 @@ int run_generate(std::span<const std::string_view> args) {
         print_generate_help();
         return 0;
     }
-    const std::string_view policy = policy_of(parsed, gen_policy);
+    const std::string_view policy = inference_policy_of(parsed, gen_policy);
     if (parsed.has(gen_ids) == parsed.has(gen_prompt)) usage_error("generate: give one of --ids and --prompt");
     if (parsed.has(gen_chat) && !parsed.has(gen_prompt)) usage_error("generate: --chat needs --prompt");
     if (!parsed.has(gen_max_new)) usage_error("generate: missing --max-new");
@@ -566,7 +585,7 @@ int run_generate(std::span<const std::string_view> args) {
     }
     check_context("generate", ck.config(), job.ids.size() + job.max_new);
     kernels::thread_pool pool(job.threads);
-    gemma4::with_policy(policy, [&]<class P>(P) { generate<P>(job, ck, pool.get_executor()); });
+    gemma4::with_inference_policy(policy, [&]<class P>(P) { generate<P>(job, ck, pool.get_executor()); });
     return 0;
 }
 
@@ -602,7 +621,7 @@ int run_ppl(std::span<const std::string_view> args) {
         print_ppl_help();
         return 0;
     }
-    const std::string_view policy = policy_of(parsed, pp_policy);
+    const std::string_view policy = inference_policy_of(parsed, pp_policy);
     if (parsed.has(pp_ids) == parsed.has(pp_data)) usage_error("ppl: give one of --data and --ids");
     if (parsed.positionals.size() != 1)
         usage_error("ppl: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
@@ -640,7 +659,7 @@ int run_ppl(std::span<const std::string_view> args) {
     const std::size_t full = job.tokens.size() / job.ctx, rest = job.tokens.size() % job.ctx;
     job.chunks = std::min(chunk_cap, full + (rest >= 2 ? 1 : 0));
     kernels::thread_pool pool(threads);
-    gemma4::with_policy(policy, [&]<class P>(P) { perplexity<P>(job, ck, pool.get_executor()); });
+    gemma4::with_inference_policy(policy, [&]<class P>(P) { perplexity<P>(job, ck, pool.get_executor()); });
     return 0;
 }
 

@@ -83,7 +83,7 @@ private:
 #define QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS(P)                                                  \
     extern template weights<P> load_weights<P>(const config&, const std::vector<layer_info>&, \
                                                const checkpoint&, const name_map&, const tensor_callback&);
-QTENSOR_GEMMA4_NAMED_POLICIES(QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS)
+QTENSOR_GEMMA4_INFERENCE_POLICIES(QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS)
 #undef QTENSOR_GEMMA4_EXTERN_LOAD_WEIGHTS
 #endif
 

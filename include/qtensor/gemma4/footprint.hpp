@@ -55,7 +55,7 @@ struct storage_plan {
     stored_as encoders;
 
     // Named policy P's schemes; the encoders counted in its attention scheme.
-    template <model_policy P>
+    template <typed_policy P>
     static storage_plan of() {
         storage_plan p;
         for (std::size_t r = 0; r < weight_roles; ++r)

@@ -347,7 +347,7 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
 // hands model<P>, so model<P> loaded from the file computes what model<P>
 // loaded from src does, bit for bit (and throws where a row does not fit P).
 template <class P, io::tensor_source Source>
-    requires model_policy<P>
+    requires typed_policy<P>
 void write_gguf(const config& c, const Source& src, io::output_file& out, const name_map& names = {},
                 const tensor_callback& on_tensor = {}) {
     write_gguf(c, src, out, gguf_types::for_policy<P>(c), names, on_tensor);
@@ -355,7 +355,7 @@ void write_gguf(const config& c, const Source& src, io::output_file& out, const 
 
 // The same, to the file at `path`.
 template <class P, io::tensor_source Source>
-    requires model_policy<P>
+    requires typed_policy<P>
 void write_gguf(const config& c, const Source& src, const std::string& path, const name_map& names = {},
                 const tensor_callback& on_tensor = {}) {
     io::output_file out(path);

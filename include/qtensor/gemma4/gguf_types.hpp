@@ -151,7 +151,7 @@ struct gguf_types {
 
     // Policy P's scheme for each tensor's role, exactly (rows that do not fit
     // stay as they are; fall_back() replaces them).
-    template <model_policy P>
+    template <typed_policy P>
     static gguf_types for_policy(const config& c) {
         gguf_types t;
         t.file_type = detail::llama_file_type<P>();

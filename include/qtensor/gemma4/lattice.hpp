@@ -39,14 +39,14 @@ inline float stored_precision(ggml_type t) noexcept {
 }
 
 // Whether policy P stores any role as Q4_0.
-template <model_policy P>
+template <typed_policy P>
 inline constexpr bool q4_0_parameters_possible =
     std::is_same_v<typename P::attention, q4_0> || std::is_same_v<typename P::mlp, q4_0> ||
     std::is_same_v<typename P::experts, q4_0> || std::is_same_v<typename P::embedding, q4_0> ||
     std::is_same_v<typename P::per_layer, q4_0>;
 
 // The parameters policy P stores as Q4_0.
-template <model_policy P>
+template <typed_policy P>
 std::vector<parameter_shape> q4_0_parameters(const config& c) {
     std::vector<parameter_shape> out;
     for (parameter_shape& s : parameter_shapes(c))
@@ -108,7 +108,7 @@ std::vector<tensor_lattice> lattice_reports(const config& c, const Source& src, 
 // src, with every tensor that P stores as Q4_0 handed out already packed:
 // blocks on a grid on it, the others by ggml's rule. write_gguf<P> then
 // writes those bytes as they are. Packs each tensor once, when first asked.
-template <model_policy P, io::tensor_source Source>
+template <typed_policy P, io::tensor_source Source>
 class aligned_source {
 public:
     aligned_source(const config& c, const Source& src, const name_map& names = {}) : src_(src), names_(names) {

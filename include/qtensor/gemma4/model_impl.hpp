@@ -241,7 +241,7 @@ void model<Policy>::check_cache(const cache_type& cache) const {
 
 #if defined(QTENSOR_DEFINE)
 #define QTENSOR_GEMMA4_MODEL(P) template class model<P>;
-QTENSOR_GEMMA4_NAMED_POLICIES(QTENSOR_GEMMA4_MODEL)
+QTENSOR_GEMMA4_INFERENCE_POLICIES(QTENSOR_GEMMA4_MODEL)
 #undef QTENSOR_GEMMA4_MODEL
 #endif
 

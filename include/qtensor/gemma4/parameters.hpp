@@ -42,7 +42,7 @@ inline constexpr std::size_t weight_roles = 6; // the number of weight_role valu
 static_assert(static_cast<std::size_t>(weight_role::float32) + 1 == weight_roles);
 
 // Calls f(S{}) with the scheme P gives role r.
-template <model_policy P, class F>
+template <typed_policy P, class F>
 decltype(auto) with_role_scheme(weight_role r, F&& f) {
     switch (r) {
     case weight_role::attention: return f(typename P::attention{});

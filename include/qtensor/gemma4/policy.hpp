@@ -10,6 +10,8 @@
 //   per_layer  per-layer-input projections   [per_layer_model_projection, per_layer_input_gate,
 //                                             per_layer_projection]
 //   kv_cache   the K/V rows of the cache
+// A weight role may also be nn::as_stored: each tensor in the scheme its file
+// stores it in (stored_policy, below).
 // Always float32 whatever the policy: norm weights, layer_scalar, the router
 // (router.proj, router.scale, per_expert_scale; llama.cpp also keeps the
 // router unquantized: a small matrix whose errors move whole tokens between experts).
@@ -24,6 +26,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -37,6 +40,12 @@ namespace gemma4 {
 // from registry.hpp's simd_kernels::gemm).
 template <class S>
 concept weight_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, simd_kernels::gemm);
+
+// What a policy may name for a weight role.
+template <class S>
+concept role_scheme = weight_scheme<S> || std::same_as<S, nn::as_stored>;
+
+using nn::as_stored;
 
 // Schemes the KV cache may use.
 template <class S>
@@ -61,9 +70,15 @@ concept model_policy = requires {
     typename P::embedding;
     typename P::per_layer;
     typename P::kv_cache;
-} && weight_scheme<typename P::attention> && weight_scheme<typename P::mlp> &&
-    weight_scheme<typename P::experts> && weight_scheme<typename P::embedding> &&
-    weight_scheme<typename P::per_layer> && kv_scheme<typename P::kv_cache>;
+} && role_scheme<typename P::attention> && role_scheme<typename P::mlp> && role_scheme<typename P::experts> &&
+    role_scheme<typename P::embedding> && role_scheme<typename P::per_layer> && kv_scheme<typename P::kv_cache>;
+
+// A policy whose every role names one scheme: what conversion, footprints and
+// training need.
+template <class P>
+concept typed_policy = model_policy<P> && weight_scheme<typename P::attention> && weight_scheme<typename P::mlp> &&
+                       weight_scheme<typename P::experts> && weight_scheme<typename P::embedding> &&
+                       weight_scheme<typename P::per_layer>;
 
 // The named policies. In the quantized ones the per-layer-input projections
 // stay bf16: they are about 2% of E2B's decoder weights, and
@@ -95,16 +110,39 @@ struct q2_k_policy : policy<q2_k, q2_k, q2_k, q8_0, bf16, bf16> {
     static constexpr std::string_view name = "q2_k";
 };
 
-// X(P) for each named policy: separate compilation compiles their models
-// once (model.hpp, checkpoint.hpp).
+// Every weight as its file stores it, for inference (model, not training or
+// conversion): runs llama-quantize's mixes (Q4_K_M: Q4_K and Q6_K within a
+// role) in place, with each tensor's own kernels. Tensors in a scheme without
+// GEMM kernels (f16, q4_1, q5_0, q5_1, iq4_nl, iq4_xs) are widened to f32 at
+// load, exactly. The KV cache is bf16.
+struct stored_policy : policy<as_stored, as_stored, as_stored, as_stored, bf16, as_stored> {
+    static constexpr std::string_view name = "stored";
+};
+
+// X(P) for each named typed policy, and for every named policy (the typed
+// ones and stored_policy): separate compilation compiles their models once
+// (model.hpp, checkpoint.hpp).
 #define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy) X(q2_k_policy)
+#define QTENSOR_GEMMA4_INFERENCE_POLICIES(X) QTENSOR_GEMMA4_NAMED_POLICIES(X) X(stored_policy)
 
 inline constexpr std::array<std::string_view, 5> policy_names{
     f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name};
+inline constexpr std::array<std::string_view, 6> inference_policy_names{
+    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name,
+    stored_policy::name};
 
-// Calls f(P{}) with the named policy P whose name is `name` (for a CLI's
-// --policy flag) and returns its result; every call of f must return the same
-// type. Unknown names throw, listing the valid ones.
+namespace detail {
+template <std::size_t K>
+[[noreturn]] void unknown_policy(std::string_view name, const std::array<std::string_view, K>& names) {
+    std::string valid;
+    for (std::string_view n : names) valid += (valid.empty() ? "" : ", ") + std::string(n);
+    throw error("gemma4: unknown policy \"" + std::string(name) + "\" (valid: " + valid + ")");
+}
+} // namespace detail
+
+// Calls f(P{}) with the named typed policy P whose name is `name` (for a
+// CLI's --policy flag) and returns its result; every call of f must return
+// the same type. Unknown names throw, listing the valid ones.
 template <class F>
 std::invoke_result_t<F&, f32_policy> with_policy(std::string_view name, F&& f) {
     if (name == f32_policy::name) return f(f32_policy{});
@@ -112,9 +150,16 @@ std::invoke_result_t<F&, f32_policy> with_policy(std::string_view name, F&& f) {
     if (name == q8_0_policy::name) return f(q8_0_policy{});
     if (name == q4_0_policy::name) return f(q4_0_policy{});
     if (name == q2_k_policy::name) return f(q2_k_policy{});
-    std::string valid;
-    for (std::string_view n : policy_names) valid += (valid.empty() ? "" : ", ") + std::string(n);
-    throw error("gemma4: unknown policy \"" + std::string(name) + "\" (valid: " + valid + ")");
+    detail::unknown_policy(name, policy_names);
+}
+
+// The same over every named policy, stored_policy included (running a model).
+template <class F>
+std::invoke_result_t<F&, f32_policy> with_inference_policy(std::string_view name, F&& f) {
+    if (name == stored_policy::name) return f(stored_policy{});
+    for (std::string_view n : policy_names)
+        if (n == name) return with_policy(name, f);
+    detail::unknown_policy(name, inference_policy_names);
 }
 
 } // namespace gemma4

@@ -47,7 +47,7 @@ enum class q4_0_rule {
     symmetric, // d = amax / 7, codes -7..7: `convert --lattice` packs the seen weights exactly
 };
 
-template <model_policy P>
+template <typed_policy P>
 class rehearsal {
 public:
     explicit rehearsal(const config& c, q4_0_rule rule = q4_0_rule::ggml) : shapes_(parameter_shapes(c)), rule_(rule) {

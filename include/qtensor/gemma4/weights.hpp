@@ -2,9 +2,9 @@
 // from any io::tensor_source by their Hugging Face names, each in the scheme
 // its policy role asks for.
 //
-// A file tensor already in the wanted scheme (and aligned for its blocks) is
-// used in place: a view into the file's mapping, no copy. Any other is
-// converted: its rows are widened to float32 from whatever the file holds
+// A file tensor already in the wanted scheme is used in place: a view into
+// the file's mapping, no copy (a copy where its bytes are not aligned for the
+// scheme's blocks). Any other is converted: its rows are widened to float32 from whatever the file holds
 // (any scheme of scheme/registry.hpp but the activation format q8_k: published
 // Q4_0 GGUF files keep some tensors in Q6_K, Q4_1 or F16; llama-quantize's
 // mixes use Q2_K to Q6_K, and Q4_0, Q5_0, Q5_1, Q8_0 where rows do not fit,
@@ -32,7 +32,9 @@
 #include "qtensor/gemma4/names.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/io/tensor_entry.hpp"
+#include "qtensor/kernels/matmul.hpp"
 #include "qtensor/kernels/quant.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
@@ -58,6 +60,11 @@ struct byte_counts {
     std::size_t total() const noexcept { return owned + mapped; }
 };
 
+// A weight of role scheme S: tensor_view<const S, 2>, or for nn::as_stored an
+// nn::mixed_weight.
+template <class S>
+using weight_view = nn::weight_view_t<S>;
+
 template <class P>
     requires model_policy<P>
 struct layer_weights {
@@ -72,16 +79,16 @@ struct layer_weights {
     std::span<const float> post_feedforward_layernorm; // [D]
     float layer_scalar = 1.0f;
 
-    tensor_view<const A, 2> q_proj;  // [H d, D]
-    tensor_view<const A, 2> k_proj;  // [K d, D]  (empty on KV-shared layers)
-    tensor_view<const A, 2> v_proj;  // [K d, D]  (empty on KV-shared layers and without v_proj)
-    tensor_view<const A, 2> o_proj;  // [D, H d]
+    weight_view<A> q_proj;  // [H d, D]
+    weight_view<A> k_proj;  // [K d, D]  (empty on KV-shared layers)
+    weight_view<A> v_proj;  // [K d, D]  (empty on KV-shared layers and without v_proj)
+    weight_view<A> o_proj;  // [D, H d]
     std::span<const float> q_norm;   // [d]
     std::span<const float> k_norm;   // [d]       (empty on KV-shared layers)
 
-    tensor_view<const M, 2> gate_proj; // [F, D]
-    tensor_view<const M, 2> up_proj;   // [F, D]
-    tensor_view<const M, 2> down_proj; // [D, F]
+    weight_view<M> gate_proj; // [F, D]
+    weight_view<M> up_proj;   // [F, D]
+    weight_view<M> down_proj; // [D, F]
 
     // MoE layers only.
     std::span<const float> pre_feedforward_layernorm_2;  // [D]
@@ -90,12 +97,12 @@ struct layer_weights {
     tensor_view<const f32, 2> router_proj;                // [E, D]
     std::span<const float> router_scale;                  // [D]
     std::span<const float> per_expert_scale;              // [E]
-    tensor_view<const E, 2> experts_gate_up;              // [E 2I, D] (file: [E, 2I, D])
-    tensor_view<const E, 2> experts_down;                 // [E D, I]  (file: [E, D, I])
+    weight_view<E> experts_gate_up;              // [E 2I, D] (file: [E, 2I, D])
+    weight_view<E> experts_down;                 // [E D, I]  (file: [E, D, I])
 
     // Per-layer inputs only.
-    tensor_view<const PL, 2> per_layer_input_gate;     // [P, D]
-    tensor_view<const PL, 2> per_layer_projection;     // [D, P]
+    weight_view<PL> per_layer_input_gate;     // [P, D]
+    weight_view<PL> per_layer_projection;     // [D, P]
     std::span<const float> post_per_layer_input_norm;  // [D]
 };
 
@@ -105,11 +112,11 @@ struct weights {
     using Emb = typename P::embedding;
     using PL = typename P::per_layer;
 
-    tensor_view<const Emb, 2> embed_tokens;     // [V, D]
-    tensor_view<const Emb, 2> lm_head;          // [V, D]: embed_tokens when tied
+    weight_view<Emb> embed_tokens;     // [V, D]
+    weight_view<Emb> lm_head;          // [V, D]: embed_tokens when tied
     std::span<const float> norm;                // [D]
-    tensor_view<const Emb, 2> embed_tokens_per_layer;    // [V_p, L P]
-    tensor_view<const PL, 2> per_layer_model_projection; // [L P, D]
+    weight_view<Emb> embed_tokens_per_layer;    // [V_p, L P]
+    weight_view<PL> per_layer_model_projection; // [L P, D]
     std::span<const float> per_layer_projection_norm;    // [P]
     std::vector<layer_weights<P>> layers;
 
@@ -170,9 +177,45 @@ public:
     const std::set<std::string, std::less<>>& used() const noexcept { return used_; }
 
     // The tensor `hf` of shape `shape` as a [rows, cols] matrix of scheme S
-    // (rows = product of the outer extents; a vector is one row).
+    // (rows = product of the outer extents; a vector is one row). For
+    // nn::as_stored, in the file's own scheme where it has GEMM kernels (a copy
+    // where the bytes are not aligned for its blocks), else widened to f32:
+    // exactly, in every case.
     template <class S>
-    tensor_view<const S, 2> matrix(std::string_view hf, std::vector<std::size_t> shape) {
+    weight_view<S> matrix(std::string_view hf, std::vector<std::size_t> shape) {
+        const found t = find(hf, std::move(shape));
+        if constexpr (std::same_as<S, nn::as_stored>) {
+            nn::mixed_weight out; // find() refused the types the loader cannot read
+            with_file_scheme(t.entry->type, [&](auto s) {
+                using F = decltype(s);
+                if constexpr (kernels::gemm_scheme<F>) out = in_place_or_copied<F>(hf, t);
+                else out = converted<f32>(hf, t);
+            });
+            return out;
+        } else {
+            if (t.entry->type == S::type_id) return in_place_or_copied<S>(hf, t);
+            return converted<S>(hf, t);
+        }
+    }
+
+    // A float32 vector of n elements (a 1-D tensor of shape [n]).
+    std::span<const float> vector(std::string_view hf, std::size_t n) {
+        const tensor_view<const f32, 2> m = matrix<f32>(hf, {n});
+        return {m.blocks(0).data(), n};
+    }
+
+private:
+    std::string source_name(std::string_view hf) const { return names_ ? names_(hf) : std::string(hf); }
+
+    // A file tensor checked against its expected shape and its type's size.
+    struct found {
+        const io::tensor_entry* entry;
+        std::string where; // "<file>: tensor <name>" for messages
+        std::vector<std::size_t> shape;
+        extents<2> ext;
+    };
+
+    found find(std::string_view hf, std::vector<std::size_t> shape) {
         const std::string name = source_name(hf);
         const io::tensor_entry* e = src_.find(name);
         const std::string where = std::string(src_.path()) + ": tensor " + name +
@@ -185,7 +228,6 @@ public:
         const std::size_t cols = shape.back();
         std::size_t rows = 1;
         for (std::size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
-        const extents<2> ext{rows, cols};
 
         std::size_t file_row_bytes = 0; // 0: cols is not whole blocks of the file's type
         if (!with_file_scheme(e->type, [&](auto s) {
@@ -197,44 +239,51 @@ public:
         if (file_row_bytes == 0 || e->data.size() != rows * file_row_bytes)
             throw error(where + ": " + std::to_string(e->data.size()) + " bytes do not hold a " +
                         std::string(type_name(e->type)) + " tensor of shape " + shape_string(shape));
+        return {e, where, std::move(shape), extents<2>{rows, cols}};
+    }
 
-        if (e->type == S::type_id &&
-            reinterpret_cast<std::uintptr_t>(e->data.data()) % alignof(block_of<S>) == 0) {
-            bytes_.mapped += e->data.size();
-            return handed_out<S>(hf, std::move(shape), e->data, ext);
+    // t, stored as S, used in place; copied into aligned storage where its
+    // bytes are not aligned for S's blocks (safetensors data can sit anywhere).
+    template <class S>
+    tensor_view<const S, 2> in_place_or_copied(std::string_view hf, const found& t) {
+        const std::span<const std::byte> data = t.entry->data;
+        if (reinterpret_cast<std::uintptr_t>(data.data()) % alignof(block_of<S>) == 0) {
+            bytes_.mapped += data.size();
+            return handed_out<S>(hf, t.shape, data, t.ext);
         }
+        aligned_buffer& buf = storage_.emplace_back(data.size());
+        bytes_.owned += buf.size();
+        std::memcpy(buf.data(), data.data(), data.size());
+        return handed_out<S>(hf, t.shape, std::span<const std::byte>(buf.data(), buf.size()), t.ext);
+    }
+
+    // t widened to float32 and quantized to S (bit for bit the reference
+    // quantizer) into storage the weights own.
+    template <class S>
+    tensor_view<const S, 2> converted(std::string_view hf, const found& t) {
+        const std::size_t rows = t.ext.rows(), cols = t.ext.cols();
         if (cols % S::block_elems != 0)
-            throw error(where + ": rows of " + std::to_string(cols) + " elements do not fit " +
+            throw error(t.where + ": rows of " + std::to_string(cols) + " elements do not fit " +
                         std::string(S::name) + " blocks of " + std::to_string(S::block_elems) +
                         "; pick a policy with another scheme for this tensor's role");
         aligned_buffer& buf = storage_.emplace_back(rows * row_bytes<S>(cols));
         bytes_.owned += buf.size();
-        const tensor_view<S, 2> out(std::span<std::byte>(buf.data(), buf.size()), ext);
+        const tensor_view<S, 2> out(std::span<std::byte>(buf.data(), buf.size()), t.ext);
         std::vector<float> wide(cols);
-        with_file_scheme(e->type, [&](auto s) {
+        with_file_scheme(t.entry->type, [&](auto s) {
             using F = decltype(s);
             std::vector<block_of<F>> scratch;
             for (std::size_t r = 0; r < rows; ++r) {
-                widen_row<F>(e->data, r, cols, wide.data(), scratch);
+                widen_row<F>(t.entry->data, r, cols, wide.data(), scratch);
                 try {
                     kernels::unchecked::quantize_row<S>(wide.data(), out.blocks(r).data(), cols);
                 } catch (const error& err) {
-                    throw error(where + ", row " + std::to_string(r) + ": " +
-                                std::string(err.message()));
+                    throw error(t.where + ", row " + std::to_string(r) + ": " + std::string(err.message()));
                 }
             }
         });
-        return handed_out<S>(hf, std::move(shape), std::span<const std::byte>(buf.data(), buf.size()), ext);
+        return handed_out<S>(hf, t.shape, std::span<const std::byte>(buf.data(), buf.size()), t.ext);
     }
-
-    // A float32 vector of n elements (a 1-D tensor of shape [n]).
-    std::span<const float> vector(std::string_view hf, std::size_t n) {
-        const tensor_view<const f32, 2> m = matrix<f32>(hf, {n});
-        return {m.blocks(0).data(), n};
-    }
-
-private:
-    std::string source_name(std::string_view hf) const { return names_ ? names_(hf) : std::string(hf); }
 
     template <class S>
     tensor_view<const S, 2> handed_out(std::string_view hf, std::vector<std::size_t> shape,

@@ -157,6 +157,14 @@ concept gemm_scheme = registered_scheme<S> && has_kernels(simd_kernels_of<S>, si
 template <class S>
 concept gemm_quantized_scheme = gemm_scheme<S> && has_dot_partner<S>;
 
+namespace detail {
+template <class S>
+struct has_gemm : std::bool_constant<gemm_scheme<S>> {};
+} // namespace detail
+
+// The gemm_schemes, as a scheme_list.
+using gemm_schemes = all_schemes::filter<detail::has_gemm>;
+
 // A GGUF-layout weight matrix gemm accepts, in any of its three forms.
 template <class W>
 concept gemm_weight = weight_like<W> && gemm_scheme<viewed_scheme_t<W>>;

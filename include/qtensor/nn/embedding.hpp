@@ -9,6 +9,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/nn/ops.hpp"
 #include "qtensor/tensor/tensor.hpp"
 
@@ -31,6 +32,12 @@ void embedding(const W& weights, std::span<const std::int32_t> ids, float factor
         S::dequantize_row(table.blocks(static_cast<std::size_t>(ids[t])).data(), row, n);
         scale(std::span<float>(row, n), factor);
     }
+}
+
+// The same for a table whose scheme is known at run time.
+inline void embedding(const mixed_weight& table, std::span<const std::int32_t> ids, float factor,
+                      std::span<float> out) {
+    table.visit([&](const auto& v) { embedding(v, ids, factor, out); });
 }
 
 } // namespace nn

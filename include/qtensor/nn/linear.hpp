@@ -1,6 +1,7 @@
 // qtensor/nn/linear.hpp: a bias-free linear layer y = x W^T with the weight
-// W[out, in] in any scheme, and the split of output rows over an executor;
-// linear_each for several weights reading the same activations.
+// W[out, in] in any scheme (or a mixed_weight, whose scheme is picked at run
+// time), and the split of output rows over an executor; linear_each for
+// several weights reading the same activations.
 //
 // Float weights (f32, bf16) are dotted in f32. Quantized weights follow ggml:
 // each activation row is quantized once to the scheme's dot partner (Q8_0 for
@@ -8,6 +9,7 @@
 // differ from the f32 product by the activation rounding too.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <initializer_list>
 #include <span>
@@ -15,6 +17,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/matmul.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/nn/ops.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/scheme.hpp"
@@ -33,8 +36,18 @@ void linear(const W& w, std::span<const float> x, std::span<float> y, const kern
     kernels::unchecked::gemm(w, x.data(), tokens, y.data(), ex);
 }
 
+// The same for a weight of a scheme known at run time: its scheme's kernel.
+inline void linear(const mixed_weight& w, std::span<const float> x, std::span<float> y,
+                   const kernels::executor& ex = {}) {
+    w.visit([&](const auto& v) { linear(v, x, y, ex); });
+}
+
+// What linear takes as a weight.
+template <class W>
+concept linear_weight = kernels::gemm_weight<W> || std::same_as<W, mixed_weight>;
+
 // One of several projections of the same activations (linear_each).
-template <kernels::gemm_weight W>
+template <linear_weight W>
 struct projection {
     const W& w;
     std::span<float> y;
@@ -44,10 +57,13 @@ struct projection {
 // gate and up). Quantized weights take x quantized once to the scheme's dot
 // partner and reused by every product, where nn::linear would quantize it
 // for each: the same bits, less work.
-template <kernels::gemm_weight W>
+// (Mixed weights may differ in scheme, and each quantizes x for itself.)
+template <linear_weight W>
 void linear_each(std::span<const float> x, std::initializer_list<projection<W>> ps, const kernels::executor& ex = {}) {
-    using S = viewed_scheme_t<W>;
-    if constexpr (kernels::gemm_quantized_scheme<S>) {
+    if constexpr (std::same_as<W, mixed_weight>) {
+        for (const projection<W>& p : ps) linear(p.w, x, p.y, ex);
+    } else if constexpr (kernels::gemm_quantized_scheme<viewed_scheme_t<W>>) {
+        using S = viewed_scheme_t<W>;
         if (ps.size() == 0) return;
         const std::size_t in = ps.begin()->w.cols(), tokens = detail::rows_of("linear_each", x.size(), in);
         for (const projection<W>& p : ps) {

@@ -17,7 +17,7 @@ namespace nn {
 
 // x[T, D] -> y[T, D]; gate[F, D], up[F, D], down[D, F], each in any of
 // linear's weight forms.
-template <kernels::gemm_weight G, kernels::gemm_weight U, kernels::gemm_weight D>
+template <linear_weight G, linear_weight U, linear_weight D>
 void geglu_mlp(const G& gate, const U& up, const D& down, std::span<const float> x, std::span<float> y,
                const kernels::executor& ex = {}) {
     const std::size_t tokens = detail::rows_of("geglu_mlp", x.size(), gate.cols());

@@ -16,6 +16,7 @@
 #include "qtensor/core/error.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/nn/linear.hpp"
+#include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/nn/ops.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/scheme.hpp"
@@ -75,18 +76,19 @@ inline void moe_route(const moe_router& r, std::span<const float> h, std::span<s
     }
 }
 
+// S: a scheme, or as_stored (mixed_weight.hpp).
 template <class S>
-    requires scheme<S>
+    requires scheme<S> || std::same_as<S, as_stored>
 struct moe_experts {
-    tensor_view<const S, 2> gate_up; // [E * 2I, D]: expert e's gate rows e*2I + [0, I), up rows e*2I + [I, 2I)
-    tensor_view<const S, 2> down;    // [E * D, I]: expert e's rows e*D + [0, D)
+    weight_view_t<S> gate_up; // [E * 2I, D]: expert e's gate rows e*2I + [0, I), up rows e*2I + [I, 2I)
+    weight_view_t<S> down;    // [E * D, I]: expert e's rows e*D + [0, D)
 };
 
 // x[T, D], experts[T, k], weights[T, k] -> y[T, D] = sum_j weights[t, j] *
 // Expert_{experts[t, j]}(x[t]), Expert_e(x) = down_e(gelu_tanh(gate_e x) * up_e x).
 // Tokens are grouped by expert so each expert's weights are read once per call.
 template <class S>
-    requires scheme<S>
+    requires scheme<S> || std::same_as<S, as_stored>
 void moe_forward(const moe_experts<S>& w, std::span<const float> x, std::span<const std::size_t> experts,
                  std::span<const float> weights, std::span<float> y, const kernels::executor& ex = {}) {
     const std::size_t dim = w.gate_up.cols(), inner = w.down.cols();

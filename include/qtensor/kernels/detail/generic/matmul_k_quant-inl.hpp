@@ -5,7 +5,7 @@
 //
 // A K-quant block holds 256 codes c, split into sub-blocks j that each have a
 // scale s_j (and, in Q2_K, Q4_K and Q5_K, a min m_j); the weight is
-// d * s_j * c - dmin * m_j, or d * s_j * (c - offset) in Q3_K and Q6_K. The
+// d * s_j * c - dmin * m_j, or d * s_j * (c - code_offset) in Q3_K and Q6_K. The
 // five differ only in where a code's bits sit. Here each is described by
 // `layout<S>`: for every "quad" of 16 elements (16e .. 16e + 15), which 16
 // bytes hold its low bits and at what shift, and, where the code has high
@@ -16,9 +16,11 @@
 //
 // Per block, exact integers: the codes times the activations, weighted by
 // their sub-block's scale (pairs of byte products as int16, each pair times
-// its scale as int32); then either the mins times the activation's 16-element
-// sums (bsums), or the offset taken back out through the activations' pair
-// sums. The block adds them into fp32 lanes with one FMA each.
+// its scale as int32); then either the mins times the activation sums of
+// their sub-blocks, or the offset taken back out through the activations'
+// pair sums. The scales and mins come straight from the block's bytes with
+// lane shifts (`field_plan`). The block adds them into fp32 lanes with one
+// FMA each.
 //
 // No include guard and no namespace on purpose: included by
 // generic/kernels-inl.hpp inside each instruction set's namespace.
@@ -40,8 +42,8 @@ struct scale_bits {
 };
 
 // The five layouts, as ggml lays the blocks out (scheme/q*_k.hpp). Besides
-// the codes (`at`), each lists its "fields", the 6-bit or smaller numbers in
-// `scales`: the sub-blocks' scales s_j, then, where the scheme has them, their
+// the codes (`at`), each lists its "fields", the 4- to 8-bit numbers in
+// `scales` (Q6_K's are int8): the sub-blocks' scales s_j, then, where the scheme has them, their
 // mins m_j. Schemes without mins have a code_offset instead; scale_bias is
 // taken from every field, and signed fields are sign-extended.
 template <class S>
@@ -55,7 +57,7 @@ struct layout<q2_k> {
     static constexpr quad at(std::size_t e) {
         return {offsetof(block_q2_k, qs) + 32 * (e / 8) + 16 * (e % 2), 2 * (e % 8 / 2), 0, 0, e};
     }
-    static constexpr std::size_t sub_blocks = 16;
+    static constexpr std::size_t sub_blocks = q2_k::sub_blocks;
     static constexpr bool mins = true, signed_fields = false;
     static constexpr int code_offset = 0, scale_bias = 0;
     static constexpr scale_bits field(std::size_t f) { return {8 * (f % 16) + 4 * (f / 16), 4}; }
@@ -71,7 +73,7 @@ struct layout<q3_k> {
         return {offsetof(block_q3_k, qs) + 32 * (e / 8) + 16 * (e % 2), 2 * (e % 8 / 2),
                 offsetof(block_q3_k, hmask) + 16 * (e % 2), e / 2, e};
     }
-    static constexpr std::size_t sub_blocks = 16;
+    static constexpr std::size_t sub_blocks = q3_k::sub_blocks;
     static constexpr bool mins = false, signed_fields = false;
     static constexpr int code_offset = q3_k::code_offset, scale_bias = 32;
     static constexpr scale_bits field(std::size_t j) { return {8 * (j % 8) + 4 * (j / 8), 4, 8 * (8 + j % 4) + 2 * (j / 4), 2}; }
@@ -89,7 +91,7 @@ struct k4_layout {
     static constexpr quad nibbles(std::size_t e) {
         return {offsetof(Block, qs) + 32 * (e / 4) + 16 * (e % 2), 4 * (e % 4 / 2), 0, 0, e / 2};
     }
-    static constexpr std::size_t sub_blocks = 8;
+    static constexpr std::size_t sub_blocks = qtensor::detail::k4_sub_blocks;
     static constexpr bool mins = true, signed_fields = false;
     static constexpr int code_offset = 0, scale_bias = 0;
     static constexpr scale_bits field(std::size_t f) {
@@ -127,7 +129,7 @@ struct layout<q6_k> {
         return {offsetof(block_q6_k, ql) + 64 * h + 32 * (s % 2) + l, 4 * (s / 2),
                 offsetof(block_q6_k, qh) + 32 * h + l, 2 * s, e};
     }
-    static constexpr std::size_t sub_blocks = 16;
+    static constexpr std::size_t sub_blocks = q6_k::sub_blocks;
     static constexpr bool mins = false, signed_fields = true;
     static constexpr int code_offset = q6_k::code_offset, scale_bias = 0;
     static constexpr scale_bits field(std::size_t j) { return {8 * j, 8}; }
@@ -230,6 +232,9 @@ struct field_plan {
     std::int32_t word[count], left[count], right[count], mask[count];
     std::int32_t hi_word[count], hi_left[count], hi_right[count], hi_mask[count];
     bool any_left = false, any_hi = false, any_hi_left = false;
+    // What load_fields assumes: whole vectors of fields, each part of a field
+    // within one of the four words, and no high bits on signed fields.
+    bool fits = count % N == 0;
 
     constexpr field_plan() {
         const std::size_t start = 8 * (offsetof(block_of<S>, scales) - window);
@@ -250,11 +255,15 @@ struct field_plan {
             any_left = any_left || left[f] != 0;
             any_hi = any_hi || b.hi_len > 0;
             any_hi_left = any_hi_left || hi_left[f] != 0;
+            const bool hi_fits = hi_word[f] < 4 && hi_at + static_cast<std::int32_t>(b.hi_len) <= 32;
+            fits = fits && word[f] < 4 && at + len <= 32 && (b.hi_len == 0 || (hi_fits && !L::signed_fields));
         }
     }
 };
 template <class S>
 inline constexpr field_plan<S> fields{};
+static_assert(fields<q2_k>.fits && fields<q3_k>.fits && fields<q4_k>.fits && fields<q5_k>.fits && fields<q6_k>.fits);
+static_assert(N == 1 || N % 4 == 0, "load_dup_quad fills whole quads");
 
 // Fields f = N c .. N c + N - 1 of one block into out[c].
 template <class S>
@@ -262,11 +271,11 @@ QTENSOR_OPS_INLINE void load_fields(const std::byte* block, ops::vi* out) {
     using F = field_plan<S>;
     constexpr const F& p = fields<S>;
     const std::byte* bytes = block + F::window;
-    [[maybe_unused]] ops::vi quad;
-    if constexpr (N > 1) quad = ops::load_dup_quad(bytes);
+    [[maybe_unused]] ops::vi all_words;
+    if constexpr (N > 1) all_words = ops::load_dup_quad(bytes);
     const auto words = [&](const std::int32_t* index) QTENSOR_OPS_LAMBDA {
         if constexpr (N == 1) return ops::load_bytes(bytes + 4 * index[0]);
-        else return ops::lookup(quad, index);
+        else return ops::lookup(all_words, index);
     };
     QTENSOR_UNROLL
     for (std::size_t c = 0; c < F::count / N; ++c) {

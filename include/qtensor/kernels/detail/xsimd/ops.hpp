@@ -375,11 +375,14 @@ inline vi shift_right(vi v, int k) { return v >> k; }
 template <bool left>
 inline vi shift_lanes(vi v, vi k) {
 #if XSIMD_WITH_AVX512F
-    return vi(left ? _mm512_sllv_epi32(v.data, k.data) : _mm512_srav_epi32(v.data, k.data));
+    if constexpr (left) return vi(_mm512_sllv_epi32(v.data, k.data));
+    else return vi(_mm512_srav_epi32(v.data, k.data));
 #elif XSIMD_WITH_AVX2
-    return vi(left ? _mm256_sllv_epi32(v.data, k.data) : _mm256_srav_epi32(v.data, k.data));
+    if constexpr (left) return vi(_mm256_sllv_epi32(v.data, k.data));
+    else return vi(_mm256_srav_epi32(v.data, k.data));
 #else
-    return left ? v << k : v >> k;
+    if constexpr (left) return v << k;
+    else return v >> k;
 #endif
 }
 inline vi shift_left(vi v, vi k) { return shift_lanes<true>(v, k); }
