@@ -479,7 +479,7 @@ TEST_CASE("a GGUF file's tensors converted to another policy on load") {
 // The types llama.cpp's mixes put beside their main one (Q4_0 files: q4_1,
 // q6_k; Q4_K_M: q5_0 where rows do not fit; Q2_K: q3_k; Q3_K_M/L, Q4_K_S: q5_k;
 // IQ4_XS: iq4_nl where rows do not fit).
-TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k, iq4_nl, iq4_xs or f16 are widened as their reference dequantizer does") {
+TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k, iq4_nl, iq4_xs or f16 are widened as their reference dequantizer does, and kept exactly by stored_policy") {
     // Layer 0's down_proj [128, 256] (rows of 256: one K-quant super-block).
     const fixture& f = e2b();
     const std::string name = "model.layers.0.mlp.down_proj.weight";
@@ -500,6 +500,18 @@ TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k, iq4_nl, iq4_xs 
         const overlay_source widened{f.weights, {{name, ggml_type::f32, orig.shape, std::as_bytes(std::span(back))}}};
         CHECK(logits_of<gemma4::f32_policy>(f.config, stored, {}, f.ids) ==
               logits_of<gemma4::f32_policy>(f.config, widened, {}, f.ids));
+        // stored_policy keeps the values too: q5_0, iq4_nl as q8_0, the others as f32.
+        std::vector<float> kept;
+        gemma4::model<gemma4::stored_policy>::load(f.config, stored, {}, {}, [&](const io::tensor_entry& e) {
+            if (e.name != name) return;
+            CHECK(e.type == gemma4::stored_type(S::type_id));
+            kept.resize(e.elements());
+            visit_scheme(e.type, [&](auto k) {
+                using K = decltype(k);
+                K::dequantize_row(reinterpret_cast<const block_of<K>*>(e.data.data()), kept.data(), kept.size());
+            });
+        });
+        CHECK(kept == back);
     };
     check_scheme.operator()<q4_1>();
     check_scheme.operator()<q5_0>();
@@ -510,6 +522,46 @@ TEST_CASE("tensors stored as q4_1, q5_0, q5_1, q3_k, q5_k, q6_k, iq4_nl, iq4_xs 
     check_scheme.operator()<iq4_nl>();
     check_scheme.operator()<iq4_xs>();
     check_scheme.operator()<f16>();
+}
+
+// A file tensor in the wanted scheme whose bytes are not aligned for its
+// blocks (safetensors data can sit at any offset) is copied into the model's
+// storage as it is: the same bytes, not requantized; so is one kept as stored.
+TEST_CASE("a tensor in the wanted scheme but not aligned for its blocks is copied, its bytes unchanged") {
+    const fixture& f = e2b();
+    const std::string name = "model.layers.0.mlp.down_proj.weight"; // [128, 256]
+    const io::tensor_entry& orig = io::require(f.weights, name);
+    const std::size_t rows = orig.shape[0], cols = orig.shape[1];
+    const auto x = io::as_view<f32, 2>(orig, f.weights.path()).dequantize();
+    const auto check = [&]<class S, class P>() {
+        CAPTURE(S::name);
+        std::vector<block_of<S>> packed(rows * cols / S::block_elems);
+        for (std::size_t r = 0; r < rows; ++r)
+            S::quantize_row(x.data() + r * cols, packed.data() + r * (cols / S::block_elems), cols);
+        const std::span<const std::byte> bytes = std::as_bytes(std::span(packed));
+        std::vector<std::byte> shifted(bytes.size() + 1); // heap memory: aligned, so +1 is not
+        std::memcpy(shifted.data() + 1, bytes.data(), bytes.size());
+        const std::span<const std::byte> odd = std::span<const std::byte>(shifted).subspan(1);
+        REQUIRE(reinterpret_cast<std::uintptr_t>(odd.data()) % alignof(block_of<S>) != 0);
+        const overlay_source aligned{f.weights, {{name, S::type_id, orig.shape, bytes}}};
+        const overlay_source unaligned{f.weights, {{name, S::type_id, orig.shape, odd}}};
+
+        bool seen = false;
+        const auto m = gemma4::model<P>::load(f.config, unaligned, {}, {}, [&](const io::tensor_entry& e) {
+            if (e.name != name) return;
+            seen = true;
+            CHECK(e.type == S::type_id);
+            REQUIRE(e.data.size() == bytes.size());
+            CHECK(e.data.data() != odd.data());
+            CHECK(std::memcmp(e.data.data(), bytes.data(), bytes.size()) == 0);
+        });
+        CHECK(seen);
+        const auto in_place = gemma4::model<P>::load(f.config, aligned, {});
+        CHECK(m.weight_bytes().owned == in_place.weight_bytes().owned + bytes.size());
+        CHECK(m.forward(f.ids) == in_place.forward(f.ids));
+    };
+    check.operator()<q8_0, gemma4::q8_0_policy>();
+    check.operator()<q6_k, gemma4::stored_policy>();
 }
 
 TEST_CASE("checkpoint: Hugging Face directory, safetensors file, GGUF file, and errors") {

@@ -154,15 +154,11 @@ void check_in_place() {
     CHECK(stored.weight_bytes().owned == 0);
     CHECK(stored.forward(ids) == logits);
 
-    const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
-        float worst = 0;
-        for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-        return worst;
-    };
     const std::vector<float> seen_logits = gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, seen)).forward(ids);
     const std::vector<float> master_logits =
         gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
-    const float packed_error = max_diff(logits, seen_logits), weight_error = max_diff(master_logits, seen_logits);
+    const float packed_error = qtensor_test::max_diff(logits, seen_logits);
+    const float weight_error = qtensor_test::max_diff(master_logits, seen_logits);
     MESSAGE(P::name << ": max |logit difference| from the rehearsal's f32 forward: packed model " << packed_error
                     << ", unquantized weights " << weight_error);
     CHECK(packed_error > 0.0f); // Q8_K activations do round

@@ -272,7 +272,7 @@ void check_random_blocks() {
 
 template <class S>
 struct has_interleaved_kernel : std::bool_constant<kernels::interleavable_scheme<S>> {};
-using gemm_schemes = kernels::gemm_schemes::apply<std::tuple>;
+using gemm_schemes = kernels::gemm_scheme_list::apply<std::tuple>;
 using interleaved_schemes = all_schemes::filter<has_interleaved_kernel>::apply<std::tuple>;
 
 } // namespace

@@ -138,7 +138,8 @@ TEST_CASE("nn: a mixed_weight gives its typed view's bits in linear, linear_each
     CHECK(mg.type() == ggml_type::q6_k);
     CHECK(mu.type() == ggml_type::q4_0);
     CHECK(md.type() == ggml_type::bf16);
-    CHECK((mg.num_rows() == F && mg.cols() == D && !mg.empty() && nn::mixed_weight().empty()));
+    CHECK((mg.num_rows() == F && mg.cols() == D && !mg.empty()));
+    CHECK((nn::mixed_weight().empty() && nn::mixed_weight().type() == ggml_type::f32));
     const auto x = qtensor_test::spread_blocks(T * D, 32, rng, -1.0f, 1.0f);
 
     std::vector<float> want_g(T * F), want_u(T * F), g(T * F), u(T * F);
@@ -150,6 +151,11 @@ TEST_CASE("nn: a mixed_weight gives its typed view's bits in linear, linear_each
     nn::linear_each<nn::mixed_weight>(x, {{mg, g}, {mu, u}});
     CHECK(g == want_g);
     CHECK(u == want_u);
+    const nn::mixed_weight narrow(up.view().row_slice(0, 8)), wrong_cols(down.view()); // [8, D], [D, F]
+    std::vector<float> y8(T * 8);
+    CHECK_THROWS_WITH(nn::linear_each<nn::mixed_weight>(x, {{mg, g}, {wrong_cols, y8}}),
+                      doctest::Contains("a weight's columns"));
+    CHECK_THROWS_WITH(nn::linear_each<nn::mixed_weight>(x, {{mg, g}, {narrow, u}}), doctest::Contains("y"));
 
     std::vector<float> y(T * D), want_y(T * D);
     nn::geglu_mlp(gate.view(), up.view(), down.view(), x, want_y);

@@ -75,6 +75,8 @@ qtensor_cli_run(convert_policy_fallback CODE 0 FILES out.gguf
 qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
 # The stored policy runs a model as its files hold it (here f32, in place).
 qtensor_cli_run(logits_stored CODE 0 FILES o.f32 ARGS logits --policy stored --ids 5,17,3 --out o.f32 ${e2b})
+qtensor_cli_error(convert_stored 2 "^qtensor: --policy stored runs a model as its file holds it; this command needs a policy that names its schemes \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix"
+    convert --policy stored ${e2b} out.gguf)
 qtensor_cli_run(logits_help_stored CODE 0 STDOUT "  stored every weight in the type its file stores it in" ARGS logits --help)
 qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})
 qtensor_cli_error(ppl_no_input 2 "^qtensor: ppl: give one of --data and --ids" ppl ${e2b})

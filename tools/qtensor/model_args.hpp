@@ -46,6 +46,10 @@ std::string_view policy_in(const parsed_args& parsed, std::size_t opt, const std
     const std::string_view name = *parsed.values[opt];
     for (std::string_view n : names)
         if (n == name) return name;
+    if (name == gemma4::stored_policy::name)
+        usage_error("--policy stored runs a model as its file holds it; this command needs a policy that names its "
+                    "schemes (one of " + policy_list(names) + (also.empty() ? std::string() : "; " + std::string(also)) +
+                    ")");
     usage_error("--policy " + in_quotes(name) + " is not a policy (one of " + policy_list(names) +
                 (also.empty() ? std::string() : "; " + std::string(also)) + ")");
 }

@@ -35,6 +35,7 @@
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/lattice.hpp"
 #include "qtensor/gemma4/model.hpp"
+#include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
@@ -81,7 +82,8 @@ constexpr std::size_t default_ppl_ctx = 512;
 
 // What policy P's tensors take when loaded from ck, the total the progress
 // counts towards; none when P cannot store them (the load then says why).
-// stored_policy: the file's tensors, those without GEMM kernels as f32.
+// stored_policy: the model's tensors in the types it keeps them in
+// (gemma4::stored_type; float32 roles f32).
 template <class P>
 std::optional<std::uintmax_t> policy_bytes(const gemma4::checkpoint& ck) {
     if constexpr (gemma4::typed_policy<P>) {
@@ -92,12 +94,14 @@ std::optional<std::uintmax_t> policy_bytes(const gemma4::checkpoint& ck) {
         }
     } else {
         std::uintmax_t total = 0;
-        for (const std::string_view name : ck.tensor_names()) {
-            const io::tensor_entry* e = ck.find(name);
-            if (e == nullptr || name == gemma4::rope_freqs_name) continue;
-            bool in_place = false;
-            visit_scheme(e->type, [&](auto s) { in_place = kernels::gemm_scheme<decltype(s)>; });
-            total += in_place ? e->data.size() : e->elements() * sizeof(float);
+        for (const gemma4::parameter_shape& p : gemma4::parameter_shapes(ck.config())) {
+            const io::tensor_entry* e = ck.find(ck.names() ? ck.names()(p.name) : p.name);
+            if (e == nullptr) continue; // absent (layer_scalar), or the load says so
+            const ggml_type kept = p.role == gemma4::weight_role::float32 ? ggml_type::f32 : gemma4::stored_type(e->type);
+            visit_scheme(kept, [&](auto s) {
+                using K = decltype(s);
+                total += p.elements() / K::block_elems * K::block_bytes;
+            });
         }
         return total;
     }
@@ -316,8 +320,8 @@ void print_model_note(bool running) {
     if (running)
         std::printf(
             "  stored every weight in the type its file stores it in, bf16 KV cache: runs\n"
-            "         llama-quantize's mixes (Q4_K_M, ...) in place; types without GEMM\n"
-            "         kernels (F16, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS) widened to float32\n");
+            "         llama-quantize's mixes (Q4_K_M, ...) in place; Q5_0 and IQ4_NL become\n"
+            "         Q8_0, F16, Q4_1, Q5_1 and IQ4_XS float32, with the same values\n");
     std::printf(
         "Weights already in the policy's scheme are used in place from the file;\n"
         "others are converted when the model loads.\n");

@@ -26,7 +26,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
-#include "qtensor/nn/mixed_weight.hpp"
+#include "qtensor/nn/as_stored.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -113,8 +113,9 @@ struct q2_k_policy : policy<q2_k, q2_k, q2_k, q8_0, bf16, bf16> {
 // Every weight as its file stores it, for inference (model, not training or
 // conversion): runs llama-quantize's mixes (Q4_K_M: Q4_K and Q6_K within a
 // role) in place, with each tensor's own kernels. Tensors in a scheme without
-// GEMM kernels (f16, q4_1, q5_0, q5_1, iq4_nl, iq4_xs) are widened to f32 at
-// load, exactly. The KV cache is bf16.
+// GEMM kernels keep their values exactly: q5_0 and iq4_nl repacked to q8_0,
+// the others (f16, q4_1, q5_1, iq4_xs) widened to f32 (weights.hpp,
+// kept_scheme_t). The KV cache is bf16.
 struct stored_policy : policy<as_stored, as_stored, as_stored, as_stored, bf16, as_stored> {
     static constexpr std::string_view name = "stored";
 };
@@ -127,9 +128,12 @@ struct stored_policy : policy<as_stored, as_stored, as_stored, as_stored, bf16, 
 
 inline constexpr std::array<std::string_view, 5> policy_names{
     f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name};
-inline constexpr std::array<std::string_view, 6> inference_policy_names{
-    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name,
-    stored_policy::name};
+inline constexpr auto inference_policy_names = [] {
+    std::array<std::string_view, policy_names.size() + 1> names{};
+    for (std::size_t i = 0; i < policy_names.size(); ++i) names[i] = policy_names[i];
+    names.back() = stored_policy::name;
+    return names;
+}();
 
 namespace detail {
 template <std::size_t K>

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +38,7 @@
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
@@ -65,6 +68,27 @@ struct byte_counts {
 template <class S>
 using weight_view = nn::weight_view_t<S>;
 
+// Schemes whose every weight is an int8 multiple of the block's fp16 d, 32
+// weights a block (Q5_0, IQ4_NL): Q8_0 holds them exactly.
+template <class S>
+concept int8_multiples = S::block_elems == 32 && requires(const block_of<S>& b) {
+    { S::multiple_at(b, std::size_t{0}) } -> std::same_as<std::int8_t>;
+    { b.d } -> std::convertible_to<fp16_t>;
+};
+
+// The scheme an nn::as_stored role keeps a tensor of file scheme F in: F
+// itself where it has GEMM kernels, else Q8_0 where that holds it exactly,
+// else f32. Each keeps every value exactly.
+template <class F>
+using kept_scheme_t =
+    std::conditional_t<kernels::gemm_scheme<F>, F, std::conditional_t<int8_multiples<F>, q8_0, f32>>;
+
+// The same for a file type t (t itself when qtensor has no scheme for it).
+constexpr ggml_type stored_type(ggml_type t) {
+    visit_scheme(t, [&](auto s) { t = kept_scheme_t<decltype(s)>::type_id; });
+    return t;
+}
+
 template <class P>
     requires model_policy<P>
 struct layer_weights {
@@ -79,12 +103,12 @@ struct layer_weights {
     std::span<const float> post_feedforward_layernorm; // [D]
     float layer_scalar = 1.0f;
 
-    weight_view<A> q_proj;  // [H d, D]
-    weight_view<A> k_proj;  // [K d, D]  (empty on KV-shared layers)
-    weight_view<A> v_proj;  // [K d, D]  (empty on KV-shared layers and without v_proj)
-    weight_view<A> o_proj;  // [D, H d]
-    std::span<const float> q_norm;   // [d]
-    std::span<const float> k_norm;   // [d]       (empty on KV-shared layers)
+    weight_view<A> q_proj;         // [H d, D]
+    weight_view<A> k_proj;         // [K d, D]  (empty on KV-shared layers)
+    weight_view<A> v_proj;         // [K d, D]  (empty on KV-shared layers and without v_proj)
+    weight_view<A> o_proj;         // [D, H d]
+    std::span<const float> q_norm; // [d]
+    std::span<const float> k_norm; // [d]       (empty on KV-shared layers)
 
     weight_view<M> gate_proj; // [F, D]
     weight_view<M> up_proj;   // [F, D]
@@ -94,16 +118,16 @@ struct layer_weights {
     std::span<const float> pre_feedforward_layernorm_2;  // [D]
     std::span<const float> post_feedforward_layernorm_1; // [D]
     std::span<const float> post_feedforward_layernorm_2; // [D]
-    tensor_view<const f32, 2> router_proj;                // [E, D]
-    std::span<const float> router_scale;                  // [D]
-    std::span<const float> per_expert_scale;              // [E]
-    weight_view<E> experts_gate_up;              // [E 2I, D] (file: [E, 2I, D])
-    weight_view<E> experts_down;                 // [E D, I]  (file: [E, D, I])
+    tensor_view<const f32, 2> router_proj;               // [E, D]
+    std::span<const float> router_scale;                 // [D]
+    std::span<const float> per_expert_scale;             // [E]
+    weight_view<E> experts_gate_up;                      // [E 2I, D] (file: [E, 2I, D])
+    weight_view<E> experts_down;                         // [E D, I]  (file: [E, D, I])
 
     // Per-layer inputs only.
-    weight_view<PL> per_layer_input_gate;     // [P, D]
-    weight_view<PL> per_layer_projection;     // [D, P]
-    std::span<const float> post_per_layer_input_norm;  // [D]
+    weight_view<PL> per_layer_input_gate;             // [P, D]
+    weight_view<PL> per_layer_projection;             // [D, P]
+    std::span<const float> post_per_layer_input_norm; // [D]
 };
 
 template <class P>
@@ -112,12 +136,12 @@ struct weights {
     using Emb = typename P::embedding;
     using PL = typename P::per_layer;
 
-    weight_view<Emb> embed_tokens;     // [V, D]
-    weight_view<Emb> lm_head;          // [V, D]: embed_tokens when tied
-    std::span<const float> norm;                // [D]
-    weight_view<Emb> embed_tokens_per_layer;    // [V_p, L P]
-    weight_view<PL> per_layer_model_projection; // [L P, D]
-    std::span<const float> per_layer_projection_norm;    // [P]
+    weight_view<Emb> embed_tokens;                    // [V, D]
+    weight_view<Emb> lm_head;                         // [V, D]: embed_tokens when tied
+    std::span<const float> norm;                      // [D]
+    weight_view<Emb> embed_tokens_per_layer;          // [V_p, L P]
+    weight_view<PL> per_layer_model_projection;       // [L P, D]
+    std::span<const float> per_layer_projection_norm; // [P]
     std::vector<layer_weights<P>> layers;
 
     std::vector<aligned_buffer> storage; // the converted tensors
@@ -178,9 +202,9 @@ public:
 
     // The tensor `hf` of shape `shape` as a [rows, cols] matrix of scheme S
     // (rows = product of the outer extents; a vector is one row). For
-    // nn::as_stored, in the file's own scheme where it has GEMM kernels (a copy
-    // where the bytes are not aligned for its blocks), else widened to f32:
-    // exactly, in every case.
+    // nn::as_stored, in kept_scheme_t of the file's scheme: in place where
+    // that is the file's own (a copy where the bytes are not aligned for its
+    // blocks), else repacked to Q8_0 or widened to f32, exactly.
     template <class S>
     weight_view<S> matrix(std::string_view hf, std::vector<std::size_t> shape) {
         const found t = find(hf, std::move(shape));
@@ -188,8 +212,10 @@ public:
             nn::mixed_weight out; // find() refused the types the loader cannot read
             with_file_scheme(t.entry->type, [&](auto s) {
                 using F = decltype(s);
-                if constexpr (kernels::gemm_scheme<F>) out = in_place_or_copied<F>(hf, t);
-                else out = converted<f32>(hf, t);
+                using K = kept_scheme_t<F>;
+                if constexpr (std::same_as<K, F>) out = in_place_or_copied<F>(hf, t);
+                else if constexpr (std::same_as<K, q8_0>) out = repacked_q8_0<F>(hf, t);
+                else out = converted<K>(hf, t);
             });
             return out;
         } else {
@@ -255,6 +281,23 @@ private:
         bytes_.owned += buf.size();
         std::memcpy(buf.data(), data.data(), data.size());
         return handed_out<S>(hf, t.shape, std::span<const std::byte>(buf.data(), buf.size()), t.ext);
+    }
+
+    // t, stored as F (int8_multiples), as Q8_0 blocks with the same d and
+    // multiples: the same values, in storage the weights own.
+    template <class F>
+    tensor_view<const q8_0, 2> repacked_q8_0(std::string_view hf, const found& t) {
+        const std::size_t blocks = t.entry->data.size() / sizeof(block_of<F>);
+        aligned_buffer& buf = storage_.emplace_back(blocks * sizeof(block_q8_0));
+        bytes_.owned += buf.size();
+        auto* out = reinterpret_cast<block_q8_0*>(buf.data());
+        for (std::size_t b = 0; b < blocks; ++b) {
+            block_of<F> in; // the file's bytes may not be aligned for it
+            std::memcpy(&in, t.entry->data.data() + b * sizeof in, sizeof in);
+            out[b].d = in.d;
+            for (std::size_t j = 0; j < 32; ++j) out[b].qs[j] = F::multiple_at(in, j);
+        }
+        return handed_out<q8_0>(hf, t.shape, std::span<const std::byte>(buf.data(), buf.size()), t.ext);
     }
 
     // t widened to float32 and quantized to S (bit for bit the reference
@@ -361,7 +404,8 @@ void check_sizes(const config& c, const Source& src, const name_map& names = {})
 
 // Loads every tensor the config calls for. The views may point into `src`'s
 // mapping, so `src` must outlive the weights. `on_tensor` (optional) sees each
-// tensor as it is handed out, in the policy's scheme: what a converter writes.
+// tensor as it is handed out, in the policy's scheme (as_stored: the type it
+// is kept in): what a converter writes.
 template <class P, io::tensor_source Source>
     requires model_policy<P>
 weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, const Source& src,

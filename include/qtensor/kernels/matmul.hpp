@@ -162,8 +162,13 @@ template <class S>
 struct has_gemm : std::bool_constant<gemm_scheme<S>> {};
 } // namespace detail
 
-// The gemm_schemes, as a scheme_list.
-using gemm_schemes = all_schemes::filter<detail::has_gemm>;
+// The schemes with gemm kernels, as a scheme_list.
+using gemm_scheme_list = all_schemes::filter<detail::has_gemm>;
+
+// Whether file type t is a scheme with gemm kernels (a model can run it in place).
+constexpr bool has_gemm_kernels(ggml_type t) noexcept {
+    return gemm_scheme_list::visit_if([t](auto s) { return decltype(s)::type_id == t; }, [](auto) {});
+}
 
 // A GGUF-layout weight matrix gemm accepts, in any of its three forms.
 template <class W>

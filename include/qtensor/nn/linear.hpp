@@ -46,6 +46,10 @@ inline void linear(const mixed_weight& w, std::span<const float> x, std::span<fl
 template <class W>
 concept linear_weight = kernels::gemm_weight<W> || std::same_as<W, mixed_weight>;
 
+// A weight of a quantized scheme known at compile time.
+template <class W>
+concept quantized_weight = kernels::gemm_weight<W> && kernels::gemm_quantized_scheme<viewed_scheme_t<W>>;
+
 // One of several projections of the same activations (linear_each).
 template <linear_weight W>
 struct projection {
@@ -53,23 +57,21 @@ struct projection {
     std::span<float> y;
 };
 
-// x[T, in] -> y_i[T, out_i] = x W_i^T for weights of one scheme (q, k and v;
-// gate and up). Quantized weights take x quantized once to the scheme's dot
-// partner and reused by every product, where nn::linear would quantize it
-// for each: the same bits, less work.
-// (Mixed weights may differ in scheme, and each quantizes x for itself.)
+// x[T, in] -> y_i[T, out_i] = x W_i^T for weights of one type (q, k and v;
+// gate and up), every size checked before any product. Quantized weights
+// take x quantized once to the scheme's dot partner and reused by every
+// product, where nn::linear would quantize it for each: the same bits, less
+// work. (Mixed weights may differ in scheme: each quantizes x for itself.)
 template <linear_weight W>
 void linear_each(std::span<const float> x, std::initializer_list<projection<W>> ps, const kernels::executor& ex = {}) {
-    if constexpr (std::same_as<W, mixed_weight>) {
-        for (const projection<W>& p : ps) linear(p.w, x, p.y, ex);
-    } else if constexpr (kernels::gemm_quantized_scheme<viewed_scheme_t<W>>) {
+    if (ps.size() == 0) return;
+    const std::size_t in = ps.begin()->w.cols(), tokens = detail::rows_of("linear_each", x.size(), in);
+    for (const projection<W>& p : ps) {
+        detail::check_size("linear_each", "a weight's columns", p.w.cols(), in);
+        detail::check_size("linear_each", "y", p.y.size(), tokens * p.w.num_rows());
+    }
+    if constexpr (quantized_weight<W>) {
         using S = viewed_scheme_t<W>;
-        if (ps.size() == 0) return;
-        const std::size_t in = ps.begin()->w.cols(), tokens = detail::rows_of("linear_each", x.size(), in);
-        for (const projection<W>& p : ps) {
-            detail::check_size("linear_each", "a weight's columns", p.w.cols(), in);
-            detail::check_size("linear_each", "y", p.y.size(), tokens * p.w.num_rows());
-        }
         const auto a = kernels::detail::quantize_activations<typename S::dot_partner>(x.data(), in, tokens, ex,
                                                                                      kernels::target::best());
         for (const projection<W>& p : ps) kernels::unchecked::gemm(p.w, a.data(), tokens, p.y.data(), ex);

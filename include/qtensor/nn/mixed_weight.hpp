@@ -4,27 +4,23 @@
 // on the others. A mixed_weight holds the typed view of one such tensor, so
 // nn::linear (linear.hpp) runs that scheme's own kernel on it, in place.
 //
-// `as_stored` is what a model names instead of a scheme for such weights
-// (gemma4::stored_policy); weight_view_t<S> is the type a weight of S takes.
+// weight_view_t<S> is the type a weight of scheme S takes: a mixed_weight for
+// as_stored (as_stored.hpp; gemma4::stored_policy).
 #pragma once
 
 #include <cstddef>
-#include <string_view>
 #include <type_traits>
 #include <variant>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/kernels/matmul.hpp"
+#include "qtensor/nn/as_stored.hpp"
+#include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/registry.hpp"
 #include "qtensor/tensor/tensor_view.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace nn {
-
-// "Each tensor in the scheme its file stores it in".
-struct as_stored {
-    static constexpr std::string_view name = "as_stored";
-};
 
 namespace detail {
 template <class... S>
@@ -33,7 +29,7 @@ using const_views = std::variant<tensor_view<const S, 2>...>;
 
 class mixed_weight {
 public:
-    mixed_weight() = default; // an empty f32 matrix
+    mixed_weight() noexcept : view_(tensor_view<const f32, 2>{}) {} // an empty f32 matrix
 
     template <class S>
         requires kernels::gemm_scheme<S>
@@ -58,7 +54,7 @@ public:
     }
 
 private:
-    kernels::gemm_schemes::apply<detail::const_views> view_; // the schemes with GEMM kernels
+    kernels::gemm_scheme_list::apply<detail::const_views> view_;
 };
 
 // The type a weight of scheme S takes: its typed view, or for as_stored a mixed_weight.

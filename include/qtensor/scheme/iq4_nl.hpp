@@ -153,6 +153,10 @@ struct iq4_nl {
     static constexpr std::string_view name = "iq4_nl";
 
     static int code_at(const block_iq4_nl& b, std::size_t j) noexcept { return detail::iq4_nibble(b.qs.data(), j); }
+    // Element j of block b is multiple_at(b, j) * d.
+    static std::int8_t multiple_at(const block_iq4_nl& b, std::size_t j) noexcept {
+        return detail::iq4_grid[static_cast<std::size_t>(code_at(b, j))];
+    }
 
     // x[n] -> y[n/32], the banner's two steps per block.
     static void quantize_row(const float* x, block_iq4_nl* y, std::size_t n, std::uint8_t* saturated = nullptr) {
@@ -173,25 +177,15 @@ struct iq4_nl {
         for (std::size_t b = 0; b < n / block_elems; ++b) {
             const float d = fp16_to_fp32(x[b].d);
             for (std::size_t j = 0; j < block_elems; ++j)
-                *y++ = d * static_cast<float>(detail::iq4_grid[static_cast<std::size_t>(code_at(x[b], j))]);
+                *y++ = d * static_cast<float>(multiple_at(x[b], j));
         }
     }
 
     // Scalar reference against a Q8_0 activation row (ggml's
-    // ggml_vec_dot_iq4_nl_q8_0): per block (dw * da) * sum_j grid[code_j] * qa[j].
-    // The integer sum (|sum| <= 32 * 127 * 128) and dw * da (two fp16 values)
-    // are exact: one rounding per block, and Q4_0's budget,
-    //   |dot - exact| <= (n/32 + 1) * 2^-24 * sum_i |w_i * a_i|.
+    // ggml_vec_dot_iq4_nl_q8_0): per block (dw * da) * sum_j grid[code_j] * qa[j];
+    // one rounding per block, and Q4_0's budget.
     static float dot_row(const block_iq4_nl* w, const block_q8_0* a, std::size_t n) noexcept {
-        float sum = 0.0f;
-        for (std::size_t b = 0; b < n / block_elems; ++b) {
-            std::int32_t sumi = 0;
-            for (std::size_t j = 0; j < block_elems; ++j)
-                sumi += detail::iq4_grid[static_cast<std::size_t>(code_at(w[b], j))] * a[b].qs[j];
-            const float dd = fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d);
-            sum += detail::fmul(static_cast<float>(sumi), dd);
-        }
-        return sum;
+        return detail::dot_multiples_q8_0<iq4_nl>(w, a, n);
     }
 };
 

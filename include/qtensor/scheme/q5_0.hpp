@@ -98,29 +98,23 @@ struct q5_0 {
         }
     }
 
+    // Element j of block b is multiple_at(b, j) * d.
+    static std::int8_t multiple_at(const block_q5_0& b, std::size_t j) noexcept {
+        return static_cast<std::int8_t>(detail::five_bit_code(b.qs, b.qh, j) - 16);
+    }
+
     static void dequantize_row(const block_q5_0* x, float* y, std::size_t n) noexcept {
         for (std::size_t b = 0; b < n / block_elems; ++b) {
             const float d = fp16_to_fp32(x[b].d);
-            for (std::size_t j = 0; j < block_elems; ++j)
-                *y++ = static_cast<float>(detail::five_bit_code(x[b].qs, x[b].qh, j) - 16) * d;
+            for (std::size_t j = 0; j < block_elems; ++j) *y++ = static_cast<float>(multiple_at(x[b], j)) * d;
         }
     }
 
     // Scalar reference against a Q8_0 activation row: per block
-    // (dw * da) * sum_j (code[j] - 16) * qa[j], code j paired with qa[j].
-    // |sum| <= 32 * 16 * 128 is exact, and so is dw * da (two fp16 values):
-    // one rounding per block, as in q4_0::dot_row, and the same budget:
-    //   |dot - exact| <= (n/32 + 1) * 2^-24 * sum_i |w_i * a_i|.
+    // (dw * da) * sum_j (code[j] - 16) * qa[j], code j paired with qa[j];
+    // one rounding per block, as in q4_0::dot_row, and the same budget.
     static float dot_row(const block_q5_0* w, const block_q8_0* a, std::size_t n) noexcept {
-        float sum = 0.0f;
-        for (std::size_t b = 0; b < n / block_elems; ++b) {
-            std::int32_t sumi = 0;
-            for (std::size_t j = 0; j < block_elems; ++j)
-                sumi += (detail::five_bit_code(w[b].qs, w[b].qh, j) - 16) * a[b].qs[j];
-            const float dd = fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d);
-            sum += detail::fmul(static_cast<float>(sumi), dd);
-        }
-        return sum;
+        return detail::dot_multiples_q8_0<q5_0>(w, a, n);
     }
 };
 

@@ -53,6 +53,23 @@ inline float symmetric_scale(std::string_view scheme, std::size_t b, const float
     check_fp16_scale(scheme, b, d, fp16_to_fp32(*stored));
     return code_reciprocal(d);
 }
+
+// The scalar dot of a row of S, whose weights are S::multiple_at(b, j) * d per
+// 32-element block (Q5_0, IQ4_NL), with a Q8_0 row: per block
+// (dw * da) * sum_j multiple_j * qa[j]. The integer sum (at most
+// 32 * 127 * 128) and dw * da (two fp16 values) are exact: one rounding per
+// block, and Q4_0's budget, |dot - exact| <= (n/32 + 1) * 2^-24 * sum_i |w_i * a_i|.
+template <class S, class Block>
+float dot_multiples_q8_0(const Block* w, const block_q8_0* a, std::size_t n) noexcept {
+    float sum = 0.0f;
+    for (std::size_t b = 0; b < n / 32; ++b) {
+        std::int32_t sumi = 0;
+        for (std::size_t j = 0; j < 32; ++j) sumi += S::multiple_at(w[b], j) * a[b].qs[j];
+        const float dd = fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d);
+        sum += fmul(static_cast<float>(sumi), dd);
+    }
+    return sum;
+}
 } // namespace detail
 
 struct q8_0 {

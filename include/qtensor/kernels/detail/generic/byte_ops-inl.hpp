@@ -72,6 +72,12 @@ inline vi load_quads(const std::byte* const* p, std::size_t offset) {
     return load_i32(out);
 }
 
+inline vi load_dup_32(const void* p) {
+    alignas(64) std::uint8_t out[4 * lanes];
+    for (std::size_t k = 0; k < sizeof out; ++k) out[k] = static_cast<const std::uint8_t*>(p)[k % 32];
+    return load_bytes(out);
+}
+
 inline vi load_dup_quad(const void* p) {
     alignas(64) std::int32_t out[lanes];
     for (std::size_t k = 0; k < lanes / 4; ++k) std::memcpy(out + 4 * k, p, 16);

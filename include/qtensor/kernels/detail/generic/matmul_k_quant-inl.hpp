@@ -138,16 +138,14 @@ struct layout<q6_k> {
 constexpr std::size_t N = ops::lanes;
 constexpr std::size_t V = 4 * N;              // code bytes per vector
 constexpr std::size_t vectors = 256 / V;      // per block
-constexpr std::size_t piece = V < 16 ? V : 16; // bytes a vector takes from one quad
-constexpr std::size_t pieces = V / piece;
 
 // The vectors of one block, worked out at compile time from layout<S>. The
 // quads are ordered by (lo_shift, lo), so a vector's low bytes are one load
 // with one shift; vector g takes bytes [V g, V g + V) of the quads in that order.
 struct vector_plan {
     std::size_t lo, lo_shift;
-    std::size_t hi[pieces];
-    bool hi_whole; // the pieces' high bytes are contiguous: one load
+    std::size_t hi;
+    bool hi_twice; // the high bytes are the 32 at hi twice (16 lanes), else the V at hi
     std::int32_t hi_shift[N]; // per lane, less hi_min
     bool hi_uniform;
     std::size_t hi_min;
@@ -175,12 +173,8 @@ constexpr block_plan make_plan() {
         vector_plan& v = p.v[g];
         v.lo = quad_at(V * g).lo + V * g % 16;
         v.lo_shift = quad_at(V * g).lo_shift;
-        v.hi_whole = true;
-        for (std::size_t k = 0; k < pieces; ++k) {
-            const std::size_t pos = V * g + piece * k;
-            v.hi[k] = quad_at(pos).hi + pos % 16;
-            v.hi_whole = v.hi_whole && v.hi[k] == v.hi[0] + piece * k;
-        }
+        v.hi = quad_at(V * g).hi + V * g % 16;
+        v.hi_twice = V == 64 && quad_at(V * g + 32).hi == quad_at(V * g).hi;
         v.hi_min = v.scale_base = 16 * 8;
         for (std::size_t lane = 0; lane < N; ++lane) {
             const quad q = quad_at(V * g + 4 * lane);
@@ -200,14 +194,17 @@ constexpr block_plan make_plan() {
 }
 
 // What the kernel relies on: one contiguous load and one shift for a vector's
-// low bits, and its sub-blocks within one vector of N scales.
+// low bits; one load for its high bits (of V bytes, or of 32 taken twice);
+// and its sub-blocks within one vector of N scales.
 template <class S>
 constexpr bool plan_fits(const block_plan& p) {
     for (std::size_t g = 0; g < vectors; ++g)
         for (std::size_t pos = V * g; pos < V * (g + 1); ++pos) {
             const quad q = layout<S>::at(p.order[pos / 16]);
-            if (q.lo + pos % 16 != p.v[g].lo + pos - V * g || q.lo_shift != p.v[g].lo_shift ||
-                q.sub_block - p.v[g].scale_base >= N)
+            const vector_plan& v = p.v[g];
+            const std::size_t at = pos - V * g; // byte of the vector
+            if (q.lo + pos % 16 != v.lo + at || q.lo_shift != v.lo_shift || q.sub_block - v.scale_base >= N ||
+                (layout<S>::hi_bits > 0 && q.hi + pos % 16 != v.hi + (v.hi_twice ? at % 32 : at)))
                 return false;
         }
     return true;
@@ -324,18 +321,6 @@ void prepare(const block_q8_k& src, activation& out) {
     out.d = src.d;
 }
 
-// The V bytes at base + at[0 .. pieces): one load where they are contiguous.
-QTENSOR_OPS_INLINE ops::vi load_pieces(const std::byte* base, const std::size_t* at, bool whole) {
-    if constexpr (pieces > 1) {
-        if (!whole) {
-            const std::byte* p[pieces];
-            for (std::size_t k = 0; k < pieces; ++k) p[k] = base + at[k];
-            return ops::load_quads(p, 0);
-        }
-    }
-    return ops::load_bytes(base + at[0]);
-}
-
 constexpr std::int32_t every_byte(std::uint32_t x) { return static_cast<std::int32_t>(x * 0x01010101u); }
 
 // Vector g of block w's unsigned codes: V bytes, one code each.
@@ -346,7 +331,7 @@ QTENSOR_OPS_INLINE ops::vi codes(const std::byte* w, std::size_t g) {
     const auto lo = ops::load_bytes(w + v.lo); // plan_fits: one load
     auto c = ops::shift_right(lo, static_cast<int>(v.lo_shift)) & ops::set_i(every_byte((1u << L::lo_bits) - 1));
     if constexpr (L::hi_bits > 0) {
-        auto hi = load_pieces(w, v.hi, v.hi_whole);
+        auto hi = v.hi_twice ? ops::load_dup_32(w + v.hi) : ops::load_bytes(w + v.hi); // plan_fits: one load
         if (!v.hi_uniform) hi = ops::shift_right(hi, ops::load_i32(v.hi_shift));
         // Bits hi_min .. of each byte up to bit lo_bits: within the byte,
         // as every lane's shift left the wanted bits at the same place.

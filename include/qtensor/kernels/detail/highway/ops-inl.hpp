@@ -287,6 +287,13 @@ HWY_INLINE vi load_dup_quad(const void* p) { return hn::LoadDup128(di, static_ca
 #else
 using portable::load_dup_quad;
 #endif
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+HWY_INLINE vi load_dup_32(const void* p) {
+    return vi{_mm512_broadcast_i64x4(_mm256_loadu_si256(static_cast<const __m256i*>(p)))};
+}
+#else
+using portable::load_dup_32;
+#endif
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 HWY_INLINE vi load_quads(const std::byte* const* p, std::size_t offset) {

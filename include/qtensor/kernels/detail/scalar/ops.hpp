@@ -201,6 +201,8 @@ inline vi load_bytes(const void* p) {
 inline void store_bytes(vi v, void* p) { std::memcpy(p, &v.v, sizeof v.v); }
 // Lane i: the 4 bytes at base + offset[i].
 inline vi gather_bytes(const std::byte* base, vi offset) { return load_bytes(base + offset.v); }
+// The 32 bytes at p repeated to fill the vector: on one lane, the first 4.
+inline vi load_dup_32(const void* p) { return load_bytes(p); }
 // |w| per byte, read as unsigned (|-128| = 128); and s * sign(w) per byte (s
 // negated where w < 0, 0 where w == 0), for s != -128.
 inline vi abs_i8(vi w) { return bytes_impl::bytewise([&](int k) { return std::abs(bytes_impl::s8(w, k)); }); }

@@ -504,6 +504,7 @@ inline vi sign_i8(vi s, vi w) {
 inline vi pair_sums(vi u, vi s) { return vi(_mm512_maddubs_epi16(u.data, s.data)); }
 inline vi madd16(vi x, vi y) { return vi(_mm512_madd_epi16(x.data, y.data)); }
 inline vi load_dup_quad(const void* p) { return vi(_mm512_broadcast_i32x4(_mm_loadu_si128(static_cast<const __m128i*>(p)))); }
+inline vi load_dup_32(const void* p) { return vi(_mm512_broadcast_i64x4(_mm256_loadu_si256(static_cast<const __m256i*>(p)))); }
 inline vi load_quads(const std::byte* const* p, std::size_t offset) {
     const auto at = [&](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[k] + offset)); };
     __m512i z = _mm512_zextsi128_si512(at(0));
@@ -517,6 +518,7 @@ inline vi sign_i8(vi s, vi w) { return vi(_mm256_sign_epi8(s.data, w.data)); }
 inline vi pair_sums(vi u, vi s) { return vi(_mm256_maddubs_epi16(u.data, s.data)); }
 inline vi madd16(vi x, vi y) { return vi(_mm256_madd_epi16(x.data, y.data)); }
 inline vi load_dup_quad(const void* p) { return vi(_mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(p)))); }
+inline vi load_dup_32(const void* p) { return vi(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
 inline vi load_quads(const std::byte* const* p, std::size_t offset) {
     const auto at = [&](std::size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[k] + offset)); };
     return vi(_mm256_inserti128_si256(_mm256_castsi128_si256(at(0)), at(1), 1));
@@ -530,10 +532,12 @@ inline vi load_dup_quad(const void* p) { return vi(_mm_loadu_si128(static_cast<c
 inline vi load_quads(const std::byte* const* p, std::size_t offset) {
     return vi(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0] + offset)));
 }
+using portable::load_dup_32;
 #else
 #define QTENSOR_XSIMD_PORTABLE_BYTES 1
 using portable::abs_i8;
 using portable::byte_dot;
+using portable::load_dup_32;
 using portable::load_dup_quad;
 using portable::load_quads;
 using portable::pair_sums;
