@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qtensor/gemma4/checkpoint.hpp"
+#include "qtensor/gemma4/footprint.hpp"
 #include "qtensor/gemma4/gguf.hpp"
 #include "qtensor/gemma4/lattice.hpp"
 #include "qtensor/gemma4/model.hpp"
@@ -436,7 +437,8 @@ TEST_CASE("converted with the q4_0 policy: stored in the policy's schemes, used 
 
         const gemma4::checkpoint ck(path);
         check_same_config(f.config, ck.config());
-        const auto m = gemma4::model<gemma4::q4_0_policy>::load(ck.config(), ck, ck.names());
+        const auto m = gemma4::model<gemma4::q4_0_policy>::load(ck.config(), ck, ck.names(), {}, {},
+                                                                gemma4::weight_layout::in_place);
         std::size_t weight_bytes = 0;
         for (const io::tensor_entry& e : file.entries())
             if (e.name != gemma4::rope_freqs_name) weight_bytes += e.data.size();
@@ -444,6 +446,29 @@ TEST_CASE("converted with the q4_0 policy: stored in the policy's schemes, used 
         CHECK(m.weight_bytes().mapped == weight_bytes);
         // The same weight bytes as quantized in memory from the f32 file.
         CHECK(m.forward(f.ids) == logits_of<gemma4::q4_0_policy>(f.config, f.weights, {}, f.ids));
+
+        // Repacked into the interleaved layout (the default): the 24 tokens'
+        // logits bit for bit (its arithmetic is the GGUF layout's from 4
+        // tokens on), decoding token by token within float rounding. The
+        // attention and MLP matrices (footprint's count) leave the mapping;
+        // they and the tied head are copied into owned memory.
+        const auto r = gemma4::model<gemma4::q4_0_policy>::load(ck.config(), ck, ck.names());
+        CHECK(r.forward(f.ids) == m.forward(f.ids));
+        auto in_place_cache = m.make_cache(8), repacked_cache = r.make_cache(8);
+        for (std::size_t t = 0; t < 8; ++t) {
+            const std::vector<float> want = m.decode(f.ids[t], in_place_cache);
+            CHECK(max_diff(r.decode(f.ids[t], repacked_cache), want) <= 1e-5 * max_abs(want));
+        }
+        const gemma4::footprint counted =
+            gemma4::measure_footprint(f.config, gemma4::storage_plan::of<gemma4::q4_0_policy>(), 0);
+        const auto part = [&](std::string_view name) {
+            for (const gemma4::footprint_part& p : counted.parts)
+                if (p.name == name) return p.bytes;
+            FAIL("no part " << name);
+            return std::size_t{0};
+        };
+        CHECK(m.weight_bytes().mapped - r.weight_bytes().mapped == part("attention") + part("mlp"));
+        CHECK(r.weight_bytes().owned >= part("attention") + part("mlp") + part("token table"));
     }
 }
 
@@ -547,16 +572,19 @@ TEST_CASE("a tensor in the wanted scheme but not aligned for its blocks is copie
         const overlay_source unaligned{f.weights, {{name, S::type_id, orig.shape, odd}}};
 
         bool seen = false;
-        const auto m = gemma4::model<P>::load(f.config, unaligned, {}, {}, [&](const io::tensor_entry& e) {
-            if (e.name != name) return;
-            seen = true;
-            CHECK(e.type == S::type_id);
-            REQUIRE(e.data.size() == bytes.size());
-            CHECK(e.data.data() != odd.data());
-            CHECK(std::memcmp(e.data.data(), bytes.data(), bytes.size()) == 0);
-        });
+        const auto m = gemma4::model<P>::load(
+            f.config, unaligned, {}, {},
+            [&](const io::tensor_entry& e) {
+                if (e.name != name) return;
+                seen = true;
+                CHECK(e.type == S::type_id);
+                REQUIRE(e.data.size() == bytes.size());
+                CHECK(e.data.data() != odd.data());
+                CHECK(std::memcmp(e.data.data(), bytes.data(), bytes.size()) == 0);
+            },
+            gemma4::weight_layout::in_place);
         CHECK(seen);
-        const auto in_place = gemma4::model<P>::load(f.config, aligned, {});
+        const auto in_place = gemma4::model<P>::load(f.config, aligned, {}, {}, {}, gemma4::weight_layout::in_place);
         CHECK(m.weight_bytes().owned == in_place.weight_bytes().owned + bytes.size());
         CHECK(m.forward(f.ids) == in_place.forward(f.ids));
     };

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "qtensor/gemma4/footprint.hpp"
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/io/safetensors.hpp"
 
@@ -254,6 +255,46 @@ TEST_CASE("a multi-threaded executor gives the same logits, bit for bit") {
     CHECK(single.forward(f.ids) == multi.forward(f.ids));
 }
 
+TEST_CASE("a profile counts each family's weight bytes and changes no logit") {
+    // The bytes per step are held against footprint's count of the same
+    // tensors from the config alone: q/k/v/o are its attention part, gate/up/
+    // down its mlp part, the tied head its token table; the per-layer
+    // projections are split between the embedding family (the model-level
+    // projection, with one row of each table per token) and per_layer.
+    for (const fixture* f : {&e2b(), &moe()}) {
+        CAPTURE(f->dir);
+        const auto m = load<gemma4::q4_0_policy>(*f);
+        auto plain = m.make_cache(f->ids.size()), profiled = m.make_cache(f->ids.size());
+        gemma4::profile prof;
+        CHECK(m.prefill(std::span(f->ids).first(3), plain) ==
+              m.prefill(std::span(f->ids).first(3), profiled, {}, &prof));
+        for (std::size_t t = 3; t < 6; ++t) CHECK(m.decode(f->ids[t], plain) == m.decode(f->ids[t], profiled, &prof));
+        CHECK(prof.calls == 4);
+        for (const double s : prof.seconds) CHECK(s >= 0.0);
+        CHECK(prof.seconds[gemma4::profile::mlp] > 0.0);
+
+        const gemma4::footprint fp =
+            gemma4::measure_footprint(f->config, gemma4::storage_plan::of<gemma4::q4_0_policy>(), 0);
+        const auto part = [&](std::string_view name) {
+            for (const gemma4::footprint_part& p : fp.parts)
+                if (p.name == name) return p.bytes;
+            return std::size_t{0};
+        };
+        const auto& tensors = m.tensors();
+        const auto row = [](const auto& w) { return w.num_rows() == 0 ? 0 : gemma4::detail::bytes_of(w) / w.num_rows(); };
+        const std::size_t tokens = 6, calls = 4, rows_per_token = row(tensors.embed_tokens) + row(tensors.embed_tokens_per_layer);
+        CHECK(prof.weight_bytes[gemma4::profile::projections] == calls * part("attention"));
+        CHECK(prof.weight_bytes[gemma4::profile::head] == calls * part("token table"));
+        CHECK(prof.weight_bytes[gemma4::profile::embedding] + prof.weight_bytes[gemma4::profile::per_layer] ==
+              calls * part("per-layer projections") + tokens * rows_per_token);
+        if (f->config.enable_moe_block) {
+            CHECK(prof.weight_bytes[gemma4::profile::mlp] > calls * part("mlp"));
+        } else {
+            CHECK(prof.weight_bytes[gemma4::profile::mlp] == calls * part("mlp"));
+        }
+    }
+}
+
 TEST_CASE("quantized policies: logit error against the float reference") {
     // Budgets: about twice the error measured when the test was written (the
     // measured value is in the comment), so a change that makes quantization
@@ -330,8 +371,10 @@ TEST_CASE("weights stored in another scheme: in place when the policy matches, c
         const fixture& f = moe();
         using q8_0_bf16_kv = gemma4::policy<q8_0, q8_0, q8_0, q8_0, bf16>;
         const converted_source<q8_0> src(f.weights);
-        const auto in_place = gemma4::model<q8_0_bf16_kv>::load(f.config, src);
-        const auto from_f32 = gemma4::model<q8_0_bf16_kv>::load(f.config, f.weights);
+        const auto in_place =
+            gemma4::model<q8_0_bf16_kv>::load(f.config, src, {}, {}, {}, gemma4::weight_layout::in_place);
+        const auto from_f32 =
+            gemma4::model<q8_0_bf16_kv>::load(f.config, f.weights, {}, {}, {}, gemma4::weight_layout::in_place);
         CHECK(in_place.weight_bytes().owned == 0);
         CHECK(from_f32.weight_bytes().owned == in_place.weight_bytes().mapped - from_f32.weight_bytes().mapped);
         // Quantized by the same reference quantizer: the same bytes, the same logits.

@@ -145,7 +145,7 @@ void check_in_place() {
     const std::string path = tmp / "k_quant.gguf";
     gemma4::write_gguf<P>(c, memory_source(c, master), path);
     const gemma4::checkpoint ck(path);
-    const auto from_file = gemma4::model<P>::load(ck.config(), ck, ck.names());
+    const auto from_file = gemma4::model<P>::load(ck.config(), ck, ck.names(), {}, {}, gemma4::weight_layout::in_place);
     CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
     const std::vector<float> logits = from_file.forward(ids);
     CHECK(logits == gemma4::model<P>::load(c, memory_source(c, master)).forward(ids));

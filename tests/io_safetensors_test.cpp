@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "qtensor/io/mapped_file.hpp"
 #include "qtensor/io/safetensors.hpp"
 #include "qtensor/io/safetensors_writer.hpp"
 #include "qtensor/scheme/q8_0.hpp"
@@ -821,4 +822,23 @@ TEST_CASE("safetensors_writer: refuses what the format cannot hold, before writi
     const std::vector<block_q8_0> q(1);
     const io::tensor_entry e{"q", ggml_type::q8_0, {32}, std::as_bytes(std::span(q))};
     CHECK(message_of([&] { w.add(e); }).find("is q8_0; safetensors holds F32, F16 and BF16") != std::string::npos);
+}
+
+TEST_CASE("mapped_file::release drops pages the caller has copied; touched again, they read the same") {
+    const qtensor_test::scratch_dir tmp;
+    const std::string path = tmp / "pages.bin";
+    std::vector<std::byte> bytes(5 * 4096 + 123);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(i * 7 + i / 4096);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                static_cast<std::streamsize>(bytes.size()));
+    const io::mapped_file file(path);
+    const std::span<const std::byte> all = file.bytes();
+    REQUIRE(std::equal(all.begin(), all.end(), bytes.begin(), bytes.end())); // every page touched
+    CHECK(file.release(all.subspan(100, 3 * 4096)));                         // two whole pages inside
+    CHECK(file.release(all));
+    CHECK(std::equal(all.begin(), all.end(), bytes.begin(), bytes.end()));
+    // Not this mapping's bytes (heap memory must never be dropped), or nothing: refused.
+    CHECK_FALSE(file.release(std::span<const std::byte>(bytes)));
+    CHECK_FALSE(file.release(all.subspan(all.size() - 10, 10).first(0)));
+    CHECK_FALSE(file.release(std::span<const std::byte>(all.data() + all.size() - 10, 20)));
 }

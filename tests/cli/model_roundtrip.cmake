@@ -4,7 +4,9 @@
 #   f32:  GGUF logits == directory logits, byte for byte (same weights, same
 #         code), and within 1e-4 of max |logit| of transformers' reference;
 #   q4_0: GGUF logits == directory logits with --policy q4_0, byte for byte
-#         (convert quantizes as the model's loader does);
+#         (convert quantizes as the model's loader does), and == the GGUF's
+#         with --in-place (24 tokens: the interleaved layout's arithmetic is
+#         the GGUF layout's from 4 tokens on);
 #   lattice: the Q4_0 file lies on Q4_0 grids, convert --lattice keeps it.
 # Leaves cut.gguf, a truncated copy, for the corrupt-file error test.
 #
@@ -60,6 +62,8 @@ step("${UTIL}" close hf.f32 want.f32 1e-4)
 step("${CLI}" logits --policy q4_0 --threads 1 --ids ${ids} --out hf_q4_0.f32 "${MODEL}")
 step("${CLI}" logits --policy q4_0 --threads 2 --ids ${ids} --out gguf_q4_0.f32 q4_0.gguf)
 step("${CMAKE_COMMAND}" -E compare_files hf_q4_0.f32 gguf_q4_0.f32)
+step("${CLI}" logits --policy q4_0 --threads 2 --in-place --ids ${ids} --out in_place_q4_0.f32 q4_0.gguf)
+step("${CMAKE_COMMAND}" -E compare_files gguf_q4_0.f32 in_place_q4_0.f32)
 # The policy really changed the numbers.
 execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files hf.f32 hf_q4_0.f32
     WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc)

@@ -38,12 +38,20 @@ qtensor_cli_run(logits_help CODE 0 STDOUT "^usage: qtensor logits .*--ids IDS --
 qtensor_cli_run(generate_help CODE 0 STDOUT "^usage: qtensor generate .*--max-new N MODEL" ARGS generate -h)
 # Greedy decoding prints exactly --max-new ids on one line, and the figures on stderr.
 qtensor_cli_run(generate CODE 0 STDOUT "^[0-9]+(,[0-9]+)(,[0-9]+)(,[0-9]+)(,[0-9]+)\n$"
-    STDERR "prefill 3 tokens in .* tok/s\\); decode 4 tokens in .* tok/s\\)\n.*weights .* MiB \\(.* converted, .* mapped\\); KV cache .* MiB for 8 positions; peak RSS [0-9.]+ MiB\n$"
+    STDERR "prefill 3 tokens in .* tok/s\\); decode 4 tokens in .* tok/s\\)\n.*weights .* MiB \\(.* converted or repacked, .* mapped\\); KV cache .* MiB for 8 positions; peak RSS [0-9.]+ MiB\n$"
     ARGS generate --threads 1 --ids 5,17,3 --max-new 5 ${e2b})
+# A Q4_0 file's matrices: repacked by default (owned), read in place with --in-place.
 qtensor_cli_run(generate_q4_0 CODE 0 STDOUT "^[0-9]+(,[0-9]+)\n$"
-    STDERR "weights .* MiB \\(0\\.00 MiB converted"
+    STDERR "weights .* MiB \\((0\\.[0-9]*[1-9]|[1-9])[0-9.]* MiB converted or repacked"
     ARGS generate --policy q4_0 --threads 2 --ids 1 --max-new 2 ${QTENSOR_CLI_MODEL_WORK}/q4_0.gguf)
-set_property(TEST cli_generate_q4_0 APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+qtensor_cli_run(generate_q4_0_in_place CODE 0 STDOUT "^[0-9]+(,[0-9]+)\n$"
+    STDERR "weights .* MiB \\(0\\.00 MiB converted or repacked"
+    ARGS generate --policy q4_0 --in-place --threads 2 --ids 1 --max-new 2 ${QTENSOR_CLI_MODEL_WORK}/q4_0.gguf)
+# --profile: a table of the decode steps' time by family, weight bytes and rates.
+qtensor_cli_run(generate_profile CODE 0 STDOUT "^[0-9]+(,[0-9]+)(,[0-9]+)\n$"
+    STDERR "profile of 2 decode steps, per step:\n  ops +ms +share +weights MB +GB/s\n  embedding .*\n  projections .*\n  attention .*\n  mlp .*\n  per_layer .*\n  head .*\n  other .*\n  total +[0-9.]+ +100\.0% .*\n$"
+    ARGS generate --policy q4_0 --profile --threads 1 --ids 5,17,3 --max-new 3 ${e2b})
+set_property(TEST cli_generate_q4_0 cli_generate_q4_0_in_place APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
 
 
 # Bad command lines: exit 2.

@@ -20,6 +20,7 @@
 #include "cli.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/policy.hpp"
+#include "qtensor/gemma4/weights.hpp"
 
 namespace qtensor::cli {
 
@@ -89,6 +90,11 @@ inline std::vector<std::int32_t> parse_ids(std::string_view text) {
 inline std::size_t threads_of(const parsed_args& parsed, std::size_t opt) {
     if (parsed.has(opt)) return parse_count("--threads", *parsed.values[opt], max_threads);
     return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// --in-place: Q4_0 and Q8_0 matrices read from the file as they are, not repacked.
+inline gemma4::weight_layout layout_of(const parsed_args& parsed, std::size_t opt) {
+    return parsed.has(opt) ? gemma4::weight_layout::in_place : gemma4::weight_layout::interleaved;
 }
 
 // The positional MODEL, checked to exist so the message says which argument is wrong.

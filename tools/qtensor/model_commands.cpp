@@ -37,6 +37,7 @@
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
+#include "qtensor/gemma4/profile.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/train/data.hpp"
@@ -59,23 +60,25 @@ constexpr option_spec logits_options[] = {
     {"ids", 'i', true},
     {"out", 'o', true},
     {"threads", 't', true},
+    {"in-place", 0, false},
 };
-enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads };
+enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads, lg_in_place };
 
 constexpr option_spec generate_options[] = {
     {"policy", 'p', true}, {"ids", 'i', true},    {"max-new", 'n', true},
-    {"threads", 't', true}, {"prompt", 0, true}, {"chat", 0, false},
+    {"threads", 't', true}, {"prompt", 0, true}, {"chat", 0, false}, {"profile", 0, false},
+    {"in-place", 0, false},
 };
-enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads, gen_prompt, gen_chat };
+enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads, gen_prompt, gen_chat, gen_profile, gen_in_place };
 
 constexpr option_spec tokenize_options[] = {{"text", 0, true}, {"ids", 'i', true}, {"chat", 0, false}};
 enum : std::size_t { tok_text, tok_ids, tok_chat };
 
 constexpr option_spec ppl_options[] = {
     {"policy", 'p', true}, {"ids", 'i', true},    {"data", 'd', true},
-    {"ctx", 'c', true},    {"chunks", 0, true},   {"threads", 't', true},
+    {"ctx", 'c', true},    {"chunks", 0, true},   {"threads", 't', true}, {"in-place", 0, false},
 };
-enum : std::size_t { pp_policy, pp_ids, pp_data, pp_ctx, pp_chunks, pp_threads };
+enum : std::size_t { pp_policy, pp_ids, pp_data, pp_ctx, pp_chunks, pp_threads, pp_in_place };
 constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
@@ -136,8 +139,10 @@ struct run_job {
     std::string model;
     std::vector<std::int32_t> ids;
     std::size_t threads = 1;
+    gemma4::weight_layout layout = gemma4::weight_layout::interleaved;
     std::string out;                         // logits
     std::size_t max_new = 0;                 // generate
+    bool profile = false;                     // generate --profile
     std::optional<text::tokenizer> tokenizer; // generate --prompt: print text, stop at a stop id
 };
 
@@ -166,16 +171,16 @@ std::string text_of(std::string_view command, const text::tokenizer& tok, std::s
 
 // Model P from ck; on a terminal, the bytes loaded so far.
 template <class P>
-gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex) {
+gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex, gemma4::weight_layout layout) {
     progress loading("loading", false, policy_bytes<P>(ck));
-    auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading));
+    auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading), layout);
     loading.finish();
     return m;
 }
 
 template <class P>
 void write_logits(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex), job.layout);
     const std::vector<float> logits = m.forward(job.ids); // [T, V]
     output out(job.out);
     out.write(logits.data(), logits.size() * sizeof(float));
@@ -201,9 +206,28 @@ std::string rate(std::size_t tokens, double seconds) {
     return buf;
 }
 
+// A decode profile, per step: time, share, weight bytes read and their rate.
+void print_profile(const gemma4::profile& p) {
+    if (p.calls == 0) return;
+    const double steps = static_cast<double>(p.calls), total_s = p.total_seconds();
+    std::fprintf(stderr, "qtensor: generate: profile of %zu decode steps, per step:\n", p.calls);
+    std::fprintf(stderr, "  %-12s %9s %7s %11s %8s\n", "ops", "ms", "share", "weights MB", "GB/s");
+    const auto line = [&](std::string_view name, double s, std::size_t bytes) {
+        const double mb = static_cast<double>(bytes) / steps / 1e6;
+        std::fprintf(stderr, "  %-12.*s %9.3f %6.1f%% %11.1f %8.1f\n", static_cast<int>(name.size()), name.data(),
+                     s / steps * 1e3, 100.0 * s / total_s, mb, s > 0 ? mb * steps / s / 1e3 : 0.0);
+    };
+    std::size_t bytes = 0;
+    for (std::size_t f = 0; f < gemma4::profile::families; ++f) {
+        line(gemma4::profile::names[f], p.seconds[f], p.weight_bytes[f]);
+        bytes += p.weight_bytes[f];
+    }
+    line("total", total_s, bytes);
+}
+
 template <class P>
 void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex), job.layout);
     auto cache = m.make_cache(job.ids.size() + job.max_new);
     // With a tokenizer: text as it comes, held back while it ends in part of a character.
     const std::vector<std::int32_t> stops = job.tokenizer ? gemma4::stop_ids(*job.tokenizer) : std::vector<std::int32_t>{};
@@ -216,6 +240,7 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
         printed = text.size();
     };
     std::vector<std::int32_t> out;
+    gemma4::profile prof; // of the decode steps
     const auto t0 = std::chrono::steady_clock::now();
     auto next = static_cast<std::int32_t>(argmax(m.prefill(job.ids, cache)));
     const double prefill_s = seconds_since(t0);
@@ -228,7 +253,7 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
         if (job.tokenizer) show(out, false);
         if (out.size() == job.max_new) break;
         const auto t1 = std::chrono::steady_clock::now();
-        next = static_cast<std::int32_t>(argmax(m.decode(next, cache)));
+        next = static_cast<std::int32_t>(argmax(m.decode(next, cache, job.profile ? &prof : nullptr)));
         decode_s += seconds_since(t1);
     }
 
@@ -248,10 +273,11 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
     std::fprintf(stderr, "qtensor: generate: prefill %s; decode %s%s\n", rate(job.ids.size(), prefill_s).c_str(),
                  rate(steps, decode_s).c_str(), stopped ? " (stopped at the end of the reply)" : "");
     std::fprintf(stderr,
-                 "qtensor: generate: weights %s (%s converted, %s mapped); KV cache %s for %zu positions; "
+                 "qtensor: generate: weights %s (%s converted or repacked, %s mapped); KV cache %s for %zu positions; "
                  "peak RSS %s\n",
                  mib(w.total()).c_str(), mib(w.owned).c_str(), mib(w.mapped).c_str(), mib(cache.bytes()).c_str(),
                  cache.capacity(), mib(peak_rss_bytes()).c_str());
+    if (job.profile) print_profile(prof);
 }
 
 // --- ppl ----------------------------------------------------------------------
@@ -262,11 +288,12 @@ void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executo
 struct ppl_job {
     std::vector<std::int32_t> tokens;
     std::size_t ctx = 0, chunks = 0;
+    gemma4::weight_layout layout = gemma4::weight_layout::interleaved;
 };
 
 template <class P>
 void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex));
+    const auto m = load_model<P>(ck, std::move(ex), job.layout);
     const std::size_t V = ck.config().vocab_size;
     step_progress status(job.chunks);
     std::vector<double> row(V);
@@ -325,6 +352,11 @@ void print_model_note(bool running) {
     std::printf(
         "Weights already in the policy's scheme are used in place from the file;\n"
         "others are converted when the model loads.\n");
+    if (running)
+        std::printf(
+            "Q4_0 and Q8_0 matrices that the model multiplies by are then repacked into\n"
+            "the kernels' interleaved layout (a copy in memory; the file's pages of them\n"
+            "are let go): faster decoding. --in-place keeps reading them from the file.\n");
 }
 
 } // namespace
@@ -385,6 +417,8 @@ void print_logits_help() {
         "  -p, --policy POLICY   default f32\n"
         "  -t, --threads N       threads for the matrix products (default: all cores);\n"
         "                        the logits do not depend on N\n"
+        "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
+        "                        (less memory, slower; results equal from 4 tokens on)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
@@ -425,9 +459,13 @@ void print_generate_help() {
         "up to N tokens or until <eos> or the end-of-turn marker.\n"
         "stderr: two lines, 'qtensor: generate: prefill T tokens in X ms (R tok/s);\n"
         "decode D tokens in ...' (D decode steps: N-1, or fewer when the reply ended;\n"
-        "the time is the model's alone) and the bytes of the weights (converted, and\n"
-        "mapped from the file: resident only where read), of the KV cache, and the\n"
-        "process's peak resident memory (RSS).\n"
+        "the time is the model's alone) and the bytes of the weights (converted or repacked,\n"
+        "and mapped from the file: resident only where read), of the KV cache, and the\n"
+        "process's peak resident memory (RSS). With --profile, then a table of where\n"
+        "a decode step's time goes, per family of ops (embedding lookups, the q/k/v/o\n"
+        "projections, attention, MLP, per-layer inputs, LM head, the rest), with the\n"
+        "weight bytes each reads per step and their rate in GB/s, to hold against the\n"
+        "machine's memory bandwidth.\n"
         "\n");
     print_model_note(true);
     std::printf(
@@ -439,6 +477,9 @@ void print_generate_help() {
         "  -n, --max-new N       tokens to generate (at least 1)\n"
         "  -p, --policy POLICY   default f32\n"
         "  -t, --threads N       threads for the matrix products (default: all cores)\n"
+        "      --profile         print where the decode steps' time goes\n"
+        "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
+        "                        (less memory, slower; results equal from 4 tokens on)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
@@ -472,6 +513,8 @@ void print_ppl_help() {
         "  -p, --policy POLICY   default f32\n"
         "  -t, --threads N       threads for the matrix products (default: all cores);\n"
         "                        the result does not depend on N\n"
+        "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
+        "                        (less memory, slower; results equal from 4 tokens on)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n",
@@ -553,6 +596,7 @@ int run_logits(std::span<const std::string_view> args) {
     job.ids = parse_ids(*parsed.values[lg_ids]);
     job.threads = threads_of(parsed, lg_threads);
     job.out = std::string(*parsed.values[lg_out]);
+    job.layout = layout_of(parsed, lg_in_place);
     job.model = model_path("logits", parsed.positionals[0]);
 
     const gemma4::checkpoint ck(job.model);
@@ -578,6 +622,8 @@ int run_generate(std::span<const std::string_view> args) {
     run_job job;
     if (parsed.has(gen_ids)) job.ids = parse_ids(*parsed.values[gen_ids]);
     job.max_new = parse_count("--max-new", *parsed.values[gen_max_new], max_new_tokens);
+    job.profile = parsed.has(gen_profile);
+    job.layout = layout_of(parsed, gen_in_place);
     job.threads = threads_of(parsed, gen_threads);
     job.model = model_path("generate", parsed.positionals[0]);
 
@@ -638,6 +684,7 @@ int run_ppl(std::span<const std::string_view> args) {
     const std::size_t threads = threads_of(parsed, pp_threads);
     const std::string model = model_path("ppl", parsed.positionals[0]);
     if (parsed.has(pp_ids)) job.tokens = parse_ids(*parsed.values[pp_ids]);
+    job.layout = layout_of(parsed, pp_in_place);
 
     const gemma4::checkpoint ck(model);
     const gemma4::config& c = ck.config();

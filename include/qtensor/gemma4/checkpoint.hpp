@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,9 @@ public:
     // io::tensor_source, by the file's own names.
     const std::string& path() const noexcept { return path_; }
     const io::tensor_entry* find(std::string_view name) const;
+    // Drops the pages of `part`, bytes of a tensor the caller has copied,
+    // from resident memory; false when they are not in a mapped file.
+    bool release(std::span<const std::byte> part) const noexcept;
 
     // Every tensor the file stores, by its own name (load_weights refuses
     // those the config does not use).

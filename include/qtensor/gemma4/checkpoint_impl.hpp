@@ -91,6 +91,13 @@ QTENSOR_INLINE const io::tensor_entry* checkpoint::find(std::string_view name) c
     }, file_->reader);
 }
 
+QTENSOR_INLINE bool checkpoint::release(std::span<const std::byte> part) const noexcept {
+    return std::visit([&]<class F>(const F& f) {
+        if constexpr (std::same_as<F, std::monostate>) return false;
+        else return f.release(part); // false for a Compressed Tensors weight: it is not in a mapping
+    }, file_->reader);
+}
+
 QTENSOR_INLINE std::vector<std::string_view> checkpoint::tensor_names() const {
     std::vector<std::string_view> names = std::visit([]<class F>(const F& f) {
         if constexpr (std::same_as<F, std::monostate>) return std::vector<std::string_view>{};

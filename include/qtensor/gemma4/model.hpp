@@ -29,6 +29,7 @@
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/kv_cache.hpp"
 #include "qtensor/gemma4/policy.hpp"
+#include "qtensor/gemma4/profile.hpp"
 #include "qtensor/gemma4/weights.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/kernels/executor.hpp"
@@ -54,11 +55,15 @@ public:
     // policy's scheme stay views into src, so src must outlive the model.
     // `ex` spreads the large ops (linear layers, attention) over threads;
     // `on_tensor` (optional) sees each tensor as it is loaded (progress).
+    // With weight_layout::interleaved, the Q4_0 and Q8_0 matrices it
+    // multiplies by are then repacked (repack() in weights.hpp: a copy, and
+    // the file's pages of those matrices dropped where src can, which a
+    // mapped checkpoint does); in_place keeps reading them from src.
     // (Separate compilation compiles load_weights from a checkpoint once:
     // checkpoint.hpp.)
     template <io::tensor_source Source>
     static model load(gemma4::config c, const Source& src, const name_map& names = {}, kernels::executor ex = {},
-                      const tensor_callback& on_tensor = {}) {
+                      const tensor_callback& on_tensor = {}, weight_layout layout = weight_layout::interleaved) {
         check_sizes(c, src, names);
         model m;
         m.layers_ = c.layers();
@@ -66,6 +71,10 @@ public:
         m.cfg_ = std::move(c);
         m.w_ = load_weights<Policy>(m.cfg_, m.layers_, src, names, on_tensor);
         m.ex_ = std::move(ex);
+        if (layout == weight_layout::interleaved)
+            repack(m.w_, m.ex_, [&](std::span<const std::byte> bytes) {
+                if constexpr (requires { src.release(bytes); }) src.release(bytes);
+            });
         return m;
     }
 
@@ -82,33 +91,38 @@ public:
     std::vector<float> forward(std::span<const std::int32_t> ids, const observer& obs = {}) const;
 
     // Appends ids[T] to the cache; returns the logits[V] of the last one.
-    std::vector<float> prefill(std::span<const std::int32_t> ids, cache_type& cache, const observer& obs = {}) const;
+    // With `prof`, adds the call's time per family of ops to it (profile.hpp).
+    std::vector<float> prefill(std::span<const std::int32_t> ids, cache_type& cache, const observer& obs = {},
+                               profile* prof = nullptr) const;
 
-    // Appends one token; returns its logits[V].
-    std::vector<float> decode(std::int32_t id, cache_type& cache) const;
+    // Appends one token; returns its logits[V]; `prof` as for prefill.
+    std::vector<float> decode(std::int32_t id, cache_type& cache, profile* prof = nullptr) const;
 
 private:
     using KV = kv_scheme_type;
 
-    // This call's K/V rows per storing layer, [T, K, d] each: the attention of
-    // the call reads them, and the cache receives them after the last layer.
-    struct call_rows {
+    // What one call carries through the layers: its K/V rows per storing
+    // layer, [T, K, d] each (the attention of the call reads them, and the
+    // cache receives them after the last layer), and the profile, if any.
+    struct call_state {
         std::vector<tensor<KV, 3>> k, v; // [L]
+        profile* prof = nullptr;
     };
 
     model() = default;
 
     std::vector<float> run(std::span<const std::int32_t> ids, cache_type& cache, bool all_logits,
-                           const observer& obs) const;
+                           const observer& obs, profile* prof) const;
     void decoder_layer(std::size_t l, std::vector<float>& h, const std::vector<float>& ple,
-                       std::span<const std::size_t> pos, const cache_type& cache, call_rows& call,
+                       std::span<const std::size_t> pos, const cache_type& cache, call_state& call,
                        const observer& obs) const;
     void attention(std::size_t l, std::span<const float> x, std::span<float> out, std::span<const std::size_t> pos,
-                   const cache_type& cache, call_rows& call) const;
-    void feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f) const;
-    std::vector<float> per_layer_inputs(std::span<const std::int32_t> ids, std::span<const float> e) const;
-    void per_layer_input(std::size_t l, std::span<float> h, const std::vector<float>& ple,
-                         const observer& obs) const;
+                   const cache_type& cache, call_state& call) const;
+    void feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f, profile* prof) const;
+    std::vector<float> per_layer_inputs(std::span<const std::int32_t> ids, std::span<const float> e,
+                                        profile* prof) const;
+    void per_layer_input(std::size_t l, std::span<float> h, const std::vector<float>& ple, const observer& obs,
+                         profile* prof) const;
     void check_ids(std::span<const std::int32_t> ids) const;
     void check_cache(const cache_type& cache) const;
 

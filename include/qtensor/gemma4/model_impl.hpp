@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
@@ -32,6 +34,18 @@
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
 
+namespace detail {
+
+// The bytes of a weight matrix (for a profile's weight_bytes).
+template <class W>
+std::size_t bytes_of(const W& w) {
+    if constexpr (std::same_as<W, nn::mixed_weight>) return w.visit([](const auto& v) { return bytes_of(v); });
+    else if constexpr (nn::is_packed_weight<W>) return w.num_rows() * row_bytes<typename W::scheme_type>(w.cols());
+    else return w.num_rows() * row_bytes<viewed_scheme_t<W>>(w.cols());
+}
+
+} // namespace detail
+
 template <class Policy>
     requires model_policy<Policy>
 auto model<Policy>::make_cache(std::size_t max_positions) const -> cache_type {
@@ -43,26 +57,26 @@ template <class Policy>
 std::vector<float> model<Policy>::forward(std::span<const std::int32_t> ids, const observer& obs) const {
     if (ids.empty()) throw error("gemma4::model: no tokens");
     cache_type cache = make_cache(ids.size());
-    return run(ids, cache, true, obs);
+    return run(ids, cache, true, obs, nullptr);
 }
 
 template <class Policy>
     requires model_policy<Policy>
 std::vector<float> model<Policy>::prefill(std::span<const std::int32_t> ids, cache_type& cache,
-                                          const observer& obs) const {
-    return run(ids, cache, false, obs);
+                                          const observer& obs, profile* prof) const {
+    return run(ids, cache, false, obs, prof);
 }
 
 template <class Policy>
     requires model_policy<Policy>
-std::vector<float> model<Policy>::decode(std::int32_t id, cache_type& cache) const {
-    return run(std::span<const std::int32_t>(&id, 1), cache, false, {});
+std::vector<float> model<Policy>::decode(std::int32_t id, cache_type& cache, profile* prof) const {
+    return run(std::span<const std::int32_t>(&id, 1), cache, false, {}, prof);
 }
 
 template <class Policy>
     requires model_policy<Policy>
 std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_type& cache, bool all_logits,
-                                      const observer& obs) const {
+                                      const observer& obs, profile* prof) const {
     const std::size_t T = ids.size(), D = cfg_.hidden_size, V = cfg_.vocab_size;
     if (T == 0) throw error("gemma4::model: no tokens");
     check_ids(ids);
@@ -71,23 +85,40 @@ std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_t
     std::vector<std::size_t> pos(T); // absolute positions
     std::iota(pos.begin(), pos.end(), cache.positions());
 
-    std::vector<float> h(T * D); // the residual stream h[T, D]
-    nn::embedding(w_.embed_tokens, ids, std::sqrt(static_cast<float>(D)), h); // e = embed(ids) * sqrt(D)
-    if (obs) obs("embed", h, D);
-    const std::vector<float> ple = per_layer_inputs(ids, h); // p[T, L, P]
+    // The whole call's time, less what the families below took, is "other".
+    const auto t0 = std::chrono::steady_clock::now();
+    const double counted0 = prof ? prof->total_seconds() : 0.0;
 
-    call_rows call{std::vector<tensor<KV, 3>>(layers_.size()), std::vector<tensor<KV, 3>>(layers_.size())};
+    std::vector<float> h(T * D); // the residual stream h[T, D]
+    {
+        detail::profile_timer timer(prof, profile::embedding);
+        nn::embedding(w_.embed_tokens, ids, std::sqrt(static_cast<float>(D)), h); // e = embed(ids) * sqrt(D)
+        timer.reads(T * detail::bytes_of(w_.embed_tokens) / w_.embed_tokens.num_rows());
+    }
+    if (obs) obs("embed", h, D);
+    const std::vector<float> ple = per_layer_inputs(ids, h, prof); // p[T, L, P]
+
+    call_state call{std::vector<tensor<KV, 3>>(layers_.size()), std::vector<tensor<KV, 3>>(layers_.size()), prof};
     for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, h, ple, pos, cache, call, obs);
     for (std::size_t l = 0; l < layers_.size(); ++l)
         if (layers_[l].has_kv) cache.write(l, call.k[l].view(), call.v[l].view());
     cache.advance(T);
 
-    nn::rmsnorm(h, w_.norm, h, D, cfg_.rms_norm_eps); // x = norm(h)
-    if (obs) obs("final_hidden", h, D);
     const std::size_t rows = all_logits ? T : 1;
     std::vector<float> logits(rows * V); // [rows, V] = x lm_head^T, softcapped
-    nn::linear(w_.lm_head, std::span<const float>(h).last(rows * D), std::span<float>(logits), ex_);
-    if (cfg_.final_logit_softcapping > 0.0f) nn::softcap(logits, cfg_.final_logit_softcapping);
+    {
+        detail::profile_timer timer(prof, profile::head);
+        nn::rmsnorm(h, w_.norm, h, D, cfg_.rms_norm_eps); // x = norm(h)
+        if (obs) obs("final_hidden", h, D);
+        nn::linear(w_.lm_head, std::span<const float>(h).last(rows * D), std::span<float>(logits), ex_);
+        if (cfg_.final_logit_softcapping > 0.0f) nn::softcap(logits, cfg_.final_logit_softcapping);
+        timer.reads(detail::bytes_of(w_.lm_head));
+    }
+    if (prof) {
+        const double call_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        prof->seconds[profile::other] += call_s - (prof->total_seconds() - counted0);
+        ++prof->calls;
+    }
     return logits;
 }
 
@@ -95,7 +126,7 @@ std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_t
 template <class Policy>
     requires model_policy<Policy>
 void model<Policy>::decoder_layer(std::size_t l, std::vector<float>& h, const std::vector<float>& ple,
-                                  std::span<const std::size_t> pos, const cache_type& cache, call_rows& call,
+                                  std::span<const std::size_t> pos, const cache_type& cache, call_state& call,
                                   const observer& obs) const {
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t D = cfg_.hidden_size;
@@ -108,10 +139,10 @@ void model<Policy>::decoder_layer(std::size_t l, std::vector<float>& h, const st
     if (obs) obs(tag + "attn_out", a, D);
     nn::rmsnorm(a, w.post_attention_layernorm, a, D, eps);
     nn::add(a, h);                                             // h1 = h + post_attention_layernorm(a)
-    feed_forward(l, h, a);                                     // f  = MLP or MoE of h1
+    feed_forward(l, h, a, call.prof);                          // f  = MLP or MoE of h1
     nn::rmsnorm(a, w.post_feedforward_layernorm, a, D, eps);
     nn::add(a, h);                                             // h2 = h1 + post_feedforward_layernorm(f)
-    if (cfg_.has_per_layer_input()) per_layer_input(l, h, ple, obs); // h3 = h2 + PLE_l(h2)
+    if (cfg_.has_per_layer_input()) per_layer_input(l, h, ple, obs, call.prof); // h3 = h2 + PLE_l(h2)
     nn::scale(h, w.layer_scalar);                              // h  = h3 * layer_scalar
     if (obs) obs(tag + "output", h, D);
 }
@@ -120,7 +151,7 @@ void model<Policy>::decoder_layer(std::size_t l, std::vector<float>& h, const st
 template <class Policy>
     requires model_policy<Policy>
 void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span<float> out,
-                              std::span<const std::size_t> pos, const cache_type& cache, call_rows& call) const {
+                              std::span<const std::size_t> pos, const cache_type& cache, call_state& call) const {
     const layer_info& li = layers_[l];
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t T = pos.size(), H = cfg_.num_attention_heads, K = li.kv_heads, d = li.head_dim;
@@ -128,10 +159,13 @@ void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span
 
     std::vector<float> q(T * H * d);                   // q[T, H, d] = RoPE(q_norm(q_proj x))
     std::vector<float> k(li.has_kv ? T * K * d : 0), v(k.size()); // [T, K, d]
+    detail::profile_timer timer(call.prof, profile::projections);
     using A = decltype(w.q_proj);                      // x quantized once for q, k, v
     if (!li.has_kv) nn::linear(w.q_proj, x, std::span<float>(q), ex_);
     else if (!li.has_v_proj) nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}}, ex_);
     else nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}, {w.v_proj, v}}, ex_);
+    timer.reads(detail::bytes_of(w.q_proj) + detail::bytes_of(w.k_proj) + detail::bytes_of(w.v_proj));
+    timer.switch_to(profile::attention);
     nn::rmsnorm(q, w.q_norm, q, d, eps);
     nn::rope(q, d, li.rope_freq, pos);
     if (li.has_kv) {
@@ -150,19 +184,23 @@ void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span
         nn::kv_rows<KV>{call.k[src].view(), call.v[src].view(), pos[0], pos[0] + T, pos[0]}};
     std::vector<float> o(T * H * d);                    // o[T, H, d], scale 1: q/k norms set the scale
     nn::attention<KV>(q, pos, H, kv, li.is_sliding ? cfg_.sliding_window : 0, 1.0f, o, ex_);
+    timer.switch_to(profile::projections);
     nn::linear(w.o_proj, std::span<const float>(o), out, ex_);
+    timer.reads(detail::bytes_of(w.o_proj));
 }
 
 // §5: f[T, D] = the feed-forward branch of layer l on h1[T, D].
 template <class Policy>
     requires model_policy<Policy>
-void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f) const {
+void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f, profile* prof) const {
+    detail::profile_timer timer(prof, profile::mlp);
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t D = cfg_.hidden_size, T = h1.size() / D;
     const float eps = cfg_.rms_norm_eps;
     std::vector<float> x(h1.size()); // [T, D]
     nn::rmsnorm(h1, w.pre_feedforward_layernorm, x, D, eps);
     nn::geglu_mlp(w.gate_proj, w.up_proj, w.down_proj, std::span<const float>(x), f, ex_);
+    timer.reads(detail::bytes_of(w.gate_proj) + detail::bytes_of(w.up_proj) + detail::bytes_of(w.down_proj));
     if (!cfg_.enable_moe_block) return;                       // dense: f = mlp(pre_feedforward_layernorm(h1))
 
     nn::rmsnorm(f, w.post_feedforward_layernorm_1, f, D, eps); // y1 = post_feedforward_layernorm_1(mlp(...))
@@ -174,6 +212,10 @@ void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::
     std::vector<float> y2(h1.size());                         // [T, D]
     nn::moe_forward<typename Policy::experts>({w.experts_gate_up, w.experts_down}, x, experts, weights,
                                               y2, ex_);
+    // The router, and at most T k experts' matrices (E of them in the tensors).
+    const std::size_t E = cfg_.num_experts;
+    timer.reads(detail::bytes_of(w.router_proj) + (detail::bytes_of(w.experts_gate_up) + detail::bytes_of(w.experts_down)) /
+                                                    E * std::min(E, T * k));
     nn::rmsnorm(y2, w.post_feedforward_layernorm_2, y2, D, eps);
     nn::add(y2, f);                                           // f = y1 + y2
 }
@@ -183,8 +225,11 @@ void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::
 template <class Policy>
     requires model_policy<Policy>
 std::vector<float> model<Policy>::per_layer_inputs(std::span<const std::int32_t> ids,
-                                                   std::span<const float> e) const {
+                                                   std::span<const float> e, profile* prof) const {
     if (!cfg_.has_per_layer_input()) return {};
+    detail::profile_timer timer(prof, profile::embedding);
+    timer.reads(ids.size() * detail::bytes_of(w_.embed_tokens_per_layer) / w_.embed_tokens_per_layer.num_rows() +
+                detail::bytes_of(w_.per_layer_model_projection));
     const std::size_t P = cfg_.hidden_size_per_layer_input, LP = cfg_.num_hidden_layers * P;
     std::vector<float> r(ids.size() * LP), m(ids.size() * LP); // [T, L P]
     nn::embedding(w_.embed_tokens_per_layer, ids, std::sqrt(static_cast<float>(P)), r);
@@ -201,7 +246,8 @@ std::vector<float> model<Policy>::per_layer_inputs(std::span<const std::int32_t>
 template <class Policy>
     requires model_policy<Policy>
 void model<Policy>::per_layer_input(std::size_t l, std::span<float> h, const std::vector<float>& ple,
-                                    const observer& obs) const {
+                                    const observer& obs, profile* prof) const {
+    detail::profile_timer timer(prof, profile::per_layer);
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t D = cfg_.hidden_size, P = cfg_.hidden_size_per_layer_input, T = h.size() / D;
     const std::size_t LP = cfg_.num_hidden_layers * P;
@@ -215,6 +261,7 @@ void model<Policy>::per_layer_input(std::size_t l, std::span<float> h, const std
     nn::gelu_tanh(g, g);
     nn::mul(p, g);
     nn::linear(w.per_layer_projection, std::span<const float>(g), std::span<float>(y), ex_);
+    timer.reads(detail::bytes_of(w.per_layer_input_gate) + detail::bytes_of(w.per_layer_projection));
     nn::rmsnorm(y, w.post_per_layer_input_norm, y, D, cfg_.rms_norm_eps);
     nn::add(y, h);
 }

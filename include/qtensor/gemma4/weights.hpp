@@ -37,6 +37,7 @@
 #include "qtensor/kernels/matmul.hpp"
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/nn/mixed_weight.hpp"
+#include "qtensor/nn/packed_weight.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/registry.hpp"
@@ -68,6 +69,20 @@ struct byte_counts {
 template <class S>
 using weight_view = nn::weight_view_t<S>;
 
+// A weight the model multiplies by (not one it looks rows up in): for Q4_0
+// and Q8_0 an nn::packed_weight, which model::load repacks into the
+// interleaved layout unless told to keep the file's; else weight_view<S>.
+template <class S>
+struct product_weight {
+    using type = weight_view<S>;
+};
+template <kernels::interleavable_scheme S>
+struct product_weight<S> {
+    using type = nn::packed_weight<S>;
+};
+template <class S>
+using product_weight_t = typename product_weight<S>::type;
+
 // Schemes whose every weight is an int8 multiple of the block's fp16 d, 32
 // weights a block (Q5_0, IQ4_NL): Q8_0 holds them exactly.
 template <class S>
@@ -89,6 +104,12 @@ constexpr ggml_type stored_type(ggml_type t) {
     return t;
 }
 
+// How model::load keeps the Q4_0 and Q8_0 matrices the model multiplies by.
+enum class weight_layout {
+    interleaved, // repacked at load into kernels::interleaved (a copy in memory; faster GEMV and GEMM)
+    in_place,    // the file's GGUF rows, read where they are (no copy; what load_weights hands out)
+};
+
 template <class P>
     requires model_policy<P>
 struct layer_weights {
@@ -103,16 +124,16 @@ struct layer_weights {
     std::span<const float> post_feedforward_layernorm; // [D]
     float layer_scalar = 1.0f;
 
-    weight_view<A> q_proj;         // [H d, D]
-    weight_view<A> k_proj;         // [K d, D]  (empty on KV-shared layers)
-    weight_view<A> v_proj;         // [K d, D]  (empty on KV-shared layers and without v_proj)
-    weight_view<A> o_proj;         // [D, H d]
+    product_weight_t<A> q_proj;    // [H d, D]
+    product_weight_t<A> k_proj;    // [K d, D]  (empty on KV-shared layers)
+    product_weight_t<A> v_proj;    // [K d, D]  (empty on KV-shared layers and without v_proj)
+    product_weight_t<A> o_proj;    // [D, H d]
     std::span<const float> q_norm; // [d]
     std::span<const float> k_norm; // [d]       (empty on KV-shared layers)
 
-    weight_view<M> gate_proj; // [F, D]
-    weight_view<M> up_proj;   // [F, D]
-    weight_view<M> down_proj; // [D, F]
+    product_weight_t<M> gate_proj; // [F, D]
+    product_weight_t<M> up_proj;   // [F, D]
+    product_weight_t<M> down_proj; // [D, F]
 
     // MoE layers only.
     std::span<const float> pre_feedforward_layernorm_2;  // [D]
@@ -125,8 +146,8 @@ struct layer_weights {
     weight_view<E> experts_down;                         // [E D, I]  (file: [E, D, I])
 
     // Per-layer inputs only.
-    weight_view<PL> per_layer_input_gate;             // [P, D]
-    weight_view<PL> per_layer_projection;             // [D, P]
+    product_weight_t<PL> per_layer_input_gate;        // [P, D]
+    product_weight_t<PL> per_layer_projection;        // [D, P]
     std::span<const float> post_per_layer_input_norm; // [D]
 };
 
@@ -137,10 +158,10 @@ struct weights {
     using PL = typename P::per_layer;
 
     weight_view<Emb> embed_tokens;                    // [V, D]
-    weight_view<Emb> lm_head;                         // [V, D]: embed_tokens when tied
+    product_weight_t<Emb> lm_head;                    // [V, D]: embed_tokens' rows when tied
     std::span<const float> norm;                      // [D]
     weight_view<Emb> embed_tokens_per_layer;          // [V_p, L P]
-    weight_view<PL> per_layer_model_projection;       // [L P, D]
+    product_weight_t<PL> per_layer_model_projection;  // [L P, D]
     std::span<const float> per_layer_projection_norm; // [P]
     std::vector<layer_weights<P>> layers;
 
@@ -476,6 +497,46 @@ weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, 
     }
     detail::refuse_unused(src, ld.used());
     return w;
+}
+
+// Repacks w's product weights of Q4_0 and Q8_0 (packed_weight) into the
+// interleaved layout, groups as tasks of ex, and gives back what held their
+// GGUF rows: storage the weights own is freed (but a token table the head is
+// tied to: its rows are still looked up); bytes in the source are handed to
+// `release` (a mapped file drops their pages, which come back when read).
+template <class P>
+    requires model_policy<P>
+void repack(weights<P>& w, const kernels::executor& ex,
+            const std::function<void(std::span<const std::byte>)>& release = {}) {
+    const std::byte* table = nullptr; // the token table's rows, when they are a typed view
+    if constexpr (requires { w.embed_tokens.data_handle(); }) table = w.embed_tokens.data_handle();
+    const auto pack = [&](auto& m) {
+        if constexpr (nn::is_packed_weight<std::remove_cvref_t<decltype(m)>>) {
+            if (m.repacked() || m.num_rows() == 0) return;
+            const std::span<const std::byte> rows(m.rows.data_handle(), m.num_rows() * m.rows.row_stride_bytes());
+            m.repack(ex);
+            w.bytes.owned += m.groups->size_bytes();
+            const bool looked_up = rows.data() == table; // the head tied to the token table
+            const auto own = std::find_if(w.storage.begin(), w.storage.end(),
+                                          [&](const aligned_buffer& b) { return b.data() == rows.data(); });
+            if (own != w.storage.end()) {
+                if (looked_up) return;
+                w.bytes.owned -= own->size();
+                *own = aligned_buffer();
+            } else { // a looked-up table's pages too: its rows come back from the file as they are read
+                if (!looked_up) w.bytes.mapped -= rows.size();
+                if (release) release(rows);
+            }
+        }
+    };
+    pack(w.lm_head);
+    pack(w.per_layer_model_projection);
+    for (layer_weights<P>& l : w.layers) {
+        for (auto* m : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj}) pack(*m);
+        for (auto* m : {&l.gate_proj, &l.up_proj, &l.down_proj}) pack(*m);
+        pack(l.per_layer_input_gate);
+        pack(l.per_layer_projection);
+    }
 }
 
 } // namespace gemma4

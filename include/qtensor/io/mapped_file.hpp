@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
@@ -74,6 +75,20 @@ public:
     const std::string& path() const noexcept { return path_; }
     std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
     std::size_t size() const noexcept { return size_; }
+
+    // Drops the whole pages inside `part` from the process's resident memory
+    // (madvise MADV_DONTNEED): the mapping is read-only and private, so a page
+    // touched again is read back from the file (from the page cache, where the
+    // kernel still has it). For a model that has copied those bytes elsewhere.
+    // False, and nothing done, when `part` is not inside this mapping.
+    bool release(std::span<const std::byte> part) const noexcept {
+        if (part.empty() || part.data() < data_ || part.data() + part.size() > data_ + size_) return false;
+        const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const auto begin = (reinterpret_cast<std::uintptr_t>(part.data()) + page - 1) / page * page;
+        const auto end = reinterpret_cast<std::uintptr_t>(part.data() + part.size()) / page * page;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+        return true;
+    }
 
 private:
     [[noreturn]] void fail(const char* what, int err = errno) const {

@@ -201,6 +201,8 @@ public:
     explicit safetensors_file(std::string path);
 
     const std::string& path() const noexcept { return file_.path(); }
+    // Drops the pages of `part` (tensor bytes the caller copied) from resident memory: mapped_file::release.
+    bool release(std::span<const std::byte> part) const noexcept { return file_.release(part); }
 
     // The F32, F16 or BF16 tensor `name`; nullptr when there is none (absent
     // or another dtype: tensors() lists every tensor).
@@ -261,6 +263,12 @@ public:
 
     // What the checkpoint was opened from, as given.
     const std::string& path() const noexcept { return path_; }
+    // The same for the shard that holds `part`.
+    bool release(std::span<const std::byte> part) const noexcept {
+        for (const safetensors_file& f : files_)
+            if (f.release(part)) return true;
+        return false;
+    }
 
     // By stored name, or model.X for a tensor stored as
     // model.language_model.X. The same rules as safetensors_file otherwise.

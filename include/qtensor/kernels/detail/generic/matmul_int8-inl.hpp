@@ -179,6 +179,14 @@ QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_row
             QTENSOR_UNROLL
             for (std::size_t q = 0; q < Q; ++q) acc[q] = ops::set_f(0.0f);
             for (std::size_t b = 0; b < nb; ++b) {
+                // The tile's rows are one stretch of memory (in a GGUF tensor
+                // they follow each other): swept prefetch_distance ahead at
+                // the rate its blocks are read, tile blocks per step.
+                if (t == 0) {
+                    QTENSOR_UNROLL
+                    for (std::size_t k = 0; k < tile * S::block_bytes; k += 64)
+                        detail::prefetch(rows[0], detail::prefetch_distance + b * tile * S::block_bytes + k);
+                }
                 const std::size_t ab = t * nb + b;
                 const std::int8_t* qa = a.blocks[ab].qs.data();
                 const auto act_lo = ops::load_dup_quad(qa);      // elements 0..15 in every quad
