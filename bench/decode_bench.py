@@ -29,10 +29,11 @@ ROOT = os.path.dirname(HERE)
 
 def run(cmd):
     """Runs cmd; returns (stderr, peak RSS bytes). Exits with its stderr when it fails."""
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
-    if os.waitstatus_to_exitcode(status) != 0:
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
+        stderr = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    if child.returncode != 0:
         sys.exit(f"decode_bench: {' '.join(cmd)} failed:\n{stderr}")
     return stderr, usage.ru_maxrss * 1024
 
@@ -116,6 +117,8 @@ def main():
     for t in threads:
         stderr, _ = generate(args.qtensor, args, t, builds["qtensor"][1] + ["--profile"])
         total = re.search(r"^\s+total\s+([0-9.]+)\s+[0-9.]+%\s+([0-9.]+)", stderr, re.M)
+        if total is None:
+            sys.exit(f"decode_bench: no profile (no decode step with --new {args.new}?) in:\n{stderr}")
         ms, mb = float(total.group(1)), float(total.group(2))
         line = f"decode, {t} thread(s): {mb:.1f} MB of weights per step, {mb / ms:.1f} GB/s in the profiled run"
         if t in roofs:

@@ -5,8 +5,9 @@
 // so it builds in seconds and fits in about 1 GiB.
 //
 // The weights are random, quantized once into an in-memory tensor source in
-// the policy's schemes, so the model uses them in place as it would a GGUF
-// file written by `qtensor convert --policy q4_0`. Prefill 32 tokens, then
+// the policy's schemes, so the model loads them as it would a GGUF file
+// written by `qtensor convert --policy q4_0` (its Q4_0 and Q8_0 matrices
+// repacked, the rest in place). Prefill 32 tokens, then
 // greedy-decode 32, at each thread count given (default: 1 and 2).
 //
 //   gemma4_bench [THREADS...]
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
         const double decode_s = seconds_since(t1);
         const gemma4::byte_counts w = m.weight_bytes();
         std::printf("threads %zu: prefill %zu tokens %.1f tok/s, decode %zu tokens %.2f tok/s; weights %.1f MiB "
-                    "(%.1f converted, %.1f in place), KV cache %.2f MiB for %zu positions\n",
+                    "(%.1f converted or repacked, %.1f in place), KV cache %.2f MiB for %zu positions\n",
                     threads, prompt_tokens, static_cast<double>(prompt_tokens) / prefill_s, new_tokens,
                     static_cast<double>(new_tokens) / decode_s, mib(w.total()), mib(w.owned), mib(w.mapped),
                     mib(cache.bytes()), cache.capacity());

@@ -3,9 +3,9 @@
 weights, as Hugging Face writes one (OUTDIR/config.json and one model.safetensors in bf16), for speed and
 memory measurements of full-size models: docs/configs/gemma4-e2b.json gives an E2B-shaped model (8.6 GiB).
 
-Dense configs only (no MoE). Matrices are N(0, 0.02) values, tiled from random offsets of a 16M-value pool
-(so 5 billion of them take seconds); norm weights and layer scalars are 1. Needs numpy (Debian:
-python3-numpy)."""
+Dense configs in Google's published form (those of docs/configs; no MoE). Matrices are N(0, 0.02) values,
+tiled from random offsets of a 16M-value pool (so 5 billion of them take seconds); norm weights and layer
+scalars are 1. Needs numpy (Debian: python3-numpy)."""
 import json
 import os
 import struct
@@ -21,6 +21,8 @@ def tensors(c):
     types = c["layer_types"]
     first_shared = L - (c.get("num_kv_shared_layers") or 0)
     yield "model.embed_tokens.weight", [c["vocab_size"], D], "random"
+    if not c.get("tie_word_embeddings", True):
+        yield "lm_head.weight", [c["vocab_size"], D], "random"
     if P:
         yield "model.embed_tokens_per_layer.weight", [c["vocab_size_per_layer_input"], L * P], "random"
         yield "model.per_layer_model_projection.weight", [L * P, D], "random"
@@ -28,7 +30,7 @@ def tensors(c):
     yield "model.norm.weight", [D], "ones"
     for i in range(L):
         full = types[i] == "full_attention"
-        d = (c.get("global_head_dim") or c["head_dim"]) if full else c["head_dim"]
+        d = c["global_head_dim"] if full else c["head_dim"]
         kv_heads = (c.get("num_global_key_value_heads") or K) if full and c.get("attention_k_eq_v") else K
         stores_kv = i < first_shared
         F = c["intermediate_size"] * (2 if c.get("use_double_wide_mlp") and not stores_kv else 1)
@@ -63,6 +65,11 @@ def main():
     c = c.get("text_config", c)
     if c.get("enable_moe_block"):
         sys.exit("make_random_model: MoE configs are not supported")
+    needed = ["hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "layer_types",
+              "head_dim", "global_head_dim", "intermediate_size", "vocab_size"]
+    missing = [k for k in needed if k not in c]
+    if missing:  # Google's published form (docs/configs/*.json); qtensor also reads others, this script does not
+        sys.exit(f"make_random_model: {config_path} lacks {', '.join(missing)}")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(dict(c, dtype="bfloat16"), f, indent=2)

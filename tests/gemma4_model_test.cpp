@@ -355,6 +355,28 @@ TEST_CASE("weights in the policy's scheme are used in place") {
     CHECK(2 * b.weight_bytes().owned + vector_bytes == file_bytes);
 }
 
+TEST_CASE("repacking frees the converted matrices it copies; the tied token table stays") {
+    // tiny-e2b from f32 under q4_0: every matrix is converted into owned
+    // storage. Repacked, the attention and MLP matrices' storage is freed
+    // for their interleaved copies (the same bytes: all their row counts are
+    // multiples of 16), and the head adds a copy of the Q8_0 token table,
+    // which stays for the lookups (footprint's count of it).
+    const fixture& f = e2b();
+    const auto in_place =
+        gemma4::model<gemma4::q4_0_policy>::load(f.config, f.weights, {}, {}, {}, gemma4::weight_layout::in_place);
+    const auto repacked = load<gemma4::q4_0_policy>(f);
+    const gemma4::footprint fp =
+        gemma4::measure_footprint(f.config, gemma4::storage_plan::of<gemma4::q4_0_policy>(), 0);
+    std::size_t table = 0;
+    for (const gemma4::footprint_part& p : fp.parts)
+        if (p.name == "token table") table = p.bytes;
+    REQUIRE(table > 0);
+    CHECK(repacked.weight_bytes().owned == in_place.weight_bytes().owned + table);
+    CHECK(repacked.weight_bytes().mapped == in_place.weight_bytes().mapped);
+    CHECK(repacked.tensors().layers[0].q_proj.repacked());
+    CHECK(repacked.tensors().layers[0].q_proj.rows.num_rows() == 0); // let go of
+}
+
 TEST_CASE("weights stored in another scheme: in place when the policy matches, converted otherwise") {
     SUBCASE("a bf16 checkpoint") {
         const fixture& f = e2b();

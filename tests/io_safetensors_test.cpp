@@ -8,6 +8,7 @@
 #include "test_util.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -824,7 +826,33 @@ TEST_CASE("safetensors_writer: refuses what the format cannot hold, before writi
     CHECK(message_of([&] { w.add(e); }).find("is q8_0; safetensors holds F32, F16 and BF16") != std::string::npos);
 }
 
-TEST_CASE("mapped_file::release drops pages the caller has copied; touched again, they read the same") {
+namespace {
+
+// The resident bytes of the mapping that holds p, from /proc/self/smaps
+// (Linux); nullopt where there is no such file.
+std::optional<std::size_t> resident_bytes_at(const void* p) {
+    std::ifstream smaps("/proc/self/smaps");
+    if (!smaps) return std::nullopt;
+    const auto at = reinterpret_cast<std::uintptr_t>(p);
+    bool inside = false;
+    for (std::string line; std::getline(smaps, line);) {
+        std::uintptr_t lo = 0, hi = 0;
+        const auto dash = line.find('-');
+        if (dash != std::string::npos && dash > 0 && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+            line.find(' ') > dash) {
+            lo = std::stoull(line.substr(0, dash), nullptr, 16);
+            hi = std::stoull(line.substr(dash + 1, line.find(' ') - dash - 1), nullptr, 16);
+            inside = lo <= at && at < hi;
+        } else if (inside && line.starts_with("Rss:")) {
+            return std::stoull(line.substr(4)) * 1024; // "Rss:   24 kB"
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+TEST_CASE("mapped_file::drop_pages drops pages the caller has copied; touched again, they read the same") {
     const qtensor_test::scratch_dir tmp;
     const std::string path = tmp / "pages.bin";
     std::vector<std::byte> bytes(5 * 4096 + 123);
@@ -834,11 +862,14 @@ TEST_CASE("mapped_file::release drops pages the caller has copied; touched again
     const io::mapped_file file(path);
     const std::span<const std::byte> all = file.bytes();
     REQUIRE(std::equal(all.begin(), all.end(), bytes.begin(), bytes.end())); // every page touched
-    CHECK(file.release(all.subspan(100, 3 * 4096)));                         // two whole pages inside
-    CHECK(file.release(all));
+    const std::optional<std::size_t> before = resident_bytes_at(all.data());
+    CHECK(file.drop_pages(all.subspan(100, 3 * 4096)));                         // two whole pages inside
+    if (before) CHECK(*resident_bytes_at(all.data()) == *before - 2 * 4096);
+    CHECK(file.drop_pages(all));
+    if (before) CHECK(*resident_bytes_at(all.data()) == 4096); // the last page, which the file only half fills
     CHECK(std::equal(all.begin(), all.end(), bytes.begin(), bytes.end()));
     // Not this mapping's bytes (heap memory must never be dropped), or nothing: refused.
-    CHECK_FALSE(file.release(std::span<const std::byte>(bytes)));
-    CHECK_FALSE(file.release(all.subspan(all.size() - 10, 10).first(0)));
-    CHECK_FALSE(file.release(std::span<const std::byte>(all.data() + all.size() - 10, 20)));
+    CHECK_FALSE(file.drop_pages(std::span<const std::byte>(bytes)));
+    CHECK_FALSE(file.drop_pages(all.subspan(all.size() - 10, 10).first(0)));
+    CHECK_FALSE(file.drop_pages(std::span<const std::byte>(all.data() + all.size() - 10, 20)));
 }

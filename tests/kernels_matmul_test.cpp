@@ -521,6 +521,26 @@ TEST_CASE("kernels: gemm and gemv take a tensor, a view and a const view, with t
     CHECK(std::memcmp(from_tensor.data(), from_const.data(), from_const.size_bytes()) == 0);
 }
 
+TEST_CASE_TEMPLATE("kernels: float gemm gives each token the bits gemv gives it, whatever tile it falls in", S, f32, bf16) {
+    // 19 rows (tiles of 4 and 3 left over), 101 columns (a scalar tail), 5
+    // tokens (pairs and one left over): every output's arithmetic is the
+    // same as alone.
+    std::mt19937 rng(23);
+    const std::size_t rows = 19, cols = 101, T = 5;
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::vector<float> values(rows * cols);
+    for (float& v : values) v = value(rng);
+    const auto w = tensor<S, 2>::quantize(values, extents<2>{rows, cols});
+    std::vector<float> x(T * cols);
+    for (float& v : x) v = value(rng);
+    std::vector<float> all(T * rows), one(rows);
+    kernels::gemm(w, x, all);
+    for (std::size_t t = 0; t < T; ++t) {
+        kernels::gemv(w, std::span<const float>(x).subspan(t * cols, cols), one);
+        CHECK(std::memcmp(one.data(), all.data() + t * rows, rows * sizeof(float)) == 0);
+    }
+}
+
 TEST_CASE("kernels: gemm, gemv and the row dots refuse sizes that do not agree, naming the argument and both sizes") {
     using qtensor_test::message_of;
     const std::string none = "(no qtensor::error thrown)";

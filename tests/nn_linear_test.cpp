@@ -20,6 +20,7 @@
 #include "qtensor/nn/mixed_weight.hpp"
 #include "qtensor/nn/mlp.hpp"
 #include "qtensor/nn/moe.hpp"
+#include "qtensor/nn/packed_weight.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q6_k.hpp"
@@ -185,4 +186,39 @@ TEST_CASE("nn: a mixed_weight gives its typed view's bits in linear, linear_each
     nn::moe_forward<nn::as_stored>({nn::mixed_weight(gate_up.view()), nn::mixed_weight(experts_down.view())}, x,
                                    route, weights, m);
     CHECK(m == want_m);
+}
+
+TEST_CASE_TEMPLATE("nn: a packed_weight gives its view's bits before repacking, the interleaved kernels' after", S, q4_0,
+                   q8_0) {
+    std::mt19937 rng(29);
+    const std::size_t rows = 37, cols = 96; // groups of 16 and a padded one
+    const tensor<S, 2> w = random_matrix<S>(rows, cols, rng), w2 = random_matrix<S>(rows, cols, rng);
+    for (const std::size_t T : {std::size_t{1}, std::size_t{5}}) {
+        CAPTURE(T);
+        const auto x = qtensor_test::spread_blocks(T * cols, 32, rng, -1.0f, 1.0f);
+        nn::packed_weight<S> p(w.view()), p2(w2.view());
+        std::vector<float> want(T * rows), got(T * rows), got2(T * rows), want2(T * rows);
+        nn::linear(w, x, want);
+        nn::linear(p, x, got);
+        CHECK(got == want);
+
+        p.repack();
+        p2.repack();
+        CHECK(p.repacked());
+        CHECK(p.num_rows() == rows);
+        CHECK(p.cols() == cols);
+        const kernels::interleaved<S> groups(w), groups2(w2);
+        kernels::gemm(groups, x, want);
+        kernels::gemm(groups2, x, want2);
+        nn::linear(p, x, got);
+        CHECK(got == want);
+        nn::linear_each<nn::packed_weight<S>>(x, {{p, got}, {p2, got2}});
+        CHECK(got == want);
+        CHECK(got2 == want2);
+        // From 4 tokens on, the interleaved kernels give the GGUF layout's bits.
+        if (T >= 4) {
+            nn::linear(w, x, want);
+            CHECK(got == want);
+        }
+    }
 }

@@ -354,9 +354,10 @@ void print_model_note(bool running) {
         "others are converted when the model loads.\n");
     if (running)
         std::printf(
-            "Q4_0 and Q8_0 matrices that the model multiplies by are then repacked into\n"
-            "the kernels' interleaved layout (a copy in memory; the file's pages of them\n"
-            "are let go): faster decoding. --in-place keeps reading them from the file.\n");
+            "Under a policy other than stored, Q4_0 and Q8_0 matrices that the model\n"
+            "multiplies by are then repacked into the kernels' interleaved layout (a copy\n"
+            "in memory; the file's pages of them are let go): faster decoding. --in-place\n"
+            "keeps reading them from the file.\n");
 }
 
 } // namespace

@@ -50,7 +50,7 @@ public:
     const io::tensor_entry* find(std::string_view name) const;
     // Drops the pages of `part`, bytes of a tensor the caller has copied,
     // from resident memory; false when they are not in a mapped file.
-    bool release(std::span<const std::byte> part) const noexcept;
+    bool drop_pages(std::span<const std::byte> part) const noexcept;
 
     // Every tensor the file stores, by its own name (load_weights refuses
     // those the config does not use).

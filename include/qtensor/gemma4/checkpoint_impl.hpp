@@ -91,10 +91,10 @@ QTENSOR_INLINE const io::tensor_entry* checkpoint::find(std::string_view name) c
     }, file_->reader);
 }
 
-QTENSOR_INLINE bool checkpoint::release(std::span<const std::byte> part) const noexcept {
+QTENSOR_INLINE bool checkpoint::drop_pages(std::span<const std::byte> part) const noexcept {
     return std::visit([&]<class F>(const F& f) {
         if constexpr (std::same_as<F, std::monostate>) return false;
-        else return f.release(part); // false for a Compressed Tensors weight: it is not in a mapping
+        else return f.drop_pages(part); // false for a Compressed Tensors weight: it is not in a mapping
     }, file_->reader);
 }
 

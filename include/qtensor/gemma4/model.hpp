@@ -73,7 +73,7 @@ public:
         m.ex_ = std::move(ex);
         if (layout == weight_layout::interleaved)
             repack(m.w_, m.ex_, [&](std::span<const std::byte> bytes) {
-                if constexpr (requires { src.release(bytes); }) src.release(bytes);
+                if constexpr (requires { src.drop_pages(bytes); }) src.drop_pages(bytes);
             });
         return m;
     }

@@ -503,11 +503,11 @@ weights<P> load_weights(const config& c, const std::vector<layer_info>& layers, 
 // interleaved layout, groups as tasks of ex, and gives back what held their
 // GGUF rows: storage the weights own is freed (but a token table the head is
 // tied to: its rows are still looked up); bytes in the source are handed to
-// `release` (a mapped file drops their pages, which come back when read).
+// `drop_pages` (a mapped file drops their pages, which come back when read).
 template <class P>
     requires model_policy<P>
 void repack(weights<P>& w, const kernels::executor& ex,
-            const std::function<void(std::span<const std::byte>)>& release = {}) {
+            const std::function<void(std::span<const std::byte>)>& drop_pages = {}) {
     const std::byte* table = nullptr; // the token table's rows, when they are a typed view
     if constexpr (requires { w.embed_tokens.data_handle(); }) table = w.embed_tokens.data_handle();
     const auto pack = [&](auto& m) {
@@ -525,7 +525,7 @@ void repack(weights<P>& w, const kernels::executor& ex,
                 *own = aligned_buffer();
             } else { // a looked-up table's pages too: its rows come back from the file as they are read
                 if (!looked_up) w.bytes.mapped -= rows.size();
-                if (release) release(rows);
+                if (drop_pages) drop_pages(rows);
             }
         }
     };

@@ -143,8 +143,8 @@ public:
     explicit gguf_file(std::string path) : file_(std::move(path)) { parse(); }
 
     const std::string& path() const noexcept { return file_.path(); }
-    // Drops the pages of `part` (tensor bytes the caller copied) from resident memory: mapped_file::release.
-    bool release(std::span<const std::byte> part) const noexcept { return file_.release(part); }
+    // Drops the pages of `part` (tensor bytes the caller copied) from resident memory: mapped_file::drop_pages.
+    bool drop_pages(std::span<const std::byte> part) const noexcept { return file_.drop_pages(part); }
     std::uint32_t version() const noexcept { return version_; }
     std::size_t alignment() const noexcept { return alignment_; }
     // Byte offset of the data section from the start of the file.

@@ -81,11 +81,11 @@ public:
     // touched again is read back from the file (from the page cache, where the
     // kernel still has it). For a model that has copied those bytes elsewhere.
     // False, and nothing done, when `part` is not inside this mapping.
-    bool release(std::span<const std::byte> part) const noexcept {
-        if (part.empty() || part.data() < data_ || part.data() + part.size() > data_ + size_) return false;
+    bool drop_pages(std::span<const std::byte> part) const noexcept {
+        const auto first = reinterpret_cast<std::uintptr_t>(data_), at = reinterpret_cast<std::uintptr_t>(part.data());
+        if (part.empty() || at < first || at - first > size_ || part.size() > size_ - (at - first)) return false;
         const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-        const auto begin = (reinterpret_cast<std::uintptr_t>(part.data()) + page - 1) / page * page;
-        const auto end = reinterpret_cast<std::uintptr_t>(part.data() + part.size()) / page * page;
+        const auto begin = (at + page - 1) / page * page, end = (at + part.size()) / page * page;
         if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
         return true;
     }

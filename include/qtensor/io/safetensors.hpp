@@ -201,8 +201,8 @@ public:
     explicit safetensors_file(std::string path);
 
     const std::string& path() const noexcept { return file_.path(); }
-    // Drops the pages of `part` (tensor bytes the caller copied) from resident memory: mapped_file::release.
-    bool release(std::span<const std::byte> part) const noexcept { return file_.release(part); }
+    // Drops the pages of `part` (tensor bytes the caller copied) from resident memory: mapped_file::drop_pages.
+    bool drop_pages(std::span<const std::byte> part) const noexcept { return file_.drop_pages(part); }
 
     // The F32, F16 or BF16 tensor `name`; nullptr when there is none (absent
     // or another dtype: tensors() lists every tensor).
@@ -264,9 +264,9 @@ public:
     // What the checkpoint was opened from, as given.
     const std::string& path() const noexcept { return path_; }
     // The same for the shard that holds `part`.
-    bool release(std::span<const std::byte> part) const noexcept {
+    bool drop_pages(std::span<const std::byte> part) const noexcept {
         for (const safetensors_file& f : files_)
-            if (f.release(part)) return true;
+            if (f.drop_pages(part)) return true;
         return false;
     }
 

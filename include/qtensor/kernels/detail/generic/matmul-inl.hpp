@@ -21,32 +21,51 @@ float weight_to_float(W w) noexcept {
     else return bf16_to_fp32(w);
 }
 
-// R rows w[r][n] against one activation row a[n]: out[r] = w[r] . a. Two
-// FMA accumulators per row over N lanes, a tail in scalar order, one
-// horizontal sum. The arithmetic of a row does not depend on R, so a row's
-// result does not depend on which other rows share its tile.
-template <std::size_t R, class W>
-QTENSOR_OPS_INLINE void float_rows_dot(const W* const* w, const float* a, std::size_t n, float* out) {
+// R rows w[r][n] against TT activation rows a + t * a_stride, t < TT:
+// out[t * out_stride + r] = w[r] . a_t. Two FMA accumulators per output over
+// N lanes, a tail in scalar order, one horizontal sum; each weight load
+// serves TT tokens, each activation load R rows. The arithmetic of an output
+// does not depend on R or TT, so its result does not depend on which rows and
+// tokens share its tile.
+template <std::size_t R, std::size_t TT, class W>
+QTENSOR_OPS_INLINE void float_tile_dot(const W* const* w, const float* a, std::size_t a_stride, std::size_t n,
+                                       float* out, std::size_t out_stride) {
     constexpr std::size_t N = ops::lanes;
-    ops::vf acc0[R], acc1[R];
-    for (std::size_t r = 0; r < R; ++r) acc0[r] = acc1[r] = ops::set_f(0.0f);
+    ops::vf acc0[R][TT], acc1[R][TT];
+    QTENSOR_UNROLL
+    for (std::size_t r = 0; r < R; ++r) {
+        QTENSOR_UNROLL
+        for (std::size_t t = 0; t < TT; ++t) acc0[r][t] = acc1[r][t] = ops::set_f(0.0f);
+    }
     std::size_t i = 0;
     for (; i + 2 * N <= n; i += 2 * N) {
-        const auto x0 = ops::load(a + i);
-        const auto x1 = ops::load(a + i + N);
+        ops::vf x0[TT], x1[TT];
+        QTENSOR_UNROLL
+        for (std::size_t t = 0; t < TT; ++t) {
+            x0[t] = ops::load(a + t * a_stride + i);
+            x1[t] = ops::load(a + t * a_stride + i + N);
+        }
+        QTENSOR_UNROLL
         for (std::size_t r = 0; r < R; ++r) {
-            acc0[r] = ops::mul_add(load_weights(w[r] + i), x0, acc0[r]);
-            acc1[r] = ops::mul_add(load_weights(w[r] + i + N), x1, acc1[r]);
+            const auto w0 = load_weights(w[r] + i), w1 = load_weights(w[r] + i + N);
+            QTENSOR_UNROLL
+            for (std::size_t t = 0; t < TT; ++t) {
+                acc0[r][t] = ops::mul_add(w0, x0[t], acc0[r][t]);
+                acc1[r][t] = ops::mul_add(w1, x1[t], acc1[r][t]);
+            }
         }
     }
-    for (std::size_t r = 0; r < R; ++r) {
-        float tail = 0.0f;
-        for (std::size_t j = i; j < n; ++j) tail += qtensor::detail::fmul(weight_to_float(w[r][j]), a[j]);
-        out[r] = ops::reduce_sum(acc0[r] + acc1[r]) + tail;
-    }
+    for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t t = 0; t < TT; ++t) {
+            float tail = 0.0f;
+            for (std::size_t j = i; j < n; ++j)
+                tail += qtensor::detail::fmul(weight_to_float(w[r][j]), a[t * a_stride + j]);
+            out[t * out_stride + r] = ops::reduce_sum(acc0[r][t] + acc1[r][t]) + tail;
+        }
 }
 
-// Rows in tiles of 4 (each activation load serves 4 rows), then one by one.
+// Rows in tiles of 4 by tokens in pairs (each activation load serves 4 rows,
+// each weight load 2 tokens), the rest one by one.
 template <class W>
 QTENSOR_OPS_INLINE void matmul_float(weight_rows w, f32_rows a, output_rows y) {
     constexpr std::size_t R = 4;
@@ -55,13 +74,17 @@ QTENSOR_OPS_INLINE void matmul_float(weight_rows w, f32_rows a, output_rows y) {
         const std::size_t count = w.rows - r0 < R ? w.rows - r0 : R;
         for (std::size_t i = 0; i < count; ++i)
             rows[i] = reinterpret_cast<const W*>(w.data + (r0 + i) * w.stride_bytes);
-        for (std::size_t t = 0; t < a.T; ++t) {
+        for (std::size_t t = 0; t < a.T;) {
+            const float* x = a.x + t * a.n;
             float* out = y.data + t * y.stride + r0;
-            if (count == R) {
-                float_rows_dot<R>(rows, a.x + t * a.n, a.n, out);
-            } else {
-                for (std::size_t i = 0; i < count; ++i) float_rows_dot<1>(rows + i, a.x + t * a.n, a.n, out + i);
-            }
+            const bool pair = a.T - t >= 2;
+            if (count == R && pair) float_tile_dot<R, 2>(rows, x, a.n, a.n, out, y.stride);
+            else if (count == R) float_tile_dot<R, 1>(rows, x, a.n, a.n, out, y.stride);
+            else
+                for (std::size_t i = 0; i < count; ++i)
+                    for (std::size_t k = 0; k < (pair ? 2 : 1); ++k)
+                        float_tile_dot<1, 1>(rows + i, x + k * a.n, a.n, a.n, out + k * y.stride + i, y.stride);
+            t += pair ? 2 : 1;
         }
     }
 }
@@ -71,13 +94,13 @@ QTENSOR_OPS_INLINE void matmul_float(weight_rows w, f32_rows a, output_rows y) {
 // w[n] . a[n].
 inline float dot_f32_f32(const float* w, const float* a, std::size_t n) {
     float out;
-    matmul_impl::float_rows_dot<1>(&w, a, n, &out);
+    matmul_impl::float_tile_dot<1, 1>(&w, a, n, n, &out, 1);
     return out;
 }
 
 inline float dot_bf16_f32(const bf16_t* w, const float* a, std::size_t n) {
     float out;
-    matmul_impl::float_rows_dot<1>(&w, a, n, &out);
+    matmul_impl::float_tile_dot<1, 1>(&w, a, n, n, &out, 1);
     return out;
 }
 

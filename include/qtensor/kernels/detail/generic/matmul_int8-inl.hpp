@@ -167,6 +167,12 @@ QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_row
     static_assert(per_vec >= 1, "GGUF rows need quads");
     constexpr std::size_t tile = Q * per_vec;       // rows per tile
     const std::size_t nb = a.n / S::block_elems;
+    // The tile's rows are read side by side, a block of each per step. Each
+    // is prefetched once every `every` steps (at most a cache line), `ahead`
+    // steps before it is read, so that the tile reads prefetch_distance
+    // bytes behind its prefetches; short rows carry on into the next tiles.
+    constexpr std::size_t every = 64 / S::block_bytes;
+    constexpr std::size_t ahead = detail::prefetch_distance / (tile * S::block_bytes);
     const auto offset = ops::set_i(static_cast<std::int32_t>(static_cast<std::uint32_t>(C::offset) * 0x01010101u));
     const auto zero = ops::set_i(0);
     alignas(64) float lane_sums[Q][ops::lanes]; // quad k of vector q: row q * per_vec + k
@@ -179,13 +185,13 @@ QTENSOR_OPS_INLINE void plain_rows_matmul(weight_rows w, q8_0_rows a, output_row
             QTENSOR_UNROLL
             for (std::size_t q = 0; q < Q; ++q) acc[q] = ops::set_f(0.0f);
             for (std::size_t b = 0; b < nb; ++b) {
-                // The tile's rows are one stretch of memory (in a GGUF tensor
-                // they follow each other): swept prefetch_distance ahead at
-                // the rate its blocks are read, tile blocks per step.
                 if (t == 0) {
+                    // Where row i's reading will be `ahead` blocks on: in
+                    // this tile, or past its end in the tiles after it.
+                    const std::size_t at = b + ahead;
+                    const std::size_t skip = at / nb * tile * w.stride_bytes + at % nb * S::block_bytes;
                     QTENSOR_UNROLL
-                    for (std::size_t k = 0; k < tile * S::block_bytes; k += 64)
-                        detail::prefetch(rows[0], detail::prefetch_distance + b * tile * S::block_bytes + k);
+                    for (std::size_t i = b % every; i < tile; i += every) detail::prefetch(rows[i], skip);
                 }
                 const std::size_t ab = t * nb + b;
                 const std::int8_t* qa = a.blocks[ab].qs.data();
