@@ -5,6 +5,7 @@ file, at each thread count, optionally against a second qtensor build (an older 
   bench/decode_bench.py --qtensor build/bench/tools/qtensor [--baseline OLD/tools/qtensor]
                         [--gguf F] [--threads 1,2] [--rounds 3] [--prompt 64] [--new 32]
                         [--qtensor-args ARGS] [--baseline-args ARGS] [--roof build/bench/bench/kernels_summary]
+                        [--baseline-gguf F2] [--baseline-policy P2]
 
 The model is F (default: build/e2b-q4_0.gguf, made on demand: bench/make_random_model.py on
 docs/configs/gemma4-e2b.json, then `qtensor convert --policy q4_0`; needs python3-numpy and about 13 GB of
@@ -12,7 +13,8 @@ disk while it is made). Each round runs every build once per thread count, alter
 process: a prompt of --prompt token ids, then --new greedy tokens. Printed per build and thread count:
 medians of prefill and decode tokens/s over the rounds, the child's peak RSS (the kernel's ru_maxrss), and
 with a baseline the ratios. --qtensor-args and --baseline-args add options to one build's generate (the
-same build twice with --baseline-args=--in-place compares the weight layouts). Then one `generate --profile` run of --qtensor at each thread count: the
+same build twice with --baseline-args=--in-place compares the weight layouts; the same build with
+--baseline-gguf and --baseline-policy compares two files, e.g. a mobile file against a Q4_0 one). Then one `generate --profile` run of --qtensor at each thread count: the
 weight bytes a decode step reads and their rate; with --roof (kernels_summary's path) also the machine's
 read bandwidth measured in the same run and the decode's fraction of it, the honest ceiling of decode.
 """
@@ -49,10 +51,10 @@ def make_model(qtensor, gguf):
     os.rmdir(source)
 
 
-def generate(qtensor, args, threads, extra):
+def generate(qtensor, args, threads, extra, gguf, policy):
     ids = ",".join(str(1000 + 37 * i) for i in range(args.prompt))
-    cmd = [qtensor, "generate", "--policy", args.policy, "--ids", ids, "--max-new", str(args.new),
-           "--threads", str(threads), *extra, args.gguf]
+    cmd = [qtensor, "generate", "--policy", policy, "--ids", ids, "--max-new", str(args.new),
+           "--threads", str(threads), *extra, gguf]
     return run(cmd)
 
 
@@ -83,24 +85,28 @@ def main():
     ap.add_argument("--roof", help="kernels_summary's path: measure the read bandwidth too")
     ap.add_argument("--qtensor-args", default="", help="more options for --qtensor's generate")
     ap.add_argument("--baseline-args", default="", help="more options for --baseline's generate")
+    ap.add_argument("--baseline-gguf", help="the file --baseline runs (default: --gguf)")
+    ap.add_argument("--baseline-policy", help="the policy --baseline runs (default: --policy)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     if not os.path.exists(args.gguf):
         make_model(args.qtensor, args.gguf)
-    builds = {"qtensor": (args.qtensor, args.qtensor_args.split())}
+    builds = {"qtensor": (args.qtensor, args.qtensor_args.split(), args.gguf, args.policy)}
     if args.baseline:
-        builds["baseline"] = (args.baseline, args.baseline_args.split())
+        builds["baseline"] = (args.baseline, args.baseline_args.split(), args.baseline_gguf or args.gguf,
+                              args.baseline_policy or args.policy)
 
     results = {(b, t): [] for b in builds for t in threads}
     for r in range(args.rounds):
         for t in threads:
-            for b, (path, extra) in builds.items():
-                stderr, rss = generate(path, args, t, extra)
+            for b, (path, extra, gguf, policy) in builds.items():
+                stderr, rss = generate(path, args, t, extra, gguf, policy)
                 results[b, t].append((*rates(stderr), rss))
         print(f"decode_bench: round {r + 1} of {args.rounds} done", flush=True)
 
-    print(f"\n{args.gguf}, --policy {args.policy}, {args.prompt}-token prompt, {args.new} new tokens, "
-          f"medians of {args.rounds} runs")
+    for b, (path, extra, gguf, policy) in builds.items():
+        print(f"\n{b}: {path} generate --policy {policy} {' '.join(extra)} {gguf}".replace("  ", " "), end="")
+    print(f"\n{args.prompt}-token prompt, {args.new} new tokens, medians of {args.rounds} runs")
     print(f"{'build':10} {'threads':>7} {'prefill tok/s':>14} {'decode tok/s':>13} {'peak RSS MB':>12}")
     med = {}
     for t in threads:
@@ -115,7 +121,7 @@ def main():
 
     roofs = read_roofs(args.roof) if args.roof else {}
     for t in threads:
-        stderr, _ = generate(args.qtensor, args, t, builds["qtensor"][1] + ["--profile"])
+        stderr, _ = generate(args.qtensor, args, t, builds["qtensor"][1] + ["--profile"], args.gguf, args.policy)
         total = re.search(r"^\s+total\s+([0-9.]+)\s+[0-9.]+%\s+([0-9.]+)", stderr, re.M)
         if total is None:
             sys.exit(f"decode_bench: no profile (no decode step with --new {args.new}?) in:\n{stderr}")

@@ -9,10 +9,13 @@
 #   f32        a baseline trained from scratch in f32 (--base-steps)
 #   ptq-q4_0   the baseline packed as Q4_0 (qtensor convert --policy q4_0)
 #   ptq-q2_k   the baseline packed as Q2_K
+#   ptq-mobile the baseline packed with the mobile policy (2-bit TQ2_0 decoder
+#              matrices, Q4_0 tables and projections: docs/mobile.md)
 #   ft-f32     the baseline fine-tuned --ft-steps more in f32: the control
 #   ft-ptq-*   the control packed as Q4_0 and Q2_K
 #   qat-q4_0   the baseline fine-tuned --ft-steps rehearsing Q4_0, then packed
 #   qat-q2_k   the same rehearsing Q2_K
+#   qat-mobile the same rehearsing the mobile policy
 # Then, on the first seed, lattice alignment: the Q4_0 QAT arm once more with a
 # symmetric amax / 7 grid (train --grid symmetric); both arms' weights exported
 # bf16 (fake-quant) and packed by ggml's rule and with convert --lattice.
@@ -145,7 +148,8 @@ run_seed() {
     score f32 "$seed" f32 "$dir/base"
     score ptq-q4_0 "$seed" q4_0 "$dir/base"
     score ptq-q2_k "$seed" q2_k "$dir/base"
-    for policy in f32 q4_0 q2_k; do
+    score ptq-mobile "$seed" mobile "$dir/base"
+    for policy in f32 q4_0 q2_k mobile; do
         arm=qat-$policy
         [ "$policy" = f32 ] && arm=ft-f32
         echo "qat-experiment: seed $seed: $arm, $ft_steps steps" | tee -a "$log"
@@ -155,6 +159,7 @@ run_seed() {
         if [ "$policy" = f32 ]; then # the control packed too: PTQ after as much training as QAT had
             score ft-ptq-q4_0 "$seed" q4_0 "$dir/$arm"
             score ft-ptq-q2_k "$seed" q2_k "$dir/$arm"
+            score ft-ptq-mobile "$seed" mobile "$dir/$arm"
         fi
     done
     echo "qat-experiment: seed $seed done, $(( ($(date +%s) - start) / 60 )) min so far" | tee -a "$log"

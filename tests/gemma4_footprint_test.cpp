@@ -205,6 +205,33 @@ TEST_CASE("gemma4 footprint: the released sizes against Google's memory table") 
     }
 }
 
+// Google's mobile column, text only: E2B 0.84 GB, E4B 2.2 GB, the weights
+// without the per-layer table ("the text-only E2B without Per-Layer
+// Embeddings needs < 1 GB"). The mobile policy's resident weights stay below
+// them; E2B's decoder matrices, counted by hand from TQ2_0's 66 bytes per 256
+// weights (E2B: 15 layers with MLP 6144 and 20 KV-shared with 12288, hidden 1536).
+TEST_CASE("gemma4 footprint: the mobile policy against Google's mobile figures") {
+    for (const auto& row : {std::pair{"e2b", 0.84}, std::pair{"e4b", 2.2}}) {
+        const std::string name = row.first; // (clang 14: no structured binding inside CAPTURE)
+        const double google = row.second;
+        CAPTURE(name);
+        const released m = read_released(name);
+        const gemma4::footprint fp =
+            gemma4::measure_footprint(m.text, gemma4::storage_plan::of<gemma4::mobile_policy>(), 96);
+        MESSAGE(name << ": mobile, resident after 96 tokens " << gb(fp.resident) << " GB (Google, text only "
+                     << google << ")");
+        CHECK(gb(fp.resident) < google);
+    }
+    const released e2b = read_released("e2b");
+    const gemma4::footprint fp =
+        gemma4::measure_footprint(e2b.text, gemma4::storage_plan::of<gemma4::mobile_policy>(), 96);
+    const std::size_t mlp_weights = 3 * 1536 * (15 * 6144 + 20 * 12288);
+    const auto mlp = std::find_if(fp.parts.begin(), fp.parts.end(), [](const auto& p) { return p.name == "mlp"; });
+    REQUIRE(mlp != fp.parts.end());
+    CHECK(mlp->scheme == "tq2_0");
+    CHECK(mlp->bytes == mlp_weights / 256 * 66);
+}
+
 TEST_CASE("gemma4 footprint: parameter counts of the released sizes") {
     // Google's model cards: E2B 5.1B parameters with embeddings, E4B 8B (both
     // with their vision and audio encoders).

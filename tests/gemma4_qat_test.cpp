@@ -105,6 +105,15 @@ gemma4::config widened() {
     return c;
 }
 
+// The mobile policy's Q4_0 per-layer projections and tables also need
+// per-layer inputs of whole Q4_0 blocks: 32 wide.
+gemma4::config mobile_sized() {
+    gemma4::config c = widened();
+    c.hidden_size_per_layer_input = 32;
+    c.validate();
+    return c;
+}
+
 template <class P>
 void check_policy(const std::string& fixture) {
     const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/" + fixture);
@@ -120,6 +129,8 @@ TEST_CASE("gemma4 QAT: the forward sees exactly the packed weights; clipped weig
     check_policy<gemma4::bf16_policy>("tiny-e2b");
 
     check_policy<gemma4::q2_k_policy>(widened(), gemma4::init_parameters(widened(), /*seed*/ 3), "tiny-e2b widened");
+    check_policy<gemma4::mobile_policy>(mobile_sized(), gemma4::init_parameters(mobile_sized(), /*seed*/ 3),
+                                        "tiny-e2b widened, per-layer inputs of 32");
 }
 
 // Q4_K_M's two main types, whose GEMV/GEMM share Q2_K's kernel with other
@@ -134,8 +145,7 @@ struct k_quant_policy : gemma4::policy<q6_k, q4_k, q5_k, q8_0, bf16, bf16> {
 // than the unquantized weights, which differ from it by the rounding of every
 // weight.
 template <class P>
-void check_in_place() {
-    const gemma4::config c = widened();
+void check_in_place(const gemma4::config& c = widened()) {
     const gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 5);
     gemma4::tensors<float> seen;
     gemma4::rehearsal<P>(c).forward(master, seen);
@@ -149,8 +159,11 @@ void check_in_place() {
     CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
     const std::vector<float> logits = from_file.forward(ids);
     CHECK(logits == gemma4::model<P>::load(c, memory_source(c, master)).forward(ids));
-    // The stored policy takes each tensor as the file has it: the same kernels, the same bits.
-    const auto stored = gemma4::model<gemma4::stored_policy>::load(ck.config(), ck, ck.names());
+    // The stored policy takes each tensor as the file has it: the same kernels, the same bits (with
+    // P's KV cache: stored_policy's is bf16).
+    using stored_policy = gemma4::policy<gemma4::as_stored, gemma4::as_stored, gemma4::as_stored, gemma4::as_stored,
+                                         typename P::kv_cache, gemma4::as_stored>;
+    const auto stored = gemma4::model<stored_policy>::load(ck.config(), ck, ck.names());
     CHECK(stored.weight_bytes().owned == 0);
     CHECK(stored.forward(ids) == logits);
 
@@ -168,6 +181,7 @@ void check_in_place() {
 TEST_CASE("gemma4 QAT: K-quant models run from their GGUF files in place, as the rehearsal's f32 weights predict") {
     check_in_place<gemma4::q2_k_policy>();
     check_in_place<k_quant_policy>();
+    check_in_place<gemma4::mobile_policy>(mobile_sized());
 }
 
 TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up front") {

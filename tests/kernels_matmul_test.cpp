@@ -29,6 +29,7 @@
 #include "qtensor/kernels/kernels.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q5_k.hpp"
@@ -86,7 +87,9 @@ template <class S>
 std::pair<double, double> k_quant_parts(const block_of<S>& b, std::size_t i) {
     const double d = fp16_to_fp32(b.d);
     const int c = S::code_at(b, i);
-    if constexpr (std::is_same_v<S, q2_k>)
+    if constexpr (std::is_same_v<S, tq2_0>) // GGUF's TQ2_0: (c - 1) * d
+        return {d * (c - 1), 0.0};
+    else if constexpr (std::is_same_v<S, q2_k>)
         return {d * q2_k::scale_of(b, i / 16) * c, fp16_to_fp32(b.dmin) * static_cast<double>(q2_k::min_of(b, i / 16))};
     else if constexpr (std::is_same_v<S, q3_k>)
         return {d * q3_k::scale_of(b, i / 16) * (c - q3_k::code_offset), 0.0};
@@ -283,7 +286,7 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: gemm within budget on every target, any thre
 }
 TEST_CASE_TEMPLATE_APPLY(gemm_each, gemm_schemes);
 
-TEST_CASE_TEMPLATE("kernels: K-quant gemm on blocks of random bytes, every target", S, q2_k, q3_k, q4_k, q5_k, q6_k) {
+TEST_CASE_TEMPLATE("kernels: K-quant gemm on blocks of random bytes, every target", S, tq2_0, q2_k, q3_k, q4_k, q5_k, q6_k) {
     check_random_blocks<S>();
 }
 
@@ -337,6 +340,27 @@ TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit
     CHECK(std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
 }
 TEST_CASE_TEMPLATE_APPLY(interleaved_each, interleaved_schemes);
+
+TEST_CASE("kernels: interleaved hands back each slab of rows once copied, in order, all of them") {
+    std::mt19937 rng(31);
+    const std::size_t rows = kernels::interleaved<q4_0>::slab_rows + 21, cols = 64;
+    weights<q4_0> w(rows, cols, q4_0::block_bytes, rng); // a row stride past the row: the last span ends at its data
+    const std::size_t stride = w.stride;
+    std::vector<std::span<const std::byte>> slabs;
+    kernels::thread_pool pool(3);
+    const kernels::interleaved<q4_0> iw(w.view(), pool.get_executor(),
+                                        [&](std::span<const std::byte> s) { slabs.push_back(s); });
+    const auto* first = reinterpret_cast<const std::byte*>(w.row(0));
+    REQUIRE(slabs.size() == 2);
+    CHECK(slabs[0].data() == first);
+    CHECK(slabs[0].size() == (kernels::interleaved<q4_0>::slab_rows - 1) * stride + row_bytes<q4_0>(cols));
+    CHECK(slabs[1].data() == first + kernels::interleaved<q4_0>::slab_rows * stride);
+    CHECK(slabs[1].data() + slabs[1].size() == reinterpret_cast<const std::byte*>(w.row(rows - 1)) + row_bytes<q4_0>(cols));
+    std::vector<block_q4_0> back(rows * (cols / 32));
+    iw.copy_to(tensor_view<q4_0, 2>(std::as_writable_bytes(std::span(back)), extents<2>{rows, cols}));
+    for (std::size_t r = 0; r < rows; ++r)
+        REQUIRE(std::memcmp(back.data() + r * (cols / 32), w.row(r), row_bytes<q4_0>(cols)) == 0);
+}
 
 // matmul.hpp's promise for T < 4, where the GGUF layout has its own GEMV:
 // both layouts within the budget of the exact sum (so of each other), and

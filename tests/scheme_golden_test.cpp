@@ -32,9 +32,10 @@ namespace {
 constexpr std::size_t row_elems = 256; // one K-quant super-block, eight 32-blocks
 
 // Every quantized scheme of the registry has golden files, named by its
-// lower-case type name (S::name).
+// lower-case type name (S::name), but TQ2_0, whose quantizer is qtensor's
+// own (scheme/tq2_0.hpp; scheme_tq2_0_test.cpp checks its blocks by hand).
 template <class S>
-struct has_golden : std::bool_constant<(S::block_elems > 1)> {};
+struct has_golden : std::bool_constant<(S::block_elems > 1) && !std::is_same_v<S, tq2_0>> {};
 using golden_schemes = all_schemes::filter<has_golden>::apply<std::tuple>;
 
 template <class S>

@@ -6,9 +6,12 @@
 #   Q4_0:  qat-q4_0's perplexity at most 1% above the f32 baseline's;
 #   2-bit: QAT recovers >= 60% of the gap PTQ opens, (ptq - qat) / (ptq - f32),
 #          against the baseline (ptq-q2_k, f32) and, stricter, against the
-#          control trained as long as QAT (ft-ptq-q2_k, ft-f32).
+#          control trained as long as QAT (ft-ptq-q2_k, ft-f32);
+#   mobile: the same for the mobile policy's arms (ptq-mobile, qat-mobile,
+#          ft-ptq-mobile), when every seed has them (results from before the
+#          mobile policy lack them).
 #
-# Fails, naming them, when a seed lacks an arm.
+# Fails, naming them, when a seed lacks one of the arms it needs.
 #
 #   experiments/qat/summary.sh results.tsv BASE_STEPS FT_STEPS [MEANS.tsv [LATTICE.tsv]]
 # MEANS.tsv (arm; mean, min and max over the seeds of its perplexity in %
@@ -51,6 +54,14 @@ END {
     for (i = 1; i <= nseeds; i++)
         for (j = 1; j in needed; j++)
             if (!((seeds[i], needed[j]) in ppl)) missing = missing " seed " seeds[i] " " needed[j] ","
+    # The mobile arms: all of them for every seed, or none.
+    split("ptq-mobile ft-ptq-mobile qat-mobile", optional, " ")
+    mobile = 0; absent = ""
+    for (i = 1; i <= nseeds; i++)
+        for (j = 1; j in optional; j++)
+            if ((seeds[i], optional[j]) in ppl) mobile = 1
+            else absent = absent " seed " seeds[i] " " optional[j] ","
+    if (mobile) missing = missing absent
     if (nseeds == 0 || missing != "") {
         printf "summary: %s\n", nseeds == 0 ? "no results" : "results missing:" missing > "/dev/stderr"
         exit 1
@@ -77,6 +88,10 @@ END {
     line("Q4_0 QAT against the f32 control", "at most +1%", "", "qat-q4_0", "ft-f32", "ratio")
     line("2-bit: share of the PTQ gap QAT recovers, against the baseline", ">= 60%", "ptq-q2_k", "qat-q2_k", "f32", "gap")
     line("2-bit: the same against the control", ">= 60%", "ft-ptq-q2_k", "qat-q2_k", "ft-f32", "gap")
+    if (mobile) {
+        line("mobile: share of the PTQ gap QAT recovers, against the baseline", ">= 60%", "ptq-mobile", "qat-mobile", "f32", "gap")
+        line("mobile: the same against the control", ">= 60%", "ft-ptq-mobile", "qat-mobile", "ft-f32", "gap")
+    }
 }' "$1"
 [ -n "${5:-}" ] || exit 0
 echo

@@ -64,9 +64,9 @@ qtensor_cli_error(ids_hole 2 "^qtensor: --ids: '' \\(item 1\\) is not a non-nega
 qtensor_cli_error(ids_empty 2 "^qtensor: --ids is empty" logits --ids= --out o.f32 ${e2b})
 qtensor_cli_error(ids_too_large 2 "^qtensor: --ids: '2147483648' is too large for a token id"
     logits --ids 2147483648 --out o.f32 ${e2b})
-qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix of llama-quantize's: Q2_K Q3_K_S .* Q8_0 IQ4_NL IQ4_XS\\)"
+qtensor_cli_error(policy_unknown 2 "^qtensor: --policy 'q5_0' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k, mobile; or a mix of llama-quantize's: Q2_K Q3_K_S .* Q8_0 IQ4_NL IQ4_XS\\)"
     convert --policy q5_0 ${e2b} out.gguf)
-qtensor_cli_error(policy_unknown_logits 2 "^qtensor: --policy 'Q4_K_M' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k, stored\\)"
+qtensor_cli_error(policy_unknown_logits 2 "^qtensor: --policy 'Q4_K_M' is not a policy \\(one of f32, bf16, q8_0, q4_0, q2_k, mobile, stored\\)"
     logits --policy Q4_K_M --ids 1 --out o.f32 ${e2b})
 qtensor_cli_error(convert_lattice_mix 2 "^qtensor: convert: --lattice packs Q4_0 blocks on their grids, and the mix Q4_K_M"
     convert --lattice --policy Q4_K_M ${e2b} out.gguf)
@@ -83,7 +83,7 @@ qtensor_cli_run(convert_policy_fallback CODE 0 FILES out.gguf
 qtensor_cli_error(logits_no_out 2 "^qtensor: logits: missing --out" logits --ids 1 ${e2b})
 # The stored policy runs a model as its files hold it (here f32, in place).
 qtensor_cli_run(logits_stored CODE 0 FILES o.f32 ARGS logits --policy stored --ids 5,17,3 --out o.f32 ${e2b})
-qtensor_cli_error(convert_stored 2 "^qtensor: --policy stored runs a model as its file holds it; this command needs a policy that names its schemes \\(one of f32, bf16, q8_0, q4_0, q2_k; or a mix"
+qtensor_cli_error(convert_stored 2 "^qtensor: --policy stored runs a model as its file holds it; this command needs a policy that names its schemes \\(one of f32, bf16, q8_0, q4_0, q2_k, mobile; or a mix"
     convert --policy stored ${e2b} out.gguf)
 qtensor_cli_run(logits_help_stored CODE 0 STDOUT "  stored every weight in the type its file stores it in" ARGS logits --help)
 qtensor_cli_error(generate_zero 2 "^qtensor: --max-new must be positive, got 0" generate --ids 1 --max-new 0 ${e2b})

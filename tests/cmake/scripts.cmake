@@ -16,4 +16,15 @@ the same against the control: \\+70\\.00% on average \\(seeds: \\+70\\.00%, \\+7
         COMMAND ${QTENSOR_BASH} ${PROJECT_SOURCE_DIR}/experiments/qat/summary.sh
                 ${CMAKE_CURRENT_SOURCE_DIR}/data/qat/incomplete.tsv 10 2)
     set_tests_properties(qat_experiment_summary_incomplete PROPERTIES WILL_FAIL TRUE)
+    # The mobile policy's arms, when a run has them.
+    add_test(NAME qat_experiment_summary_mobile
+        COMMAND ${QTENSOR_BASH} ${PROJECT_SOURCE_DIR}/experiments/qat/summary.sh
+                ${CMAKE_CURRENT_SOURCE_DIR}/data/qat/results-mobile.tsv 10 2)
+    set_tests_properties(qat_experiment_summary_mobile PROPERTIES PASS_REGULAR_EXPRESSION
+        "mobile: share of the PTQ gap QAT recovers, against the baseline: \\+70\\.00% on average \\(seeds: \\+70\\.00%, \\+70\\.00%.*\
+mobile: the same against the control: \\+67\\.50% on average \\(seeds: \\+67\\.50%, \\+67\\.50%")
+    add_test(NAME qat_experiment_summary_mobile_incomplete
+        COMMAND ${QTENSOR_BASH} ${PROJECT_SOURCE_DIR}/experiments/qat/summary.sh
+                ${CMAKE_CURRENT_SOURCE_DIR}/data/qat/incomplete-mobile.tsv 10 2)
+    set_tests_properties(qat_experiment_summary_mobile_incomplete PROPERTIES WILL_FAIL TRUE)
 endif()

@@ -343,7 +343,10 @@ void print_model_note(bool running) {
         "  q4_0   Q4_0 attention and MLP, Q8_0 embeddings, bf16 per-layer-input\n"
         "         projections and KV cache (the QAT format)\n"
         "  q2_k   as q4_0 with Q2_K attention, MLP and experts (rows of multiples\n"
-        "         of 256)\n");
+        "         of 256)\n"
+        "  mobile 2-bit TQ2_0 attention, MLP and experts (rows of multiples of 256),\n"
+        "         Q4_0 embeddings, head and per-layer-input projections, Q8_0 KV\n"
+        "         cache (docs/mobile.md)\n");
     if (running)
         std::printf(
             "  stored every weight in the type its file stores it in, bf16 KV cache: runs\n"

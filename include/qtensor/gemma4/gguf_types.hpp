@@ -101,6 +101,7 @@ inline std::size_t block_elems_of(ggml_type t) {
 inline ggml_type fallback_type(ggml_type t, std::size_t cols) {
     ggml_type sub = ggml_type::f16;
     switch (t) {
+    case ggml_type::tq2_0:
     case ggml_type::q2_k:
     case ggml_type::q3_k: sub = ggml_type::q4_0; break;
     case ggml_type::q4_k: sub = ggml_type::q5_0; break;

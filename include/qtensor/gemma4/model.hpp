@@ -75,6 +75,8 @@ public:
             repack(m.w_, m.ex_, [&](std::span<const std::byte> bytes) {
                 if constexpr (requires { src.drop_pages(bytes); }) src.drop_pages(bytes);
             });
+        if constexpr (requires(std::span<const std::byte> bytes) { src.drop_pages(bytes); })
+            m.drop_pages_ = [&src](std::span<const std::byte> bytes) { src.drop_pages(bytes); };
         return m;
     }
 
@@ -125,11 +127,16 @@ private:
                          profile* prof) const;
     void check_ids(std::span<const std::int32_t> ids) const;
     void check_cache(const cache_type& cache) const;
+    template <class Table>
+    void drop_looked_up(const Table& table, std::span<const std::int32_t> ids) const;
 
     gemma4::config cfg_;
     std::vector<layer_info> layers_;
     weights<Policy> w_;
     kernels::executor ex_;
+    // A mapped source's drop_pages (src outlives the model): lookup tables
+    // let go of the pages of the rows they read (drop_looked_up).
+    std::function<void(std::span<const std::byte>)> drop_pages_;
 };
 
 #if defined(QTENSOR_SEPARATE)

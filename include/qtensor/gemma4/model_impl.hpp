@@ -94,6 +94,7 @@ std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_t
         detail::profile_timer timer(prof, profile::embedding);
         nn::embedding(w_.embed_tokens, ids, std::sqrt(static_cast<float>(D)), h); // e = embed(ids) * sqrt(D)
         timer.reads(T * detail::bytes_of(w_.embed_tokens) / w_.embed_tokens.num_rows());
+        drop_looked_up(w_.embed_tokens, ids);
     }
     if (obs) obs("embed", h, D);
     const std::vector<float> ple = per_layer_inputs(ids, h, prof); // p[T, L, P]
@@ -220,6 +221,41 @@ void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::
     nn::add(y2, f);                                           // f = y1 + y2
 }
 
+// A lookup table in a mapped file reads a few rows per token, but the kernel
+// maps the file's pages in whole folios of the page cache (up to 2 MiB each),
+// so rows looked up would stay resident by the megabyte. The pages around
+// each row read are dropped again, in whole 2 MiB spans within the table,
+// after the lookup: they come back from the page cache when read. Not for a
+// token table the head reads whole in place (that would refault it every
+// call), nor for tables in memory (drop_pages ignores bytes outside its map).
+template <class Policy>
+    requires model_policy<Policy>
+template <class Table>
+void model<Policy>::drop_looked_up(const Table& table, std::span<const std::int32_t> ids) const {
+    if constexpr (requires { table.data_handle(); table.row_stride_bytes(); }) {
+        if (!drop_pages_) return;
+        if constexpr (requires { w_.lm_head.rows.data_handle(); })
+            if (w_.lm_head.rows.data_handle() == table.data_handle()) return;
+        if constexpr (requires { w_.lm_head.data_handle(); })
+            if (w_.lm_head.data_handle() == table.data_handle()) return;
+        constexpr std::uintptr_t span = std::uintptr_t{2} << 20;
+        const auto first = reinterpret_cast<std::uintptr_t>(table.data_handle());
+        const std::uintptr_t end = first + table.num_rows() * table.row_stride_bytes();
+        std::vector<std::uintptr_t> rows(ids.size());
+        for (std::size_t t = 0; t < ids.size(); ++t)
+            rows[t] = first + static_cast<std::size_t>(ids[t]) * table.row_stride_bytes();
+        std::sort(rows.begin(), rows.end());
+        std::uintptr_t dropped = first; // spans up to here are dropped: ids often share one
+        for (const std::uintptr_t row : rows) {
+            const std::uintptr_t lo = std::max(dropped, row / span * span);
+            const std::uintptr_t hi = std::min(end, (row + table.row_stride_bytes() + span - 1) / span * span);
+            if (hi <= lo) continue;
+            drop_pages_({reinterpret_cast<const std::byte*>(lo), hi - lo});
+            dropped = hi;
+        }
+    }
+}
+
 // §6, model level: p[T, L, P] = (rmsnorm(per_layer_model_projection(e) / sqrt(D))
 //                              + embed_tokens_per_layer[ids] * sqrt(P)) / sqrt(2).
 template <class Policy>
@@ -233,6 +269,7 @@ std::vector<float> model<Policy>::per_layer_inputs(std::span<const std::int32_t>
     const std::size_t P = cfg_.hidden_size_per_layer_input, LP = cfg_.num_hidden_layers * P;
     std::vector<float> r(ids.size() * LP), m(ids.size() * LP); // [T, L P]
     nn::embedding(w_.embed_tokens_per_layer, ids, std::sqrt(static_cast<float>(P)), r);
+    drop_looked_up(w_.embed_tokens_per_layer, ids);
     nn::linear(w_.per_layer_model_projection, e, std::span<float>(m), ex_);
     nn::scale(m, 1.0f / std::sqrt(static_cast<float>(cfg_.hidden_size)));
     nn::rmsnorm(m, w_.per_layer_projection_norm, m, P, cfg_.rms_norm_eps); // over each layer's P

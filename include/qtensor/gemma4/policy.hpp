@@ -32,6 +32,7 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
 #include "qtensor/scheme/registry.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
@@ -110,6 +111,15 @@ struct q2_k_policy : policy<q2_k, q2_k, q2_k, q8_0, bf16, bf16> {
     static constexpr std::string_view name = "q2_k";
 };
 
+// The mobile recipe (docs/mobile.md): the decoder layers' matrices
+// (attention, MLP, experts) in 2-bit TQ2_0, 2.0625 bits a weight, rows in
+// whole blocks of 256; the token and per-layer tables (the tied head too)
+// and the per-layer projections in 4-bit Q4_0; an int8 (Q8_0) KV cache. E2B
+// text-only runs in about 0.8 GB with the per-layer table memory-mapped.
+struct mobile_policy : policy<tq2_0, tq2_0, tq2_0, q4_0, q8_0, q4_0> {
+    static constexpr std::string_view name = "mobile";
+};
+
 // Every weight as its file stores it, for inference (model, not training or
 // conversion): runs llama-quantize's mixes (Q4_K_M: Q4_K and Q6_K within a
 // role) in place, with each tensor's own kernels. Tensors in a scheme without
@@ -123,11 +133,11 @@ struct stored_policy : policy<as_stored, as_stored, as_stored, as_stored, bf16, 
 // X(P) for each named typed policy, and for every named policy (the typed
 // ones and stored_policy): separate compilation compiles their models once
 // (model.hpp, checkpoint.hpp).
-#define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy) X(q2_k_policy)
+#define QTENSOR_GEMMA4_NAMED_POLICIES(X) X(f32_policy) X(bf16_policy) X(q8_0_policy) X(q4_0_policy) X(q2_k_policy) X(mobile_policy)
 #define QTENSOR_GEMMA4_INFERENCE_POLICIES(X) QTENSOR_GEMMA4_NAMED_POLICIES(X) X(stored_policy)
 
-inline constexpr std::array<std::string_view, 5> policy_names{
-    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name};
+inline constexpr std::array<std::string_view, 6> policy_names{
+    f32_policy::name, bf16_policy::name, q8_0_policy::name, q4_0_policy::name, q2_k_policy::name, mobile_policy::name};
 inline constexpr auto inference_policy_names = [] {
     std::array<std::string_view, policy_names.size() + 1> names{};
     for (std::size_t i = 0; i < policy_names.size(); ++i) names[i] = policy_names[i];
@@ -154,6 +164,7 @@ std::invoke_result_t<F&, f32_policy> with_policy(std::string_view name, F&& f) {
     if (name == q8_0_policy::name) return f(q8_0_policy{});
     if (name == q4_0_policy::name) return f(q4_0_policy{});
     if (name == q2_k_policy::name) return f(q2_k_policy{});
+    if (name == mobile_policy::name) return f(mobile_policy{});
     detail::unknown_policy(name, policy_names);
 }
 

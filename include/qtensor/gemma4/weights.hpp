@@ -514,18 +514,21 @@ void repack(weights<P>& w, const kernels::executor& ex,
         if constexpr (nn::is_packed_weight<std::remove_cvref_t<decltype(m)>>) {
             if (m.repacked() || m.num_rows() == 0) return;
             const std::span<const std::byte> rows(m.rows.data_handle(), m.num_rows() * m.rows.row_stride_bytes());
-            m.repack(ex);
-            w.bytes.owned += m.groups->size_bytes();
             const bool looked_up = rows.data() == table; // the head tied to the token table
             const auto own = std::find_if(w.storage.begin(), w.storage.end(),
                                           [&](const aligned_buffer& b) { return b.data() == rows.data(); });
-            if (own != w.storage.end()) {
+            const bool mapped = own == w.storage.end();
+            // Mapped rows (a looked-up table's too: its rows come back from the
+            // file as they are read) drop their pages slab by slab as they are
+            // copied, so the copy and the file's pages are never both whole.
+            m.repack(ex, mapped ? drop_pages : std::function<void(std::span<const std::byte>)>{});
+            w.bytes.owned += m.groups->size_bytes();
+            if (!mapped) {
                 if (looked_up) return;
                 w.bytes.owned -= own->size();
                 *own = aligned_buffer();
-            } else { // a looked-up table's pages too: its rows come back from the file as they are read
-                if (!looked_up) w.bytes.mapped -= rows.size();
-                if (drop_pages) drop_pages(rows);
+            } else if (!looked_up) {
+                w.bytes.mapped -= rows.size();
             }
         }
     };

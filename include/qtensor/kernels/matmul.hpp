@@ -11,7 +11,7 @@
 // raw pointers and T instead.
 //
 // Quantized weights meet activations quantized to their dot partner (Q4_0
-// and Q8_0 with Q8_0, the K-quants Q2_K to Q6_K with Q8_K), as ggml's mul_mat does; float weights
+// and Q8_0 with Q8_0, the K-quants Q2_K to Q6_K and TQ2_0 with Q8_K), as ggml's mul_mat does; float weights
 // (f32, bf16) meet the f32 activations directly. Work is split over weight
 // rows into tasks of whole 16-row groups, run by a caller-given executor
 // (executor.hpp); each output is computed by one task from its own row and
@@ -24,13 +24,14 @@
 //     Each block's integer sum is exact and dw * da (two fp16) is exact in
 //     fp32, so the error is one rounding per block term, the sum of at most
 //     n/32 terms per lane, and a horizontal sum of at most 16 lanes.
-//   - dot_q2_k_q8_k and the gemm outputs of every K-quant (Q2_K to Q6_K):
+//   - dot_q2_k_q8_k and the gemm outputs of every K-quant (Q2_K to Q6_K) and
+//     of TQ2_0 (s_j = 1):
 //     |got - exact| <= (n/256 + 24) * 2^-24 * sum_i (|d s_j c_i| + |dmin m_j|) |a_i|,
-//     c_i the code less the offset of Q3_K (4) and Q6_K (32), m_j = 0 there:
+//     c_i the code less the offset of Q3_K (4), Q6_K (32) and TQ2_0 (1), m_j = 0 there:
 //     in the schemes with mins the scale and min terms are rounded separately
 //     (d * da, dmin * da, two products, one difference per block) before they
-//     cancel, so the bound is relative to both parts, not to |w_i|; in Q3_K
-//     and Q6_K it is relative to sum_i |w_i a_i|.
+//     cancel, so the bound is relative to both parts, not to |w_i|; in Q3_K,
+//     Q6_K and TQ2_0 it is relative to sum_i |w_i a_i|.
 //   - dot_f32_f32, dot_bf16_f32 and their gemm outputs (bf16 widens exactly):
 //     |got - exact| <= (n + 1) * 2^-24 * sum_i |w_i a_i|, which any summation
 //     order meets; the SIMD targets sum n / (2N) terms per lane, far less.
@@ -54,6 +55,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +70,7 @@
 #include "qtensor/kernels/quant.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
 #include "qtensor/scheme/float.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q8_0.hpp"
@@ -204,6 +207,7 @@ struct matmul_kernel<q8_0> {
     struct matmul_kernel<S> {                                                                              \
         static void rows(target t, weight_rows w, q8_k_rows a, output_rows y) { backend::matmul_##S(t, w, a, y); } \
     };
+QTENSOR_K_QUANT_KERNEL(tq2_0)
 QTENSOR_K_QUANT_KERNEL(q2_k)
 QTENSOR_K_QUANT_KERNEL(q3_k)
 QTENSOR_K_QUANT_KERNEL(q4_k)
@@ -258,17 +262,32 @@ public:
     explicit interleaved(const W& weights, const executor& ex = {})
         : interleaved(as_const_view(weights), ex) {}
 
-    explicit interleaved(tensor_view<const S, 2> w, const executor& ex = {})
+    // `done`, if given, is called with the bytes of each slab of rows once
+    // they are copied (slabs of slab_rows), so a caller can let go of a
+    // memory-mapped matrix's pages as the copy grows, not after it.
+    explicit interleaved(tensor_view<const S, 2> w, const executor& ex = {},
+                         const std::function<void(std::span<const std::byte>)>& done = {})
         : rows_(w.num_rows()), cols_(w.cols()), group_bytes_(interleaved_group_bytes<S>(w.blocks_per_row())),
           data_(groups() * group_bytes_) {
         const std::size_t nb = w.blocks_per_row();
-        ex.run(groups(), [&](std::size_t g) {
-            const block_of<S>* rows[group_rows];
-            const std::size_t count = std::min(group_rows, rows_ - g * group_rows);
-            for (std::size_t i = 0; i < count; ++i) rows[i] = w.blocks(g * group_rows + i).data();
-            reference::interleave_group<S>(rows, count, nb, data_.data() + g * group_bytes_);
-        });
+        for (std::size_t g0 = 0; g0 < groups(); g0 += slab_rows / group_rows) {
+            const std::size_t g1 = std::min(groups(), g0 + slab_rows / group_rows);
+            ex.run(g1 - g0, [&](std::size_t i) {
+                const std::size_t g = g0 + i;
+                const block_of<S>* rows[group_rows];
+                const std::size_t count = std::min(group_rows, rows_ - g * group_rows);
+                for (std::size_t r = 0; r < count; ++r) rows[r] = w.blocks(g * group_rows + r).data();
+                reference::interleave_group<S>(rows, count, nb, data_.data() + g * group_bytes_);
+            });
+            if (done) {
+                const std::size_t r0 = g0 * group_rows, r1 = std::min(rows_, g1 * group_rows);
+                done({reinterpret_cast<const std::byte*>(w.blocks(r0).data()),
+                      (r1 - r0 - 1) * w.row_stride_bytes() + w.blocks_per_row() * sizeof(block_of<S>)});
+            }
+        }
     }
+
+    static constexpr std::size_t slab_rows = 4096;
 
     std::size_t rows() const noexcept { return rows_; }
     std::size_t cols() const noexcept { return cols_; }

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <span>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/kernels/executor.hpp"
@@ -33,10 +35,12 @@ struct packed_weight {
     bool repacked() const noexcept { return groups != nullptr; }
 
     // Copies the rows into the interleaved layout (its groups as tasks of ex)
-    // and lets go of them: whatever holds them may then be freed.
-    void repack(const kernels::executor& ex = {}) {
+    // and lets go of them: whatever holds them may then be freed. `done`
+    // gets each slab of rows once copied (kernels::interleaved).
+    void repack(const kernels::executor& ex = {},
+                const std::function<void(std::span<const std::byte>)>& done = {}) {
         if (groups || rows.num_rows() == 0) return;
-        groups = std::make_shared<const kernels::interleaved<S>>(rows, ex);
+        groups = std::make_shared<const kernels::interleaved<S>>(rows, ex, done);
         rows = {};
     }
 };

@@ -32,6 +32,7 @@
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/iq4_nl.hpp"
 #include "qtensor/scheme/iq4_xs.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -169,6 +170,7 @@ using registry = scheme_table<
     registered<q5_0, reference_only>,
     registered<q5_1, reference_only>,
     registered<q2_k, simd_kernels::dequantize | simd_kernels::gemm>,
+    registered<tq2_0, simd_kernels::gemm>,
     registered<q3_k, simd_kernels::gemm>,
     registered<q4_k, simd_kernels::gemm>,
     registered<q5_k, simd_kernels::gemm>,
@@ -254,7 +256,6 @@ inline constexpr auto foreign_types = std::to_array<ggml_type_info>({
     {ggml_type::f64, "f64", 1, 8, false},
     {ggml_type::iq1_m, "iq1_m", 256, 56, false},
     {ggml_type::tq1_0, "tq1_0", 256, 54, false},
-    {ggml_type::tq2_0, "tq2_0", 256, 66, false},
     {ggml_type::mxfp4, "mxfp4", 32, 17, false},
 });
 

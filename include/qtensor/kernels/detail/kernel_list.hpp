@@ -10,6 +10,7 @@
 
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
@@ -51,6 +52,7 @@
     X(float, dot_q2_k_q8_k, (const block_q2_k* w, const block_q8_k* a, std::size_t n), (w, a, n))           \
     X(void, matmul_q4_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q8_0, (weight_rows w, q8_0_rows a, output_rows y), (w, a, y))                            \
+    X(void, matmul_tq2_0, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q2_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q3_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \
     X(void, matmul_q4_k, (weight_rows w, q8_k_rows a, output_rows y), (w, a, y))                            \

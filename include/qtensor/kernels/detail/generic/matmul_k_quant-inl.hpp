@@ -1,12 +1,13 @@
 // qtensor/kernels/detail/generic/matmul_k_quant-inl.hpp: the dot and matmul
-// kernels of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) against Q8_K
-// activations, written once over the vector vocabulary `ops` for all five;
-// each within the error budget stated in matmul.hpp.
+// kernels of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and of TQ2_0 against
+// Q8_K activations, written once over the vector vocabulary `ops` for all
+// six; each within the error budget stated in matmul.hpp.
 //
 // A K-quant block holds 256 codes c, split into sub-blocks j that each have a
 // scale s_j (and, in Q2_K, Q4_K and Q5_K, a min m_j); the weight is
-// d * s_j * c - dmin * m_j, or d * s_j * (c - code_offset) in Q3_K and Q6_K. The
-// five differ only in where a code's bits sit. Here each is described by
+// d * s_j * c - dmin * m_j, or d * s_j * (c - code_offset) in Q3_K and Q6_K.
+// TQ2_0 is Q2_K's code planes with no sub-block scales: d * (c - 1), as if
+// every s_j were 1. The six differ only in where a code's bits sit. Here each is described by
 // `layout<S>`: for every "quad" of 16 elements (16e .. 16e + 15), which 16
 // bytes hold its low bits and at what shift, and, where the code has high
 // bits in a second array, which 16 bytes and what shift hold those. The
@@ -49,6 +50,10 @@ struct scale_bits {
 template <class S>
 struct layout;
 
+// A layout without fields (TQ2_0): its one scale is the block's d.
+template <class S>
+inline constexpr bool has_fields = layout<S>::sub_blocks > 0;
+
 // Q2_K: element 128h + 32s + l is bits 2s of qs[32h + l]; s_j and m_j are
 // the low and high nibbles of scales[j].
 template <>
@@ -61,6 +66,21 @@ struct layout<q2_k> {
     static constexpr bool mins = true, signed_fields = false;
     static constexpr int code_offset = 0, scale_bias = 0;
     static constexpr scale_bits field(std::size_t f) { return {8 * (f % 16) + 4 * (f / 16), 4}; }
+};
+
+// TQ2_0: Q2_K's code planes at the start of the block, no fields.
+template <>
+struct layout<tq2_0> {
+    static constexpr std::size_t lo_bits = 2, hi_bits = 0;
+    static constexpr quad at(std::size_t e) {
+        quad q = layout<q2_k>::at(e);
+        q.lo -= offsetof(block_q2_k, qs) - offsetof(block_tq2_0, qs);
+        q.sub_block = 0;
+        return q;
+    }
+    static constexpr std::size_t sub_blocks = 0;
+    static constexpr bool mins = false, signed_fields = false;
+    static constexpr int code_offset = tq2_0::code_offset, scale_bias = 0;
 };
 
 // Q3_K: the low two bits as Q2_K's; bit 2 is bit 4h + s (= e / 2) of
@@ -212,7 +232,7 @@ constexpr bool plan_fits(const block_plan& p) {
 
 template <class S>
 inline constexpr block_plan plan = make_plan<S>();
-static_assert(plan_fits<q2_k>(plan<q2_k>) && plan_fits<q3_k>(plan<q3_k>) && plan_fits<q4_k>(plan<q4_k>) &&
+static_assert(plan_fits<tq2_0>(plan<tq2_0>) && plan_fits<q2_k>(plan<q2_k>) && plan_fits<q3_k>(plan<q3_k>) && plan_fits<q4_k>(plan<q4_k>) &&
               plan_fits<q5_k>(plan<q5_k>) && plan_fits<q6_k>(plan<q6_k>));
 
 // The fields (scales, then mins) in vectors of N lanes, straight from the
@@ -345,6 +365,13 @@ QTENSOR_OPS_INLINE ops::vi codes(const std::byte* w, std::size_t g) {
 // The scale in both int16 halves of each lane, for the pair products below.
 QTENSOR_OPS_INLINE ops::vi both_halves(ops::vi s) { return (s & ops::set_i(0xffff)) | ops::shift_left<16>(s); }
 
+// Vectors of fields per block (one, unused, where there are none).
+template <class S>
+constexpr std::size_t field_vectors_of() {
+    if constexpr (has_fields<S>) return field_plan<S>::count / N;
+    else return 1;
+}
+
 // One row w[nb] against one prepared Q8_K row a[nb].
 template <class S, class Dot>
 QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std::size_t nb, Dot dot) {
@@ -356,11 +383,17 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
         QTENSOR_UNROLL // every cache line of the block prefetch_distance ahead
         for (std::size_t line = 0; line < sizeof(block_of<S>); line += 64)
             detail::prefetch(block, detail::prefetch_distance + line);
-        ops::vi field[field_plan<S>::count / N];
-        load_fields<S>(block, field);
-        ops::vi scales[(L::sub_blocks + N - 1) / N]; // sub-blocks N c .. N c + N - 1 in vector c
-        QTENSOR_UNROLL
-        for (std::size_t c = 0; c < (L::sub_blocks + N - 1) / N; ++c) scales[c] = both_halves(field[c]);
+        constexpr std::size_t field_vectors = field_vectors_of<S>();
+        constexpr std::size_t scale_vectors = has_fields<S> ? (L::sub_blocks + N - 1) / N : 1;
+        ops::vi field[field_vectors];
+        ops::vi scales[scale_vectors]; // sub-blocks N c .. N c + N - 1 in vector c
+        if constexpr (has_fields<S>) {
+            load_fields<S>(block, field);
+            QTENSOR_UNROLL
+            for (std::size_t c = 0; c < scale_vectors; ++c) scales[c] = both_halves(field[c]);
+        } else {
+            scales[0] = ops::set_i(0x00010001); // 1 in both halves
+        }
         // Two partial sums halve the dependency chain of the scale products.
         ops::vi sums[2] = {ops::set_i(0), ops::set_i(0)};
         QTENSOR_UNROLL
@@ -379,7 +412,7 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
         if constexpr (L::mins) {
             ops::vi mins = ops::set_i(0);
             QTENSOR_UNROLL
-            for (std::size_t c = L::sub_blocks / N; c < field_plan<S>::count / N; ++c)
+            for (std::size_t c = L::sub_blocks / N; c < field_vectors; ++c)
                 mins = mins + field[c] * ops::load_i32(a[b].min_sums + N * c);
             const float dmin = ops::f16_to_f32(w[b].dmin) * a[b].d;
             acc_min = ops::mul_add(ops::to_float(mins), ops::set_f(dmin), acc_min);
@@ -406,6 +439,7 @@ void matmul(weight_rows w, q8_k_rows a, output_rows y) {
 
 } // namespace k_quant_impl
 
+inline void matmul_tq2_0(weight_rows w, q8_k_rows a, output_rows y) { k_quant_impl::matmul<tq2_0>(w, a, y); }
 inline void matmul_q2_k(weight_rows w, q8_k_rows a, output_rows y) { k_quant_impl::matmul<q2_k>(w, a, y); }
 inline void matmul_q3_k(weight_rows w, q8_k_rows a, output_rows y) { k_quant_impl::matmul<q3_k>(w, a, y); }
 inline void matmul_q4_k(weight_rows w, q8_k_rows a, output_rows y) { k_quant_impl::matmul<q4_k>(w, a, y); }

@@ -19,6 +19,7 @@
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/abi.hpp"
 #include "qtensor/kernels/detail/kernel_list.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
