@@ -238,6 +238,14 @@ TEST_CASE("a policy's types are its schemes; fall_back() replaces only rows that
     t.fall_back(c);
     CHECK(t.of(layer(0, "self_attn.q_proj.weight")) == q4_0); // rows of 128
     CHECK(t.of(layer(0, "mlp.down_proj.weight")) == q2_k);    // rows of 256 fit
+    // The mobile policy: llama.cpp's MOSTLY_TQ2_0, TQ2_0 falling back to Q4_0 like Q2_K.
+    gemma4::gguf_types m = gemma4::gguf_types::for_policy<gemma4::mobile_policy>(c);
+    CHECK(m.file_type == 37);
+    CHECK(m.of(layer(0, "self_attn.q_proj.weight")) == tq2_0);
+    CHECK(m.of("model.embed_tokens.weight") == q4_0);
+    m.fall_back(c);
+    CHECK(m.of(layer(0, "self_attn.q_proj.weight")) == q4_0);
+    CHECK(m.of(layer(0, "mlp.down_proj.weight")) == tq2_0);
     CHECK(t.of("model.embed_tokens.weight") == q8_0);
     CHECK(!t.fallbacks.empty());
     // Such a file runs with a policy whose schemes fit, not with q2_k.

@@ -31,6 +31,8 @@
 
 #include "qtensor/kernels/kernels.hpp"
 #include "qtensor/scheme/registry.hpp"
+#include "qtensor/scheme/static_activation.hpp"
+#include "qtensor/tensor/tensor_view.hpp"
 
 using namespace qtensor;
 
@@ -496,4 +498,136 @@ TEST_CASE("quantize and dequantize kernels refuse spans of different sizes, nami
               kernels::dequantize_bf16(b, x);
               kernels::quantize_row<q4_1>(x, q41);
           }) == "(no qtensor::error thrown)");
+}
+
+// ---- static activations (scheme/static_activation.hpp) ------------------------------
+
+TEST_CASE("static activations: codes by hand, half to even, clamped at 127, the clip mask") {
+    // s = 0.5: x * (1 / s) = 2x exactly, so x = k / 4 lands on k / 2, ties at odd k.
+    std::vector<float> x(768);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * (static_cast<float>(i) - 384.0f);
+    std::vector<block_q8_k> y(3);
+    std::vector<std::uint8_t> saturated(768);
+    quantize_row_static(x.data(), y.data(), x.size(), 0.5f, saturated.data());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double v = 2.0 * x[i];
+        const double tie_even = std::nearbyint(v); // the default rounding mode: half to even
+        const double want = std::clamp(tie_even, -127.0, 127.0);
+        INFO("x = " << x[i]);
+        CHECK(y[i / 256].qs[i % 256] == static_cast<int>(want));
+        CHECK(saturated[i] == (std::fabs(v) > 127.0));
+    }
+    CHECK(y[1].qs[1] == -64); // x = -31.75, 2x = -63.5: the even neighbour, -64
+    for (const block_q8_k& b : y) {
+        CHECK(b.d == 0.5f);
+        for (std::size_t g = 0; g < 16; ++g) {
+            int sum = 0;
+            for (std::size_t j = 16 * g; j < 16 * g + 16; ++j) sum += b.qs[j];
+            CHECK(b.bsums[g] == sum);
+        }
+    }
+    // Q8_0 blocks: the same codes, d the fp16 scale.
+    std::vector<block_q8_0> z(24);
+    quantize_row_static(x.data(), z.data(), x.size(), 0.5f);
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(z[i / 32].qs[i % 32] == y[i / 256].qs[i % 256]);
+    CHECK(fp16_to_fp32(z[0].d) == 0.5f);
+}
+
+TEST_CASE("static activations: the kernels equal the reference bit for bit on every target") {
+    std::mt19937 rng(41);
+    std::normal_distribution<float> body(0.0f, 1.0f);
+    std::vector<float> x(1024);
+    for (float& v : x) v = body(rng);
+    x[3] = 900.0f; // outliers far past the range: saturate
+    x[700] = -1e30f;
+    x[5] = 0.0f;
+    x[6] = -0.0f;
+    for (const float amax : {3.0f, 0.01f, 250.0f}) {
+        const float s = static_scale_fp16(amax);
+        CAPTURE(s);
+        std::vector<block_q8_0> ref0(x.size() / 32), got0(x.size() / 32);
+        std::vector<block_q8_k> refk(x.size() / 256), gotk(x.size() / 256);
+        quantize_row_static(x.data(), ref0.data(), x.size(), s);
+        quantize_row_static(x.data(), refk.data(), x.size(), s);
+        for (const auto t : kernels::compiled_targets()) {
+            INFO(t.name());
+            std::memset(got0.data(), 0xa5, got0.size() * sizeof(block_q8_0));
+            std::memset(gotk.data(), 0xa5, gotk.size() * sizeof(block_q8_k));
+            kernels::quantize_static(std::span<const float>(x), std::span(got0), s, t);
+            kernels::quantize_static(std::span<const float>(x), std::span(gotk), s, t);
+            CHECK(std::memcmp(got0.data(), ref0.data(), got0.size() * sizeof(block_q8_0)) == 0);
+            CHECK(std::memcmp(gotk.data(), refk.data(), gotk.size() * sizeof(block_q8_k)) == 0);
+        }
+    }
+}
+
+TEST_CASE("static activations: scales and input the quantizer refuses") {
+    std::vector<float> x(256, 1.0f);
+    std::vector<block_q8_k> yk(1);
+    std::vector<block_q8_0> y0(8);
+    for (const float s : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          1e-39f}) {
+        CAPTURE(s);
+        CHECK_THROWS_AS(kernels::quantize_static(std::span<const float>(x), std::span(yk), s), error);
+    }
+    CHECK_THROWS_WITH_AS(kernels::quantize_static(std::span<const float>(x), std::span(y0), 0.1f),
+                         doctest::Contains("not an fp16 value"), error);
+    CHECK_NOTHROW(kernels::quantize_static(std::span<const float>(x), std::span(yk), 0.1f)); // Q8_K: fp32 d
+    x[9] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(kernels::quantize_static(std::span<const float>(x), std::span(yk), 0.5f), error);
+    CHECK_THROWS_AS(kernels::quantize_static(std::span<const float>(x).first(200), std::span(yk), 0.5f), error);
+    // static_scale_fp16: the least fp16 value at least amax / 127.
+    for (const float amax : {1.0f, 3.3f, 1000.0f, 0.01f}) {
+        const float s = static_scale_fp16(amax);
+        CHECK(s >= amax / 127.0f);
+        CHECK(fp16_to_fp32(fp32_to_fp16(s)) == s);
+        CHECK(fp16_to_fp32(fp16_t{static_cast<std::uint16_t>(fp32_to_fp16(s).bits - 1)}) < amax / 127.0f);
+    }
+    CHECK_THROWS_AS(static_scale_fp16(0.0f), error);
+    CHECK_THROWS_AS(static_scale_fp16(1e7f), error);  // s past 65504
+    CHECK_THROWS_AS(static_scale_fp16(1e-5f), error); // s below fp16's normal range
+}
+
+TEST_CASE("static activations run the integer products unchanged: w2a8 (tq2_0) and w4a8 (q4_0)") {
+    std::mt19937 rng(43);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    const std::size_t rows = 20, cols = 512;
+    std::vector<float> w(rows * cols), x(cols);
+    for (float& v : w) v = 0.05f * dist(rng);
+    for (float& v : x) v = dist(rng);
+    const float s = static_scale_fp16(4.0f);
+    std::vector<block_q8_k> ak(cols / 256);
+    std::vector<block_q8_0> a0(cols / 32);
+    quantize_row_static(x.data(), ak.data(), cols, s);
+    quantize_row_static(x.data(), a0.data(), cols, s);
+    std::vector<block_tq2_0> w2(rows * cols / 256);
+    std::vector<block_q4_0> w4(rows * cols / 32);
+    tq2_0::quantize_row(w.data(), w2.data(), w.size());
+    q4_0::quantize_row(w.data(), w4.data(), w.size());
+    const tensor_view<const tq2_0, 2> v2(std::as_bytes(std::span(w2)), extents<2>{rows, cols});
+    const tensor_view<const q4_0, 2> v4(std::as_bytes(std::span(w4)), extents<2>{rows, cols});
+    for (const auto t : kernels::compiled_targets()) {
+        INFO(t.name());
+        std::vector<float> y2(rows), y4(rows);
+        kernels::gemv(v2, std::span<const block_q8_k>(ak), y2, {}, t);
+        kernels::gemv(v4, std::span<const block_q8_0>(a0), y4, {}, t);
+        for (std::size_t r = 0; r < rows; ++r) {
+            // The exact sum of dequantized weights times s * code, and matmul.hpp's budgets.
+            std::vector<float> wd2(cols), wd4(cols);
+            tq2_0::dequantize_row(w2.data() + r * cols / 256, wd2.data(), cols);
+            q4_0::dequantize_row(w4.data() + r * cols / 32, wd4.data(), cols);
+            double e2 = 0, m2 = 0, e4 = 0, m4 = 0;
+            for (std::size_t i = 0; i < cols; ++i) {
+                const double a = static_cast<double>(s) * ak[i / 256].qs[i % 256];
+                CHECK(a0[i / 32].qs[i % 32] == ak[i / 256].qs[i % 256]);
+                e2 += wd2[i] * a;
+                m2 += std::fabs(wd2[i] * a);
+                e4 += wd4[i] * a;
+                m4 += std::fabs(wd4[i] * a);
+            }
+            CHECK(std::fabs(y2[r] - e2) <= (cols / 256.0 + 24) * 0x1p-24 * m2);
+            CHECK(std::fabs(y4[r] - e4) <= (cols / 32.0 + 17) * 0x1p-24 * m4);
+            CHECK(m2 > 0);
+        }
+    }
 }

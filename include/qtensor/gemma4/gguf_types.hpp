@@ -81,6 +81,7 @@ std::uint32_t llama_file_type() {
     else if constexpr (std::same_as<M, q4_0>) return 2;  // MOSTLY_Q4_0
     else if constexpr (std::same_as<M, q8_0>) return 7;  // MOSTLY_Q8_0
     else if constexpr (std::same_as<M, q2_k>) return 10; // MOSTLY_Q2_K
+    else if constexpr (std::same_as<M, tq2_0>) return 37; // MOSTLY_TQ2_0
     else return 32;                                      // MOSTLY_BF16
 }
 

@@ -75,8 +75,10 @@ public:
             repack(m.w_, m.ex_, [&](std::span<const std::byte> bytes) {
                 if constexpr (requires { src.drop_pages(bytes); }) src.drop_pages(bytes);
             });
+        // Only while a lookup table is read from src (so src must outlive the model anyway).
         if constexpr (requires(std::span<const std::byte> bytes) { src.drop_pages(bytes); })
-            m.drop_pages_ = [&src](std::span<const std::byte> bytes) { src.drop_pages(bytes); };
+            if (m.looks_up_in_place())
+                m.drop_pages_ = [&src](std::span<const std::byte> bytes) { src.drop_pages(bytes); };
         return m;
     }
 
@@ -129,6 +131,7 @@ private:
     void check_cache(const cache_type& cache) const;
     template <class Table>
     void drop_looked_up(const Table& table, std::span<const std::int32_t> ids) const;
+    bool looks_up_in_place() const;
 
     gemma4::config cfg_;
     std::vector<layer_info> layers_;

@@ -256,6 +256,22 @@ void model<Policy>::drop_looked_up(const Table& table, std::span<const std::int3
     }
 }
 
+// Whether a lookup table is a view into the source, not owned storage.
+template <class Policy>
+    requires model_policy<Policy>
+bool model<Policy>::looks_up_in_place() const {
+    const auto in_place = [&](const auto& table) {
+        if constexpr (requires { table.data_handle(); }) {
+            const std::byte* p = table.data_handle();
+            return p != nullptr && std::none_of(w_.storage.begin(), w_.storage.end(),
+                                                [p](const aligned_buffer& b) { return b.data() == p; });
+        } else {
+            return false;
+        }
+    };
+    return in_place(w_.embed_tokens) || in_place(w_.embed_tokens_per_layer);
+}
+
 // §6, model level: p[T, L, P] = (rmsnorm(per_layer_model_projection(e) / sqrt(D))
 //                              + embed_tokens_per_layer[ids] * sqrt(P)) / sqrt(2).
 template <class Policy>

@@ -279,15 +279,22 @@ public:
                 for (std::size_t r = 0; r < count; ++r) rows[r] = w.blocks(g * group_rows + r).data();
                 reference::interleave_group<S>(rows, count, nb, data_.data() + g * group_bytes_);
             });
-            if (done) {
-                const std::size_t r0 = g0 * group_rows, r1 = std::min(rows_, g1 * group_rows);
-                done({reinterpret_cast<const std::byte*>(w.blocks(r0).data()),
-                      (r1 - r0 - 1) * w.row_stride_bytes() + w.blocks_per_row() * sizeof(block_of<S>)});
-            }
+            if (done) done(rows_bytes(w, g0 * group_rows, std::min(rows_, g1 * group_rows)));
         }
+        // Once more whole: a page that two slabs share is in neither's whole pages.
+        if (done && groups() > slab_rows / group_rows) done(rows_bytes(w, 0, rows_));
     }
 
     static constexpr std::size_t slab_rows = 4096;
+
+private:
+    // The bytes of rows [r0, r1) of w, from the first row's start to the last row's end.
+    static std::span<const std::byte> rows_bytes(const tensor_view<const S, 2>& w, std::size_t r0, std::size_t r1) {
+        return {reinterpret_cast<const std::byte*>(w.blocks(r0).data()),
+                (r1 - r0 - 1) * w.row_stride_bytes() + w.blocks_per_row() * sizeof(block_of<S>)};
+    }
+
+public:
 
     std::size_t rows() const noexcept { return rows_; }
     std::size_t cols() const noexcept { return cols_; }

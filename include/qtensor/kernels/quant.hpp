@@ -10,8 +10,10 @@
 // registry.hpp says there is one, its reference otherwise.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <span>
+#include <type_traits>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,7 @@
 #include "qtensor/scheme/q8_k.hpp"
 #include "qtensor/scheme/registry.hpp"
 #include "qtensor/scheme/scheme.hpp"
+#include "qtensor/scheme/static_activation.hpp"
 
 QTENSOR_KERNELS_BEGIN_NAMESPACE
 
@@ -46,6 +49,18 @@ inline void quantize_q8_0(const float* x, block_q8_0* y, std::size_t n, target t
 inline void quantize_q8_k(const float* x, block_q8_k* y, std::size_t n, target t = target::best()) {
     blocks_per_row<q8_k>(n);
     detail::backend::quantize_q8_k(t, x, y, n);
+}
+
+// x[n] -> y[n / 32] or y[n / 256] with the fixed scale s (static
+// activations); bit for bit quantize_row_static, which says what s may be
+// (qtensor::error otherwise). Finite input is the caller's to check.
+inline void quantize_static(const float* x, block_q8_0* y, std::size_t n, float s, target t = target::best()) {
+    blocks_per_row<q8_0>(n);
+    detail::backend::quantize_static_q8_0(t, x, y, n, s, qtensor::detail::static_reciprocal(s, true));
+}
+inline void quantize_static(const float* x, block_q8_k* y, std::size_t n, float s, target t = target::best()) {
+    blocks_per_row<q8_k>(n);
+    detail::backend::quantize_static_q8_k(t, x, y, n, s, qtensor::detail::static_reciprocal(s, false));
 }
 
 // x[n / 32] -> y[n]; bit for bit q4_0::dequantize_row.
@@ -196,6 +211,17 @@ inline void quantize_q8_0(std::span<const float> x, std::span<block_q8_0> y, tar
 }
 inline void quantize_q8_k(std::span<const float> x, std::span<block_q8_k> y, target t = target::best()) {
     detail::checked_quantize<q8_k>("quantize_q8_k", x, y, t, unchecked::quantize_q8_k);
+}
+
+// x[n] -> y[n / 32] (Q8_0) or y[n / 256] (Q8_K) with the fixed scale s, as
+// the unchecked forms; NaN/Inf in x throw, as in quantize_row_static.
+template <class B>
+    requires std::same_as<B, block_q8_0> || std::same_as<B, block_q8_k>
+void quantize_static(std::span<const float> x, std::span<B> y, float s, target t = target::best()) {
+    using P = std::conditional_t<std::same_as<B, block_q8_0>, q8_0, q8_k>;
+    qtensor::detail::check_size("output", "quantize_static", y.size(), blocks_per_row<P>(x.size()));
+    qtensor::detail::check_finite("quantize_static", x.data(), x.size());
+    unchecked::quantize_static(x.data(), y.data(), x.size(), s, t);
 }
 
 // x[n / block] -> y[n], as the unchecked forms.

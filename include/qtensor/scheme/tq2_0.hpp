@@ -28,7 +28,7 @@
 //      block's tail for finer steps in its bulk. The d_t of least error wins
 //      (the first of equal ones).
 //   3. d = that d_t, with its codes. A block whose every d_t rounds to 0 in
-//      fp16 (all-zero blocks, max|x| below about 2^-24) keeps d = 0, codes 1.
+//      fp16 (all-zero blocks, |m| at most 2^-25) keeps d = 0, codes 1.
 // saturated[i] = 1 where x[i]'s code was clamped into 0..3.
 // Input: NaN/Inf and a block whose m is past the fp16 range (|m| >= 65520,
 // so that d_1 rounds to inf) throw qtensor::error.

@@ -27,6 +27,10 @@
     X(void, quantize_q4_0, (const float* x, block_q4_0* y, std::size_t n), (x, y, n))                       \
     X(void, quantize_q8_0, (const float* x, block_q8_0* y, std::size_t n), (x, y, n))                       \
     X(void, quantize_q8_k, (const float* x, block_q8_k* y, std::size_t n), (x, y, n))                       \
+    X(void, quantize_static_q8_0, (const float* x, block_q8_0* y, std::size_t n, float s, float inv),         \
+      (x, y, n, s, inv))                                                                                    \
+    X(void, quantize_static_q8_k, (const float* x, block_q8_k* y, std::size_t n, float s, float inv),         \
+      (x, y, n, s, inv))                                                                                    \
     X(void, dequantize_q4_0, (const block_q4_0* x, float* y, std::size_t n), (x, y, n))                     \
     X(void, dequantize_q8_0, (const block_q8_0* x, float* y, std::size_t n), (x, y, n))                     \
     X(void, dequantize_q2_k, (const block_q2_k* x, float* y, std::size_t n), (x, y, n))                     \

@@ -21,6 +21,7 @@
 #include "qtensor/kernels/detail/kernel_list.hpp"
 #include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
+#include "qtensor/scheme/static_activation.hpp"
 #include "qtensor/scheme/q3_k.hpp"
 #include "qtensor/scheme/q4_k.hpp"
 #include "qtensor/scheme/q5_k.hpp"

@@ -269,6 +269,48 @@ inline void quantize_q8_k(const float* x, block_q8_k* y, std::size_t n) {
     }
 }
 
+// Static activations (scheme/static_activation.hpp): 16 codes
+// nearest_int(clamp(x * inv, -127, 127)) into out[16], by nearest_int's own
+// "+ 1.5 * 2^23" bit trick (exact once clamped); returns their sum.
+QTENSOR_OPS_INLINE std::int32_t static_codes_16(const float* x, std::int8_t* out, float inv) {
+    constexpr std::size_t N = ops::lanes;
+    static_assert(16 % N == 0);
+    const auto scale = ops::set_f(inv);
+    const auto lo = ops::set_f(-static_code_max), hi = ops::set_f(static_code_max);
+    const auto magic = ops::set_f(12582912.0f);
+    const auto mantissa = ops::set_i(0x007fffff);
+    const auto bias = ops::set_i(0x00400000);
+    auto sum = ops::set_i(0);
+    for (std::size_t j = 0; j < 16; j += N) {
+        const auto p = ops::min(ops::max(ops::rounded(ops::load(x + j) * scale), lo), hi);
+        const auto code = (ops::bits(p + magic) & mantissa) - bias;
+        sum = sum + code;
+        ops::store_low_bytes(code, out + j);
+    }
+    return ops::reduce_sum(sum);
+}
+
+// x[n] -> y[n / 32] with the fixed scale s (an fp16 value), as
+// quantize_row_static; inv = 1 / s, checked by the caller.
+inline void quantize_static_q8_0(const float* x, block_q8_0* y, std::size_t n, float s, float inv) {
+    if constexpr (!ops::can_round) return quantize_row_static(x, y, n, s);
+    for (std::size_t b = 0; b < n / 32; ++b) {
+        y[b].d = fp32_to_fp16(s);
+        static_codes_16(x + 32 * b, y[b].qs.data(), inv);
+        static_codes_16(x + 32 * b + 16, y[b].qs.data() + 16, inv);
+    }
+}
+
+// x[n] -> y[n / 256] with the fixed scale s, as quantize_row_static.
+inline void quantize_static_q8_k(const float* x, block_q8_k* y, std::size_t n, float s, float inv) {
+    if constexpr (!ops::can_round) return quantize_row_static(x, y, n, s);
+    for (std::size_t b = 0; b < n / 256; ++b) {
+        y[b].d = s;
+        for (std::size_t g = 0; g < 16; ++g)
+            y[b].bsums[g] = static_cast<std::int16_t>(static_codes_16(x + 256 * b + 16 * g, y[b].qs.data() + 16 * g, inv));
+    }
+}
+
 // x[n / 32] -> y[n]: y[j] = (code[j] - 8) * d, as q4_0::dequantize_row.
 inline void dequantize_q4_0(const block_q4_0* x, float* y, std::size_t n) {
     constexpr std::size_t N = ops::lanes;
