@@ -15,6 +15,7 @@
 
 #include "memory_source.hpp"
 #include "test_util.hpp"
+#include "qtensor/gemma4/activation_sites_json.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/gguf.hpp"
@@ -195,6 +196,77 @@ TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up fron
     const gemma4::config fixture = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
     CHECK(message_of([&] { gemma4::rehearsal<gemma4::q2_k_policy>{fixture}; })
               .find("has rows of 128 elements, not whole q2_k blocks of 256") != std::string::npos);
+}
+
+
+TEST_CASE("gemma4 static activations: calibrate, scale, and run the mobile model on fixed int8 scales") {
+    const gemma4::config c = mobile_sized();
+    const gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 7);
+    using mobile = gemma4::model<gemma4::mobile_policy>;
+    const auto src = memory_source(c, master); // the model reads its f32 norms in place: src outlives it
+    mobile m = mobile::load(c, src);
+    const std::vector<std::int32_t> ids{5, 17, 3, 250, 9, 511, 42, 42, 7, 300, 1, 128};
+
+    // Calibration: every site of this PLE model sees input; the head's is
+    // the final hidden state of every token, as the observer shows it.
+    gemma4::activation_sites ranges(m.layers().size());
+    m.calibrate(ids, ranges);
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        CAPTURE(ranges.name(i));
+        CHECK(ranges[i] > 0.0f);
+    }
+    float final_amax = 0.0f;
+    const std::vector<float> dynamic = m.forward(ids, [&](std::string_view name, std::span<const float> v, std::size_t) {
+        if (name == "final_hidden")
+            for (const float x : v) final_amax = std::max(final_amax, std::fabs(x));
+    });
+    CHECK(ranges.at(gemma4::model_site::lm_head) == final_amax);
+
+    // Static scales: the products take int8 codes with them. The logits move
+    // (by the activations' coarser rounding), less than the weights' own
+    // quantization moves them from the f32 model's.
+    m.set_activation_scales(ranges.scales());
+    const std::vector<float> fixed = m.forward(ids);
+    const std::vector<float> f32 = gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
+    const float activation_error = qtensor_test::max_diff(fixed, dynamic);
+    const float weight_error = qtensor_test::max_diff(dynamic, f32);
+    MESSAGE("static against per-block activations: max |logit difference| " << activation_error
+                                                                            << "; weights' quantization: " << weight_error);
+    CHECK(activation_error > 0.0f);
+    CHECK(activation_error < weight_error);
+    m.set_activation_scales({}); // back to a scale per block
+    CHECK(m.forward(ids) == dynamic);
+
+    // Every site needs a scale, of the model's layers, as an fp16 value.
+    gemma4::activation_sites missing = ranges.scales();
+    missing.at(2, gemma4::layer_site::down_proj) = 0.0f;
+    CHECK_THROWS_WITH_AS(m.set_activation_scales(missing), doctest::Contains("no activation scale for layers.2.down_proj"),
+                         error);
+    CHECK_THROWS_WITH_AS(m.set_activation_scales(gemma4::activation_sites(2)), doctest::Contains("for 2 layers"), error);
+    gemma4::activation_sites odd = ranges.scales();
+    odd.at(gemma4::model_site::lm_head) = 0.1f;
+    CHECK_THROWS_WITH_AS(m.set_activation_scales(odd), doctest::Contains("not an fp16 value"), error);
+}
+
+TEST_CASE("gemma4 static activations: the scales file") {
+    gemma4::activation_sites s(2);
+    s.at(0, gemma4::layer_site::attention) = 0.25f;
+    s.at(1, gemma4::layer_site::down_proj) = 0.0078125f;
+    s.at(gemma4::model_site::lm_head) = 1.5f;
+    const std::string text = gemma4::to_json(s);
+    CHECK(text.find("\"layers.1.down_proj\": 0.0078125") != std::string::npos);
+    CHECK(text.find("layers.0.mlp") == std::string::npos); // sites without a number are left out
+    const gemma4::activation_sites back = gemma4::activation_sites_from_json(text, 2, "s.json");
+    for (std::size_t i = 0; i < s.size(); ++i) CHECK(back[i] == s[i]);
+    const auto refused = [](std::string_view t, std::size_t layers) {
+        return message_of([&] { gemma4::activation_sites_from_json(t, layers, "s.json"); });
+    };
+    CHECK(refused(text, 1).find("\"layers.1.down_proj\" is no site of a model with 1 layers") != std::string::npos);
+    CHECK(refused(R"({"format": "qtensor activation scales", "scales": {"lm_head": -1}})", 2).find("not a finite positive") !=
+          std::string::npos);
+    CHECK(refused(R"({"format": "qtensor activation scales", "scales": {"lm_head": "x"}})", 2).find("not a finite positive") !=
+          std::string::npos);
+    CHECK(refused(R"({"scales": {}})", 2).find("not qtensor activation scales") != std::string::npos);
 }
 
 } // namespace gemma4_qat_test

@@ -6,6 +6,7 @@
 
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -25,6 +26,8 @@
 #include "qtensor/scheme/q4_0.hpp"
 #include "qtensor/scheme/q6_k.hpp"
 #include "qtensor/scheme/q8_0.hpp"
+#include "qtensor/scheme/static_activation.hpp"
+#include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/tensor/tensor.hpp"
 
 using namespace qtensor;
@@ -221,4 +224,52 @@ TEST_CASE_TEMPLATE("nn: a packed_weight gives its view's bits before repacking, 
             CHECK(got == want);
         }
     }
+}
+
+// Static activations: with a scale, a quantized weight's product takes x as
+// quantize_row_static's codes, the bits of the kernel fed those blocks; the
+// input's largest magnitude is recorded; float weights keep f32 activations.
+TEST_CASE_TEMPLATE("nn::linear with static activations gives the kernel's bits on quantize_row_static's blocks", S, q4_0,
+                   q8_0, tq2_0) {
+    std::mt19937 rng(24);
+    const std::size_t cols = 512, rows = 24, T = 3;
+    const auto w = tensor<S, 2>::quantize(qtensor_test::spread_blocks(rows * cols, 32, rng, -1.0f, 1.0f),
+                                          extents<2>{rows, cols});
+    std::vector<float> x = qtensor_test::spread_blocks(T * cols, 32, rng, -3.0f, 3.0f);
+    float m = 0.0f;
+    for (const float v : x) m = std::max(m, std::fabs(v));
+    const float s = static_scale_fp16(0.5f * m); // the largest inputs saturate
+    using P = typename S::dot_partner;
+    std::vector<block_of<P>> a(T * cols / P::block_elems);
+    quantize_row_static(x.data(), a.data(), x.size(), s);
+    std::vector<float> want(T * rows), got(T * rows), each(T * rows), dynamic(T * rows);
+    kernels::unchecked::gemm(w.view(), a.data(), T, want.data());
+    float amax = 0.0f;
+    nn::linear(w.view(), x, got, {}, {s, &amax});
+    CHECK(got == want);
+    CHECK(amax == m);
+    nn::linear_each<tensor_view<const S, 2>>(x, {{w.view(), each}}, {}, {s, nullptr});
+    CHECK(each == want);
+    nn::linear(w.view(), x, dynamic);
+    CHECK(dynamic != want); // a scale per block is another rounding
+    if constexpr (kernels::interleavable_scheme<S>) {
+        nn::packed_weight<S> p(w.view());
+        p.repack();
+        std::vector<float> packed(T * rows);
+        nn::linear(p, x, packed, {}, {s, nullptr});
+        std::vector<float> inter(T * rows);
+        kernels::unchecked::gemm(*p.groups, a.data(), T, inter.data());
+        CHECK(packed == inter);
+    }
+    // Float weights: f32 activations whatever the scale; the range is still recorded.
+    const auto wf = tensor<bf16, 2>::quantize(qtensor_test::spread_blocks(rows * cols, 32, rng, -1.0f, 1.0f),
+                                              extents<2>{rows, cols});
+    std::vector<float> yf(T * rows), yf_static(T * rows);
+    float famax = 0.0f;
+    nn::linear(wf.view(), x, yf);
+    nn::linear(wf.view(), x, yf_static, {}, {s, &famax});
+    CHECK(yf == yf_static);
+    CHECK(famax == m);
+    x[9] = std::nanf("");
+    CHECK_THROWS_AS(nn::linear(w.view(), x, got, {}, {s, nullptr}), error);
 }

@@ -1,5 +1,5 @@
 # tests/cmake/cli_model.cmake: the `qtensor` commands that read checkpoints
-# (inspect, convert, logits, generate, ppl), on the Hugging Face fixtures in
+# (inspect, convert, logits, generate, ppl, calibrate), on the Hugging Face fixtures in
 # tests/data/gemma4. Uses qtensor_cli_run / qtensor_cli_error from cli.cmake.
 if(TARGET qtensor_cli AND QTENSOR_WITH_JSON)
 
@@ -52,6 +52,10 @@ qtensor_cli_run(generate_profile CODE 0 STDOUT "^[0-9]+(,[0-9]+)(,[0-9]+)\n$"
     STDERR "profile of 2 decode steps, per step:\n  ops +ms +share +weights MB +GB/s\n  embedding .*\n  projections .*\n  attention .*\n  mlp .*\n  per_layer .*\n  head .*\n  other .*\n  total +[0-9.]+ +100\.0% .*\n$"
     ARGS generate --policy q4_0 --profile --threads 1 --ids 5,17,3 --max-new 3 ${e2b})
 set_property(TEST cli_generate_q4_0 cli_generate_q4_0_in_place APPEND PROPERTY FIXTURES_REQUIRED qtensor_cli_gguf)
+# Static activations: calibrate, then ppl, generate and logits with --scales.
+add_test(NAME cli_calibrate COMMAND ${CMAKE_COMMAND}
+    -DCLI=$<TARGET_FILE:qtensor_cli> -DMODEL=${e2b} -DWORK_DIR=${QTENSOR_CLI_WORK}/calibrate
+    -P ${QTENSOR_CLI_TEST_DIR}/calibrate.cmake)
 
 
 # Bad command lines: exit 2.

@@ -31,6 +31,8 @@ void print_tokenize_help();
 int run_tokenize(std::span<const std::string_view> args);
 
 void print_ppl_help();
+void print_calibrate_help();
+int run_calibrate(std::span<const std::string_view> args);
 int run_ppl(std::span<const std::string_view> args);
 
 // footprint.cpp

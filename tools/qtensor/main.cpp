@@ -36,6 +36,8 @@ constexpr command commands[] = {
     {"tokenize", "a Gemma 4 model's tokenizer: text -> token ids (--chat: as a chat turn), ids -> text",
      print_tokenize_help, run_tokenize},
     {"ppl", "perplexity of a Gemma 4 model on a text (byte tokens) or on token ids", print_ppl_help, run_ppl},
+    {"calibrate", "static activation scales of a Gemma 4 model from a text or token ids", print_calibrate_help,
+     run_calibrate},
     {"footprint", "the bytes a Gemma 4 config takes in a policy: per part, mapped, KV cache",
      print_footprint_help, run_footprint},
     {"lattice", "how a model's Q4_0 blocks sit on Q4_0 grids (QAT checkpoints), and what packing does",

@@ -29,6 +29,7 @@
 #include "io.hpp"
 #include "model_args.hpp"
 #include "qtensor/core/text.hpp"
+#include "qtensor/gemma4/activation_sites_json.hpp"
 #include "qtensor/gemma4/chat.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/footprint.hpp"
@@ -61,24 +62,36 @@ constexpr option_spec logits_options[] = {
     {"out", 'o', true},
     {"threads", 't', true},
     {"in-place", 0, false},
+    {"scales", 0, true},
 };
-enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads, lg_in_place };
+enum : std::size_t { lg_policy, lg_ids, lg_out, lg_threads, lg_in_place, lg_scales };
 
 constexpr option_spec generate_options[] = {
     {"policy", 'p', true}, {"ids", 'i', true},    {"max-new", 'n', true},
     {"threads", 't', true}, {"prompt", 0, true}, {"chat", 0, false}, {"profile", 0, false},
-    {"in-place", 0, false},
+    {"in-place", 0, false}, {"scales", 0, true},
 };
-enum : std::size_t { gen_policy, gen_ids, gen_max_new, gen_threads, gen_prompt, gen_chat, gen_profile, gen_in_place };
+enum : std::size_t {
+    gen_policy, gen_ids, gen_max_new, gen_threads, gen_prompt, gen_chat, gen_profile, gen_in_place, gen_scales
+};
 
 constexpr option_spec tokenize_options[] = {{"text", 0, true}, {"ids", 'i', true}, {"chat", 0, false}};
 enum : std::size_t { tok_text, tok_ids, tok_chat };
 
+// ppl's options; calibrate's are the same with --out (where the scales go) in
+// place of --scales (which ppl runs with).
 constexpr option_spec ppl_options[] = {
     {"policy", 'p', true}, {"ids", 'i', true},    {"data", 'd', true},
     {"ctx", 'c', true},    {"chunks", 0, true},   {"threads", 't', true}, {"in-place", 0, false},
+    {"scales", 0, true},
 };
-enum : std::size_t { pp_policy, pp_ids, pp_data, pp_ctx, pp_chunks, pp_threads, pp_in_place };
+constexpr option_spec calibrate_options[] = {
+    {"policy", 'p', true}, {"ids", 'i', true},    {"data", 'd', true},
+    {"ctx", 'c', true},    {"chunks", 0, true},   {"threads", 't', true}, {"in-place", 0, false},
+    {"out", 'o', true},
+};
+enum : std::size_t { pp_policy, pp_ids, pp_data, pp_ctx, pp_chunks, pp_threads, pp_in_place, pp_scales };
+constexpr std::size_t cal_out = pp_scales;
 constexpr std::size_t default_ppl_ctx = 512;
 
 // --- convert ----------------------------------------------------------------
@@ -144,6 +157,7 @@ struct run_job {
     std::size_t max_new = 0;                 // generate
     bool profile = false;                     // generate --profile
     std::optional<text::tokenizer> tokenizer; // generate --prompt: print text, stop at a stop id
+    std::string scales;                       // --scales: static activation scales
 };
 
 // MODEL's tokenizer; an error when it has none.
@@ -169,18 +183,23 @@ std::string text_of(std::string_view command, const text::tokenizer& tok, std::s
     return tok.decode(ids);
 }
 
-// Model P from ck; on a terminal, the bytes loaded so far.
+// Model P from ck; on a terminal, the bytes loaded so far. With `scales` (a
+// file 'qtensor calibrate' wrote), static activations with those scales.
 template <class P>
-gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex, gemma4::weight_layout layout) {
+gemma4::model<P> load_model(const gemma4::checkpoint& ck, kernels::executor ex, gemma4::weight_layout layout,
+                            const std::string& scales = {}) {
     progress loading("loading", false, policy_bytes<P>(ck));
     auto m = gemma4::model<P>::load(ck.config(), ck, ck.names(), std::move(ex), std::ref(loading), layout);
     loading.finish();
+    if (!scales.empty())
+        m.set_activation_scales(
+            gemma4::activation_sites_from_json(read_text("scales", scales), m.layers().size(), in_quotes(scales)));
     return m;
 }
 
 template <class P>
 void write_logits(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex), job.layout);
+    const auto m = load_model<P>(ck, std::move(ex), job.layout, job.scales);
     const std::vector<float> logits = m.forward(job.ids); // [T, V]
     output out(job.out);
     out.write(logits.data(), logits.size() * sizeof(float));
@@ -227,7 +246,7 @@ void print_profile(const gemma4::profile& p) {
 
 template <class P>
 void generate(const run_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex), job.layout);
+    const auto m = load_model<P>(ck, std::move(ex), job.layout, job.scales);
     auto cache = m.make_cache(job.ids.size() + job.max_new);
     // With a tokenizer: text as it comes, held back while it ends in part of a character.
     const std::vector<std::int32_t> stops = job.tokenizer ? gemma4::stop_ids(*job.tokenizer) : std::vector<std::int32_t>{};
@@ -289,11 +308,17 @@ struct ppl_job {
     std::vector<std::int32_t> tokens;
     std::size_t ctx = 0, chunks = 0;
     gemma4::weight_layout layout = gemma4::weight_layout::interleaved;
+    std::string scales; // ppl: --scales; calibrate: --out
 };
+
+// Chunk k of the job's tokens.
+std::span<const std::int32_t> chunk_of(const ppl_job& job, std::size_t k) {
+    return std::span(job.tokens).subspan(k * job.ctx, std::min(job.ctx, job.tokens.size() - k * job.ctx));
+}
 
 template <class P>
 void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
-    const auto m = load_model<P>(ck, std::move(ex), job.layout);
+    const auto m = load_model<P>(ck, std::move(ex), job.layout, job.scales);
     const std::size_t V = ck.config().vocab_size;
     step_progress status(job.chunks);
     std::vector<double> row(V);
@@ -301,8 +326,7 @@ void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::execu
     std::size_t scored = 0, ran = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t k = 0; k < job.chunks; ++k) {
-        const std::span<const std::int32_t> chunk =
-            std::span(job.tokens).subspan(k * job.ctx, std::min(job.ctx, job.tokens.size() - k * job.ctx));
+        const std::span<const std::int32_t> chunk = chunk_of(job, k);
         const std::vector<float> logits = m.forward(chunk); // [n, V]
         ran += chunk.size();
         for (std::size_t t = 0; t + 1 < chunk.size(); ++t) {
@@ -329,6 +353,39 @@ void perplexity(const ppl_job& job, const gemma4::checkpoint& ck, kernels::execu
                  "qtensor: ppl: %zu tokens predicted in %zu chunks of up to %zu; mean cross-entropy %.6f nats "
                  "(%.4f bits per token)\n",
                  scored, job.chunks, job.ctx, mean, mean / std::log(2.0));
+}
+
+// calibrate: each chunk through the model, the largest input magnitude of
+// every product's site, and their static scales written to job.scales.
+template <class P>
+void calibrate(const ppl_job& job, const gemma4::checkpoint& ck, kernels::executor ex) {
+    const auto m = load_model<P>(ck, std::move(ex), job.layout);
+    gemma4::activation_sites ranges(m.layers().size());
+    step_progress status(job.chunks);
+    for (std::size_t k = 0; k < job.chunks; ++k) {
+        m.calibrate(chunk_of(job, k), ranges);
+        if (job.chunks > 1 && status.due(k + 1, k + 1 == job.chunks)) {
+            char line[96];
+            std::snprintf(line, sizeof line, "qtensor: calibrate: chunk %zu/%zu", k + 1, job.chunks);
+            status.show(line);
+        }
+    }
+    end_progress_line();
+    const gemma4::activation_sites scales = ranges.scales();
+    output out(job.scales);
+    const std::string text = gemma4::to_json(scales);
+    out.write(text.data(), text.size());
+    out.commit();
+    std::size_t sites = 0, widest = 0;
+    for (std::size_t i = 0; i < scales.size(); ++i)
+        if (scales[i] > 0.0f) {
+            ++sites;
+            if (scales[i] > scales[widest] || scales[widest] == 0.0f) widest = i;
+        }
+    std::fprintf(stderr, "qtensor: calibrate: %zu sites over %zu chunks of up to %zu tokens; the widest, %s, "
+                         "%.6g (largest magnitude %.6g) -> '%s'\n",
+                 sites, job.chunks, job.ctx, scales.name(widest).c_str(), static_cast<double>(scales[widest]),
+                 static_cast<double>(ranges[widest]), printable(job.scales).c_str());
 }
 
 // `running`: the command runs the model, so the stored policy is offered too.
@@ -423,6 +480,8 @@ void print_logits_help() {
         "                        the logits do not depend on N\n"
         "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
         "                        (less memory, slower; results equal from 4 tokens on)\n"
+        "      --scales FILE     static int8 activations with the scales FILE holds\n"
+        "                        (written by 'qtensor calibrate'; docs/mobile.md)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
@@ -484,6 +543,8 @@ void print_generate_help() {
         "      --profile         print where the decode steps' time goes\n"
         "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
         "                        (less memory, slower; results equal from 4 tokens on)\n"
+        "      --scales FILE     static int8 activations with the scales FILE holds\n"
+        "                        (written by 'qtensor calibrate'; docs/mobile.md)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n");
@@ -519,6 +580,40 @@ void print_ppl_help() {
         "                        the result does not depend on N\n"
         "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
         "                        (less memory, slower; results equal from 4 tokens on)\n"
+        "      --scales FILE     static int8 activations with the scales FILE holds\n"
+        "                        (written by 'qtensor calibrate'; docs/mobile.md)\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n",
+        default_ppl_ctx);
+}
+
+void print_calibrate_help() {
+    std::printf(
+        "usage: qtensor calibrate [--policy POLICY] [--threads N] [--ctx N] [--chunks N]\n"
+        "                         (--data TEXT | --ids IDS) --out SCALES MODEL\n"
+        "\n"
+        "Static activations: runs MODEL over a sample text or token ids, cut into\n"
+        "chunks as 'qtensor ppl' cuts them, and records the largest magnitude of the\n"
+        "input of every product (q/k/v, o, gate/up, down, the per-layer-input\n"
+        "projections, the head). Writes SCALES, a JSON file with one int8 scale per\n"
+        "site (that magnitude onto code 127, rounded up to an fp16 value), which\n"
+        "logits, generate and ppl take with --scales: the products of quantized\n"
+        "weights then take their inputs as int8 codes with those fixed scales\n"
+        "instead of a scale per block. Calibrate with the policy you will run.\n"
+        "\n");
+    print_model_note(true);
+    std::printf(
+        "\n"
+        "Options:\n"
+        "  -d, --data TEXT       the sample text (bytes as token ids 3 to 258)\n"
+        "  -i, --ids IDS         token ids instead, comma-separated\n"
+        "  -o, --out SCALES      where the scales go (written whole or not at all)\n"
+        "  -c, --ctx N           tokens per chunk (default %zu)\n"
+        "      --chunks N        only the first N chunks\n"
+        "  -p, --policy POLICY   default f32\n"
+        "  -t, --threads N       threads for the matrix products (default: all cores)\n"
+        "      --in-place        read Q4_0 and Q8_0 matrices from the file as they are\n"
         "  -h, --help            show this help\n"
         "\n"
         "Exit status: 0 done, 1 failed (files, model, ids out of range), 2 bad command line.\n",
@@ -601,6 +696,7 @@ int run_logits(std::span<const std::string_view> args) {
     job.threads = threads_of(parsed, lg_threads);
     job.out = std::string(*parsed.values[lg_out]);
     job.layout = layout_of(parsed, lg_in_place);
+    if (parsed.has(lg_scales)) job.scales = std::string(*parsed.values[lg_scales]);
     job.model = model_path("logits", parsed.positionals[0]);
 
     const gemma4::checkpoint ck(job.model);
@@ -628,6 +724,7 @@ int run_generate(std::span<const std::string_view> args) {
     job.max_new = parse_count("--max-new", *parsed.values[gen_max_new], max_new_tokens);
     job.profile = parsed.has(gen_profile);
     job.layout = layout_of(parsed, gen_in_place);
+    if (parsed.has(gen_scales)) job.scales = std::string(*parsed.values[gen_scales]);
     job.threads = threads_of(parsed, gen_threads);
     job.model = model_path("generate", parsed.positionals[0]);
 
@@ -669,6 +766,43 @@ int run_tokenize(std::span<const std::string_view> args) {
     return 0;
 }
 
+// The tokens of ppl and calibrate (--data or --ids, every id checked) and
+// their chunks (--ctx, --chunks), for the model in ck.
+ppl_job chunked_tokens(std::string_view command, const parsed_args& parsed, const gemma4::checkpoint& ck) {
+    const std::string cmd(command);
+    if (parsed.has(pp_ids) == parsed.has(pp_data)) usage_error(cmd + ": give one of --data and --ids");
+    ppl_job job;
+    job.ctx = parsed.has(pp_ctx) ? parse_count("--ctx", *parsed.values[pp_ctx], max_new_tokens) : default_ppl_ctx;
+    if (job.ctx < 2) usage_error(cmd + ": --ctx must be at least 2 (a chunk's first token is not predicted)");
+    const std::size_t chunk_cap =
+        parsed.has(pp_chunks) ? parse_count("--chunks", *parsed.values[pp_chunks], max_new_tokens) : SIZE_MAX;
+    if (parsed.has(pp_ids)) job.tokens = parse_ids(*parsed.values[pp_ids]);
+    job.layout = layout_of(parsed, pp_in_place);
+    const gemma4::config& c = ck.config();
+    if (parsed.has(pp_data)) {
+        if (c.input_vocab() < train::byte_vocab)
+            run_error(cmd + ": --data reads bytes as token ids 3 to 258, beyond the model's vocabulary of " +
+                      std::to_string(c.input_vocab()) + " (use --ids)");
+        job.tokens = train::byte_tokens(read_text(command, std::string(*parsed.values[pp_data])));
+    }
+    if (job.tokens.size() < 2)
+        run_error(cmd + ": " + std::to_string(job.tokens.size()) + " token(s): at least 2 are needed to predict one");
+    // Every id checked before any work, with its place in the whole input.
+    for (std::size_t t = 0; t < job.tokens.size(); ++t)
+        if (static_cast<std::size_t>(job.tokens[t]) >= c.input_vocab())
+            run_error(cmd + ": token id " + std::to_string(job.tokens[t]) + " (position " + std::to_string(t) +
+                      ") is outside the model's vocabulary of " + std::to_string(c.input_vocab()));
+    if (parsed.has(pp_ctx)) check_context(command, c, job.ctx);
+    else job.ctx = std::min(job.ctx, c.max_position_embeddings);
+    job.ctx = std::min(job.ctx, job.tokens.size());
+    if (job.ctx < 2) run_error(cmd + ": the model's context of " + std::to_string(c.max_position_embeddings) +
+                               " positions predicts nothing");
+    // Whole chunks, and a last partial one when it predicts at least one token.
+    const std::size_t full = job.tokens.size() / job.ctx, rest = job.tokens.size() % job.ctx;
+    job.chunks = std::min(chunk_cap, full + (rest >= 2 ? 1 : 0));
+    return job;
+}
+
 int run_ppl(std::span<const std::string_view> args) {
     const parsed_args parsed = parse_args("ppl", args, ppl_options);
     if (parsed.help) {
@@ -676,45 +810,35 @@ int run_ppl(std::span<const std::string_view> args) {
         return 0;
     }
     const std::string_view policy = inference_policy_of(parsed, pp_policy);
-    if (parsed.has(pp_ids) == parsed.has(pp_data)) usage_error("ppl: give one of --data and --ids");
     if (parsed.positionals.size() != 1)
         usage_error("ppl: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
                     " (see 'qtensor ppl --help')");
-    ppl_job job;
-    job.ctx = parsed.has(pp_ctx) ? parse_count("--ctx", *parsed.values[pp_ctx], max_new_tokens) : default_ppl_ctx;
-    if (job.ctx < 2) usage_error("ppl: --ctx must be at least 2 (a chunk's first token is not predicted)");
-    const std::size_t chunk_cap =
-        parsed.has(pp_chunks) ? parse_count("--chunks", *parsed.values[pp_chunks], max_new_tokens) : SIZE_MAX;
     const std::size_t threads = threads_of(parsed, pp_threads);
-    const std::string model = model_path("ppl", parsed.positionals[0]);
-    if (parsed.has(pp_ids)) job.tokens = parse_ids(*parsed.values[pp_ids]);
-    job.layout = layout_of(parsed, pp_in_place);
-
-    const gemma4::checkpoint ck(model);
-    const gemma4::config& c = ck.config();
-    if (parsed.has(pp_data)) {
-        if (c.input_vocab() < train::byte_vocab)
-            run_error("ppl: --data reads bytes as token ids 3 to 258, beyond the model's vocabulary of " +
-                      std::to_string(c.input_vocab()) + " (use --ids)");
-        job.tokens = train::byte_tokens(read_text("ppl", std::string(*parsed.values[pp_data])));
-    }
-    if (job.tokens.size() < 2)
-        run_error("ppl: " + std::to_string(job.tokens.size()) + " token(s): at least 2 are needed to predict one");
-    // Every id checked before any work, with its place in the whole input.
-    for (std::size_t t = 0; t < job.tokens.size(); ++t)
-        if (static_cast<std::size_t>(job.tokens[t]) >= c.input_vocab())
-            run_error("ppl: token id " + std::to_string(job.tokens[t]) + " (position " + std::to_string(t) +
-                      ") is outside the model's vocabulary of " + std::to_string(c.input_vocab()));
-    if (parsed.has(pp_ctx)) check_context("ppl", c, job.ctx);
-    else job.ctx = std::min(job.ctx, c.max_position_embeddings);
-    job.ctx = std::min(job.ctx, job.tokens.size());
-    if (job.ctx < 2) run_error("ppl: the model's context of " + std::to_string(c.max_position_embeddings) +
-                               " positions predicts nothing");
-    // Whole chunks, and a last partial one when it predicts at least one token.
-    const std::size_t full = job.tokens.size() / job.ctx, rest = job.tokens.size() % job.ctx;
-    job.chunks = std::min(chunk_cap, full + (rest >= 2 ? 1 : 0));
+    const gemma4::checkpoint ck(model_path("ppl", parsed.positionals[0]));
+    ppl_job job = chunked_tokens("ppl", parsed, ck);
+    if (parsed.has(pp_scales)) job.scales = std::string(*parsed.values[pp_scales]);
     kernels::thread_pool pool(threads);
     gemma4::with_inference_policy(policy, [&]<class P>(P) { perplexity<P>(job, ck, pool.get_executor()); });
+    return 0;
+}
+
+int run_calibrate(std::span<const std::string_view> args) {
+    const parsed_args parsed = parse_args("calibrate", args, calibrate_options);
+    if (parsed.help) {
+        print_calibrate_help();
+        return 0;
+    }
+    const std::string_view policy = inference_policy_of(parsed, pp_policy);
+    if (!parsed.has(cal_out)) usage_error("calibrate: missing --out");
+    if (parsed.positionals.size() != 1)
+        usage_error("calibrate: expected one MODEL, got " + std::to_string(parsed.positionals.size()) +
+                    " (see 'qtensor calibrate --help')");
+    const std::size_t threads = threads_of(parsed, pp_threads);
+    const gemma4::checkpoint ck(model_path("calibrate", parsed.positionals[0]));
+    ppl_job job = chunked_tokens("calibrate", parsed, ck);
+    job.scales = std::string(*parsed.values[cal_out]);
+    kernels::thread_pool pool(threads);
+    gemma4::with_inference_policy(policy, [&]<class P>(P) { calibrate<P>(job, ck, pool.get_executor()); });
     return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "qtensor/core/config.hpp"
+#include "qtensor/gemma4/activation_sites.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/kv_cache.hpp"
 #include "qtensor/gemma4/policy.hpp"
@@ -33,6 +34,7 @@
 #include "qtensor/gemma4/weights.hpp"
 #include "qtensor/io/tensor_entry.hpp"
 #include "qtensor/kernels/executor.hpp"
+#include "qtensor/nn/linear.hpp"
 #include "qtensor/tensor/tensor.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -102,6 +104,16 @@ public:
     // Appends one token; returns its logits[V]; `prof` as for prefill.
     std::vector<float> decode(std::int32_t id, cache_type& cache, profile* prof = nullptr) const;
 
+    // Static activations (activation_sites.hpp): runs ids[T] on a fresh cache
+    // and raises each site of `ranges` (activation_sites(layers().size())) to
+    // the largest magnitude its input had: a calibration pass.
+    void calibrate(std::span<const std::int32_t> ids, activation_sites& ranges) const;
+    // From then on, the products of quantized weights take their inputs as
+    // int8 codes with these scales (ranges.scales()); every site this model
+    // has must have one. An empty activation_sites goes back to a scale per block.
+    void set_activation_scales(activation_sites scales);
+    const activation_sites& activation_scales() const noexcept { return scales_; }
+
 private:
     using KV = kv_scheme_type;
 
@@ -111,22 +123,26 @@ private:
     struct call_state {
         std::vector<tensor<KV, 3>> k, v; // [L]
         profile* prof = nullptr;
+        activation_sites* ranges = nullptr; // calibrate's
     };
 
     model() = default;
 
     std::vector<float> run(std::span<const std::int32_t> ids, cache_type& cache, bool all_logits,
-                           const observer& obs, profile* prof) const;
+                           const observer& obs, profile* prof, activation_sites* ranges = nullptr) const;
+    // How the product at a site takes its input (nn::input_quant).
+    nn::input_quant site(const call_state& call, std::size_t l, layer_site s) const;
+    nn::input_quant site(const call_state& call, model_site s) const;
     void decoder_layer(std::size_t l, std::vector<float>& h, const std::vector<float>& ple,
                        std::span<const std::size_t> pos, const cache_type& cache, call_state& call,
                        const observer& obs) const;
     void attention(std::size_t l, std::span<const float> x, std::span<float> out, std::span<const std::size_t> pos,
                    const cache_type& cache, call_state& call) const;
-    void feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f, profile* prof) const;
+    void feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f, call_state& call) const;
     std::vector<float> per_layer_inputs(std::span<const std::int32_t> ids, std::span<const float> e,
-                                        profile* prof) const;
+                                        call_state& call) const;
     void per_layer_input(std::size_t l, std::span<float> h, const std::vector<float>& ple, const observer& obs,
-                         profile* prof) const;
+                         call_state& call) const;
     void check_ids(std::span<const std::int32_t> ids) const;
     void check_cache(const cache_type& cache) const;
     template <class Table>
@@ -140,6 +156,7 @@ private:
     // A mapped source's drop_pages (src outlives the model): lookup tables
     // let go of the pages of the rows they read (drop_looked_up).
     std::function<void(std::span<const std::byte>)> drop_pages_;
+    activation_sites scales_; // static activation scales; empty: a scale per block
 };
 
 #if defined(QTENSOR_SEPARATE)

@@ -75,8 +75,52 @@ std::vector<float> model<Policy>::decode(std::int32_t id, cache_type& cache, pro
 
 template <class Policy>
     requires model_policy<Policy>
+void model<Policy>::calibrate(std::span<const std::int32_t> ids, activation_sites& ranges) const {
+    if (ranges.layers() != layers_.size())
+        throw error("gemma4::model::calibrate: ranges for " + std::to_string(ranges.layers()) +
+                    " layers, the model has " + std::to_string(layers_.size()));
+    if (ids.empty()) throw error("gemma4::model: no tokens");
+    cache_type cache = make_cache(ids.size());
+    run(ids, cache, false, {}, nullptr, &ranges);
+}
+
+template <class Policy>
+    requires model_policy<Policy>
+void model<Policy>::set_activation_scales(activation_sites scales) {
+    if (scales.size() == 0) {
+        scales_ = {};
+        return;
+    }
+    if (scales.layers() != layers_.size())
+        throw error("gemma4::model: activation scales for " + std::to_string(scales.layers()) +
+                    " layers, the model has " + std::to_string(layers_.size()));
+    const bool ple = cfg_.has_per_layer_input();
+    for (std::size_t i = 0; i < scales.size(); ++i) {
+        const std::string n = scales.name(i);
+        const bool used = ple || n.find("per_layer") == std::string::npos;
+        if (used && !(scales[i] > 0.0f))
+            throw error("gemma4::model: no activation scale for " + n + " (every site needs one)");
+        if (scales[i] > 0.0f) static_cast<void>(qtensor::detail::static_reciprocal(scales[i], true)); // an fp16 scale
+    }
+    scales_ = std::move(scales);
+}
+
+template <class Policy>
+    requires model_policy<Policy>
+nn::input_quant model<Policy>::site(const call_state& call, std::size_t l, layer_site s) const {
+    return {scales_.size() ? scales_.at(l, s) : 0.0f, call.ranges ? &call.ranges->at(l, s) : nullptr};
+}
+
+template <class Policy>
+    requires model_policy<Policy>
+nn::input_quant model<Policy>::site(const call_state& call, model_site s) const {
+    return {scales_.size() ? scales_.at(s) : 0.0f, call.ranges ? &call.ranges->at(s) : nullptr};
+}
+
+template <class Policy>
+    requires model_policy<Policy>
 std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_type& cache, bool all_logits,
-                                      const observer& obs, profile* prof) const {
+                                      const observer& obs, profile* prof, activation_sites* ranges) const {
     const std::size_t T = ids.size(), D = cfg_.hidden_size, V = cfg_.vocab_size;
     if (T == 0) throw error("gemma4::model: no tokens");
     check_ids(ids);
@@ -97,9 +141,10 @@ std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_t
         drop_looked_up(w_.embed_tokens, ids);
     }
     if (obs) obs("embed", h, D);
-    const std::vector<float> ple = per_layer_inputs(ids, h, prof); // p[T, L, P]
+    call_state call{std::vector<tensor<KV, 3>>(layers_.size()), std::vector<tensor<KV, 3>>(layers_.size()), prof,
+                    ranges};
+    const std::vector<float> ple = per_layer_inputs(ids, h, call); // p[T, L, P]
 
-    call_state call{std::vector<tensor<KV, 3>>(layers_.size()), std::vector<tensor<KV, 3>>(layers_.size()), prof};
     for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, h, ple, pos, cache, call, obs);
     for (std::size_t l = 0; l < layers_.size(); ++l)
         if (layers_[l].has_kv) cache.write(l, call.k[l].view(), call.v[l].view());
@@ -111,7 +156,9 @@ std::vector<float> model<Policy>::run(std::span<const std::int32_t> ids, cache_t
         detail::profile_timer timer(prof, profile::head);
         nn::rmsnorm(h, w_.norm, h, D, cfg_.rms_norm_eps); // x = norm(h)
         if (obs) obs("final_hidden", h, D);
-        nn::linear(w_.lm_head, std::span<const float>(h).last(rows * D), std::span<float>(logits), ex_);
+        if (ranges) nn::detail::record_amax(h, {0.0f, &ranges->at(model_site::lm_head)}); // every row, not just the last
+        nn::linear(w_.lm_head, std::span<const float>(h).last(rows * D), std::span<float>(logits), ex_,
+                   site(call, model_site::lm_head));
         if (cfg_.final_logit_softcapping > 0.0f) nn::softcap(logits, cfg_.final_logit_softcapping);
         timer.reads(detail::bytes_of(w_.lm_head));
     }
@@ -140,10 +187,10 @@ void model<Policy>::decoder_layer(std::size_t l, std::vector<float>& h, const st
     if (obs) obs(tag + "attn_out", a, D);
     nn::rmsnorm(a, w.post_attention_layernorm, a, D, eps);
     nn::add(a, h);                                             // h1 = h + post_attention_layernorm(a)
-    feed_forward(l, h, a, call.prof);                          // f  = MLP or MoE of h1
+    feed_forward(l, h, a, call);                               // f  = MLP or MoE of h1
     nn::rmsnorm(a, w.post_feedforward_layernorm, a, D, eps);
     nn::add(a, h);                                             // h2 = h1 + post_feedforward_layernorm(f)
-    if (cfg_.has_per_layer_input()) per_layer_input(l, h, ple, obs, call.prof); // h3 = h2 + PLE_l(h2)
+    if (cfg_.has_per_layer_input()) per_layer_input(l, h, ple, obs, call); // h3 = h2 + PLE_l(h2)
     nn::scale(h, w.layer_scalar);                              // h  = h3 * layer_scalar
     if (obs) obs(tag + "output", h, D);
 }
@@ -162,9 +209,10 @@ void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span
     std::vector<float> k(li.has_kv ? T * K * d : 0), v(k.size()); // [T, K, d]
     detail::profile_timer timer(call.prof, profile::projections);
     using A = decltype(w.q_proj);                      // x quantized once for q, k, v
-    if (!li.has_kv) nn::linear(w.q_proj, x, std::span<float>(q), ex_);
-    else if (!li.has_v_proj) nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}}, ex_);
-    else nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}, {w.v_proj, v}}, ex_);
+    const nn::input_quant in = site(call, l, layer_site::attention);
+    if (!li.has_kv) nn::linear(w.q_proj, x, std::span<float>(q), ex_, in);
+    else if (!li.has_v_proj) nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}}, ex_, in);
+    else nn::linear_each<A>(x, {{w.q_proj, q}, {w.k_proj, k}, {w.v_proj, v}}, ex_, in);
     timer.reads(detail::bytes_of(w.q_proj) + detail::bytes_of(w.k_proj) + detail::bytes_of(w.v_proj));
     timer.switch_to(profile::attention);
     nn::rmsnorm(q, w.q_norm, q, d, eps);
@@ -186,21 +234,23 @@ void model<Policy>::attention(std::size_t l, std::span<const float> x, std::span
     std::vector<float> o(T * H * d);                    // o[T, H, d], scale 1: q/k norms set the scale
     nn::attention<KV>(q, pos, H, kv, li.is_sliding ? cfg_.sliding_window : 0, 1.0f, o, ex_);
     timer.switch_to(profile::projections);
-    nn::linear(w.o_proj, std::span<const float>(o), out, ex_);
+    nn::linear(w.o_proj, std::span<const float>(o), out, ex_, site(call, l, layer_site::o_proj));
     timer.reads(detail::bytes_of(w.o_proj));
 }
 
 // §5: f[T, D] = the feed-forward branch of layer l on h1[T, D].
 template <class Policy>
     requires model_policy<Policy>
-void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f, profile* prof) const {
-    detail::profile_timer timer(prof, profile::mlp);
+void model<Policy>::feed_forward(std::size_t l, std::span<const float> h1, std::span<float> f,
+                                 call_state& call) const {
+    detail::profile_timer timer(call.prof, profile::mlp);
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t D = cfg_.hidden_size, T = h1.size() / D;
     const float eps = cfg_.rms_norm_eps;
     std::vector<float> x(h1.size()); // [T, D]
     nn::rmsnorm(h1, w.pre_feedforward_layernorm, x, D, eps);
-    nn::geglu_mlp(w.gate_proj, w.up_proj, w.down_proj, std::span<const float>(x), f, ex_);
+    nn::geglu_mlp(w.gate_proj, w.up_proj, w.down_proj, std::span<const float>(x), f, ex_,
+                  site(call, l, layer_site::mlp), site(call, l, layer_site::down_proj));
     timer.reads(detail::bytes_of(w.gate_proj) + detail::bytes_of(w.up_proj) + detail::bytes_of(w.down_proj));
     if (!cfg_.enable_moe_block) return;                       // dense: f = mlp(pre_feedforward_layernorm(h1))
 
@@ -277,16 +327,17 @@ bool model<Policy>::looks_up_in_place() const {
 template <class Policy>
     requires model_policy<Policy>
 std::vector<float> model<Policy>::per_layer_inputs(std::span<const std::int32_t> ids,
-                                                   std::span<const float> e, profile* prof) const {
+                                                   std::span<const float> e, call_state& call) const {
     if (!cfg_.has_per_layer_input()) return {};
-    detail::profile_timer timer(prof, profile::embedding);
+    detail::profile_timer timer(call.prof, profile::embedding);
     timer.reads(ids.size() * detail::bytes_of(w_.embed_tokens_per_layer) / w_.embed_tokens_per_layer.num_rows() +
                 detail::bytes_of(w_.per_layer_model_projection));
     const std::size_t P = cfg_.hidden_size_per_layer_input, LP = cfg_.num_hidden_layers * P;
     std::vector<float> r(ids.size() * LP), m(ids.size() * LP); // [T, L P]
     nn::embedding(w_.embed_tokens_per_layer, ids, std::sqrt(static_cast<float>(P)), r);
     drop_looked_up(w_.embed_tokens_per_layer, ids);
-    nn::linear(w_.per_layer_model_projection, e, std::span<float>(m), ex_);
+    nn::linear(w_.per_layer_model_projection, e, std::span<float>(m), ex_,
+               site(call, model_site::per_layer_model_projection));
     nn::scale(m, 1.0f / std::sqrt(static_cast<float>(cfg_.hidden_size)));
     nn::rmsnorm(m, w_.per_layer_projection_norm, m, P, cfg_.rms_norm_eps); // over each layer's P
     nn::add(r, m);
@@ -299,8 +350,8 @@ std::vector<float> model<Policy>::per_layer_inputs(std::span<const std::int32_t>
 template <class Policy>
     requires model_policy<Policy>
 void model<Policy>::per_layer_input(std::size_t l, std::span<float> h, const std::vector<float>& ple,
-                                    const observer& obs, profile* prof) const {
-    detail::profile_timer timer(prof, profile::per_layer);
+                                    const observer& obs, call_state& call) const {
+    detail::profile_timer timer(call.prof, profile::per_layer);
     const layer_weights<Policy>& w = w_.layers[l];
     const std::size_t D = cfg_.hidden_size, P = cfg_.hidden_size_per_layer_input, T = h.size() / D;
     const std::size_t LP = cfg_.num_hidden_layers * P;
@@ -310,10 +361,12 @@ void model<Policy>::per_layer_input(std::size_t l, std::span<float> h, const std
                     p.begin() + static_cast<std::ptrdiff_t>(t * P));
     if (obs) obs("layer." + std::to_string(l) + ".per_layer_input", p, P);
     std::vector<float> g(T * P), y(T * D);
-    nn::linear(w.per_layer_input_gate, std::span<const float>(h), std::span<float>(g), ex_);
+    nn::linear(w.per_layer_input_gate, std::span<const float>(h), std::span<float>(g), ex_,
+               site(call, l, layer_site::per_layer_input_gate));
     nn::gelu_tanh(g, g);
     nn::mul(p, g);
-    nn::linear(w.per_layer_projection, std::span<const float>(g), std::span<float>(y), ex_);
+    nn::linear(w.per_layer_projection, std::span<const float>(g), std::span<float>(y), ex_,
+               site(call, l, layer_site::per_layer_projection));
     timer.reads(detail::bytes_of(w.per_layer_input_gate) + detail::bytes_of(w.per_layer_projection));
     nn::rmsnorm(y, w.post_per_layer_input_norm, y, D, cfg_.rms_norm_eps);
     nn::add(y, h);
