@@ -10,12 +10,14 @@
 #   ptq-q4_0   the baseline packed as Q4_0 (qtensor convert --policy q4_0)
 #   ptq-q2_k   the baseline packed as Q2_K
 #   ptq-mobile the baseline packed with the mobile policy (2-bit TQ2_0 decoder
-#              matrices, Q4_0 tables and projections: docs/mobile.md)
+#              matrices, Q4_0 tables and projections: docs/mobile.md), run with
+#              static int8 activations calibrated on the training text
 #   ft-f32     the baseline fine-tuned --ft-steps more in f32: the control
 #   ft-ptq-*   the control packed as Q4_0 and Q2_K
 #   qat-q4_0   the baseline fine-tuned --ft-steps rehearsing Q4_0, then packed
 #   qat-q2_k   the same rehearsing Q2_K
-#   qat-mobile the same rehearsing the mobile policy
+#   qat-mobile the same rehearsing the mobile policy and the baseline's static
+#              activation scales (train --scales), run with those scales
 # Then, on the first seed, lattice alignment: the Q4_0 QAT arm once more with a
 # symmetric amax / 7 grid (train --grid symmetric); both arms' weights exported
 # bf16 (fake-quant) and packed by ggml's rule and with convert --lattice.
@@ -100,25 +102,28 @@ mv -f "$out/train.txt.$$" "$out/train.txt"
 mv -f "$out/valid.txt.$$" "$out/valid.txt"
 echo "qat-experiment: train.txt $(wc -c < "$out/train.txt") bytes, valid.txt $(wc -c < "$out/valid.txt") bytes" | tee -a "$log"
 
-# packed_ppl POLICY MODEL FILE [CONVERT_ARGS...]: pack MODEL into FILE with
-# POLICY, print the file's perplexity, remove it. Fails when either step does.
+# packed_ppl POLICY MODEL FILE SCALES [CONVERT_ARGS...]: pack MODEL into FILE
+# with POLICY, print the file's perplexity (with static activations when
+# SCALES names a scales file), remove it. Fails when either step does.
 packed_ppl() {
-    local policy=$1 model=$2 file=$3 ppl
-    shift 3
+    local policy=$1 model=$2 file=$3 ppl static=()
+    [ -n "$4" ] && static=(--scales "$4")
+    shift 4
     "$qtensor" convert --policy "$policy" "$@" "$model" "$file" >&2 || return
     ppl=$("$qtensor" ppl --policy "$policy" --threads "$threads" --ctx "$seq_len" --chunks "$eval_chunks" \
-          --data "$out/valid.txt" "$file" 2>>"$log" | sed -n 's/^perplexity: //p') || return
+          --data "$out/valid.txt" "${static[@]}" "$file" 2>>"$log" | sed -n 's/^perplexity: //p') || return
     rm -f "$file"
     [ -n "$ppl" ] || { echo "qat-experiment: no perplexity for $model" >&2; return 1; }
     echo "$ppl"
 }
 
-# score ARM SEED POLICY MODEL: pack MODEL with POLICY, score the file, add a
-# row; an arm already in results.tsv is not scored again.
+# score ARM SEED POLICY MODEL [SCALES]: pack MODEL with POLICY, score the file
+# (with SCALES, static activations), add a row; an arm already in results.tsv
+# is not scored again.
 score() {
     local arm=$1 seed=$2 policy=$3 model=$4 ppl
     grep -q "^$seed	$arm	" "$out/results.tsv" && return 0
-    ppl=$(packed_ppl "$policy" "$model" "$out/seed$seed/$arm.gguf")
+    ppl=$(packed_ppl "$policy" "$model" "$out/seed$seed/$arm.gguf" "${5:-}")
     printf '%s\t%s\t%s\t%s\n' "$seed" "$arm" "$policy" "$ppl" >> "$out/results.tsv"
     echo "qat-experiment: seed $seed $arm: perplexity $ppl" | tee -a "$log"
 }
@@ -137,6 +142,17 @@ train() {
     return "$status"
 }
 
+# calibrate MODEL SCALES: the static activation scales of MODEL packed with the
+# mobile policy, from the first 16 windows of the training text (kept once written).
+calibrate() {
+    [ -f "$2" ] && return 0
+    "$qtensor" convert --policy mobile "$1" "$2.gguf" >&2
+    "$qtensor" calibrate --policy mobile --threads "$threads" --ctx "$seq_len" --chunks 16 --data "$out/train.txt" \
+        --out "$2.tmp" "$2.gguf" 2>>"$log"
+    rm -f "$2.gguf"
+    mv -f "$2.tmp" "$2"
+}
+
 [ -f "$out/results.tsv" ] || printf 'seed\tarm\tpolicy\tperplexity\n' > "$out/results.tsv"
 start=$(date +%s)
 # run_seed SEED: the baseline and the arms of one seed.
@@ -148,18 +164,26 @@ run_seed() {
     score f32 "$seed" f32 "$dir/base"
     score ptq-q4_0 "$seed" q4_0 "$dir/base"
     score ptq-q2_k "$seed" q2_k "$dir/base"
-    score ptq-mobile "$seed" mobile "$dir/base"
+    calibrate "$dir/base" "$dir/base-scales.json"
+    score ptq-mobile "$seed" mobile "$dir/base" "$dir/base-scales.json"
     for policy in f32 q4_0 q2_k mobile; do
         arm=qat-$policy
         [ "$policy" = f32 ] && arm=ft-f32
         echo "qat-experiment: seed $seed: $arm, $ft_steps steps" | tee -a "$log"
         # seed + 1000: other windows than the baseline's first steps, the same for the three arms
+        if [ "$policy" = mobile ]; then # rehearsing the scales it will run with
+            train "$dir/$arm" "$dir/base" $((seed + 1000)) "$ft_steps" "$policy" 3e-4 3e-5 $((ft_steps / 10)) \
+                --scales "$dir/base-scales.json"
+            score "$arm" "$seed" "$policy" "$dir/$arm" "$dir/base-scales.json"
+            continue
+        fi
         train "$dir/$arm" "$dir/base" $((seed + 1000)) "$ft_steps" "$policy" 3e-4 3e-5 $((ft_steps / 10))
         score "$arm" "$seed" "$policy" "$dir/$arm"
         if [ "$policy" = f32 ]; then # the control packed too: PTQ after as much training as QAT had
             score ft-ptq-q4_0 "$seed" q4_0 "$dir/$arm"
             score ft-ptq-q2_k "$seed" q2_k "$dir/$arm"
-            score ft-ptq-mobile "$seed" mobile "$dir/$arm"
+            calibrate "$dir/$arm" "$dir/$arm-scales.json"
+            score ft-ptq-mobile "$seed" mobile "$dir/$arm" "$dir/$arm-scales.json"
         fi
     done
     echo "qat-experiment: seed $seed done, $(( ($(date +%s) - start) / 60 )) min so far" | tee -a "$log"
@@ -193,9 +217,9 @@ for arm in qat-q4_0 qat-q4_0-symmetric; do
     "$qtensor" fake-quant --policy q4_0 --grid "$grid" --dtype f32 --out "$dir/$arm-f32" "$dir/$arm" 2>>"$log"
     "$qtensor" fake-quant --policy q4_0 --grid "$grid" --out "$dir/$arm-bf16" "$dir/$arm" 2>>"$log"
     total=$("$qtensor" lattice "$dir/$arm-bf16" | sed -n 's/^total  *//p' | tr -s ' ')
-    trained=$(packed_ppl q4_0 "$dir/$arm-f32" "$dir/$arm-trained.gguf" --lattice)
-    ggml=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-ggml.gguf")
-    aligned=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-lattice.gguf" --lattice)
+    trained=$(packed_ppl q4_0 "$dir/$arm-f32" "$dir/$arm-trained.gguf" "" --lattice)
+    ggml=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-ggml.gguf" "")
+    aligned=$(packed_ppl q4_0 "$dir/$arm-bf16" "$dir/$arm-lattice.gguf" "" --lattice)
     printf '%s\t%s\t%s\t%s\t%s\n' "$arm" "$trained" "$ggml" "$aligned" "$total" >> "$lattice"
     rm -rf "$dir/$arm-f32" "$dir/$arm-bf16"
     echo "qat-experiment: seed $first $arm, bf16: $total; perplexity trained $trained, ggml's rule $ggml, --lattice $aligned" |

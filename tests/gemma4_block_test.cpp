@@ -3,7 +3,7 @@
 // and a KV-shared layer reading another layer's k and v. Its backward against
 // central finite differences of its forward, in double: for L = r . out with a
 // random r, the gradient of the layer's input h, its per-layer input p, the
-// KV source's input, and sampled weights.
+// KV source's input, and sampled weights; static activations' clip mask.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "qtensor/gemma4/activation_sites.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/gradients.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/io/safetensors.hpp"
+#include "qtensor/scheme/static_activation.hpp"
 
 namespace gemma4_block_test {
 
@@ -131,6 +133,61 @@ TEST_CASE("gemma4::block: a KV-shared layer reads, and sends gradient to, anothe
     check_gradient("source h", h_src, dh_src, loss, rng);
     const std::string k_proj = "model.layers." + std::to_string(source) + ".self_attn.k_proj.weight";
     check_gradient("source k_proj", w[k_proj], g.at(k_proj), loss, rng);
+}
+
+// Static activations (QAT): the product at a site with a scale takes its
+// input as int8 codes times the scale; the backward passes the input's
+// gradient only where the codes did not clip, and the weight's gradient is
+// that of the product the forward ran (central differences: the codes do not
+// move with the weight).
+TEST_CASE("gemma4::block: static activations clip the input's gradient, not the weight's") {
+    const gemma4::config c = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
+    const io::safetensors_file file(fixtures + "/tiny-e2b/model.safetensors");
+    gemma4::tensors<double> w;
+    for (const auto& [name, v] : gemma4::load_parameters(c, file)) w[name].assign(v.begin(), v.end());
+    std::mt19937 rng(7);
+    const std::size_t seq = 6, n = 2 * seq, D = c.hidden_size, P = c.hidden_size_per_layer_input;
+    const std::vector<double> h = random_vector(n * D, rng), p = random_vector(n * P, rng), r = random_vector(n * D, rng);
+
+    // The scale puts the median |input| of per_layer_projection at code 127: about half its inputs clip.
+    block::state plain;
+    gemma4::tensors<double> unused;
+    block(c, 0, w, unused, seq).forward(h, p, plain);
+    std::vector<float> magnitudes;
+    for (const double v : plain.gm) magnitudes.push_back(std::fabs(static_cast<float>(v)));
+    std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<std::ptrdiff_t>(magnitudes.size() / 2),
+                     magnitudes.end());
+    gemma4::activation_sites scales(c.num_hidden_layers);
+    const float s = static_scale_fp16(magnitudes[magnitudes.size() / 2]);
+    scales.at(0, gemma4::layer_site::per_layer_projection) = s;
+
+    gemma4::tensors<double> g;
+    block layer(c, 0, w, g, seq, {}, scales);
+    block::state st;
+    const std::vector<double> out = layer.forward(h, p, st);
+    CHECK(out != block(c, 0, w, unused, seq).forward(h, p, plain)); // the codes' rounding shows
+    block::kv_gradient dkv;
+    std::vector<double> dp;
+    layer.backward(r, st, dkv, dp);
+    // dp = d gm * gelu(gate): zero exactly where gm's code clipped.
+    std::size_t clipped = 0, passed = 0;
+    for (std::size_t i = 0; i < dp.size(); ++i) {
+        const bool clips = std::fabs(static_cast<float>(st.gm[i]) * (1.0f / s)) > 127.0f;
+        clipped += clips;
+        passed += !clips && dp[i] != 0.0;
+        if (clips) CHECK(dp[i] == 0.0);
+    }
+    MESSAGE("per_layer_projection with a static scale: " << clipped << " of " << dp.size()
+                                                         << " inputs clip and pass no gradient");
+    CHECK(clipped > dp.size() / 4);
+    CHECK(passed == dp.size() - clipped);
+    const auto loss = [&] {
+        gemma4::tensors<double> none;
+        block::state t;
+        return dot(r, block(c, 0, w, none, seq, {}, scales).forward(h, p, t));
+    };
+    check_gradient("per_layer_projection.weight", w["model.layers.0.per_layer_projection.weight"],
+                   g.at("model.layers.0.per_layer_projection.weight"), loss, rng);
 }
 
 TEST_CASE("gemma4::block: bad input is an error") {

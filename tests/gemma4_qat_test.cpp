@@ -2,6 +2,7 @@
 // packing the master weights under the policy stores (load_weights<P>, which
 // `qtensor convert --policy P` writes), for every tensor; the backward zeroes
 // exactly the gradients of clipped weights, as fake_quant<S>'s own backward.
+// Static activations: calibration, fixed scales, and their rehearsal.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,10 +20,12 @@
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/gguf.hpp"
+#include "qtensor/gemma4/gradients.hpp"
 #include "qtensor/gemma4/model.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/qat.hpp"
 #include "qtensor/io/safetensors.hpp"
+#include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/scheme/registry.hpp"
 
 namespace gemma4_qat_test {
@@ -246,6 +249,57 @@ TEST_CASE("gemma4 static activations: calibrate, scale, and run the mobile model
     gemma4::activation_sites odd = ranges.scales();
     odd.at(gemma4::model_site::lm_head) = 0.1f;
     CHECK_THROWS_WITH_AS(m.set_activation_scales(odd), doctest::Contains("not an fp16 value"), error);
+}
+
+// The mobile policy with an f32 KV cache: the model's products then differ
+// from the rehearsal's float GEMMs only in the order of their sums.
+struct mobile_f32_kv : gemma4::policy<tq2_0, tq2_0, tq2_0, q4_0, f32, q4_0> {
+    static constexpr std::string_view name = "mobile, f32 KV";
+};
+
+// The mean cross-entropy of logits[t] against ids[t + 1], in double.
+double loss_of(const std::vector<float>& logits, const std::vector<std::int32_t>& ids) {
+    const std::size_t V = logits.size() / ids.size();
+    double sum = 0;
+    for (std::size_t t = 0; t + 1 < ids.size(); ++t) {
+        const std::vector<double> z(logits.begin() + static_cast<std::ptrdiff_t>(t * V),
+                                    logits.begin() + static_cast<std::ptrdiff_t>((t + 1) * V));
+        sum += kernels::reference::cross_entropy(z.data(), V, static_cast<std::size_t>(ids[t + 1]));
+    }
+    return sum / static_cast<double>(ids.size() - 1);
+}
+
+TEST_CASE("gemma4 static activations: QAT rehearses the loss the static model has") {
+    const gemma4::config c = mobile_sized();
+    const gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 7);
+    using model = gemma4::model<mobile_f32_kv>;
+    const auto src = memory_source(c, master);
+    model m = model::load(c, src);
+    const std::vector<std::int32_t> ids{5, 17, 3, 250, 9, 511, 42, 42, 7, 300, 1, 128};
+    gemma4::activation_sites ranges(m.layers().size());
+    m.calibrate(ids, ranges);
+    const double dynamic_loss = loss_of(m.forward(ids), ids);
+    m.set_activation_scales(ranges.scales());
+    const double static_loss = loss_of(m.forward(ids), ids);
+
+    gemma4::rehearsal<mobile_f32_kv> qat(c);
+    gemma4::tensors<float> seen;
+    qat.forward(master, seen);
+    const gemma4::activation_sites scales = qat.activation_scales(ranges.scales());
+    for (std::size_t i = 0; i < scales.size(); ++i) CHECK(scales[i] == ranges.scales()[i]); // every role quantized
+    const double rehearsed = gemma4::loss_and_gradients(c, seen, ids, ids.size(), {}, scales).loss;
+    const double float_inputs = gemma4::loss_and_gradients(c, seen, ids, ids.size()).loss;
+    MESSAGE("loss: static model " << static_loss << ", its rehearsal " << rehearsed << "; per-block activations "
+                                  << dynamic_loss << ", float inputs " << float_inputs);
+    CHECK(std::fabs(rehearsed - static_loss) < 1e-4 * static_loss);
+    CHECK(std::fabs(float_inputs - static_loss) > 10 * std::fabs(rehearsed - static_loss));
+
+    // A float role's products take float inputs, in the model as in the rehearsal.
+    const gemma4::activation_sites bf16_head = gemma4::rehearsal<gemma4::policy<tq2_0, tq2_0, tq2_0, bf16, f32, q4_0>>::activation_scales(ranges.scales());
+    CHECK(bf16_head.at(gemma4::model_site::lm_head) == 0.0f);
+    CHECK(bf16_head.at(gemma4::model_site::per_layer_model_projection) == ranges.scales().at(gemma4::model_site::per_layer_model_projection));
+    CHECK_THROWS_WITH_AS(gemma4::loss_and_gradients(c, seen, ids, ids.size(), {}, gemma4::activation_sites(2)),
+                         doctest::Contains("scales for 2 layers"), error);
 }
 
 TEST_CASE("gemma4 static activations: the scales file") {

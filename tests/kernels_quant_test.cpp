@@ -502,7 +502,7 @@ TEST_CASE("quantize and dequantize kernels refuse spans of different sizes, nami
 
 // ---- static activations (scheme/static_activation.hpp) ------------------------------
 
-TEST_CASE("static activations: codes by hand, half to even, clamped at 127, the clip mask") {
+TEST_CASE("static activations: codes by hand, half to even, clamped at 127, the clip mask, the fake-quant twin") {
     // s = 0.5: x * (1 / s) = 2x exactly, so x = k / 4 lands on k / 2, ties at odd k.
     std::vector<float> x(768);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * (static_cast<float>(i) - 384.0f);
@@ -531,6 +531,17 @@ TEST_CASE("static activations: codes by hand, half to even, clamped at 127, the 
     quantize_row_static(x.data(), z.data(), x.size(), 0.5f);
     for (std::size_t i = 0; i < x.size(); ++i) CHECK(z[i / 32].qs[i % 32] == y[i / 256].qs[i % 256]);
     CHECK(fp16_to_fp32(z[0].d) == 0.5f);
+    // The fake-quant twin (QAT): the codes times s, the same clip mask; in place too.
+    std::vector<float> seen(x.size());
+    std::vector<std::uint8_t> clipped(x.size(), 7);
+    fake_quant_static(x.data(), seen.data(), x.size(), 0.5f, clipped.data());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(seen[i] == 0.5f * static_cast<float>(y[i / 256].qs[i % 256]));
+        CHECK(clipped[i] == saturated[i]);
+    }
+    fake_quant_static(x.data(), x.data(), x.size(), 0.5f);
+    CHECK(x == seen);
+    CHECK_THROWS_AS(fake_quant_static(x.data(), seen.data(), x.size(), 0.0f), error);
 }
 
 TEST_CASE("static activations: the kernels equal the reference bit for bit on every target") {

@@ -1,6 +1,7 @@
 # tests/cli/calibrate.cmake: `qtensor calibrate` writes one static scale per
 # site; ppl, logits and generate run with them (--scales), which changes the
-# products' rounding, and refuse a file that is not scales for the model.
+# products' rounding, and refuse a file that is not scales for the model;
+# train --scales rehearses them (another loss), for quantized policies only.
 #
 #   -DCLI=qtensor -DMODEL=model_dir -DWORK_DIR=dir
 cmake_minimum_required(VERSION 3.21)
@@ -54,4 +55,28 @@ endif()
 run(out err 2 calibrate --ids ${ids} "${MODEL}")
 if(NOT err MATCHES "calibrate: missing --out")
     message(FATAL_ERROR "calibrate without --out: '${err}'")
+endif()
+
+# Training with the scales: the forward rounds the inputs too, so the first step's loss moves.
+file(WRITE "${WORK_DIR}/text.txt" "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n")
+foreach(arm plain fixed)
+    set(extra)
+    if(arm STREQUAL "fixed")
+        set(extra --scales scales.json)
+    endif()
+    run(out err 0 train --data text.txt --steps 1 --out ${arm} --policy q8_0 --seq 8 --batch 1 --threads 1 ${extra} "${MODEL}")
+    file(STRINGS "${WORK_DIR}/${arm}/loss.tsv" rows)
+    list(GET rows 1 row)
+    string(REGEX MATCH "^1\t[0-9.]+" loss_${arm} "${row}")
+endforeach()
+if(NOT err MATCHES "policy q8_0, static activations" OR NOT loss_fixed OR loss_fixed STREQUAL loss_plain)
+    message(FATAL_ERROR "train --scales: '${err}'; first losses '${loss_plain}' and '${loss_fixed}'")
+endif()
+run(out err 2 train --data text.txt --steps 1 --out f --scales scales.json "${MODEL}")
+if(NOT err MATCHES "policy f32 has none")
+    message(FATAL_ERROR "train --scales with f32: '${err}'")
+endif()
+run(out err 1 train --data text.txt --steps 1 --out few --policy q8_0 --scales few.json "${MODEL}")
+if(NOT err MATCHES "no activation scale for layers\\.0\\.attention")
+    message(FATAL_ERROR "train with scales missing sites: '${err}'")
 endif()

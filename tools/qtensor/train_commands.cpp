@@ -27,6 +27,7 @@
 #include "commands.hpp"
 #include "io.hpp"
 #include "model_args.hpp"
+#include "qtensor/gemma4/activation_sites_json.hpp"
 #include "qtensor/gemma4/checkpoint.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/qat.hpp"
@@ -54,11 +55,11 @@ constexpr option_spec train_options[] = {
     {"seq", 's', true},    {"batch", 'b', true},   {"accum", 'a', true}, {"lr", 'l', true},
     {"min-lr", 0, true},   {"warmup", 'w', true},  {"weight-decay", 0, true}, {"clip", 'c', true},
     {"seed", 0, true},     {"threads", 't', true}, {"until", 0, true},   {"save-every", 0, true},
-    {"resume", 'r', false}, {"grid", 0, true},
+    {"resume", 'r', false}, {"grid", 0, true},     {"scales", 0, true},
 };
 enum : std::size_t {
     tr_data, tr_steps, tr_out, tr_policy, tr_seq, tr_batch, tr_accum, tr_lr, tr_min_lr, tr_warmup,
-    tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume, tr_grid
+    tr_weight_decay, tr_clip, tr_seed, tr_threads, tr_until, tr_save_every, tr_resume, tr_grid, tr_scales
 };
 
 constexpr option_spec fake_quant_options[] = {
@@ -118,6 +119,8 @@ std::uint64_t fnv1a(std::string_view bytes) {
 struct run_settings {
     std::string policy, data;
     gemma4::q4_0_rule grid = gemma4::q4_0_rule::ggml;
+    gemma4::activation_sites scales; // --scales: static activations to rehearse (empty: none)
+    std::string scales_text;         // the file's bytes
     std::size_t steps = 0, seq = 64, batch = 4, accum = 1, warmup = 0;
     double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
     std::uint64_t seed = 1;
@@ -131,6 +134,7 @@ struct run_settings {
           << " seq=" << seq << " batch=" << batch << " accum=" << accum << " lr=" << lr << " min_lr=" << min_lr
           << " warmup=" << warmup << " weight_decay=" << weight_decay << " clip=" << clip << " seed=" << seed;
         if (grid == gemma4::q4_0_rule::symmetric) s << " grid=symmetric"; // absent when ggml: older runs resume
+        if (scales.size() != 0) s << " scales_fnv=" << std::hex << fnv1a(scales_text) << std::dec;
         return s.str();
     }
 };
@@ -191,6 +195,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     const train::warmup_cosine schedule{rs.lr, rs.min_lr, rs.warmup, rs.steps};
     const train::windows data(tokens, rs.seq, rs.seed);
     gemma4::rehearsal<P> qat(c, rs.grid);
+    const gemma4::activation_sites scales = qat.activation_scales(rs.scales);
     gemma4::tensors<float> master = std::move(state.params), seen;
     constexpr bool rehearses = !std::is_same_v<P, gemma4::f32_policy>; // f32: the forward reads the master weights
     loss_log log(out / "loss.tsv", state.step);
@@ -210,7 +215,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
                 const std::span<const std::int32_t> window = data.at(step, k * rs.batch + b);
                 batch.insert(batch.end(), window.begin(), window.end());
             }
-            auto r = gemma4::loss_and_gradients(c, rehearses ? seen : master, batch, rs.seq, ex);
+            auto r = gemma4::loss_and_gradients(c, rehearses ? seen : master, batch, rs.seq, ex, scales);
             loss += r.loss / static_cast<double>(rs.accum);
             saved = std::max(saved, r.saved_bytes);
             train::accumulate(grads, std::move(r.grads));
@@ -341,6 +346,9 @@ void print_train_help() {
         "  -w, --warmup N         steps of linear warmup (default steps / 10)\n"
         "      --weight-decay X   AdamW's decoupled decay of matrices (default 0.1)\n"
         "  -c, --clip X           global gradient norm cap, 0 for none (default 1)\n"
+        "      --scales FILE      rehearse static int8 activations with the scales FILE holds\n"
+        "                         ('qtensor calibrate' writes it; quantized policies only): run\n"
+        "                         the exported model with the same --scales\n"
         "      --seed N           initial weights and data order (default 1)\n"
         "  -t, --threads N        threads (default: all cores; results do not depend on it)\n"
         "      --until K          stop (and save) after step K of N; continue with --resume\n"
@@ -409,6 +417,14 @@ int run_train(std::span<const std::string_view> args) {
         run_error("train: the model's vocabulary of " + std::to_string(vocab) + " is too small for byte tokens (" +
                   std::to_string(train::byte_vocab) + ")");
     check_context("train", c, rs.seq);
+    if (parsed.has(tr_scales)) {
+        if (rs.policy == "f32")
+            usage_error("train: --scales rehearses the static activations of quantized weights; policy f32 has none");
+        const std::string file(*parsed.values[tr_scales]);
+        rs.scales_text = read_text("train", file);
+        rs.scales = gemma4::activation_sites_from_json(rs.scales_text, c.num_hidden_layers, in_quotes(file));
+        rs.scales.check_scales(c.has_per_layer_input(), "train: --scales " + in_quotes(file));
+    }
 
     const std::string text = read_text("train", rs.data), config_text = read_text("train", config_file.string());
     const std::string run = rs.describe(text, config_text);
@@ -444,9 +460,10 @@ int run_train(std::span<const std::string_view> args) {
                                        std::filesystem::copy_options::overwrite_existing);
     }
 
-    std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s%s, %zu tokens of data, %zu tokens per step%s\n",
+    std::fprintf(stderr, "qtensor: train: %zu parameters, policy %s%s%s, %zu tokens of data, %zu tokens per step%s\n",
                  gemma4::trainable_elements(gemma4::parameter_shapes(c)), rs.policy.c_str(),
-                 rs.grid == gemma4::q4_0_rule::symmetric ? " (symmetric Q4_0 grid)" : "", tokens.size(), rs.batch * rs.accum * rs.seq,
+                 rs.grid == gemma4::q4_0_rule::symmetric ? " (symmetric Q4_0 grid)" : "",
+                 rs.scales.size() != 0 ? ", static activations" : "", tokens.size(), rs.batch * rs.accum * rs.seq,
                  resume ? (", resuming at step " + std::to_string(state.step)).c_str() : "");
     kernels::thread_pool pool(threads_of(parsed, tr_threads));
     gemma4::with_policy(rs.policy, [&]<class P>(P) {

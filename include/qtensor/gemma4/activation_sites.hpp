@@ -71,6 +71,18 @@ public:
         return s;
     }
 
+    // Throws unless every site of a model (with or without per-layer inputs)
+    // holds a static scale, an fp16 value.
+    void check_scales(bool per_layer_inputs, const std::string& who) const {
+        for (std::size_t i = 0; i < size(); ++i) {
+            const std::string n = name(i);
+            const bool used = per_layer_inputs || n.find("per_layer") == std::string::npos;
+            if (used && !(values_[i] > 0.0f))
+                throw error(who + ": no activation scale for " + n + " (every site needs one)");
+            if (values_[i] > 0.0f) static_cast<void>(qtensor::detail::static_reciprocal(values_[i], true)); // an fp16 scale
+        }
+    }
+
 private:
     std::size_t index(std::size_t l, layer_site s) const {
         if (l >= layers_) throw error("activation_sites: layer " + std::to_string(l) + " of " + std::to_string(layers_));

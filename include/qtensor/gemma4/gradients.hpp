@@ -21,6 +21,12 @@
 //
 // Parameters and gradients are maps from Hugging Face names to row-major
 // arrays. layer_scalar is a buffer (read, not trained).
+//
+// Static activations (QAT of scheme/static_activation.hpp): given scales for
+// the sites of activation_sites.hpp, the product at a site with a scale s > 0
+// takes its input as the int8 codes times s (fake_quant_static), and its
+// backward passes the input's gradient only where the codes did not clip
+// (the straight-through estimator); 0 keeps a site's input float.
 #pragma once
 
 #include <algorithm>
@@ -31,10 +37,12 @@
 #include <map>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/activation_sites.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/kernels/attention.hpp"
@@ -43,6 +51,7 @@
 #include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/kernels/reference/moe.hpp"
 #include "qtensor/kernels/sgemm.hpp"
+#include "qtensor/scheme/static_activation.hpp"
 #include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -129,8 +138,14 @@ class ops {
 public:
     using vec = std::vector<T>;
 
-    ops(const gemma4::config& c, const tensors<T>& weights, tensors<T>& grads, std::size_t seq, Products products)
-        : c_(c), w_(weights), g_(grads), seq_(seq), products_(std::move(products)), eps_(static_cast<T>(c.rms_norm_eps)) {}
+    ops(const gemma4::config& c, const tensors<T>& weights, tensors<T>& grads, std::size_t seq, Products products,
+        activation_sites scales)
+        : c_(c), w_(weights), g_(grads), seq_(seq), products_(std::move(products)), scales_(std::move(scales)),
+          eps_(static_cast<T>(c.rms_norm_eps)) {
+        if (scales_.size() != 0 && scales_.layers() != c.num_hidden_layers)
+            throw error("gemma4: static activation scales for " + std::to_string(scales_.layers()) +
+                        " layers, the model has " + std::to_string(c.num_hidden_layers));
+    }
 
 protected:
     const gemma4::config& c_;
@@ -138,6 +153,7 @@ protected:
     tensors<T>& g_;
     std::size_t seq_;
     Products products_;
+    activation_sites scales_; // empty: every input float
     T eps_;
 
     const vec& w(const std::string& name) const {
@@ -158,16 +174,38 @@ protected:
         for (std::size_t i = 0; i < y.size(); ++i) y[i] += x[i];
     }
 
+    // A site's static activation scale; 0: its input stays float.
+    float scale(std::size_t l, layer_site s) const { return scales_.size() != 0 ? scales_.at(l, s) : 0.0f; }
+    float scale(model_site s) const { return scales_.size() != 0 ? scales_.at(s) : 0.0f; }
+
     // x[rows, in] -> x wt^T [rows, out]; backward: dx += dy wt, dwt += dy^T x.
-    vec linear(const vec& x, const vec& wt, std::size_t out) const {
+    // With a static activation scale s > 0, x as the codes times s, and dx
+    // only where they did not clip.
+    vec linear(const vec& x, const vec& wt, std::size_t out, float s = 0.0f) const {
+        if (s > 0.0f) return linear(seen_input(x, s, nullptr), wt, out);
         const std::size_t in = wt.size() / out, rows = x.size() / in;
         vec y(rows * out);
         products_.forward(x.data(), wt.data(), y.data(), rows, out, in);
         return y;
     }
-    void linear_back(const vec& x, const vec& wt, const vec& dy, std::size_t out, vec& dx, vec& dwt) const {
+    void linear_back(const vec& x, const vec& wt, const vec& dy, std::size_t out, vec& dx, vec& dwt,
+                     float s = 0.0f) const {
         const std::size_t in = wt.size() / out, rows = x.size() / in;
-        products_.backward(x.data(), wt.data(), dy.data(), dx.data(), dwt.data(), rows, out, in);
+        if (s <= 0.0f) return products_.backward(x.data(), wt.data(), dy.data(), dx.data(), dwt.data(), rows, out, in);
+        std::vector<std::uint8_t> clipped(x.size());
+        const vec seen = seen_input(x, s, clipped.data());
+        vec d(x.size(), T(0));
+        products_.backward(seen.data(), wt.data(), dy.data(), d.data(), dwt.data(), rows, out, in);
+        for (std::size_t i = 0; i < d.size(); ++i)
+            if (!clipped[i]) dx[i] += d[i];
+    }
+    // x as int8 codes times s, rounded in float as the model rounds it.
+    static vec seen_input(const vec& x, float s, std::uint8_t* clipped) {
+        std::vector<float> f(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) f[i] = static_cast<float>(x[i]);
+        fake_quant_static(f.data(), f.data(), f.size(), s, clipped);
+        if constexpr (std::is_same_v<T, float>) return f;
+        else return vec(f.begin(), f.end());
     }
     // RMSNorm over each row of `dim` (weight wt or nullptr); backward: dx += ..., dwt += ....
     vec norm(const vec& x, const T* wt, std::size_t dim) const {
@@ -215,7 +253,7 @@ template <class T, class Products>
 class basic_block : detail::ops<T, Products> {
     using base = detail::ops<T, Products>;
     using base::c_, base::seq_, base::products_, base::w, base::g, base::at, base::add, base::linear,
-        base::linear_back, base::norm, base::norm_back, base::rope;
+        base::linear_back, base::norm, base::norm_back, base::rope, base::scale;
 
 public:
     using vec = std::vector<T>;
@@ -235,8 +273,8 @@ public:
     };
 
     basic_block(const gemma4::config& c, std::size_t layer, const tensors<T>& weights, tensors<T>& grads,
-                std::size_t seq, Products products = {})
-        : basic_block(c, layer, layer_of(c, layer), weights, grads, seq, std::move(products)) {
+                std::size_t seq, Products products = {}, activation_sites scales = {})
+        : basic_block(c, layer, layer_of(c, layer), weights, grads, seq, std::move(products), std::move(scales)) {
         const std::string prefix = "model.layers." + std::to_string(layer) + ".";
         std::vector<parameter_shape> mine = parameter_shapes(c);
         std::erase_if(mine, [&](const parameter_shape& s) { return !s.name.starts_with(prefix); });
@@ -270,12 +308,14 @@ public:
         s.h = h;
         s.x = norm(h, w(at(l, "input_layernorm.weight")).data(), D);     // x = input_layernorm(h)
         // §3: q[n, H, d] = RoPE(q_norm(q_proj x)); k, v [n, K, d] likewise (v: v_norm, no RoPE).
-        s.q_lin = linear(s.x, w(at(l, "self_attn.q_proj.weight")), H * d);
+        s.q_lin = linear(s.x, w(at(l, "self_attn.q_proj.weight")), H * d, site(layer_site::attention));
         s.q = norm(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), d);
         rope(s.q, H, li, false);
         if (li.has_kv) {
-            s.k_lin = linear(s.x, w(at(l, "self_attn.k_proj.weight")), K * d);
-            s.v_lin = li.has_v_proj ? linear(s.x, w(at(l, "self_attn.v_proj.weight")), K * d) : s.k_lin; // k_eq_v
+            s.k_lin = linear(s.x, w(at(l, "self_attn.k_proj.weight")), K * d, site(layer_site::attention));
+            s.v_lin = li.has_v_proj
+                          ? linear(s.x, w(at(l, "self_attn.v_proj.weight")), K * d, site(layer_site::attention))
+                          : s.k_lin; // k_eq_v
             s.k = norm(s.k_lin, w(at(l, "self_attn.k_norm.weight")).data(), d);
             rope(s.k, K, li, false);
             s.v = norm(s.v_lin, nullptr, d);
@@ -285,16 +325,16 @@ public:
         for (std::size_t b = 0; b < n; b += seq_) // each sequence attends to itself
             products_.attention(s.q.data() + b * H * d, src.k.data() + b * K * d, src.v.data() + b * K * d,
                                 s.o.data() + b * H * d, attention_shape(li));
-        s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D);
+        s.a = linear(s.o, w(at(l, "self_attn.o_proj.weight")), D, site(layer_site::o_proj));
         s.h1 = norm(s.a, w(at(l, "post_attention_layernorm.weight")).data(), D);
         add(s.h1, h);                                                     // h1 = h + post_attention_layernorm(a)
         // §5: f = MLP(pre_feedforward_layernorm(h1)), plus the routed experts in MoE layers.
         s.xf = norm(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), D);
-        s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F);
-        s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F);
+        s.gate = linear(s.xf, w(at(l, "mlp.gate_proj.weight")), F, site(layer_site::mlp));
+        s.up = linear(s.xf, w(at(l, "mlp.up_proj.weight")), F, site(layer_site::mlp));
         s.act.resize(n * F);
         products_.geglu(s.gate.data(), s.up.data(), s.act.data(), n * F);
-        s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D);
+        s.m = linear(s.act, w(at(l, "mlp.down_proj.weight")), D, site(layer_site::down_proj));
         if (c_.enable_moe_block) {
             s.y1 = norm(s.m, w(at(l, "post_feedforward_layernorm_1.weight")).data(), D);
             s.x2 = norm(s.h1, w(at(l, "pre_feedforward_layernorm_2.weight")).data(), D);
@@ -314,10 +354,10 @@ public:
         if (c_.has_per_layer_input()) { // §6: h3 = h2 + norm(proj(gelu(gate h2) * p_l))
             const std::size_t P = c_.hidden_size_per_layer_input;
             s.p = p;
-            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P);
+            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P, site(layer_site::per_layer_input_gate));
             s.gm.resize(n * P);
             for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = kernels::reference::gelu_tanh(s.g_pre[i]) * s.p[i];
-            s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D);
+            s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D, site(layer_site::per_layer_projection));
             add(h3, norm(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), D));
         }
         const T scalar = w(at(l, "layer_scalar"))[0];
@@ -348,14 +388,16 @@ public:
             dp.assign(n * P, T(0));
             norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
                       g(at(l, "post_per_layer_input_norm.weight")).data());
-            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")));
+            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")),
+                        site(layer_site::per_layer_projection));
             for (std::size_t t = 0; t < n; ++t)
                 for (std::size_t j = 0; j < P; ++j) {
                     const std::size_t i = t * P + j;
                     dp[i] = dgm[i] * kernels::reference::gelu_tanh(s.g_pre[i]);
                     dg_pre[i] = dgm[i] * s.p[i] * kernels::reference::gelu_tanh_derivative(s.g_pre[i]);
                 }
-            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")));
+            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")),
+                        site(layer_site::per_layer_input_gate));
         }
         vec dh1 = dh2, df(n * D, T(0));
         norm_back(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), dh2, D, df,
@@ -382,17 +424,21 @@ public:
             dm = df;
         }
         vec dact(n * F, T(0)), dgate(n * F), dup(n * F), dxf(n * D, T(0));
-        linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")));
+        linear_back(s.act, w(at(l, "mlp.down_proj.weight")), dm, D, dact, g(at(l, "mlp.down_proj.weight")),
+                    site(layer_site::down_proj));
         products_.geglu_backward(s.gate.data(), s.up.data(), dact.data(), dgate.data(), dup.data(), n * F);
-        linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")));
-        linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")));
+        linear_back(s.xf, w(at(l, "mlp.gate_proj.weight")), dgate, F, dxf, g(at(l, "mlp.gate_proj.weight")),
+                    site(layer_site::mlp));
+        linear_back(s.xf, w(at(l, "mlp.up_proj.weight")), dup, F, dxf, g(at(l, "mlp.up_proj.weight")),
+                    site(layer_site::mlp));
         norm_back(s.h1, w(at(l, "pre_feedforward_layernorm.weight")).data(), dxf, D, dh1,
                   g(at(l, "pre_feedforward_layernorm.weight")).data());
 
         vec dh = dh1, da(n * D, T(0)), d_o(n * H * d, T(0)), dq(n * H * d);
         norm_back(s.a, w(at(l, "post_attention_layernorm.weight")).data(), dh1, D, da,
                   g(at(l, "post_attention_layernorm.weight")).data());
-        linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")));
+        linear_back(s.o, w(at(l, "self_attn.o_proj.weight")), da, D, d_o, g(at(l, "self_attn.o_proj.weight")),
+                    site(layer_site::o_proj));
         const state& src = kv_source != nullptr ? *kv_source : s;
         if (dkv.k.empty() && dkv.v.empty()) dkv.k.assign(n * K * d, T(0)), dkv.v.assign(n * K * d, T(0));
         if (dkv.k.size() != n * K * d || dkv.v.size() != n * K * d)
@@ -405,7 +451,8 @@ public:
         rope(dq, H, li, true);
         vec dq_lin(n * H * d, T(0)), dx(n * D, T(0));
         norm_back(s.q_lin, w(at(l, "self_attn.q_norm.weight")).data(), dq, d, dq_lin, g(at(l, "self_attn.q_norm.weight")).data());
-        linear_back(s.x, w(at(l, "self_attn.q_proj.weight")), dq_lin, H * d, dx, g(at(l, "self_attn.q_proj.weight")));
+        linear_back(s.x, w(at(l, "self_attn.q_proj.weight")), dq_lin, H * d, dx, g(at(l, "self_attn.q_proj.weight")),
+                    site(layer_site::attention));
         if (li.has_kv) { // every layer reading this one's k and v has added its gradient by now
             vec dk = dkv.k, dk_lin(n * K * d, T(0)), dv_lin(n * K * d, T(0));
             rope(dk, K, li, true);
@@ -413,10 +460,12 @@ public:
                       g(at(l, "self_attn.k_norm.weight")).data());
             norm_back(s.v_lin, nullptr, dkv.v, d, dv_lin, nullptr);
             if (li.has_v_proj)
-                linear_back(s.x, w(at(l, "self_attn.v_proj.weight")), dv_lin, K * d, dx, g(at(l, "self_attn.v_proj.weight")));
+                linear_back(s.x, w(at(l, "self_attn.v_proj.weight")), dv_lin, K * d, dx,
+                            g(at(l, "self_attn.v_proj.weight")), site(layer_site::attention));
             else
                 add(dk_lin, dv_lin); // k_eq_v: v is the raw k projection
-            linear_back(s.x, w(at(l, "self_attn.k_proj.weight")), dk_lin, K * d, dx, g(at(l, "self_attn.k_proj.weight")));
+            linear_back(s.x, w(at(l, "self_attn.k_proj.weight")), dk_lin, K * d, dx, g(at(l, "self_attn.k_proj.weight")),
+                        site(layer_site::attention));
         }
         norm_back(s.h, w(at(l, "input_layernorm.weight")).data(), dx, D, dh, g(at(l, "input_layernorm.weight")).data());
         return dh;
@@ -429,8 +478,9 @@ private:
 
     // For a model that has checked all its parameters and knows its layers.
     basic_block(const gemma4::config& c, std::size_t layer, layer_info li, const tensors<T>& weights,
-                tensors<T>& grads, std::size_t seq, Products products)
-        : base(c, weights, grads, seq, std::move(products)), l_(layer), li_(std::move(li)) {}
+                tensors<T>& grads, std::size_t seq, Products products, activation_sites scales)
+        : base(c, weights, grads, seq, std::move(products), std::move(scales)), l_(layer), li_(std::move(li)) {}
+    float site(layer_site s) const { return scale(l_, s); }
 
     static layer_info layer_of(const gemma4::config& c, std::size_t layer) {
         std::vector<layer_info> all = c.layers();
@@ -490,15 +540,16 @@ template <class T, class Products>
 class pass : ops<T, Products> {
     using base = ops<T, Products>;
     using base::c_, base::seq_, base::products_, base::w, base::g, base::add, base::linear, base::linear_back,
-        base::norm, base::norm_back;
+        base::norm, base::norm_back, base::scale, base::scales_;
 
 public:
     using vec = std::vector<T>;
     using layer = basic_block<T, Products>;
 
     pass(const gemma4::config& c, const tensors<T>& weights, std::span<const std::int32_t> ids, std::size_t seq,
-         Products products)
-        : base(c, weights, grads_, seq, std::move(products)), layers_(c.layers()), ids_(ids), n_(ids.size()) {
+         Products products, activation_sites scales)
+        : base(c, weights, grads_, seq, std::move(products), std::move(scales)), layers_(c.layers()), ids_(ids),
+          n_(ids.size()) {
         if (seq_ < 2) throw error("gemma4::loss_and_gradients: a sequence needs at least 2 tokens");
         if (n_ == 0 || n_ % seq_ != 0)
             throw error("gemma4::loss_and_gradients: " + std::to_string(n_) +
@@ -510,7 +561,7 @@ public:
                             std::to_string(t) + ") is outside the vocabulary of " + std::to_string(vocab));
         check_parameters("gemma4::loss_and_gradients", weights, parameter_shapes(c));
         for (std::size_t l = 0; l < layers_.size(); ++l)
-            blocks_.push_back(layer(c, l, layers_[l], weights, grads_, seq, products_));
+            blocks_.push_back(layer(c, l, layers_[l], weights, grads_, seq, products_, scales_));
     }
 
     loss_and_grads<T> run() {
@@ -526,13 +577,13 @@ public:
         for (std::size_t l = 0; l < layers_.size(); ++l) h = layer_forward(l, h);
         const vec hf = norm(h, w("model.norm.weight").data(), D); // x = norm(h)
         const std::string head = c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-        vec z = linear(hf, w(head), V);                             // logits[n, V]
+        vec z = linear(hf, w(head), V, scale(model_site::lm_head)); // logits[n, V]
         const T cap = static_cast<T>(c_.final_logit_softcapping);
         if (cap > 0) ref::softcap(z.data(), z.size(), cap);
         loss_and_grads<T> out;
         out.saved_bytes = sizeof(T) * (e.size() + h.size() + hf.size() + z.size() + ple_.size() + ple_mm_.size());
         for (const auto& s : states_) out.saved_bytes += layer::saved_bytes(s);
-        const T scale = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
+        const T per_token = T(1) / static_cast<T>(n_ / seq_ * (seq_ - 1)); // the mean over every predicted token
         double loss = 0; // in double: n terms
         for (std::size_t t = 0; t < n_; ++t)
             if (predicts(t)) loss += static_cast<double>(ref::cross_entropy(z.data() + t * V, V, id(t + 1)));
@@ -541,10 +592,10 @@ public:
         // Backward, from the loss down.
         vec dz(n_ * V, T(0));
         for (std::size_t t = 0; t < n_; ++t)
-            if (predicts(t)) ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), scale, dz.data() + t * V);
+            if (predicts(t)) ref::cross_entropy_backward(z.data() + t * V, V, id(t + 1), per_token, dz.data() + t * V);
         if (cap > 0) ref::softcap_backward(z.data(), dz.data(), dz.size(), cap);
         vec dhf(n_ * D, T(0)), dh(n_ * D, T(0));
-        linear_back(hf, w(head), dz, V, dhf, g(head));
+        linear_back(hf, w(head), dz, V, dhf, g(head), scale(model_site::lm_head));
         norm_back(h, w("model.norm.weight").data(), dhf, D, dh, g("model.norm.weight").data());
         dkv_.assign(layers_.size(), {});
         for (std::size_t l = layers_.size(); l-- > 0;) dh = layer_backward(l, dh);
@@ -601,7 +652,7 @@ private:
     void per_layer_inputs(const vec& e) {
         if (!c_.has_per_layer_input()) return;
         const std::size_t D = c_.hidden_size, P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
-        ple_mm_ = linear(e, w("model.per_layer_model_projection.weight"), LP);
+        ple_mm_ = linear(e, w("model.per_layer_model_projection.weight"), LP, scale(model_site::per_layer_model_projection));
         for (T& v : ple_mm_) v /= std::sqrt(T(D));
         ple_ = norm(ple_mm_, w("model.per_layer_projection_norm.weight").data(), P);
         const vec& table = w("model.embed_tokens_per_layer.weight");
@@ -623,7 +674,7 @@ private:
                   g("model.per_layer_projection_norm.weight").data());
         for (T& v : dmm) v /= std::sqrt(T(D));
         linear_back(e, w("model.per_layer_model_projection.weight"), dmm, LP, de,
-                    g("model.per_layer_model_projection.weight"));
+                    g("model.per_layer_model_projection.weight"), scale(model_site::per_layer_model_projection));
     }
 
 };
@@ -632,11 +683,14 @@ private:
 
 // The loss of the model with parameters `w` (by Hugging Face name) on ids,
 // B sequences of `seq` tokens (seq >= 2), and its gradient in every
-// parameter: float32, the GEMMs on the kernels, split over `ex`.
+// parameter: float32, the GEMMs on the kernels, split over `ex`; `scales`:
+// static activations (banner).
 inline loss_and_grads<float> loss_and_gradients(const gemma4::config& c, const tensors<float>& w,
                                                 std::span<const std::int32_t> ids, std::size_t seq,
-                                                const kernels::executor& ex = {}) {
-    return detail::pass<float, detail::kernel_products>(c, w, ids, seq, detail::kernel_products{ex}).run();
+                                                const kernels::executor& ex = {}, activation_sites scales = {}) {
+    return detail::pass<float, detail::kernel_products>(c, w, ids, seq, detail::kernel_products{ex},
+                                                        std::move(scales))
+        .run();
 }
 
 namespace reference {
@@ -644,8 +698,10 @@ namespace reference {
 // The same in scalar loops, in T; one sequence when seq is left out.
 template <class T>
 loss_and_grads<T> loss_and_gradients(const gemma4::config& c, const tensors<T>& w, std::span<const std::int32_t> ids,
-                                     std::size_t seq = 0) {
-    return detail::pass<T, detail::reference_products<T>>(c, w, ids, seq == 0 ? ids.size() : seq, {}).run();
+                                     std::size_t seq = 0, activation_sites scales = {}) {
+    return detail::pass<T, detail::reference_products<T>>(c, w, ids, seq == 0 ? ids.size() : seq, {},
+                                                          std::move(scales))
+        .run();
 }
 
 } // namespace reference

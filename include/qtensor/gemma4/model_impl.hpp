@@ -94,14 +94,7 @@ void model<Policy>::set_activation_scales(activation_sites scales) {
     if (scales.layers() != layers_.size())
         throw error("gemma4::model: activation scales for " + std::to_string(scales.layers()) +
                     " layers, the model has " + std::to_string(layers_.size()));
-    const bool ple = cfg_.has_per_layer_input();
-    for (std::size_t i = 0; i < scales.size(); ++i) {
-        const std::string n = scales.name(i);
-        const bool used = ple || n.find("per_layer") == std::string::npos;
-        if (used && !(scales[i] > 0.0f))
-            throw error("gemma4::model: no activation scale for " + n + " (every site needs one)");
-        if (scales[i] > 0.0f) static_cast<void>(qtensor::detail::static_reciprocal(scales[i], true)); // an fp16 scale
-    }
+    scales.check_scales(cfg_.has_per_layer_input(), "gemma4::model");
     scales_ = std::move(scales);
 }
 

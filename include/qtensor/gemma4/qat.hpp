@@ -21,6 +21,10 @@
 //   qat.forward(master, seen);                           // before each step
 //   auto r = gemma4::loss_and_gradients(config, seen, ids, seq, ex);
 //   qat.backward(r.grads);                               // now d loss / d master
+//
+// Static activations rehearse too: loss_and_gradients(..., ex,
+// qat.activation_scales(scales)) takes the inputs of P's quantized products
+// as a model with set_activation_scales(scales) takes them (gradients.hpp).
 #pragma once
 
 #include <cstddef>
@@ -28,10 +32,12 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/gemma4/activation_sites.hpp"
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
@@ -97,7 +103,29 @@ public:
         }
     }
 
+    // `scales` (static activation scales, activation_sites.hpp) where P
+    // quantizes the site's weights, 0 where they stay float: a float
+    // product takes its input float, in the model as here.
+    static activation_sites activation_scales(activation_sites scales) {
+        if (scales.size() == 0) return scales;
+        using enum layer_site;
+        constexpr std::pair<layer_site, weight_role> roles[] = {
+            {attention, weight_role::attention}, {o_proj, weight_role::attention},
+            {mlp, weight_role::mlp}, {down_proj, weight_role::mlp},
+            {per_layer_input_gate, weight_role::per_layer}, {per_layer_projection, weight_role::per_layer}};
+        for (std::size_t l = 0; l < scales.layers(); ++l)
+            for (const auto& [site, role] : roles)
+                if (!quantizes(role)) scales.at(l, site) = 0.0f;
+        if (!quantizes(weight_role::per_layer)) scales.at(model_site::per_layer_model_projection) = 0.0f;
+        if (!quantizes(weight_role::embedding)) scales.at(model_site::lm_head) = 0.0f; // tied or not
+        return scales;
+    }
+
 private:
+    static bool quantizes(weight_role r) {
+        return with_role_scheme<P>(r, []<class S>(S) { return quantized_scheme<S>; });
+    }
+
     std::vector<parameter_shape> shapes_;
     q4_0_rule rule_;
     tensors<std::uint8_t> masks_; // per quantized weight: 1 where its code was clamped

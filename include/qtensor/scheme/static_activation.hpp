@@ -15,7 +15,8 @@
 // saturated[i] = 1 where |x * (1 / s)| > 127 (the clamp changed the value).
 // The reciprocal 1 / s is the fp32 quotient; a scale whose reciprocal is not
 // finite, a scale that is not finite and positive, and NaN/Inf input throw.
-// kernels/quant.hpp has the SIMD kernels, bit for bit these.
+// kernels/quant.hpp has the SIMD kernels, bit for bit these; fake_quant_static
+// is what QAT rehearses (codes times s, as floats).
 #pragma once
 
 #include <algorithm>
@@ -74,12 +75,13 @@ inline float static_reciprocal(float s, bool fp16_scale) {
 inline int static_code(float x, float inv) noexcept {
     return nearest_int(std::min(std::max(fmul(x, inv), -static_code_max), static_code_max));
 }
+inline bool static_clips(float x, float inv) noexcept { return std::fabs(fmul(x, inv)) > static_code_max; }
 
 // x[n] -> codes[n] (and the clip mask), with inv = 1 / s.
 inline void static_codes(const float* x, std::int8_t* codes, std::size_t n, float inv, std::uint8_t* saturated) {
     for (std::size_t i = 0; i < n; ++i) {
         codes[i] = static_cast<std::int8_t>(static_code(x[i], inv));
-        if (saturated != nullptr) saturated[i] = std::fabs(fmul(x[i], inv)) > static_code_max;
+        if (saturated != nullptr) saturated[i] = static_clips(x[i], inv);
     }
 }
 
@@ -107,6 +109,20 @@ void quantize_row_static(const float* x, B* y, std::size_t n, float s, std::uint
                 y[b].bsums[g] = static_cast<std::int16_t>(sum);
             }
         }
+    }
+}
+
+// The fake-quant twin, for QAT: y[i] = code(x[i]) * s, the activation a
+// product with static activations multiplies the weights by, and saturated
+// as above (where the straight-through backward passes no gradient). y may
+// be x.
+inline void fake_quant_static(const float* x, float* y, std::size_t n, float s, std::uint8_t* saturated = nullptr) {
+    const float inv = detail::static_reciprocal(s, false);
+    detail::check_finite("static activations", x, n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const float v = x[i];
+        if (saturated != nullptr) saturated[i] = detail::static_clips(v, inv);
+        y[i] = static_cast<float>(detail::static_code(v, inv)) * s;
     }
 }
 
