@@ -418,12 +418,18 @@ int run_train(std::span<const std::string_view> args) {
                   std::to_string(train::byte_vocab) + ")");
     check_context("train", c, rs.seq);
     if (parsed.has(tr_scales)) {
-        if (rs.policy == "f32")
-            usage_error("train: --scales rehearses the static activations of quantized weights; policy f32 has none");
         const std::string file(*parsed.values[tr_scales]);
         rs.scales_text = read_text("train", file);
         rs.scales = gemma4::activation_sites_from_json(rs.scales_text, c.num_hidden_layers, in_quotes(file));
         rs.scales.check_scales(c.has_per_layer_input(), "train: --scales " + in_quotes(file));
+        bool rehearsed = false; // some product of the policy takes them
+        gemma4::with_policy(rs.policy, [&]<class P>(P) {
+            const gemma4::activation_sites used = gemma4::rehearsal<P>::activation_scales(rs.scales);
+            for (std::size_t i = 0; i < used.size(); ++i) rehearsed = rehearsed || used[i] > 0.0f;
+        });
+        if (!rehearsed)
+            usage_error("train: --scales: policy " + rs.policy +
+                        " quantizes no weight, so no product takes static activations");
     }
 
     const std::string text = read_text("train", rs.data), config_text = read_text("train", config_file.string());

@@ -145,6 +145,8 @@ public:
         if (scales_.size() != 0 && scales_.layers() != c.num_hidden_layers)
             throw error("gemma4: static activation scales for " + std::to_string(scales_.layers()) +
                         " layers, the model has " + std::to_string(c.num_hidden_layers));
+        for (std::size_t i = 0; i < scales_.size(); ++i) // 0: float input; else what the model takes, an fp16 value
+            if (scales_[i] != 0.0f) static_cast<void>(qtensor::detail::static_reciprocal(scales_[i], true));
     }
 
 protected:
@@ -354,7 +356,8 @@ public:
         if (c_.has_per_layer_input()) { // §6: h3 = h2 + norm(proj(gelu(gate h2) * p_l))
             const std::size_t P = c_.hidden_size_per_layer_input;
             s.p = p;
-            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P, site(layer_site::per_layer_input_gate));
+            s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P,
+                             site(layer_site::per_layer_input_gate));
             s.gm.resize(n * P);
             for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = kernels::reference::gelu_tanh(s.g_pre[i]) * s.p[i];
             s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D, site(layer_site::per_layer_projection));
@@ -388,16 +391,16 @@ public:
             dp.assign(n * P, T(0));
             norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
                       g(at(l, "post_per_layer_input_norm.weight")).data());
-            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm, g(at(l, "per_layer_projection.weight")),
-                        site(layer_site::per_layer_projection));
+            linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm,
+                        g(at(l, "per_layer_projection.weight")), site(layer_site::per_layer_projection));
             for (std::size_t t = 0; t < n; ++t)
                 for (std::size_t j = 0; j < P; ++j) {
                     const std::size_t i = t * P + j;
                     dp[i] = dgm[i] * kernels::reference::gelu_tanh(s.g_pre[i]);
                     dg_pre[i] = dgm[i] * s.p[i] * kernels::reference::gelu_tanh_derivative(s.g_pre[i]);
                 }
-            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2, g(at(l, "per_layer_input_gate.weight")),
-                        site(layer_site::per_layer_input_gate));
+            linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2,
+                        g(at(l, "per_layer_input_gate.weight")), site(layer_site::per_layer_input_gate));
         }
         vec dh1 = dh2, df(n * D, T(0));
         norm_back(s.f, w(at(l, "post_feedforward_layernorm.weight")).data(), dh2, D, df,
@@ -652,7 +655,8 @@ private:
     void per_layer_inputs(const vec& e) {
         if (!c_.has_per_layer_input()) return;
         const std::size_t D = c_.hidden_size, P = c_.hidden_size_per_layer_input, LP = c_.num_hidden_layers * P;
-        ple_mm_ = linear(e, w("model.per_layer_model_projection.weight"), LP, scale(model_site::per_layer_model_projection));
+        ple_mm_ = linear(e, w("model.per_layer_model_projection.weight"), LP,
+                         scale(model_site::per_layer_model_projection));
         for (T& v : ple_mm_) v /= std::sqrt(T(D));
         ple_ = norm(ple_mm_, w("model.per_layer_projection_norm.weight").data(), P);
         const vec& table = w("model.embed_tokens_per_layer.weight");

@@ -41,6 +41,7 @@
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
+#include "qtensor/kernels/matmul.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/q4_0_symmetric.hpp"
 
@@ -123,7 +124,7 @@ public:
 
 private:
     static bool quantizes(weight_role r) {
-        return with_role_scheme<P>(r, []<class S>(S) { return quantized_scheme<S>; });
+        return with_role_scheme<P>(r, []<class S>(S) { return kernels::gemm_quantized_scheme<S>; }); // as nn::linear
     }
 
     std::vector<parameter_shape> shapes_;
