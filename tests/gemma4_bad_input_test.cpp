@@ -19,6 +19,7 @@
 #include <fstream>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -138,6 +139,14 @@ void load(const std::string& path) {
     const gemma4::checkpoint ck(path);
     (void)gemma4::model<P>::load(ck.config(), ck, ck.names());
 }
+
+// The model keeps views into its source, so a temporary one is refused at compile time.
+template <class Source>
+concept loads_from = requires(const gemma4::config& c, Source&& src) {
+    gemma4::model<gemma4::f32_policy>::load(c, std::forward<Source>(src));
+};
+static_assert(loads_from<const gemma4::checkpoint&>);
+static_assert(!loads_from<gemma4::checkpoint>);
 
 // `text` nested `depth` arrays deep: [[[...text...]]].
 std::string nested(std::size_t depth, const std::string& text) {

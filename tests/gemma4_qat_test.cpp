@@ -162,7 +162,8 @@ void check_in_place(const gemma4::config& c = widened()) {
     const auto from_file = gemma4::model<P>::load(ck.config(), ck, ck.names(), {}, {}, gemma4::weight_layout::in_place);
     CHECK(from_file.weight_bytes().owned == 0); // nothing converted: every tensor in place
     const std::vector<float> logits = from_file.forward(ids);
-    CHECK(logits == gemma4::model<P>::load(c, memory_source(c, master)).forward(ids));
+    const memory_source in_memory(c, master);
+    CHECK(logits == gemma4::model<P>::load(c, in_memory).forward(ids));
     // The stored policy takes each tensor as the file has it: the same kernels, the same bits (with
     // P's KV cache: stored_policy's is bf16).
     using stored_policy = gemma4::policy<gemma4::as_stored, gemma4::as_stored, gemma4::as_stored, gemma4::as_stored,
@@ -171,9 +172,9 @@ void check_in_place(const gemma4::config& c = widened()) {
     CHECK(stored.weight_bytes().owned == 0);
     CHECK(stored.forward(ids) == logits);
 
-    const std::vector<float> seen_logits = gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, seen)).forward(ids);
-    const std::vector<float> master_logits =
-        gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
+    const memory_source seen_source(c, seen);
+    const std::vector<float> seen_logits = gemma4::model<gemma4::f32_policy>::load(c, seen_source).forward(ids);
+    const std::vector<float> master_logits = gemma4::model<gemma4::f32_policy>::load(c, in_memory).forward(ids);
     const float packed_error = qtensor_test::max_diff(logits, seen_logits);
     const float weight_error = qtensor_test::max_diff(master_logits, seen_logits);
     MESSAGE(P::name << ": max |logit difference| from the rehearsal's f32 forward: packed model " << packed_error
@@ -230,7 +231,8 @@ TEST_CASE("gemma4 static activations: calibrate, scale, and run the mobile model
     // quantization moves them from the f32 model's.
     m.set_activation_scales(ranges.scales());
     const std::vector<float> fixed = m.forward(ids);
-    const std::vector<float> f32 = gemma4::model<gemma4::f32_policy>::load(c, memory_source(c, master)).forward(ids);
+    const memory_source master_source(c, master);
+    const std::vector<float> f32 = gemma4::model<gemma4::f32_policy>::load(c, master_source).forward(ids);
     const float activation_error = qtensor_test::max_diff(fixed, dynamic);
     const float weight_error = qtensor_test::max_diff(dynamic, f32);
     MESSAGE("static against per-block activations: max |logit difference| " << activation_error

@@ -83,6 +83,10 @@ public:
                 m.drop_pages_ = [&src](std::span<const std::byte> bytes) { src.drop_pages(bytes); };
         return m;
     }
+    // A temporary source would be gone before the model reads its views: refused at compile time.
+    template <io::tensor_source Source>
+    static model load(gemma4::config c, const Source&& src, const name_map& names = {}, kernels::executor ex = {},
+                      const tensor_callback& on_tensor = {}, weight_layout layout = weight_layout::interleaved) = delete;
 
     const gemma4::config& config() const noexcept { return cfg_; }
     const std::vector<layer_info>& layers() const noexcept { return layers_; }
