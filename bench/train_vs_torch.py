@@ -19,6 +19,9 @@ each run taking STEPS + 1 steps, the first a warmup left out of the timing. Prin
     A hand-written backward may keep less, so this is the larger, PyTorch-eager figure;
   - CPU use: the child's user + system time over wall time and threads (near 1: it had
     its cores; well under 1: the machine was busy with something else).
+Both sides run with the same malloc settings: freed blocks up to 32 MiB stay on the heap and
+up to 1 GiB of it is kept (`qtensor train` sets them with mallopt, PyTorch gets them through
+GLIBC_TUNABLES), so neither pays page faults for the memory each step allocates again.
 
   bench/train_vs_torch.py --qtensor build/default/tools/qtensor
 """
@@ -78,8 +81,10 @@ def run_torch(args, threads, workdir):
     cmd = [sys.executable, TORCH_SCRIPT, "--train", args.config, "--data", args.data, "--steps", str(args.steps + 1),
            "--seq", str(args.seq), "--batch", str(args.batch), "--policy", "q4_0", "--threads", str(threads),
            "--seed", "1"]
-    # torch.set_num_threads sets the OpenMP pool; Debian's OpenBLAS keeps its own.
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    # torch.set_num_threads sets the OpenMP pool; Debian's OpenBLAS keeps its own. GLIBC_TUNABLES gives
+    # PyTorch the malloc settings `qtensor train` makes for itself (keep freed memory for the next step).
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               GLIBC_TUNABLES="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824")
     stdout, _, wall, rss, cpu = run(cmd, workdir, env)
     r = json.loads(stdout.strip().split("\n")[-1])
     elapsed = [sum(r["step_seconds"][:k + 1]) for k in range(len(r["step_seconds"]))]
