@@ -56,6 +56,7 @@ int run(const std::filesystem::path& config_file, const std::string& text_file, 
     const std::size_t seq = 64, batch = 4;
     const train::windows data(tokens, seq, /*seed*/ 1);
     qtensor::kernels::thread_pool pool(std::max(1u, std::thread::hardware_concurrency()));
+    const qtensor::kernels::executor ex = pool.get_executor();
 
     for (std::size_t step = 0; step < steps; ++step) {
         std::vector<std::int32_t> ids; // [batch, seq]: windows of the text
@@ -63,11 +64,11 @@ int run(const std::filesystem::path& config_file, const std::string& text_file, 
             const auto window = data.at(step, b);
             ids.insert(ids.end(), window.begin(), window.end());
         }
-        qat.forward(master, seen); // the weights as Q4_0 stores them
-        auto r = gemma4::loss_and_gradients(config, seen, ids, seq, pool.get_executor());
-        qat.backward(r.grads); // straight through, except where Q4_0 clipped
-        const double norm = train::clip_by_global_norm(r.grads, 1.0);
-        optimizer.step(master, r.grads, lr(step));
+        qat.forward(master, seen, ex); // the weights as Q4_0 stores them
+        auto r = gemma4::loss_and_gradients(config, seen, ids, seq, ex);
+        qat.backward(r.grads, ex); // straight through, except where Q4_0 clipped
+        const double norm = train::clip_by_global_norm(r.grads, 1.0, ex);
+        optimizer.step(master, r.grads, lr(step), ex);
         if (step % 10 == 0 || step + 1 == steps)
             std::printf("step %4zu  loss %.4f  grad norm %.3f  lr %.2e\n", step + 1, static_cast<double>(r.loss), norm,
                         lr(step));

@@ -60,7 +60,8 @@ template <class P>
 void check_policy(const gemma4::config& c, const gemma4::tensors<float>& master, std::string_view model) {
     gemma4::rehearsal<P> qat(c);
     gemma4::tensors<float> seen;
-    qat.forward(master, seen);
+    const kernels::executor out_of_order = qtensor_test::reversed_executor(3); // tensors over 2^16 come in pieces
+    qat.forward(master, seen, out_of_order);
     const gemma4::tensors<float> want = packed<P>(c, master);
     std::size_t changed = 0;
     for (const auto& entry : want) { // (clang 14: no structured binding inside INFO)
@@ -78,7 +79,7 @@ void check_policy(const gemma4::config& c, const gemma4::tensors<float>& master,
     // fake_quant<S>::backward of it, per tensor.
     gemma4::tensors<float> grads;
     for (const auto& [name, w] : master) grads[name].assign(w.size(), 1.0f);
-    qat.backward(grads);
+    qat.backward(grads, out_of_order);
     std::size_t zeroed = 0;
     for (const gemma4::parameter_shape& s : gemma4::parameter_shapes(c)) {
         gemma4::with_role_scheme<P>(s.role, [&]<class S>(S) {

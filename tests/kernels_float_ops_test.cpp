@@ -88,6 +88,12 @@ struct report {
 
 std::string where(kernels::target t, std::size_t n) { return t.name() + " n=" + std::to_string(n); }
 
+// A norm's input: x scaled, and eps.
+struct norm_input {
+    float scale;
+    float eps;
+};
+
 } // namespace
 
 TEST_CASE("float ops: dot within gamma_(5n/4+7) sum|x y| of the reference, gamma_(n/4+7) of the exact sum") {
@@ -135,13 +141,9 @@ TEST_CASE("float ops: the dot budget is tight: 1 + (n-1) 2^-24 makes the referen
 TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, with and without weight, in place") {
     std::mt19937 rng(12);
     report vs_ref{"rmsnorm vs reference"}, vs_exact{"rmsnorm vs exact"};
-    struct input {
-        float scale;
-        float eps;
-    };
     // Typical; eps = 0; x so small that eps dominates (x^2 underflows to
     // subnormals); x so small that x^2 underflows to 0.
-    const input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e-30f, 1e-6f}};
+    const norm_input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e-30f, 1e-6f}};
     for (std::size_t n : lengths) {
         for (const auto [scale, eps] : inputs) {
             auto x = spread(n, rng, -1.0f, 1.0f);
@@ -179,6 +181,53 @@ TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, wit
         kernels::rmsnorm(zeros, {}, y, 1e-6f, t);
         CHECK(std::all_of(y.begin(), y.end(), [](float v) { return v == 0.0f; }));
     }
+}
+
+TEST_CASE("float ops: rmsnorm_backward within its budget of the double reference, dx over dy") {
+    std::mt19937 rng(16);
+    report dx_report{"rmsnorm_backward dx vs exact"}, dw_report{"rmsnorm_backward dw vs exact"};
+    const norm_input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e3f, 1e-6f}};
+    for (std::size_t n : lengths) {
+        for (const auto [scale, eps] : inputs) {
+            auto x = spread(n, rng, -1.0f, 1.0f);
+            for (auto& v : x) v *= scale;
+            const auto w = spread(n, rng, -1.0f, 1.0f), dy = spread(n, rng, -2.0f, 2.0f);
+            const auto dw0 = spread(n, rng, -1.0f, 1.0f);
+            const std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), dyd(dy.begin(), dy.end());
+            double ss = 0.0;
+            for (double v : xd) ss += v * v;
+            const double nd = static_cast<double>(n), r = 1.0 / std::sqrt(ss / nd + eps);
+            for (const bool weighted : {true, false}) {
+                std::vector<double> want(n), want_dw(dw0.begin(), dw0.end());
+                ref::rmsnorm_backward(xd.data(), weighted ? wd.data() : nullptr, dyd.data(), want.data(),
+                                      want_dw.data(), n, static_cast<double>(eps));
+                double G = 0.0; // sum |g_j x_j|
+                for (std::size_t j = 0; j < n; ++j) G += std::fabs(dyd[j] * (weighted ? wd[j] : 1.0) * xd[j]);
+                for (const auto t : kernels::compiled_targets()) {
+                    const double k = sum_depth(n, t);
+                    std::vector<float> dx = dy, dw = dw0; // dx written over dy
+                    kernels::rmsnorm_backward(x, weighted ? std::span<const float>(w) : std::span<const float>(), dx,
+                                              dx, weighted ? std::span<float>(dw) : std::span<float>(), eps, t);
+                    worst_error ex, ew;
+                    for (std::size_t i = 0; i < n; ++i) {
+                        const double g = dyd[i] * (weighted ? wd[i] : 1.0);
+                        const double terms = r * std::fabs(g) + r * r * r * std::fabs(xd[i]) * G / nd;
+                        ex.add(i, dx[i], want[i], gamma_k(2.5 * k + 17) * terms);
+                        ew.add(i, dw[i], want_dw[i],
+                               gamma_k(k / 2 + 6) * std::fabs(dyd[i] * xd[i] * r) + u * std::fabs(want_dw[i]));
+                    }
+                    const std::string at = where(t, n) + " scale=" + std::to_string(scale) +
+                                           " eps=" + std::to_string(eps) + (weighted ? " weighted" : "");
+                    dx_report.check(ex, at);
+                    if (weighted) dw_report.check(ew, at);
+                }
+            }
+        }
+    }
+    std::vector<float> three(3), two(2);
+    CHECK_THROWS_WITH(kernels::rmsnorm_backward(three, three, two, three, three, 1e-6f), doctest::Contains("dy"));
+    CHECK_THROWS_WITH(kernels::rmsnorm_backward(three, three, three, three, two, 1e-6f), doctest::Contains("dw"));
+    CHECK_THROWS_WITH(kernels::rmsnorm_backward(three, {}, three, three, {}, -1.0f), doctest::Contains("eps"));
 }
 
 TEST_CASE("float ops: softmax within gamma_(5n/4+19) ref of the reference; -inf gives 0; NaN spreads") {

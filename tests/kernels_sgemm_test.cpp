@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "qtensor/kernels/kernels.hpp"
+#include "test_util.hpp"
 
 using namespace qtensor;
 
@@ -195,12 +196,7 @@ TEST_CASE("sgemm: beta == 0 ignores NaN in C; alpha == 0 and K == 0 do not read 
 TEST_CASE("sgemm: bit-identical for every executor and split") {
     std::mt19937 rng(10);
     kernels::thread_pool pool(2);
-    // Tasks out of order on one thread, as many as asked.
-    const auto reversed = [](std::size_t n) {
-        return kernels::executor(n, [](std::size_t count, const kernels::executor::task_fn& task) {
-            for (std::size_t i = count; i-- > 0;) task(i);
-        });
-    };
+    const auto reversed = qtensor_test::reversed_executor;
     // M >= N splits rows, M < N columns; K = 800 has three K blocks.
     for (const auto& shape : {std::pair<std::size_t, std::size_t>{300, 90}, {70, 500}}) {
         const problem p(shape.first, shape.second, 800, true, false, 1.0f, 1.0f, 0, rng);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "qtensor/core/error.hpp"
+#include "qtensor/kernels/executor.hpp"
 
 namespace qtensor_test {
 
@@ -71,6 +72,14 @@ struct bound_socket {
     bound_socket(const bound_socket&) = delete;
     bound_socket& operator=(const bound_socket&) = delete;
 };
+
+// An executor that runs a call's tasks out of order (last first) on the
+// calling thread and claims `n` at once: what the result must not depend on.
+inline qtensor::kernels::executor reversed_executor(std::size_t n) {
+    return qtensor::kernels::executor(n, [](std::size_t count, const qtensor::kernels::executor::task_fn& task) {
+        for (std::size_t i = count; i-- > 0;) task(i);
+    });
+}
 
 // The bytes of the file at `path`.
 inline std::string read_file(const std::string& path) {

@@ -8,12 +8,14 @@
 #include <cstddef>
 #include <fstream>
 #include <numbers>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
+#include "qtensor/kernels/executor.hpp"
 #include "qtensor/train/adamw.hpp"
 #include "qtensor/train/schedule.hpp"
 #include "qtensor/train/tensors.hpp"
@@ -75,6 +77,45 @@ TEST_CASE("train: clip_by_global_norm and AdamW take PyTorch's steps") {
     }
     CHECK(opt.steps() == 6);
     MESSAGE("largest difference from PyTorch: " << worst << " of max(1, |value|)");
+}
+
+TEST_CASE("train: AdamW and the global norm over tensors in pieces: the same bits on any executor") {
+    // "a" repeats "c" over 3 pieces and a bit (pieces of 2^16): element
+    // for element, its update must be c's.
+    std::mt19937 rng(5);
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    train::tensors<float> params, grads;
+    for (const char* name : {"c", "b"})
+        for (std::size_t i = 0; i < 5; ++i) params[name].push_back(gauss(rng)), grads[name].push_back(gauss(rng));
+    const std::size_t n = 3 * (std::size_t{1} << 16) + 7;
+    for (std::size_t i = 0; i < n; ++i)
+        params["a"].push_back(params["c"][i % 5]), grads["a"].push_back(grads["c"][i % 5]);
+    long double sq = 0;
+    for (const auto& entry : grads)
+        for (const float g : entry.second) sq += static_cast<long double>(g) * g;
+
+    kernels::thread_pool pool(2);
+    const double norm = train::global_norm(grads);
+    CHECK(std::fabs(norm - static_cast<double>(std::sqrt(sq))) <= 1e-12 * norm);
+    std::vector<train::tensors<float>> results;
+    for (const auto& ex : {kernels::executor{}, qtensor_test::reversed_executor(3), pool.get_executor()}) {
+        CHECK(train::global_norm(grads, ex) == norm);
+        train::adamw opt({});
+        train::tensors<float> p = params;
+        for (int step = 0; step < 3; ++step) opt.step(p, grads, 1e-2, ex);
+        results.push_back(p);
+        results.push_back(opt.second_moment());
+    }
+    std::size_t differ = 0; // from c's element: weights, second moments
+    for (std::size_t i = 0; i < n; ++i)
+        differ += (results[0].at("a")[i] != results[0].at("c")[i % 5]) +
+                  (results[1].at("a")[i] != results[1].at("c")[i % 5]);
+    CHECK(differ == 0);
+    CHECK(results[0].at("a")[0] != params.at("a")[0]); // it did step
+    CHECK(results[2] == results[0]);
+    CHECK(results[3] == results[1]);
+    CHECK(results[4] == results[0]);
+    CHECK(results[5] == results[1]);
 }
 
 TEST_CASE("train: an AdamW restored from its state continues bit-identically") {

@@ -221,7 +221,7 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
     std::size_t saved_activations = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t step = state.step; step < until; ++step) {
-        if (rehearses) qat.forward(master, seen);
+        if (rehearses) qat.forward(master, seen, ex);
         gemma4::tensors<float> grads;
         double loss = 0;
         std::size_t saved = 0;
@@ -237,13 +237,14 @@ void train_run(const run_settings& rs, const gemma4::config& c, gemma4::training
             train::accumulate(grads, std::move(r.grads));
         }
         train::scale(grads, 1.0f / static_cast<float>(rs.accum));
-        qat.backward(grads);
-        const double norm = rs.clip > 0 ? train::clip_by_global_norm(grads, rs.clip) : train::global_norm(grads);
+        qat.backward(grads, ex);
+        const double norm = rs.clip > 0 ? train::clip_by_global_norm(grads, rs.clip, ex)
+                                       : train::global_norm(grads, ex);
         if (!std::isfinite(norm))
             run_error("train: step " + std::to_string(step + 1) + ": the gradient is not finite (norm " +
                       std::to_string(norm) + "); a lower --lr may help");
         const double lr = schedule(step);
-        opt.step(master, grads, lr);
+        opt.step(master, grads, lr, ex);
 
         saved_activations = std::max(saved_activations, saved);
         const std::uint64_t done = step + 1;

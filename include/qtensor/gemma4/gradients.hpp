@@ -96,6 +96,12 @@ struct reference_products {
     void geglu_backward(const T* gate, const T* up, const T* dy, T* d_gate, T* d_up, std::size_t n) const {
         ref::geglu_backward(gate, up, dy, d_gate, d_up, n);
     }
+    void rmsnorm(const T* x, const T* w, T* y, std::size_t n, T eps) const { ref::rmsnorm(x, w, y, n, eps); }
+    void rmsnorm_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, std::size_t n, T eps) const {
+        ref::rmsnorm_backward(x, w, dy, dx, dw, n, eps);
+    }
+    void rope(T* x, const T* freq, std::size_t d, T pos) const { ref::rope(x, freq, d, pos); }
+    void softcap(T* x, std::size_t n, T cap) const { ref::softcap(x, n, cap); }
 };
 
 struct kernel_products {
@@ -115,6 +121,17 @@ struct kernel_products {
                         std::size_t n) const {
         kernels::unchecked::geglu_backward(gate, up, dy, d_gate, d_up, n);
     }
+    void rmsnorm(const float* x, const float* w, float* y, std::size_t n, float eps) const {
+        kernels::unchecked::rmsnorm(x, w, y, n, eps);
+    }
+    void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t n,
+                          float eps) const {
+        kernels::unchecked::rmsnorm_backward(x, w, dy, dx, dw, n, eps);
+    }
+    void rope(float* x, const float* freq, std::size_t d, float pos) const {
+        kernels::unchecked::rope(x, freq, d, pos);
+    }
+    void softcap(float* x, std::size_t n, float cap) const { kernels::unchecked::softcap(x, n, cap); }
 
     using m = kernels::matrix_ref<const float>;
     void forward(const float* x, const float* w, float* y, std::size_t rows, std::size_t out, std::size_t in) const {
@@ -212,14 +229,16 @@ protected:
     // RMSNorm over each row of `dim` (weight wt or nullptr); backward: dx += ..., dwt += ....
     vec norm(const vec& x, const T* wt, std::size_t dim) const {
         vec y(x.size());
-        for (std::size_t r = 0; r < x.size() / dim; ++r) ref::rmsnorm(x.data() + r * dim, wt, y.data() + r * dim, dim, eps_);
+        for (std::size_t r = 0; r < x.size() / dim; ++r)
+            products_.rmsnorm(x.data() + r * dim, wt, y.data() + r * dim, dim, eps_);
         return y;
     }
     void norm_back(const vec& x, const T* wt, const vec& dy, std::size_t dim, vec& dx, T* dwt) const {
-        vec t(x.size());
-        for (std::size_t r = 0; r < x.size() / dim; ++r)
-            ref::rmsnorm_backward(x.data() + r * dim, wt, dy.data() + r * dim, t.data() + r * dim, dwt, dim, eps_);
-        add(dx, t);
+        vec t(dim);
+        for (std::size_t r = 0; r < x.size() / dim; ++r) {
+            products_.rmsnorm_backward(x.data() + r * dim, wt, dy.data() + r * dim, t.data(), dwt, dim, eps_);
+            for (std::size_t i = 0; i < dim; ++i) dx[r * dim + i] += t[i];
+        }
     }
     // RoPE of every head of x[n, heads, d] at each token's position in its sequence, and its backward.
     void rope(vec& x, std::size_t heads, const layer_info& li, bool backward) const {
@@ -228,8 +247,8 @@ protected:
         for (std::size_t t = 0; t < n; ++t)
             for (std::size_t h = 0; h < heads; ++h) {
                 T* v = x.data() + (t * heads + h) * d;
-                if (backward) ref::rope_backward(v, freq.data(), d, static_cast<T>(t % seq_));
-                else ref::rope(v, freq.data(), d, static_cast<T>(t % seq_));
+                const T pos = static_cast<T>(t % seq_);
+                products_.rope(v, freq.data(), d, backward ? -pos : pos); // the inverse rotation, backward
             }
     }
 };
@@ -359,7 +378,7 @@ public:
             s.g_pre = linear(s.h2, w(at(l, "per_layer_input_gate.weight")), P,
                              site(layer_site::per_layer_input_gate));
             s.gm.resize(n * P);
-            for (std::size_t i = 0; i < s.gm.size(); ++i) s.gm[i] = kernels::reference::gelu_tanh(s.g_pre[i]) * s.p[i];
+            products_.geglu(s.g_pre.data(), s.p.data(), s.gm.data(), n * P);
             s.y = linear(s.gm, w(at(l, "per_layer_projection.weight")), D, site(layer_site::per_layer_projection));
             add(h3, norm(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), D));
         }
@@ -388,17 +407,12 @@ public:
         if (c_.has_per_layer_input()) {
             const std::size_t P = c_.hidden_size_per_layer_input;
             vec dy(n * D, T(0)), dgm(n * P, T(0)), dg_pre(n * P);
-            dp.assign(n * P, T(0));
+            dp.resize(n * P);
             norm_back(s.y, w(at(l, "post_per_layer_input_norm.weight")).data(), dh3, D, dy,
                       g(at(l, "post_per_layer_input_norm.weight")).data());
             linear_back(s.gm, w(at(l, "per_layer_projection.weight")), dy, D, dgm,
                         g(at(l, "per_layer_projection.weight")), site(layer_site::per_layer_projection));
-            for (std::size_t t = 0; t < n; ++t)
-                for (std::size_t j = 0; j < P; ++j) {
-                    const std::size_t i = t * P + j;
-                    dp[i] = dgm[i] * kernels::reference::gelu_tanh(s.g_pre[i]);
-                    dg_pre[i] = dgm[i] * s.p[i] * kernels::reference::gelu_tanh_derivative(s.g_pre[i]);
-                }
+            products_.geglu_backward(s.g_pre.data(), s.p.data(), dgm.data(), dg_pre.data(), dp.data(), n * P);
             linear_back(s.h2, w(at(l, "per_layer_input_gate.weight")), dg_pre, P, dh2,
                         g(at(l, "per_layer_input_gate.weight")), site(layer_site::per_layer_input_gate));
         }
@@ -582,7 +596,7 @@ public:
         const std::string head = c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
         vec z = linear(hf, w(head), V, scale(model_site::lm_head)); // logits[n, V]
         const T cap = static_cast<T>(c_.final_logit_softcapping);
-        if (cap > 0) ref::softcap(z.data(), z.size(), cap);
+        if (cap > 0) products_.softcap(z.data(), z.size(), cap);
         loss_and_grads<T> out;
         out.saved_bytes = sizeof(T) * (e.size() + h.size() + hf.size() + z.size() + ple_.size() + ple_mm_.size());
         for (const auto& s : states_) out.saved_bytes += layer::saved_bytes(s);

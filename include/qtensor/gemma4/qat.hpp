@@ -41,9 +41,11 @@
 #include "qtensor/gemma4/config.hpp"
 #include "qtensor/gemma4/parameters.hpp"
 #include "qtensor/gemma4/policy.hpp"
+#include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/matmul.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/q4_0_symmetric.hpp"
+#include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace gemma4 {
@@ -68,16 +70,41 @@ public:
     }
 
     // seen = every master weight as the policy stores it; keeps the clip masks.
-    void forward(const tensors<float>& master, tensors<float>& seen) {
+    // Blocks are independent: split over ex, the result is the same.
+    void forward(const tensors<float>& master, tensors<float>& seen, const kernels::executor& ex = {}) {
         check_parameters("gemma4::rehearsal", master, shapes_);
-        for (const parameter_shape& s : shapes_) {
+        struct tensor_view {
+            const float* w;
+            float* y;
+            std::uint8_t* mask; // quantized roles
+        };
+        std::vector<tensor_view> views;
+        std::vector<std::size_t> sizes;
+        for (const parameter_shape& s : shapes_) { // every output sized first: the tasks only write into them
             const std::vector<float>& w = master.find(s.name)->second;
             std::vector<float>& y = seen[s.name];
             y.resize(w.size());
+            std::uint8_t* mask = nullptr;
             with_role_scheme<P>(s.role, [&]<class S>(S) {
                 if constexpr (quantized_scheme<S>) {
-                    std::vector<std::uint8_t>& mask = masks_[s.name];
-                    mask.resize(w.size());
+                    std::vector<std::uint8_t>& m = masks_[s.name];
+                    m.resize(w.size());
+                    mask = m.data();
+                }
+            });
+            views.push_back({w.data(), y.data(), mask});
+            sizes.push_back(w.size());
+        }
+        const std::vector<train::detail::piece> pieces = train::detail::pieces_of(sizes);
+        ex.run(pieces.size(), [&](std::size_t i) {
+            const train::detail::piece& piece = pieces[i];
+            const tensor_view& v = views[piece.tensor];
+            const std::size_t n = piece.end - piece.begin;
+            const std::span<const float> w(v.w + piece.begin, n);
+            const std::span<float> y(v.y + piece.begin, n);
+            with_role_scheme<P>(shapes_[piece.tensor].role, [&]<class S>(S) {
+                if constexpr (quantized_scheme<S>) {
+                    const std::span<std::uint8_t> mask(v.mask + piece.begin, n);
                     if constexpr (std::is_same_v<S, q4_0>)
                         if (rule_ == q4_0_rule::symmetric) return fake_quant<q4_0_symmetric>::forward(w, y, mask);
                     fake_quant<S>::forward(w, y, mask);
@@ -87,11 +114,13 @@ public:
                     S::dequantize_row(packed.data(), y.data(), w.size());
                 }
             });
-        }
+        });
     }
 
     // grads: d loss / d seen in, d loss / d master out (zero where clipped).
-    void backward(tensors<float>& grads) const {
+    void backward(tensors<float>& grads, const kernels::executor& ex = {}) const {
+        std::vector<std::pair<float*, const std::uint8_t*>> views;
+        std::vector<std::size_t> sizes;
         for (const auto& [name, mask] : masks_) {
             const auto it = grads.find(name);
             if (it == grads.end()) continue; // not trained (no gradient)
@@ -99,9 +128,16 @@ public:
                 throw error("gemma4::rehearsal: the gradient of " + name + " has " +
                             std::to_string(it->second.size()) + " elements, the weight " +
                             std::to_string(mask.size()));
-            for (std::size_t i = 0; i < mask.size(); ++i)
-                if (mask[i]) it->second[i] = 0.0f;
+            views.emplace_back(it->second.data(), mask.data());
+            sizes.push_back(mask.size());
         }
+        const std::vector<train::detail::piece> pieces = train::detail::pieces_of(sizes);
+        ex.run(pieces.size(), [&](std::size_t i) {
+            const auto [t, begin, end] = pieces[i];
+            const auto [g, mask] = views[t];
+            for (std::size_t j = begin; j < end; ++j)
+                if (mask[j]) g[j] = 0.0f;
+        });
     }
 
     // `scales` (static activation scales, activation_sites.hpp) where P

@@ -70,6 +70,23 @@ inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, flo
     detail::backend::rmsnorm(t, x, w, y, n, eps);
 }
 
+// x[n], w[n] (nullptr: no weight), dy[n] -> dx[n], dw[n] += (with w):
+// rmsnorm's backward. With r as in rmsnorm, g = dy w (or dy) and
+// G = sum_j |g_j x_j|: dx_i = r g_i - r^3 x_i (g . x) / n, dw_i += dy_i x_i r;
+// dx may alias dy. Against the exact values, k = the sums' depth (n/4 + 7):
+// |dx_i - exact| <= gamma_(5k/2 + 17) (r |g_i| + r^3 |x_i| G / n): r within
+// gamma_(k/2 + 3) as in rmsnorm, so r^3 within gamma_(3k/2 + 11); g . x
+// within gamma_(k + 1) G; their product, the product with x_i and the
+// difference (which may cancel: hence a bound on the terms, not on dx_i).
+// |dw_i - exact| <= gamma_(k/2 + 6) |dy_i x_i r| + u |exact|.
+inline void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t n,
+                             float eps, target t = target::best()) {
+    if (!(eps >= 0.0f) || !std::isfinite(eps))
+        throw error("kernels::rmsnorm_backward: eps must be finite and >= 0, got " + detail::float_ops_text(eps));
+    if (n == 0) return;
+    detail::backend::rmsnorm_backward(t, x, w, dy, dx, dw, n, eps);
+}
+
 // x[n] in place: softmax. Entries of -inf give 0; at least one entry must be
 // finite (else NaN, as in the reference). NaN anywhere makes every output NaN.
 // |y_i - ref_i| <= gamma_(5n/4 + 19) * ref_i + 2^-148: both round x_i - max
@@ -171,6 +188,17 @@ inline void rmsnorm(std::span<const float> x, std::span<const float> w, std::spa
     if (!w.empty()) detail::check_size("rmsnorm", {"w", w.size()}, x.size(), {"x", x.size()});
     detail::check_size("rmsnorm", {"y", y.size()}, x.size(), {"x", x.size()});
     unchecked::rmsnorm(x.data(), w.empty() ? nullptr : w.data(), y.data(), x.size(), eps, t);
+}
+
+// x[n], w[n] or empty, dy[n] -> dx[n], dw[n] (w's size) +=; dx may be dy.
+inline void rmsnorm_backward(std::span<const float> x, std::span<const float> w, std::span<const float> dy,
+                             std::span<float> dx, std::span<float> dw, float eps, target t = target::best()) {
+    for (const auto& [name, size] : {std::pair{"dy", dy.size()}, {"dx", dx.size()}})
+        detail::check_size("rmsnorm_backward", {name, size}, x.size(), {"x", x.size()});
+    if (!w.empty()) detail::check_size("rmsnorm_backward", {"w", w.size()}, x.size(), {"x", x.size()});
+    detail::check_size("rmsnorm_backward", {"dw", dw.size()}, w.size(), {"w", w.size()});
+    unchecked::rmsnorm_backward(x.data(), w.empty() ? nullptr : w.data(), dy.data(), dx.data(),
+                                w.empty() ? nullptr : dw.data(), x.size(), eps, t);
 }
 
 // x[n] in place.

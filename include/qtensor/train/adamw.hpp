@@ -23,6 +23,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/kernels/executor.hpp"
 #include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -49,8 +50,9 @@ public:
 
     // One update of every parameter that has a gradient (the others, such as
     // buffers, stay as they are); sizes must agree.
-    // Everything is checked before anything changes.
-    void step(tensors<float>& params, const tensors<float>& grads, double lr) {
+    // Everything is checked before anything changes. Element by element, so
+    // split over ex the result is the same.
+    void step(tensors<float>& params, const tensors<float>& grads, double lr, const kernels::executor& ex = {}) {
         for (const auto& [name, g] : grads) {
             const auto it = params.find(name);
             if (it == params.end() || it->second.size() != g.size())
@@ -70,21 +72,32 @@ public:
         const float b1 = static_cast<float>(options_.beta1), b2 = static_cast<float>(options_.beta2);
         const float step_size = static_cast<float>(lr / bc1), bc2_sqrt = static_cast<float>(std::sqrt(bc2));
         const float eps = static_cast<float>(options_.eps);
+        struct tensor_state {
+            float *p, *m, *v;
+            const float* g;
+            float keep;
+        };
+        std::vector<tensor_state> all;
+        std::vector<std::size_t> sizes;
         auto m = m_.begin(), v = v_.begin();
         for (const auto& [name, g] : grads) {
-            std::vector<float>& p = params.find(name)->second;
             const bool decay = !options_.decays || options_.decays(name);
             const float keep = static_cast<float>(1.0 - lr * (decay ? options_.weight_decay : 0.0));
-            float* mi = m->second.data();
-            float* vi = v->second.data();
-            for (std::size_t i = 0; i < p.size(); ++i) {
+            all.push_back(
+                {params.find(name)->second.data(), (m++)->second.data(), (v++)->second.data(), g.data(), keep});
+            sizes.push_back(g.size());
+        }
+        const std::vector<detail::piece> pieces = detail::pieces_of(sizes);
+        ex.run(pieces.size(), [&](std::size_t k) {
+            const auto [t, begin, end] = pieces[k];
+            const auto [p, mi, vi, g, keep] = all[t];
+            for (std::size_t i = begin; i < end; ++i) {
                 p[i] *= keep;
                 mi[i] = mi[i] * b1 + (1.0f - b1) * g[i];
                 vi[i] = vi[i] * b2 + (1.0f - b2) * g[i] * g[i];
                 p[i] -= step_size * (mi[i] / (std::sqrt(vi[i]) / bc2_sqrt + eps));
             }
-            ++m, ++v;
-        }
+        });
     }
 
     // The state: the moments by parameter name and the steps taken.

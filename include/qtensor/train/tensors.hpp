@@ -1,8 +1,13 @@
 // qtensor/train/tensors.hpp: named float arrays, the currency of training
 // (parameters, gradients, optimizer moments), and what a step does to all of
 // them at once: accumulate, scale, the global norm and clipping by it.
+//
+// The element-wise passes over every parameter (AdamW, the rehearsal of QAT,
+// the norm) split the tensors into the same fixed pieces whatever the
+// executor: a result never depends on the thread count.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <functional>
@@ -13,6 +18,7 @@
 
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
+#include "qtensor/kernels/executor.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
 namespace train {
@@ -33,6 +39,20 @@ void check_same_layout(const char* what, const tensors<T>& a, const tensors<T>& 
         if (i->first != j->first || i->second.size() != j->second.size())
             throw error(std::string(what) + ": tensor " + j->first + " (" + std::to_string(j->second.size()) +
                         " elements) where " + i->first + " (" + std::to_string(i->second.size()) + ") was expected");
+}
+
+// Elements [begin, end) of tensor `tensor` (in the order of some list of tensors).
+struct piece {
+    std::size_t tensor, begin, end;
+};
+
+// Tensors of these sizes cut into pieces of `elems` (a multiple of every
+// scheme's block), the last of each tensor shorter: tasks for an executor.
+inline std::vector<piece> pieces_of(const std::vector<std::size_t>& sizes, std::size_t elems = std::size_t{1} << 16) {
+    std::vector<piece> out;
+    for (std::size_t k = 0; k < sizes.size(); ++k)
+        for (std::size_t b = 0; b < sizes[k]; b += elems) out.push_back({k, b, std::min(sizes[k], b + elems)});
+    return out;
 }
 
 } // namespace detail
@@ -59,11 +79,22 @@ void scale(tensors<T>& g, T a) {
         for (T& x : v) x *= a;
 }
 
-// sqrt(sum of every element squared), summed in double.
-inline double global_norm(const tensors<float>& g) {
+// sqrt(sum of every element squared), summed in double: each piece
+// (detail::pieces_of) on its own, then the pieces in order.
+inline double global_norm(const tensors<float>& g, const kernels::executor& ex = {}) {
+    std::vector<const float*> data;
+    std::vector<std::size_t> sizes;
+    for (const auto& [name, v] : g) data.push_back(v.data()), sizes.push_back(v.size());
+    const std::vector<detail::piece> pieces = detail::pieces_of(sizes);
+    std::vector<double> sums(pieces.size());
+    ex.run(pieces.size(), [&](std::size_t i) {
+        const detail::piece& p = pieces[i];
+        double sq = 0.0;
+        for (std::size_t j = p.begin; j < p.end; ++j) sq += static_cast<double>(data[p.tensor][j]) * data[p.tensor][j];
+        sums[i] = sq;
+    });
     double sq = 0.0;
-    for (const auto& [name, v] : g)
-        for (const float x : v) sq += static_cast<double>(x) * x;
+    for (const double s : sums) sq += s;
     return std::sqrt(sq);
 }
 
@@ -71,8 +102,8 @@ inline double global_norm(const tensors<float>& g) {
 // clip_grad_norm_ does (coefficient max_norm / (norm + 1e-6), capped at 1).
 // Returns the norm before clipping; a NaN or infinite norm is an error (the
 // step would write NaN into every parameter).
-inline double clip_by_global_norm(tensors<float>& g, double max_norm) {
-    const double norm = global_norm(g);
+inline double clip_by_global_norm(tensors<float>& g, double max_norm, const kernels::executor& ex = {}) {
+    const double norm = global_norm(g, ex);
     if (!std::isfinite(norm))
         throw error("train::clip_by_global_norm: the gradient's norm is " + std::to_string(norm) +
                     " (a NaN or an overflow upstream)");

@@ -38,6 +38,8 @@
     X(void, dequantize_bf16, (const bf16_t* x, float* y, std::size_t n), (x, y, n))                         \
     X(float, dot, (const float* x, const float* y, std::size_t n), (x, y, n))                               \
     X(void, rmsnorm, (const float* x, const float* w, float* y, std::size_t n, float eps), (x, w, y, n, eps)) \
+    X(void, rmsnorm_backward, (const float* x, const float* w, const float* dy, float* dx, float* dw,         \
+                               std::size_t n, float eps), (x, w, dy, dx, dw, n, eps))                       \
     X(void, softmax, (float* x, std::size_t n), (x, n))                                                     \
     X(void, gelu_tanh, (const float* x, float* y, std::size_t n), (x, y, n))                                \
     X(void, geglu, (const float* gate, const float* up, float* y, std::size_t n), (gate, up, y, n))         \

@@ -70,6 +70,20 @@ struct dot_step {
     }
 };
 
+// (a[i] b[i]) c[i]: a dot product with a weight, as g . x in rmsnorm's backward.
+struct weighted_dot_step {
+    const float* a;
+    const float* b;
+    const float* c;
+    QTENSOR_OPS_INLINE ops::vf full(ops::vf acc, std::size_t i) const {
+        return ops::mul_add(ops::load(a + i) * ops::load(b + i), ops::load(c + i), acc);
+    }
+    QTENSOR_OPS_INLINE ops::vf partial(ops::vf acc, std::size_t i, std::size_t count) const {
+        return ops::mul_add(ops::load_partial(a + i, count, 0.0f) * ops::load_partial(b + i, count, 0.0f),
+                            ops::load_partial(c + i, count, 0.0f), acc);
+    }
+};
+
 // x[i] <- exp(x[i] - max), summed. Padded lanes are -inf: exp gives 0.
 struct softmax_exp_step {
     float* x;
@@ -155,6 +169,42 @@ inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, flo
         float_ops_impl::map2(x, w, y, n, [&](ops::vf xv, ops::vf wv) QTENSOR_OPS_LAMBDA { return (xv * r) * wv; });
     else
         float_ops_impl::map1(x, y, n, [&](ops::vf xv) QTENSOR_OPS_LAMBDA { return xv * r; });
+}
+
+// x[n], w[n] or nullptr, dy[n] -> dx[n] (may alias dy), dw[n] += dy x r
+// (with w): r and the sums as in rmsnorm, g = dy w (or dy),
+// dx = r g - c x with c = r^3 (g . x) / n.
+inline void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t n,
+                             float eps) {
+    constexpr std::size_t N = ops::lanes;
+    const float mean = float_ops_impl::sum4(n, float_ops_impl::dot_step{x, x}) / static_cast<float>(n);
+    const float r = 1.0f / std::sqrt(mean + eps);
+    const float gx = w ? float_ops_impl::sum4(n, float_ops_impl::weighted_dot_step{dy, w, x})
+                       : float_ops_impl::sum4(n, float_ops_impl::dot_step{dy, x});
+    const auto vr = ops::set_f(r), c = ops::set_f(r * r * r * (gx / static_cast<float>(n)));
+    // One element group: every load before the store of dx, which may be dy.
+    const auto step = [&](ops::vf xv, ops::vf d, ops::vf wv, ops::vf dwv, ops::vf& dxv,
+                          ops::vf& dw_out) QTENSOR_OPS_LAMBDA {
+        dw_out = ops::mul_add(d, xv * vr, dwv);
+        dxv = vr * (w ? d * wv : d) - c * xv;
+    };
+    ops::vf dxv, dwv;
+    const auto zero = ops::set_f(0.0f);
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) {
+        step(ops::load(x + i), ops::load(dy + i), w ? ops::load(w + i) : zero, w ? ops::load(dw + i) : zero, dxv,
+             dwv);
+        if (w) ops::store(dwv, dw + i);
+        ops::store(dxv, dx + i);
+    }
+    if (i < n) {
+        const std::size_t rest = n - i;
+        step(ops::load_partial(x + i, rest, 0.0f), ops::load_partial(dy + i, rest, 0.0f),
+             w ? ops::load_partial(w + i, rest, 0.0f) : zero, w ? ops::load_partial(dw + i, rest, 0.0f) : zero, dxv,
+             dwv);
+        if (w) ops::store_partial(dwv, dw + i, rest);
+        ops::store_partial(dxv, dx + i, rest);
+    }
 }
 
 // x[n] in place; n >= 1.
