@@ -89,6 +89,12 @@ int main(int argc, char** argv) {
     const std::size_t layers[][2] = {{256, 1024}, {1024, 256}, {512, 2048}, {4096, 256}, {32768, 256}};
     kernels::thread_pool pool(2);
     std::printf("# T=%zu rounds=%d target=%s\n", T, rounds, kernels::target::best().name().c_str());
+#if defined(QTENSOR_BENCH_OPENBLAS)
+    // OpenBLAS picks its kernels by CPU model: one it does not know (a newer
+    // Xeon, a virtual CPU) gets the SSE3 "Prescott" kernels, several times
+    // slower. OPENBLAS_CORETYPE=SkylakeX (Haswell without AVX-512) forces the right ones.
+    std::printf("# OpenBLAS kernels: %s\n", openblas_get_corename());
+#endif
     for (const std::size_t threads : {std::size_t{1}, std::size_t{2}}) {
         const kernels::executor ex = threads == 1 ? kernels::executor{} : pool.get_executor();
 #if defined(QTENSOR_BENCH_OPENBLAS)

@@ -17,17 +17,25 @@ each run taking STEPS + 1 steps, the first a warmup left out of the timing. Prin
     autograd keeps for the backward of one step (each storage once, parameters left out;
     the fake-quantized weights and clip masks included), measured by gemma4_torch.py.
     A hand-written backward may keep less, so this is the larger, PyTorch-eager figure;
-  - CPU use: the child's user + system time over wall time and threads (near 1: it had
-    its cores; well under 1: the machine was busy with something else).
+  - CPU use: the child's user + system time over wall time and threads (1: every thread
+    busy all the time; a program's serial parts make it less, and so does another job
+    holding a core: the load average printed before each thread count tells which).
 Both sides run with the same malloc settings: freed blocks up to 32 MiB stay on the heap and
 up to 1 GiB of it is kept (`qtensor train` sets them with mallopt, PyTorch gets them through
 GLIBC_TUNABLES), so neither pays page faults for the memory each step allocates again.
+PyTorch's GEMMs run on OpenBLAS's kernels for this CPU's instruction set, named through
+OPENBLAS_CORETYPE (--openblas-core) and checked against the core OpenBLAS reports: left
+to itself, OpenBLAS 0.3.21 gives a CPU model it does not know its SSE3 kernels. PyTorch
+gets torch.set_num_threads(T), OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = T and
+OMP_WAIT_POLICY=PASSIVE (on 2 cores, OpenMP's spinning threads otherwise slow its
+2-thread step below its 1-thread one).
 
   bench/train_vs_torch.py --qtensor build/default/tools/qtensor
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -77,6 +85,15 @@ def run_qtensor(args, threads, workdir):
             "loss": float(rows[0][1]), "parameters": parameters}
 
 
+def openblas_core():
+    """The OpenBLAS kernels for this CPU. OpenBLAS picks them by CPU model and gives a model it does not know
+    (a newer Xeon, a virtual CPU) its SSE3 "Prescott" kernels, several times slower: PyTorch would then lose
+    for want of its BLAS, not on its merits."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    return "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else "Prescott"
+
+
 def run_torch(args, threads, workdir):
     cmd = [sys.executable, TORCH_SCRIPT, "--train", args.config, "--data", args.data, "--steps", str(args.steps + 1),
            "--seq", str(args.seq), "--batch", str(args.batch), "--policy", "q4_0", "--threads", str(threads),
@@ -84,8 +101,14 @@ def run_torch(args, threads, workdir):
     # torch.set_num_threads sets the OpenMP pool; Debian's OpenBLAS keeps its own. GLIBC_TUNABLES gives
     # PyTorch the malloc settings `qtensor train` makes for itself (keep freed memory for the next step).
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               GLIBC_TUNABLES="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824")
-    stdout, _, wall, rss, cpu = run(cmd, workdir, env)
+               GLIBC_TUNABLES="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824",
+               OPENBLAS_VERBOSE="2", OPENBLAS_CORETYPE=args.openblas_core,
+               OMP_WAIT_POLICY="PASSIVE")  # OpenMP's idle threads would spin against OpenBLAS's own
+    stdout, stderr, wall, rss, cpu = run(cmd, workdir, env)
+    core = re.search(r"^Core: (\S+)", stderr, re.MULTILINE)
+    if core is None or core.group(1).lower() != args.openblas_core.lower():
+        sys.exit(f"train_vs_torch: OpenBLAS did not run its {args.openblas_core} kernels "
+                 f"({core.group(1) if core else 'no core reported'}); is PyTorch on Debian's OpenBLAS?")
     r = json.loads(stdout.strip().split("\n")[-1])
     elapsed = [sum(r["step_seconds"][:k + 1]) for k in range(len(r["step_seconds"]))]
     return {"rate": timed_rate(elapsed, r["tokens_per_step"]), "rss": rss, "cpu": cpu / wall / threads,
@@ -119,14 +142,13 @@ def report(threads, runs, sizes):
     rss = {name: max(r["rss"] for r in rs) for name, rs in runs.items()}
     state = 4 * t[0]["all_parameters"] + 12 * t[0]["parameters"]  # weights, gradients, AdamW m and v
     total = state + sizes["saved"]
-    print(f"\n{threads} thread{'s' if threads > 1 else ''}, {t[0]['parameters']} parameters")
+    print(f"\n{threads} thread{'s' if threads > 1 else ''}, {t[0]['parameters']} parameters, "
+          f"load average before: {sizes['load'][threads]:.2f}")
     for name, rs in runs.items():
         each = " ".join(f"{r['rate']:.1f}" for r in rs)
         print(f"  {name:8} {rate[name]:9.1f} tok/s (runs: {each})  first loss {rs[0]['loss']:.3f}  "
               f"CPU use {cpu[name]:.2f}")
     print(f"  qtensor / PyTorch: {rate['qtensor'] / rate['PyTorch']:.3f} (the goal: 1.5 or more)")
-    if min(cpu.values()) < 0.9:
-        print("  (CPU use under 0.9: something else held the cores, these rates are not a fair comparison)")
     print(f"  peak RSS: qtensor {rss['qtensor'] / MB:.0f} MB (the program alone {sizes['qtensor'] / MB:.0f} MB), "
           f"PyTorch {rss['PyTorch'] / MB:.0f} MB (python3 + torch alone {sizes['PyTorch'] / MB:.0f} MB)")
     print(f"  parameters + gradients + AdamW {state / MB:.0f} MB + saved activations {sizes['saved'] / MB:.0f} MB "
@@ -148,6 +170,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=3, help="runs of each per thread count (default 3)")
+    ap.add_argument("--openblas-core", default=openblas_core(),
+                    help="OPENBLAS_CORETYPE for PyTorch's GEMMs (default: from this CPU's flags, %(default)s)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="train_vs_torch.") as workdir:
@@ -160,6 +184,7 @@ def main():
               f"{os.getloadavg()[0]:.2f}")
         for threads in args.threads:
             runs = {"qtensor": [], "PyTorch": []}
+            sizes.setdefault("load", {})[threads] = os.getloadavg()[0]
             for _ in range(args.rounds):
                 runs["qtensor"].append(run_qtensor(args, threads, workdir))
                 runs["PyTorch"].append(run_torch(args, threads, workdir))
