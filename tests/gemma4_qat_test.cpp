@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,10 @@ void check_policy(const gemma4::config& c, const gemma4::tensors<float>& master,
     gemma4::tensors<float> seen;
     const kernels::executor out_of_order = qtensor_test::reversed_executor(3); // tensors over 2^16 come in pieces
     qat.forward(master, seen, out_of_order);
+    kernels::thread_pool pool(2);
+    gemma4::tensors<float> seen_by_pool;
+    gemma4::rehearsal<P>(c).forward(master, seen_by_pool, pool.get_executor());
+    CHECK(seen_by_pool == seen);
     const gemma4::tensors<float> want = packed<P>(c, master);
     std::size_t changed = 0;
     for (const auto& entry : want) { // (clang 14: no structured binding inside INFO)
@@ -201,6 +206,22 @@ TEST_CASE("gemma4 QAT: a role whose rows are not whole blocks is refused up fron
     const gemma4::config fixture = gemma4::config::from_hf_file(fixtures + "/tiny-e2b");
     CHECK(message_of([&] { gemma4::rehearsal<gemma4::q2_k_policy>{fixture}; })
               .find("has rows of 128 elements, not whole q2_k blocks of 256") != std::string::npos);
+}
+
+
+TEST_CASE("gemma4 QAT: a weight the scheme refuses is named, whichever thread met it") {
+    const gemma4::config c = widened(); // a table of 512 x 256: two pieces of 2^16
+    gemma4::tensors<float> master = gemma4::init_parameters(c, /*seed*/ 3);
+    master.at("model.embed_tokens.weight")[70000] = std::numeric_limits<float>::quiet_NaN();
+    kernels::thread_pool pool(2);
+    for (const auto& ex : {kernels::executor{}, qtensor_test::reversed_executor(3), pool.get_executor()}) {
+        gemma4::tensors<float> seen;
+        const std::string message =
+            message_of([&] { gemma4::rehearsal<gemma4::q4_0_policy>(c).forward(master, seen, ex); });
+        INFO(message);
+        CHECK(message.find("qtensor: gemma4::rehearsal: model.embed_tokens.weight, from element 65536: "
+                           "fake_quant<q8_0>: element 4464 is NaN") == 0); // 65536 + 4464 = 70000
+    }
 }
 
 

@@ -186,7 +186,8 @@ TEST_CASE("float ops: rmsnorm within gamma_(5n/8+14) |ref| of the reference, wit
 TEST_CASE("float ops: rmsnorm_backward within its budget of the double reference, dx over dy") {
     std::mt19937 rng(16);
     report dx_report{"rmsnorm_backward dx vs exact"}, dw_report{"rmsnorm_backward dw vs exact"};
-    const norm_input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e3f, 1e-6f}};
+    // As for rmsnorm, and a row whose r^3 would overflow a float (r = 1e15 with eps = 0).
+    const norm_input inputs[] = {{1.0f, 1e-6f}, {1.0f, 0.0f}, {1e-19f, 1e-6f}, {1e3f, 1e-6f}, {1e-15f, 0.0f}};
     for (std::size_t n : lengths) {
         for (const auto [scale, eps] : inputs) {
             auto x = spread(n, rng, -1.0f, 1.0f);
@@ -201,17 +202,22 @@ TEST_CASE("float ops: rmsnorm_backward within its budget of the double reference
                 std::vector<double> want(n), want_dw(dw0.begin(), dw0.end());
                 ref::rmsnorm_backward(xd.data(), weighted ? wd.data() : nullptr, dyd.data(), want.data(),
                                       want_dw.data(), n, static_cast<double>(eps));
-                double G = 0.0; // sum |g_j x_j|
-                for (std::size_t j = 0; j < n; ++j) G += std::fabs(dyd[j] * (weighted ? wd[j] : 1.0) * xd[j]);
+                double sum_gx = 0.0; // sum |g_j x_j|
+                for (std::size_t j = 0; j < n; ++j) sum_gx += std::fabs(dyd[j] * (weighted ? wd[j] : 1.0) * xd[j]);
                 for (const auto t : kernels::compiled_targets()) {
                     const double k = sum_depth(n, t);
-                    std::vector<float> dx = dy, dw = dw0; // dx written over dy
-                    kernels::rmsnorm_backward(x, weighted ? std::span<const float>(w) : std::span<const float>(), dx,
-                                              dx, weighted ? std::span<float>(dw) : std::span<float>(), eps, t);
+                    const std::span<const float> ws = weighted ? std::span<const float>(w) : std::span<const float>();
+                    std::vector<float> dx = dy, dw = dw0, apart(n), dw_apart = dw0; // dx written over dy, and not
+                    kernels::rmsnorm_backward(x, ws, dx, dx, weighted ? std::span<float>(dw) : std::span<float>(), eps,
+                                              t);
+                    kernels::rmsnorm_backward(x, ws, dy, apart, weighted ? std::span<float>(dw_apart)
+                                                                         : std::span<float>(), eps, t);
+                    CHECK(apart == dx);
+                    CHECK(dw_apart == dw);
                     worst_error ex, ew;
                     for (std::size_t i = 0; i < n; ++i) {
                         const double g = dyd[i] * (weighted ? wd[i] : 1.0);
-                        const double terms = r * std::fabs(g) + r * r * r * std::fabs(xd[i]) * G / nd;
+                        const double terms = r * std::fabs(g) + r * r * r * std::fabs(xd[i]) * sum_gx / nd;
                         ex.add(i, dx[i], want[i], gamma_k(2.5 * k + 17) * terms);
                         ew.add(i, dw[i], want_dw[i],
                                gamma_k(k / 2 + 6) * std::fabs(dyd[i] * xd[i] * r) + u * std::fabs(want_dw[i]));

@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -95,26 +96,43 @@ public:
             views.push_back({w.data(), y.data(), mask});
             sizes.push_back(w.size());
         }
-        const std::vector<train::detail::piece> pieces = train::detail::pieces_of(sizes);
+        const std::vector<train::piece> pieces = train::pieces_of(sizes);
+        // A weight the scheme refuses (NaN, a scale past fp16) fails its
+        // piece; the first such piece's error is thrown, naming the tensor.
+        std::vector<std::exception_ptr> failed(pieces.size());
         ex.run(pieces.size(), [&](std::size_t i) {
-            const train::detail::piece& piece = pieces[i];
+            const train::piece& piece = pieces[i];
             const tensor_view& v = views[piece.tensor];
             const std::size_t n = piece.end - piece.begin;
             const std::span<const float> w(v.w + piece.begin, n);
             const std::span<float> y(v.y + piece.begin, n);
-            with_role_scheme<P>(shapes_[piece.tensor].role, [&]<class S>(S) {
-                if constexpr (quantized_scheme<S>) {
-                    const std::span<std::uint8_t> mask(v.mask + piece.begin, n);
-                    if constexpr (std::is_same_v<S, q4_0>)
-                        if (rule_ == q4_0_rule::symmetric) return fake_quant<q4_0_symmetric>::forward(w, y, mask);
-                    fake_quant<S>::forward(w, y, mask);
-                } else {
-                    std::vector<typename S::block_type> packed(w.size());
-                    S::quantize_row(w.data(), packed.data(), w.size());
-                    S::dequantize_row(packed.data(), y.data(), w.size());
-                }
-            });
+            try {
+                with_role_scheme<P>(shapes_[piece.tensor].role, [&]<class S>(S) {
+                    static_assert(train::piece_elems % S::block_elems == 0);
+                    if constexpr (quantized_scheme<S>) {
+                        const std::span<std::uint8_t> mask(v.mask + piece.begin, n);
+                        if constexpr (std::is_same_v<S, q4_0>)
+                            if (rule_ == q4_0_rule::symmetric) return fake_quant<q4_0_symmetric>::forward(w, y, mask);
+                        fake_quant<S>::forward(w, y, mask);
+                    } else {
+                        std::vector<typename S::block_type> packed(w.size());
+                        S::quantize_row(w.data(), packed.data(), w.size());
+                        S::dequantize_row(packed.data(), y.data(), w.size());
+                    }
+                });
+            } catch (...) {
+                failed[i] = std::current_exception();
+            }
         });
+        for (std::size_t i = 0; i < pieces.size(); ++i) {
+            if (!failed[i]) continue;
+            try {
+                std::rethrow_exception(failed[i]);
+            } catch (const error& e) {
+                throw error("gemma4::rehearsal: " + shapes_[pieces[i].tensor].name + ", from element " +
+                            std::to_string(pieces[i].begin) + ": " + std::string(e.message()));
+            }
+        }
     }
 
     // grads: d loss / d seen in, d loss / d master out (zero where clipped).
@@ -131,7 +149,7 @@ public:
             views.emplace_back(it->second.data(), mask.data());
             sizes.push_back(mask.size());
         }
-        const std::vector<train::detail::piece> pieces = train::detail::pieces_of(sizes);
+        const std::vector<train::piece> pieces = train::pieces_of(sizes);
         ex.run(pieces.size(), [&](std::size_t i) {
             const auto [t, begin, end] = pieces[i];
             const auto [g, mask] = views[t];

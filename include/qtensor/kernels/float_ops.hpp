@@ -73,11 +73,13 @@ inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, flo
 // x[n], w[n] (nullptr: no weight), dy[n] -> dx[n], dw[n] += (with w):
 // rmsnorm's backward. With r as in rmsnorm, g = dy w (or dy) and
 // G = sum_j |g_j x_j|: dx_i = r g_i - r^3 x_i (g . x) / n, dw_i += dy_i x_i r;
-// dx may alias dy. Against the exact values, k = the sums' depth (n/4 + 7):
+// dx may alias dy. Computed as r (g_i - c x_i), c = r^2 (g . x) / n. Against
+// the exact values, k = the sums' depth (n/4 + 7):
 // |dx_i - exact| <= gamma_(5k/2 + 17) (r |g_i| + r^3 |x_i| G / n): r within
-// gamma_(k/2 + 3) as in rmsnorm, so r^3 within gamma_(3k/2 + 11); g . x
-// within gamma_(k + 1) G; their product, the product with x_i and the
-// difference (which may cancel: hence a bound on the terms, not on dx_i).
+// gamma_(k/2 + 3) as in rmsnorm, so r^2 within gamma_(k + 7); g . x within
+// gamma_(k + 1) G; c and c x_i two roundings more; the difference (which may
+// cancel: hence a bound on the terms, not on dx_i) one, the product with r
+// k/2 + 4.
 // |dw_i - exact| <= gamma_(k/2 + 6) |dy_i x_i r| + u |exact|.
 inline void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t n,
                              float eps, target t = target::best()) {

@@ -87,7 +87,7 @@ public:
                 {params.find(name)->second.data(), (m++)->second.data(), (v++)->second.data(), g.data(), keep});
             sizes.push_back(g.size());
         }
-        const std::vector<detail::piece> pieces = detail::pieces_of(sizes);
+        const std::vector<piece> pieces = pieces_of(sizes);
         ex.run(pieces.size(), [&](std::size_t k) {
             const auto [t, begin, end] = pieces[k];
             const auto [p, mi, vi, g, keep] = all[t];

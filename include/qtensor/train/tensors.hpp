@@ -41,21 +41,25 @@ void check_same_layout(const char* what, const tensors<T>& a, const tensors<T>& 
                         " elements) where " + i->first + " (" + std::to_string(i->second.size()) + ") was expected");
 }
 
+} // namespace detail
+
 // Elements [begin, end) of tensor `tensor` (in the order of some list of tensors).
 struct piece {
     std::size_t tensor, begin, end;
 };
 
-// Tensors of these sizes cut into pieces of `elems` (a multiple of every
-// scheme's block), the last of each tensor shorter: tasks for an executor.
-inline std::vector<piece> pieces_of(const std::vector<std::size_t>& sizes, std::size_t elems = std::size_t{1} << 16) {
+// The elements of a piece: whole blocks of every scheme (rehearsal checks).
+inline constexpr std::size_t piece_elems = std::size_t{1} << 16;
+
+// Tensors of these sizes cut into pieces of piece_elems, the last of each
+// tensor shorter: the tasks of a pass over every parameter.
+inline std::vector<piece> pieces_of(const std::vector<std::size_t>& sizes) {
     std::vector<piece> out;
     for (std::size_t k = 0; k < sizes.size(); ++k)
-        for (std::size_t b = 0; b < sizes[k]; b += elems) out.push_back({k, b, std::min(sizes[k], b + elems)});
+        for (std::size_t b = 0; b < sizes[k]; b += piece_elems)
+            out.push_back({k, b, std::min(sizes[k], b + piece_elems)});
     return out;
 }
-
-} // namespace detail
 
 // sum += g, tensor by tensor (gradient accumulation); an empty sum takes g
 // over (moved, when g is an rvalue: no copy for the first micro-batch).
@@ -80,15 +84,15 @@ void scale(tensors<T>& g, T a) {
 }
 
 // sqrt(sum of every element squared), summed in double: each piece
-// (detail::pieces_of) on its own, then the pieces in order.
+// (pieces_of) on its own, then the pieces in order.
 inline double global_norm(const tensors<float>& g, const kernels::executor& ex = {}) {
     std::vector<const float*> data;
     std::vector<std::size_t> sizes;
     for (const auto& [name, v] : g) data.push_back(v.data()), sizes.push_back(v.size());
-    const std::vector<detail::piece> pieces = detail::pieces_of(sizes);
+    const std::vector<piece> pieces = pieces_of(sizes);
     std::vector<double> sums(pieces.size());
     ex.run(pieces.size(), [&](std::size_t i) {
-        const detail::piece& p = pieces[i];
+        const piece& p = pieces[i];
         double sq = 0.0;
         for (std::size_t j = p.begin; j < p.end; ++j) sq += static_cast<double>(data[p.tensor][j]) * data[p.tensor][j];
         sums[i] = sq;

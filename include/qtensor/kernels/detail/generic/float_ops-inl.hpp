@@ -173,7 +173,8 @@ inline void rmsnorm(const float* x, const float* w, float* y, std::size_t n, flo
 
 // x[n], w[n] or nullptr, dy[n] -> dx[n] (may alias dy), dw[n] += dy x r
 // (with w): r and the sums as in rmsnorm, g = dy w (or dy),
-// dx = r g - c x with c = r^3 (g . x) / n.
+// dx = r (g - c x) with c = r^2 (g . x) / n (r^3 alone would overflow for
+// rows of RMS below 2^-42 with eps = 0, where dx is finite).
 inline void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::size_t n,
                              float eps) {
     constexpr std::size_t N = ops::lanes;
@@ -181,12 +182,12 @@ inline void rmsnorm_backward(const float* x, const float* w, const float* dy, fl
     const float r = 1.0f / std::sqrt(mean + eps);
     const float gx = w ? float_ops_impl::sum4(n, float_ops_impl::weighted_dot_step{dy, w, x})
                        : float_ops_impl::sum4(n, float_ops_impl::dot_step{dy, x});
-    const auto vr = ops::set_f(r), c = ops::set_f(r * r * r * (gx / static_cast<float>(n)));
+    const auto vr = ops::set_f(r), c = ops::set_f(r * (r * (gx / static_cast<float>(n))));
     // One element group: every load before the store of dx, which may be dy.
     const auto step = [&](ops::vf xv, ops::vf d, ops::vf wv, ops::vf dwv, ops::vf& dxv,
                           ops::vf& dw_out) QTENSOR_OPS_LAMBDA {
         dw_out = ops::mul_add(d, xv * vr, dwv);
-        dxv = vr * (w ? d * wv : d) - c * xv;
+        dxv = vr * ((w ? d * wv : d) - c * xv);
     };
     ops::vf dxv, dwv;
     const auto zero = ops::set_f(0.0f);
