@@ -47,7 +47,10 @@ struct has_quantize_kernel : std::bool_constant<has_kernels(simd_kernels_of<S>, 
 template <class S>
 struct has_block_dequantize_kernel
     : std::bool_constant<(S::block_elems > 1) && has_kernels(simd_kernels_of<S>, simd_kernels::dequantize)> {};
+template <class S>
+struct has_fake_quant_kernel : std::bool_constant<has_kernels(simd_kernels_of<S>, simd_kernels::fake_quant)> {};
 using with_quantize_kernel = all_schemes::filter<has_quantize_kernel>::apply<std::tuple>;
+using with_fake_quant_kernel = all_schemes::filter<has_fake_quant_kernel>::apply<std::tuple>;
 using with_block_dequantize_kernel = all_schemes::filter<has_block_dequantize_kernel>::apply<std::tuple>;
 using all_registered = all_schemes::apply<std::tuple>;
 
@@ -342,6 +345,79 @@ TEST_CASE_TEMPLATE("quantize kernels agree with the reference at the fp16 scale 
         }
     }
 }
+
+// The fake-quant kernels against fake_quant<S>::forward (itself quantize_row
+// then dequantize_row): the same floats and clip mask on the hard rows, into
+// another array and in place.
+TEST_CASE_TEMPLATE_DEFINE("fake_quant kernels equal fake_quant<S>::forward bit for bit, the clip mask included", S,
+                          fake_quant_hard) {
+    std::mt19937 rng(29);
+    std::size_t clipped = 0;
+    for (const std::size_t n : row_lengths<S>()) {
+        for (int rep = 0; rep < 20; ++rep) {
+            const auto x = hard_row<S>(n, rng);
+            std::vector<float> want(n);
+            std::vector<std::uint8_t> want_mask(n);
+            fake_quant<S>::forward(x, want, want_mask);
+            clipped += static_cast<std::size_t>(std::count(want_mask.begin(), want_mask.end(), 1));
+            for (const auto t : kernels::compiled_targets()) {
+                INFO(S::name << " on " << t.name() << ", n=" << n << ", rep " << rep);
+                std::vector<float> got(n);
+                std::vector<std::uint8_t> mask(n, 2);
+                kernels::fake_quant_row<S>(x, got, mask, t);
+                CHECK(first_diff_bits(want, got.data()) == -1);
+                CHECK(mask == want_mask);
+                std::vector<float> in_place = x;
+                std::fill(mask.begin(), mask.end(), 2);
+                kernels::fake_quant_row<S>(in_place, in_place, mask, t);
+                CHECK(first_diff_bits(want, in_place.data()) == -1);
+                CHECK(mask == want_mask);
+            }
+        }
+    }
+    CHECK(clipped > 100); // the rows clip: the mask is tested where it is 1
+}
+TEST_CASE_TEMPLATE_APPLY(fake_quant_hard, with_fake_quant_kernel);
+
+// Rows the reference refuses: the same message, and nothing written in place
+// for NaN and Inf (the reference looks for them before writing).
+TEST_CASE_TEMPLATE_DEFINE("fake_quant kernels throw the reference's error and write nothing for NaN or Inf", S,
+                          fake_quant_errors) {
+    constexpr std::size_t B = S::block_elems;
+    const std::size_t n = 5 * B;
+    std::mt19937 rng(31);
+    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    std::vector<float> clean(n);
+    for (auto& v : clean) v = gauss(rng);
+    for (const std::size_t at : {std::size_t{0}, 2 * B + 7, n - 1}) {
+        for (const float v : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity(),
+                              magnitude_limit<S>() * 1.001f}) {
+            std::vector<float> x = clean;
+            x[at] = v;
+            std::vector<float> y(n);
+            std::vector<std::uint8_t> mask(n);
+            const std::string want = qtensor_test::message_of([&] { fake_quant<S>::forward(x, y, mask); });
+            REQUIRE(want != "(no qtensor::error thrown)");
+            for (const auto t : kernels::compiled_targets()) {
+                INFO(S::name << " on " << t.name() << ": " << want);
+                CHECK(qtensor_test::message_of([&] { kernels::fake_quant_row<S>(x, y, mask, t); }) == want);
+                std::vector<float> in_place = x;
+                CHECK(qtensor_test::message_of([&] { kernels::fake_quant_row<S>(in_place, in_place, mask, t); }) ==
+                      want);
+                if (std::isnan(v) || std::isinf(v)) CHECK(first_diff_bits(x, in_place.data()) == -1);
+            }
+        }
+    }
+    std::vector<float> y(n);
+    std::vector<std::uint8_t> mask(n);
+    CHECK_THROWS_AS(kernels::fake_quant_row<S>(std::span(clean).first(n - 1), std::span(y).first(n - 1),
+                                               std::span(mask).first(n - 1)), qtensor::error);
+    CHECK_THROWS_AS(kernels::fake_quant_row<S>(clean, y, std::span(mask).first(B)), qtensor::error);
+    const std::span<float> all(clean); // y overlapping x, one block on
+    CHECK_THROWS_AS(kernels::fake_quant_row<S>(all.first(4 * B), all.subspan(B), std::span(mask).first(4 * B)),
+                    qtensor::error);
+}
+TEST_CASE_TEMPLATE_APPLY(fake_quant_errors, with_fake_quant_kernel);
 
 TEST_CASE_TEMPLATE_DEFINE("dequantize kernels give ggml's floats for the golden blocks", S, dequantize_golden) {
     REQUIRE(std::endian::native == std::endian::little);

@@ -44,6 +44,7 @@
 #include "qtensor/gemma4/policy.hpp"
 #include "qtensor/kernels/executor.hpp"
 #include "qtensor/kernels/matmul.hpp"
+#include "qtensor/kernels/quant.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/q4_0_symmetric.hpp"
 #include "qtensor/train/tensors.hpp"
@@ -112,8 +113,8 @@ public:
                     if constexpr (quantized_scheme<S>) {
                         const std::span<std::uint8_t> mask(v.mask + piece.begin, n);
                         if constexpr (std::is_same_v<S, q4_0>)
-                            if (rule_ == q4_0_rule::symmetric) return fake_quant<q4_0_symmetric>::forward(w, y, mask);
-                        fake_quant<S>::forward(w, y, mask);
+                            if (rule_ == q4_0_rule::symmetric) return kernels::fake_quant_row<q4_0_symmetric>(w, y, mask);
+                        kernels::fake_quant_row<S>(w, y, mask);
                     } else {
                         std::vector<typename S::block_type> packed(w.size());
                         S::quantize_row(w.data(), packed.data(), w.size());
@@ -153,8 +154,7 @@ public:
         ex.run(pieces.size(), [&](std::size_t i) {
             const auto [t, begin, end] = pieces[i];
             const auto [g, mask] = views[t];
-            for (std::size_t j = begin; j < end; ++j)
-                if (mask[j]) g[j] = 0.0f;
+            for (std::size_t j = begin; j < end; ++j) g[j] = mask[j] ? 0.0f : g[j]; // no branch: vectorizes
         });
     }
 

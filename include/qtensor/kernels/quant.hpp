@@ -12,6 +12,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <type_traits>
 #include <string>
@@ -20,6 +21,7 @@
 #include "qtensor/core/half.hpp"
 #include "qtensor/kernels/backend.hpp"
 #include "qtensor/kernels/checks.hpp"
+#include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/float.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q4_0.hpp"
@@ -63,6 +65,14 @@ inline void quantize_static(const float* x, block_q8_k* y, std::size_t n, float 
     detail::backend::quantize_static_q8_k(t, x, y, n, s, qtensor::detail::static_reciprocal(s, false));
 }
 
+// x[n] -> y[n] and the clip mask saturated[n]; bit for bit
+// fake_quant<q4_0>::forward (y may be x).
+inline void fake_quant_q4_0(const float* x, float* y, std::uint8_t* saturated, std::size_t n,
+                            target t = target::best()) {
+    blocks_per_row<q4_0>(n);
+    detail::backend::fake_quant_q4_0(t, x, y, saturated, n);
+}
+
 // x[n / 32] -> y[n]; bit for bit q4_0::dequantize_row.
 inline void dequantize_q4_0(const block_q4_0* x, float* y, std::size_t n, target t = target::best()) {
     blocks_per_row<q4_0>(n);
@@ -103,6 +113,7 @@ template <>
 struct quant_kernel<q4_0> {
     static constexpr auto quantize = &unchecked::quantize_q4_0;
     static constexpr auto dequantize = &unchecked::dequantize_q4_0;
+    static constexpr auto fake_quant = &unchecked::fake_quant_q4_0;
 };
 template <>
 struct quant_kernel<q8_0> {
@@ -133,7 +144,8 @@ constexpr bool quant_kernels_match_registry() {
     for_each_scheme([&](auto s) {
         using S = decltype(s);
         ok = ok && has_kernels(simd_kernels_of<S>, simd_kernels::quantize) == requires { quant_kernel<S>::quantize; } &&
-             has_kernels(simd_kernels_of<S>, simd_kernels::dequantize) == requires { quant_kernel<S>::dequantize; };
+             has_kernels(simd_kernels_of<S>, simd_kernels::dequantize) == requires { quant_kernel<S>::dequantize; } &&
+             has_kernels(simd_kernels_of<S>, simd_kernels::fake_quant) == requires { quant_kernel<S>::fake_quant; };
     });
     return ok;
 }
@@ -185,6 +197,19 @@ void dequantize_row(const block_of<S>* x, float* y, std::size_t n, [[maybe_unuse
     }
 }
 
+// x[n] -> y[n] = dequantize<S>(quantize<S>(x)) and the clip mask
+// saturated[n] for any quantized scheme, as fake_quant<S>::forward: its
+// kernel where the registry gives S one (simd_kernels::fake_quant), the
+// reference otherwise. y may be x.
+template <quantized_scheme S>
+void fake_quant_row(const float* x, float* y, std::uint8_t* saturated, std::size_t n,
+                    [[maybe_unused]] target t = target::best()) {
+    if constexpr (requires { detail::quant_kernel<S>::fake_quant; }) // the registry's flag, checked above
+        detail::quant_kernel<S>::fake_quant(x, y, saturated, n, t);
+    else
+        fake_quant<S>::forward({x, n}, {y, n}, {saturated, n});
+}
+
 } // namespace unchecked
 
 // ---- the checked forms ------------------------------------------------------------
@@ -200,6 +225,18 @@ template <scheme S>
 void dequantize_row(std::span<const block_of<S>> x, std::span<float> y, target t = target::best()) {
     detail::checked_dequantize<S>("dequantize_row<" + std::string(S::name) + ">", x, y, t,
                                   unchecked::dequantize_row<S>);
+}
+
+// x[n] -> y[n] and saturated[n], as unchecked::fake_quant_row<S>, after
+// fake_quant<S>'s checks (whole blocks, equal sizes, y is x or apart from it).
+template <quantized_scheme S>
+void fake_quant_row(std::span<const float> x, std::span<float> y, std::span<std::uint8_t> saturated,
+                    target t = target::best()) {
+    qtensor::detail::check_fake_quant_row<S>(x.size());
+    qtensor::detail::check_fake_quant_size<S>("y", y.size(), x.size());
+    qtensor::detail::check_fake_quant_size<S>("saturated", saturated.size(), x.size());
+    qtensor::detail::check_fake_quant_alias<S>("y", y, "x", x);
+    unchecked::fake_quant_row<S>(x.data(), y.data(), saturated.data(), x.size(), t);
 }
 
 // x[n] -> y[n / 32] (q4_0, q8_0) or y[n / 256] (q8_k), as the unchecked forms.

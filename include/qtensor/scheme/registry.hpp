@@ -123,6 +123,7 @@ enum class simd_kernels : unsigned {
     dequantize = 2,   // kernels::dequantize_row<S>
     gemm = 4,         // kernels::gemm<S> (and so a Gemma 4 weight role)
     interleaved = 8,  // kernels::interleaved<S>
+    fake_quant = 16,  // kernels::fake_quant_row<S>
 };
 
 constexpr simd_kernels operator|(simd_kernels a, simd_kernels b) noexcept {
@@ -164,7 +165,7 @@ constexpr simd_kernels q_all = simd_kernels::quantize | simd_kernels::dequantize
 // Quantized formats first, then the float formats; the CLI lists them in
 // this order.
 using registry = scheme_table<
-    registered<q4_0, q_all>,
+    registered<q4_0, q_all | simd_kernels::fake_quant>,
     registered<q8_0, q_all>,
     registered<q4_1, reference_only>,
     registered<q5_0, reference_only>,

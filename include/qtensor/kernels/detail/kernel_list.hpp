@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "qtensor/core/half.hpp"
+#include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
 #include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
@@ -31,6 +33,8 @@
       (x, y, n, s, inv))                                                                                    \
     X(void, quantize_static_q8_k, (const float* x, block_q8_k* y, std::size_t n, float s, float inv),         \
       (x, y, n, s, inv))                                                                                    \
+    X(void, fake_quant_q4_0, (const float* x, float* y, std::uint8_t* saturated, std::size_t n),             \
+      (x, y, saturated, n))                                                                                 \
     X(void, dequantize_q4_0, (const block_q4_0* x, float* y, std::size_t n), (x, y, n))                     \
     X(void, dequantize_q8_0, (const block_q8_0* x, float* y, std::size_t n), (x, y, n))                     \
     X(void, dequantize_q2_k, (const block_q2_k* x, float* y, std::size_t n), (x, y, n))                     \

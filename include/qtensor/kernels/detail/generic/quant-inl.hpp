@@ -22,11 +22,10 @@ constexpr std::uint32_t nonfinite_bits = 0x7f800000u;
 // block's largest magnitude and whether the block is finite.
 QTENSOR_OPS_INLINE ops::vi abs_bits(ops::vi bits) { return bits & ops::set_i(0x7fffffff); }
 
-// x[count] (count a multiple of N) -> the largest abs_bits.
-template <std::size_t count>
-QTENSOR_OPS_INLINE std::uint32_t max_abs_bits(const float* x) {
+// x[n] (n a multiple of N) -> the largest abs_bits.
+QTENSOR_OPS_INLINE std::uint32_t max_abs_bits(const float* x, std::size_t n) {
     auto m = ops::set_i(0);
-    for (std::size_t j = 0; j < count; j += ops::lanes) m = ops::max(m, abs_bits(ops::bits(ops::load(x + j))));
+    for (std::size_t j = 0; j < n; j += ops::lanes) m = ops::max(m, abs_bits(ops::bits(ops::load(x + j))));
     return static_cast<std::uint32_t>(ops::reduce_max(m));
 }
 
@@ -200,6 +199,40 @@ inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t n) {
     }
 }
 
+// x[n] -> y[n] = dequantize(quantize(x)) and the clip mask saturated[n], as
+// fake_quant<q4_0>::forward, whose Q4_0 steps are quantize_q4_0's above:
+// y = (code - 8) * d, with d the scale as stored (fp16), and saturated = 1
+// where the code was clamped (16 -> 15). y may be x. Rows that may throw
+// (NaN, Inf, a block max at which the fp16 scale could overflow) go to the
+// reference whole, before anything is written, so they fail as it does.
+inline void fake_quant_q4_0(const float* x, float* y, std::uint8_t* saturated, std::size_t n) {
+    const auto reference = [&] { fake_quant<q4_0>::forward({x, n}, {y, n}, {saturated, n}); };
+    if constexpr (!ops::can_round) return reference();
+    constexpr std::size_t N = ops::lanes;
+    if (quant_impl::max_abs_bits(x, n) >= std::bit_cast<std::uint32_t>(8.0f * 65504.0f)) return reference();
+    const auto half_up = ops::set_f(8.5f);
+    const auto eight = ops::set_i(8);
+    const auto fifteen = ops::set_i(15);
+    const std::size_t blocks = n / 32;
+    alignas(64) float id[N];
+    alignas(64) std::int32_t d16[N];
+    for (std::size_t b0 = 0; b0 < blocks; b0 += N) {
+        const std::size_t group = std::min(N, blocks - b0);
+        if (!quant_impl::block_scales<true>(x + 32 * b0, group, -8.0f, d16, id)) return reference(); // not reached
+        for (std::size_t k = 0; k < group; ++k) {
+            const std::size_t at = 32 * (b0 + k);
+            const auto idk = ops::set_f(id[k]);
+            const auto d = ops::set_f(fp16_to_fp32(fp16_t{static_cast<std::uint16_t>(d16[k])}));
+            for (std::size_t j = 0; j < 32; j += N) {
+                const auto unclamped = ops::truncate(ops::rounded(ops::load(x + at + j) * idk) + half_up);
+                const auto code = ops::min(unclamped, fifteen);
+                ops::store_low_bytes(unclamped - code, saturated + at + j); // unclamped <= 16: 0 or 1
+                ops::store(ops::to_float(code - eight) * d, y + at + j);
+            }
+        }
+    }
+}
+
 // x[n] -> y[n / 32], as q8_0::quantize_row, N blocks at a time as above (only
 // amax is needed): code = round(x * id), half away from zero, as truncation
 // plus one where the (exact) remainder is >= 0.5 in magnitude.
@@ -244,7 +277,7 @@ inline void quantize_q8_k(const float* x, block_q8_k* y, std::size_t n) {
     const auto code_max = ops::set_i(127);
     for (std::size_t b = 0; b < n / 256; ++b) {
         const float* xb = x + 256 * b;
-        const std::uint32_t amax = quant_impl::max_abs_bits<256>(xb);
+        const std::uint32_t amax = quant_impl::max_abs_bits(xb, 256);
         if (amax >= quant_impl::nonfinite_bits) return q8_k::quantize_row(x, y, n);
         const float max = quant_impl::signed_max<256>(xb, amax);
         const float iscale = max != 0.0f ? -127.0f / max : 0.0f;
