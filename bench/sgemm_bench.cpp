@@ -13,7 +13,13 @@
 // machine falls on both. Without OpenBLAS (bench/CMakeLists.txt finds it or
 // not) only qtensor's figures are printed.
 //
-// Usage: sgemm_bench [rounds (default 5)] [T (default 256)]
+// The layers are those of the training step bench/train_vs_torch.py times
+// (bench/configs/gemma4-10m.json), each with how many a step holds; after
+// them, per thread count, the step's products as a whole: the seconds of all
+// of them, each layer's three products times its count, and the ratio
+// OpenBLAS seconds / qtensor seconds.
+//
+// Usage: sgemm_bench [rounds (default 5)] [T (default 1024, the step's 8 x 128 tokens)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -84,9 +90,25 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
     const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
-    const std::size_t T = argc > 2 ? static_cast<std::size_t>(std::atoll(argv[2])) : 256;
-    // [rows, cols] of Gemma-4-sized layers and heads.
-    const std::size_t layers[][2] = {{256, 1024}, {1024, 256}, {512, 2048}, {4096, 256}, {32768, 256}};
+    const std::size_t T = argc > 2 ? static_cast<std::size_t>(std::atoll(argv[2])) : 1024;
+    // [rows, cols] and count of gemma4-10m's linear layers: 8 layers (6 sliding, 2 full; the last 2
+    // KV-shared), hidden 256, 4 query and 2 KV heads of 64 (128 in full layers), MLP 1024 (2048 in the
+    // KV-shared layers), PLE 64 a layer, vocab 512 (tied lm_head).
+    struct layer {
+        std::size_t rows, cols, count;
+    };
+    const layer layers[] = {
+        {256, 256, 14},  // q_proj, o_proj of the sliding layers; k_proj, v_proj of the full layer owning its KV
+        {512, 256, 4},   // q_proj of the full layers, lm_head, per_layer_model_projection
+        {256, 512, 2},   // o_proj of the full layers
+        {128, 256, 10},  // k_proj, v_proj of the sliding layers owning their KV
+        {1024, 256, 12}, // gate_proj, up_proj
+        {2048, 256, 4},  // gate_proj, up_proj of the KV-shared layers
+        {256, 1024, 6},  // down_proj
+        {256, 2048, 2},  // down_proj of the KV-shared layers
+        {64, 256, 8},    // per_layer_input_gate
+        {256, 64, 8},    // per_layer_projection
+    };
     kernels::thread_pool pool(2);
     std::printf("# T=%zu rounds=%d target=%s\n", T, rounds, kernels::target::best().name().c_str());
 #if defined(QTENSOR_BENCH_OPENBLAS)
@@ -100,7 +122,8 @@ int main(int argc, char** argv) {
 #if defined(QTENSOR_BENCH_OPENBLAS)
         openblas_set_num_threads(static_cast<int>(threads));
 #endif
-        for (const auto& [rows, cols] : layers) {
+        double step_ours = 0.0, step_theirs = 0.0;
+        for (const auto& [rows, cols, count] : layers) {
             const product products[] = {{"NT", false, true, T, rows, cols},
                                         {"NN", false, false, T, cols, rows},
                                         {"TN", true, false, rows, cols, T}};
@@ -121,7 +144,12 @@ int main(int argc, char** argv) {
                     std::printf(" openblas=%.1f ratio=%.2f", median(theirs), median(ratio));
                 std::printf(" GFLOP/s per thread\n");
                 std::fflush(stdout);
+                step_ours += double(count) * flop / median(ours) / 1e9;
+                if (!theirs.empty()) step_theirs += double(count) * flop / median(theirs) / 1e9;
             }
         }
+        std::printf("step threads=%zu qtensor=%.4f s", threads, step_ours);
+        if (step_theirs > 0.0) std::printf(" openblas=%.4f s ratio=%.2f", step_theirs, step_theirs / step_ours);
+        std::printf(" (every product of the layers above, times its count)\n");
     }
 }

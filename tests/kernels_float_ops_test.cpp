@@ -464,6 +464,45 @@ TEST_CASE("float ops: axpy within gamma_2 (|a x| + |ref|) of the reference; scal
     }
 }
 
+// Same bits as the reference: gradients over 20 orders of magnitude and some
+// zero, moments fresh (zero) and warm, the constants of a first step with
+// decay and of step 1000 without, every length through the padded tail.
+TEST_CASE("float ops: adamw_update bit for bit the reference, fresh and warm moments, with and without decay") {
+    std::mt19937 rng(19);
+    const auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), [](float p, float q) {
+            return std::bit_cast<std::uint32_t>(p) == std::bit_cast<std::uint32_t>(q);
+        });
+    };
+    const kernels::adamw_constants steps[] = {
+        {1.0f - 1e-3f * 0.1f, 0.9f, 0.95f, 1e-3f / (1.0f - 0.9f), std::sqrt(1.0f - 0.95f), 1e-8f},
+        {1.0f, 0.9f, 0.999f, 3e-4f, std::sqrt(1.0f - std::pow(0.999f, 1000.0f)), 1e-8f}};
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{16}, std::size_t{33},
+                          std::size_t{4099}}) {
+        auto g = spread(n, rng, -10.0f, 10.0f);
+        for (std::size_t i = 0; i < n; i += 5) g[i] = 0.0f;
+        const auto p = spread(n, rng);
+        auto m_warm = spread(n, rng, -6.0f, 0.0f), v_warm = spread(n, rng, -12.0f, 0.0f);
+        for (auto& v : v_warm) v = std::fabs(v);
+        for (const auto& k : steps) {
+            for (const bool warm : {false, true}) {
+                const std::vector<float> m0 = warm ? m_warm : std::vector<float>(n), v0 = warm ? v_warm : std::vector<float>(n);
+                auto want_p = p, want_m = m0, want_v = v0;
+                ref::adamw_update(want_p.data(), want_m.data(), want_v.data(), g.data(), n, k);
+                if (n > 1) CHECK(!same_bits(want_p, p)); // the step moves p (g[0] is 0, g[1] not)
+                for (const auto t : kernels::compiled_targets()) {
+                    auto got_p = p, got_m = m0, got_v = v0;
+                    kernels::adamw_update(got_p, got_m, got_v, g, k, t);
+                    INFO(where(t, n) << (warm ? " warm" : " fresh") << " step_size=" << k.step_size);
+                    CHECK(same_bits(got_p, want_p));
+                    CHECK(same_bits(got_m, want_m));
+                    CHECK(same_bits(got_v, want_v));
+                }
+            }
+        }
+    }
+}
+
 TEST_CASE("float ops: bad arguments throw, naming the argument") {
     std::vector<float> x(8, 1.0f), freq(4, 1.0f);
     using qtensor_test::message_of;
@@ -498,6 +537,8 @@ TEST_CASE("float ops: the checked forms refuse spans of different sizes, naming 
           "qtensor: kernels::geglu: y has 7 elements, expected 8 (gate has 8 elements)");
     CHECK(message_of([&] { kernels::rope(x, std::span(freq).first(3), 1.0f); }) ==
           "qtensor: kernels::rope: freq has 3 elements, expected 4 (x has 8 elements)");
+    CHECK(message_of([&] { kernels::adamw_update(x, y, short_, x, {}); }) ==
+          "qtensor: kernels::adamw_update: v has 7 elements, expected 8 (p has 8 elements)");
     CHECK(message_of([&] { kernels::axpy(2.0f, x, short_); }) ==
           "qtensor: kernels::axpy: y has 7 elements, expected 8 (x has 8 elements)");
     // Right sizes pass.

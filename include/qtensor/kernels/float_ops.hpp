@@ -174,6 +174,13 @@ inline void scale(float a, float* x, std::size_t n, target t = target::best()) {
     detail::backend::scale(t, a, x, n);
 }
 
+// p[n], m[n], v[n] in place from g[n]: one AdamW step (reference::adamw_update
+// says what k holds). Bit for bit the reference.
+inline void adamw_update(float* p, float* m, float* v, const float* g, std::size_t n, const adamw_constants& k,
+                         target t = target::best()) {
+    detail::backend::adamw_update(t, p, m, v, g, n, k);
+}
+
 } // namespace unchecked
 
 // ---- the checked forms ------------------------------------------------------------
@@ -249,6 +256,14 @@ inline void axpy(float a, std::span<const float> x, std::span<float> y, target t
 // x[n] *= a.
 inline void scale(float a, std::span<float> x, target t = target::best()) {
     unchecked::scale(a, x.data(), x.size(), t);
+}
+
+// p[n], m[n], v[n] in place from g[n].
+inline void adamw_update(std::span<float> p, std::span<float> m, std::span<float> v, std::span<const float> g,
+                         const adamw_constants& k, target t = target::best()) {
+    for (const auto& [name, size] : {std::pair{"m", m.size()}, {"v", v.size()}, {"g", g.size()}})
+        detail::check_size("adamw_update", {name, size}, p.size(), {"p", p.size()});
+    unchecked::adamw_update(p.data(), m.data(), v.data(), g.data(), p.size(), k, t);
 }
 
 QTENSOR_KERNELS_END_NAMESPACE

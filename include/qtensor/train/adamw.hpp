@@ -24,6 +24,7 @@
 #include "qtensor/core/config.hpp"
 #include "qtensor/core/error.hpp"
 #include "qtensor/kernels/executor.hpp"
+#include "qtensor/kernels/float_ops.hpp"
 #include "qtensor/train/tensors.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
@@ -91,12 +92,8 @@ public:
         ex.run(pieces.size(), [&](std::size_t k) {
             const auto [t, begin, end] = pieces[k];
             const auto [p, mi, vi, g, keep] = all[t];
-            for (std::size_t i = begin; i < end; ++i) {
-                p[i] *= keep;
-                mi[i] = mi[i] * b1 + (1.0f - b1) * g[i];
-                vi[i] = vi[i] * b2 + (1.0f - b2) * g[i] * g[i];
-                p[i] -= step_size * (mi[i] / (std::sqrt(vi[i]) / bc2_sqrt + eps));
-            }
+            kernels::unchecked::adamw_update(p + begin, mi + begin, vi + begin, g + begin, end - begin,
+                                             {keep, b1, b2, step_size, bc2_sqrt, eps});
         });
     }
 

@@ -11,6 +11,7 @@
 
 #include "qtensor/core/half.hpp"
 #include "qtensor/scheme/fake_quant.hpp"
+#include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
 #include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
@@ -53,6 +54,8 @@
     X(void, softcap, (float* x, std::size_t n, float cap), (x, n, cap))                                     \
     X(void, axpy, (float a, const float* x, float* y, std::size_t n), (a, x, y, n))                         \
     X(void, scale, (float a, float* x, std::size_t n), (a, x, n))                                           \
+    X(void, adamw_update, (float* p, float* m, float* v, const float* g, std::size_t n,                      \
+                           const adamw_constants& k), (p, m, v, g, n, k))                                   \
     X(float, dot_bf16_f32, (const bf16_t* w, const float* a, std::size_t n), (w, a, n))                     \
     X(float, dot_f32_f32, (const float* w, const float* a, std::size_t n), (w, a, n))                       \
     X(void, matmul_f32, (weight_rows w, f32_rows a, output_rows y), (w, a, y))                              \

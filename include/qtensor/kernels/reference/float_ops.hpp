@@ -23,6 +23,18 @@
 #include "qtensor/core/float_bits.hpp"
 
 QTENSOR_BEGIN_NAMESPACE
+namespace kernels {
+
+// One AdamW step's numbers (train::adamw derives them from its options, the
+// learning rate lr and the step count t): keep = 1 - lr weight_decay (1 where
+// the parameter does not decay), the moments' decays b1 and b2, step_size =
+// lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), and eps.
+struct adamw_constants {
+    float keep, b1, b2, step_size, bc2_sqrt, eps;
+};
+
+} // namespace kernels
+
 namespace kernels::reference {
 
 // a * b, rounded before any add in float (core/float_bits.hpp).
@@ -201,6 +213,21 @@ void cross_entropy_backward(const T* logits, std::size_t n, std::size_t target, 
     softmax(d_logits, n);
     d_logits[target] -= T(1);
     for (std::size_t i = 0; i < n; ++i) d_logits[i] *= scale;
+}
+
+// ---- AdamW --------------------------------------------------------------------------------
+
+// p[n], m[n], v[n] in place from the gradient g[n]: decoupled weight decay, then Adam,
+//   p *= keep,  m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,
+//   p -= step_size m / (sqrt(v) / bc2_sqrt + eps).
+inline void adamw_update(float* p, float* m, float* v, const float* g, std::size_t n,
+                         const adamw_constants& k) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        p[i] = mul(p[i], k.keep);
+        m[i] = mul(m[i], k.b1) + mul(1.0f - k.b1, g[i]);
+        v[i] = mul(v[i], k.b2) + mul(mul(1.0f - k.b2, g[i]), g[i]);
+        p[i] -= mul(k.step_size, m[i] / (std::sqrt(v[i]) / k.bc2_sqrt + k.eps));
+    }
 }
 
 // ---- linear and embedding -----------------------------------------------------------------

@@ -297,6 +297,33 @@ inline void axpy(float a, const float* x, float* y, std::size_t n) {
                          [&](ops::vf xv, ops::vf yv) QTENSOR_OPS_LAMBDA { return ops::mul_add(va, xv, yv); });
 }
 
+// p[n], m[n], v[n] from g[n], as reference::adamw_update bit for bit: the same
+// correctly rounded operations in the same order, every product rounded
+// before the add or subtract after it.
+inline void adamw_update(float* p, float* m, float* v, const float* g, std::size_t n, const adamw_constants& k) {
+    constexpr std::size_t N = ops::lanes;
+    const auto keep = ops::set_f(k.keep), b1 = ops::set_f(k.b1), b2 = ops::set_f(k.b2);
+    const auto c1 = ops::set_f(1.0f - k.b1), c2 = ops::set_f(1.0f - k.b2);
+    const auto step = ops::set_f(k.step_size), bc2 = ops::set_f(k.bc2_sqrt), eps = ops::set_f(k.eps);
+    const auto update = [&](float* pi, float* mi, float* vi, const float* gi, std::size_t count) QTENSOR_OPS_LAMBDA {
+        const auto load = [&](const float* x) { return count == N ? ops::load(x) : ops::load_partial(x, count, 0.0f); };
+        const auto store = [&](ops::vf x, float* to) {
+            if (count == N) ops::store(x, to);
+            else ops::store_partial(x, to, count);
+        };
+        const auto gv = load(gi);
+        const auto mv = ops::rounded(load(mi) * b1) + ops::rounded(c1 * gv);
+        const auto vv = ops::rounded(load(vi) * b2) + ops::rounded(ops::rounded(c2 * gv) * gv);
+        const auto pv = ops::rounded(load(pi) * keep) - ops::rounded(step * (mv / (ops::sqrt(vv) / bc2 + eps)));
+        store(mv, mi);
+        store(vv, vi);
+        store(pv, pi);
+    };
+    std::size_t i = 0;
+    for (; i + N <= n; i += N) update(p + i, m + i, v + i, g + i, N);
+    if (i < n) update(p + i, m + i, v + i, g + i, n - i);
+}
+
 // x[n] *= a.
 inline void scale(float a, float* x, std::size_t n) {
     const auto va = ops::set_f(a);

@@ -151,6 +151,8 @@ HWY_INLINE vf tanh(vf x) {
     return hn::IfThenElse(nan, x, hn::Tanh(df, hn::IfThenZeroElse(nan, x)));
 }
 
+HWY_INLINE vf sqrt(vf x) { return hn::Sqrt(x); }
+
 template <class M, class V>
 HWY_INLINE V select(M m, V a, V b) { return hn::IfThenElse(m, a, b); }
 template <class M>

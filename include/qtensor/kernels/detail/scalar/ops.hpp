@@ -151,6 +151,8 @@ inline vf rounded(vf v) { return {qtensor::detail::opaque(v.v)}; }
 // exp and tanh within a few ulp, NaN in, NaN out. exp only for x <= 88.75
 // (+inf from ln(FLT_MAX) on; Highway's is not valid further): kernels clamp.
 inline vf exp(vf v) { return {std::exp(v.v)}; }
+// The square root, correctly rounded (IEEE), as std::sqrt.
+inline vf sqrt(vf v) { return {std::sqrt(v.v)}; }
 inline vf tanh(vf v) { return {std::tanh(v.v)}; }
 
 // ---- masks -----------------------------------------------------------------------

@@ -404,6 +404,8 @@ inline vf tanh(vf x) {
     return xsimd::select(nan, x, xsimd::tanh(xsimd::select(nan, vf(0.0f), x)));
 }
 
+inline vf sqrt(vf x) { return xsimd::sqrt(x); }
+
 template <class M, class V>
 V select(M m, V a, V b) { return xsimd::select(m, a, b); }
 template <class M>
