@@ -15,7 +15,8 @@
 // has one form; only the write-back of an edge tile is masked. The tile reads
 // A one element at a time (a broadcast), so its panel may keep either layout:
 // [kc, MR] where op(A) is transposed (a copy per k), [MR, KC] where it is not
-// (a copy per row: a transposing copy would cost a store per element, an
+// (a copy per row: MR = 12 rows do not fill the N x N register transposes
+// that B's panels use, and element by element the transposing copy took an
 // eighth of the tile's time at N = 256). The products and their order are the
 // same either way. Each output is
 // one FMA chain per K block, then merged into C: C = alpha acc + beta C after
