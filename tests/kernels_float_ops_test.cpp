@@ -486,7 +486,8 @@ TEST_CASE("float ops: adamw_update bit for bit the reference, fresh and warm mom
         for (auto& v : v_warm) v = std::fabs(v);
         for (const auto& k : steps) {
             for (const bool warm : {false, true}) {
-                const std::vector<float> m0 = warm ? m_warm : std::vector<float>(n), v0 = warm ? v_warm : std::vector<float>(n);
+                const std::vector<float> m0 = warm ? m_warm : std::vector<float>(n);
+                const std::vector<float> v0 = warm ? v_warm : std::vector<float>(n);
                 auto want_p = p, want_m = m0, want_v = v0;
                 ref::adamw_update(want_p.data(), want_m.data(), want_v.data(), g.data(), n, k);
                 if (n > 1) CHECK(!same_bits(want_p, p)); // the step moves p (g[0] is 0, g[1] not)

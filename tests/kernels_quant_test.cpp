@@ -348,14 +348,24 @@ TEST_CASE_TEMPLATE("quantize kernels agree with the reference at the fp16 scale 
 
 // The fake-quant kernels against fake_quant<S>::forward (itself quantize_row
 // then dequantize_row): the same floats and clip mask on the hard rows, into
-// another array and in place.
+// another array and in place. A row whose largest magnitude reaches
+// magnitude_limit goes to the reference whole (its scale could overflow), so
+// every other row has those magnitudes brought one ulp below it and runs on
+// the kernel, long rows included.
 TEST_CASE_TEMPLATE_DEFINE("fake_quant kernels equal fake_quant<S>::forward bit for bit, the clip mask included", S,
                           fake_quant_hard) {
     std::mt19937 rng(29);
-    std::size_t clipped = 0;
-    for (const std::size_t n : row_lengths<S>()) {
+    std::size_t clipped = 0, below_limit = 0;
+    for (const std::size_t n : {std::size_t{0}, S::block_elems, 5 * S::block_elems, 35 * S::block_elems,
+                                129 * S::block_elems}) {
         for (int rep = 0; rep < 20; ++rep) {
-            const auto x = hard_row<S>(n, rng);
+            auto x = hard_row<S>(n, rng);
+            if (rep % 2 == 0)
+                for (float& v : x)
+                    if (std::fabs(v) >= magnitude_limit<S>()) v = std::nextafter(v, 0.0f);
+            const bool on_kernel =
+                std::all_of(x.begin(), x.end(), [](float v) { return std::fabs(v) < magnitude_limit<S>(); });
+            if (n > 0 && on_kernel) ++below_limit;
             std::vector<float> want(n);
             std::vector<std::uint8_t> want_mask(n);
             fake_quant<S>::forward(x, want, want_mask);
@@ -375,7 +385,8 @@ TEST_CASE_TEMPLATE_DEFINE("fake_quant kernels equal fake_quant<S>::forward bit f
             }
         }
     }
-    CHECK(clipped > 100); // the rows clip: the mask is tested where it is 1
+    CHECK(clipped > 100);     // the rows clip: the mask is tested where it is 1
+    CHECK(below_limit >= 40); // and half the rows, long ones too, run on the kernel
 }
 TEST_CASE_TEMPLATE_APPLY(fake_quant_hard, with_fake_quant_kernel);
 

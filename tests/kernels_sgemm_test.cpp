@@ -14,6 +14,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -152,10 +153,12 @@ TEST_CASE("sgemm: odd shapes, four transposes, alpha and beta, wide ld, within b
 TEST_CASE("sgemm: shapes across the K, N and M blocks") {
     std::mt19937 rng(8);
     report kernel{"sgemm vs exact, blocked"}, reference{"reference vs exact, blocked"};
-    // K = 900: three K blocks; N = 700: three N blocks; M = 1600: two M blocks.
+    // K = 900: three K blocks; N = 700: three N blocks; M = 1600 and 1000: four and three M blocks, A
+    // transposed (panels [kc, MR]) and not (panels of rows).
     check_problem(problem(37, 700, 900, false, false, 1.0f, 1.0f, 3, rng), kernel, reference);
     check_problem(problem(130, 65, 900, true, true, -2.0f, 0.5f, 0, rng), kernel, reference);
     check_problem(problem(1600, 40, 20, true, false, 1.0f, 0.0f, 1, rng), kernel, reference);
+    check_problem(problem(1000, 50, 420, false, true, 1.0f, 0.0f, 2, rng), kernel, reference);
     check_problem(problem(64, 333, 385, false, true, 0.5f, 1.0f, 0, rng), kernel, reference);
 }
 
@@ -197,15 +200,17 @@ TEST_CASE("sgemm: bit-identical for every executor and split") {
     std::mt19937 rng(10);
     kernels::thread_pool pool(2);
     const auto reversed = qtensor_test::reversed_executor;
-    // M >= N splits rows, M < N columns; K = 800 has three K blocks.
-    for (const auto& shape : {std::pair<std::size_t, std::size_t>{300, 90}, {70, 500}}) {
-        const problem p(shape.first, shape.second, 800, true, false, 1.0f, 1.0f, 0, rng);
+    // M >= N splits rows, M < N columns; K = 800 has three K blocks, M = 1100 three M blocks; A
+    // transposed and not.
+    for (const auto& [m, n, ta] : {std::tuple<std::size_t, std::size_t, bool>{300, 90, true}, {70, 500, true},
+                                   {1100, 90, false}, {70, 500, false}}) {
+        const problem p(m, n, 800, ta, false, 1.0f, 1.0f, 0, rng);
         for (const auto t : kernels::compiled_targets()) {
             stored one = p.c;
-            kernels::sgemm(p.alpha, p.a.view(true), p.b.view(false), p.beta, one.out(), {}, t);
+            kernels::sgemm(p.alpha, p.a.view(ta), p.b.view(false), p.beta, one.out(), {}, t);
             for (const auto& ex : {pool.get_executor(), reversed(3), reversed(7), reversed(64)}) {
                 stored many = p.c;
-                kernels::sgemm(p.alpha, p.a.view(true), p.b.view(false), p.beta, many.out(), ex, t);
+                kernels::sgemm(p.alpha, p.a.view(ta), p.b.view(false), p.beta, many.out(), ex, t);
                 INFO(t.name() << " " << p.name() << " concurrency " << ex.concurrency());
                 CHECK(std::memcmp(one.data.data(), many.data.data(), one.data.size() * sizeof(float)) == 0);
             }

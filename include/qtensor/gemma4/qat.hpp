@@ -9,8 +9,10 @@
 //             (the straight-through estimator with the clip mask).
 //
 // Packing the master weights under P (qtensor convert --policy P, or
-// load_weights<P>) writes exactly w_seen: the rounding is the same code, so
-// the exported model is the model that was trained.
+// load_weights<P>) writes exactly w_seen: the rehearsal's rounding is the
+// packer's, bit for bit (kernels::fake_quant_row<S> equals fake_quant<S>,
+// which is S's quantize then dequantize), so the exported model is the model
+// that was trained.
 //
 // q4_0_rule::symmetric rounds the Q4_0 roles on the symmetric amax / 7 grid
 // instead (q4_0_symmetric.hpp): the weights the forward sees then sit on grids
@@ -113,7 +115,8 @@ public:
                     if constexpr (quantized_scheme<S>) {
                         const std::span<std::uint8_t> mask(v.mask + piece.begin, n);
                         if constexpr (std::is_same_v<S, q4_0>)
-                            if (rule_ == q4_0_rule::symmetric) return kernels::fake_quant_row<q4_0_symmetric>(w, y, mask);
+                            if (rule_ == q4_0_rule::symmetric)
+                                return kernels::fake_quant_row<q4_0_symmetric>(w, y, mask);
                         kernels::fake_quant_row<S>(w, y, mask);
                     } else {
                         std::vector<typename S::block_type> packed(w.size());

@@ -228,14 +228,14 @@ void dequantize_row(std::span<const block_of<S>> x, std::span<float> y, target t
 }
 
 // x[n] -> y[n] and saturated[n], as unchecked::fake_quant_row<S>, after
-// fake_quant<S>'s checks (whole blocks, equal sizes, y is x or apart from it).
+// fake_quant<S>'s checks, in its order (whole blocks, y's size, y is x or apart from it, the mask's size).
 template <quantized_scheme S>
 void fake_quant_row(std::span<const float> x, std::span<float> y, std::span<std::uint8_t> saturated,
                     target t = target::best()) {
     qtensor::detail::check_fake_quant_row<S>(x.size());
     qtensor::detail::check_fake_quant_size<S>("y", y.size(), x.size());
-    qtensor::detail::check_fake_quant_size<S>("saturated", saturated.size(), x.size());
     qtensor::detail::check_fake_quant_alias<S>("y", y, "x", x);
+    qtensor::detail::check_fake_quant_size<S>("saturated", saturated.size(), x.size());
     unchecked::fake_quant_row<S>(x.data(), y.data(), saturated.data(), x.size(), t);
 }
 

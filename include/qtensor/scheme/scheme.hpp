@@ -107,7 +107,7 @@ inline bool is_finite_bits(float f) noexcept {
 }
 
 inline void check_finite(std::string_view name, const float* x, std::size_t n) {
-    // One pass without a branch (it vectorizes): the largest |x| as bits is
+    // One pass without a branch (compilers can vectorize it): the largest |x| as bits is
     // >= the exponent mask exactly when some x is NaN or Inf. The search after only on failure.
     std::uint32_t max_abs = 0;
     for (std::size_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::bit_cast<std::uint32_t>(x[i]) & 0x7fffffffu);

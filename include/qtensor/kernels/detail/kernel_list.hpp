@@ -10,9 +10,9 @@
 #include <cstdint>
 
 #include "qtensor/core/half.hpp"
-#include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/kernels/reference/float_ops.hpp"
 #include "qtensor/kernels/reference/matmul.hpp"
+#include "qtensor/scheme/fake_quant.hpp"
 #include "qtensor/scheme/tq2_0.hpp"
 #include "qtensor/scheme/q2_k.hpp"
 #include "qtensor/scheme/q3_k.hpp"

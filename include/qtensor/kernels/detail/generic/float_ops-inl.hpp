@@ -299,15 +299,19 @@ inline void axpy(float a, const float* x, float* y, std::size_t n) {
 
 // p[n], m[n], v[n] from g[n], as reference::adamw_update bit for bit: the same
 // correctly rounded operations in the same order, every product rounded
-// before the add or subtract after it.
+// before the add or subtract after it (the reference itself where ops cannot
+// keep a product from fusing).
 inline void adamw_update(float* p, float* m, float* v, const float* g, std::size_t n, const adamw_constants& k) {
+    if constexpr (!ops::can_round) return reference::adamw_update(p, m, v, g, n, k);
     constexpr std::size_t N = ops::lanes;
     const auto keep = ops::set_f(k.keep), b1 = ops::set_f(k.b1), b2 = ops::set_f(k.b2);
     const auto c1 = ops::set_f(1.0f - k.b1), c2 = ops::set_f(1.0f - k.b2);
     const auto step = ops::set_f(k.step_size), bc2 = ops::set_f(k.bc2_sqrt), eps = ops::set_f(k.eps);
     const auto update = [&](float* pi, float* mi, float* vi, const float* gi, std::size_t count) QTENSOR_OPS_LAMBDA {
-        const auto load = [&](const float* x) { return count == N ? ops::load(x) : ops::load_partial(x, count, 0.0f); };
-        const auto store = [&](ops::vf x, float* to) {
+        const auto load = [&](const float* x) QTENSOR_OPS_LAMBDA {
+            return count == N ? ops::load(x) : ops::load_partial(x, count, 0.0f);
+        };
+        const auto store = [&](ops::vf x, float* to) QTENSOR_OPS_LAMBDA {
             if (count == N) ops::store(x, to);
             else ops::store_partial(x, to, count);
         };

@@ -202,9 +202,10 @@ inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t n) {
 // x[n] -> y[n] = dequantize(quantize(x)) and the clip mask saturated[n], as
 // fake_quant<q4_0>::forward, whose Q4_0 steps are quantize_q4_0's above:
 // y = (code - 8) * d, with d the scale as stored (fp16), and saturated = 1
-// where the code was clamped (16 -> 15). y may be x. Rows that may throw
-// (NaN, Inf, a block max at which the fp16 scale could overflow) go to the
-// reference whole, before anything is written, so they fail as it does.
+// where the code was clamped (16 -> 15). y may be x. Rows that may throw go
+// to the reference whole, before anything is written, so they fail as it
+// does: NaN, Inf, and (conservatively) any magnitude from 8 * 65504 on, where
+// d = max / -8 may round past fp16's largest value.
 inline void fake_quant_q4_0(const float* x, float* y, std::uint8_t* saturated, std::size_t n) {
     const auto reference = [&] { fake_quant<q4_0>::forward({x, n}, {y, n}, {saturated, n}); };
     if constexpr (!ops::can_round) return reference();
@@ -218,7 +219,8 @@ inline void fake_quant_q4_0(const float* x, float* y, std::uint8_t* saturated, s
     alignas(64) std::int32_t d16[N];
     for (std::size_t b0 = 0; b0 < blocks; b0 += N) {
         const std::size_t group = std::min(N, blocks - b0);
-        if (!quant_impl::block_scales<true>(x + 32 * b0, group, -8.0f, d16, id)) return reference(); // not reached
+        if (!quant_impl::block_scales<true>(x + 32 * b0, group, -8.0f, d16, id))
+            return reference(); // not reached: the check above sent such rows to the reference
         for (std::size_t k = 0; k < group; ++k) {
             const std::size_t at = 32 * (b0 + k);
             const auto idk = ops::set_f(id[k]);

@@ -14,11 +14,11 @@
 // leading dimensions, and pads the edge panels with zeros, so the tile loop
 // has one form; only the write-back of an edge tile is masked. The tile reads
 // A one element at a time (a broadcast), so its panel may keep either layout:
-// [kc, MR] where op(A) is transposed (a copy per k), [MR, KC] where it is not
-// (a copy per row: MR = 12 rows do not fill the N x N register transposes
-// that B's panels use, and element by element the transposing copy took an
-// eighth of the tile's time at N = 256). The products and their order are the
-// same either way. Each output is
+// [kc, MR] where op(A) is transposed (a copy per k), MR rows of kc at stride
+// KS where it is not (a copy per row: MR = 12 rows do not fill the N x N
+// register transposes that B's panels use, and element by element the
+// transposing copy took an eighth of the tile's time with 256 columns). The
+// products and their order are the same either way. Each output is
 // one FMA chain per K block, then merged into C: C = alpha acc + beta C after
 // the first block, C += alpha acc after the others. That arithmetic depends on
 // k alone, not on where the tile or the call's piece of C lies, so any split
@@ -38,13 +38,14 @@ constexpr std::size_t N = ops::lanes;
 constexpr std::size_t NV = N == 1 ? 4 : 2;
 constexpr std::size_t MR = N >= 16 ? 12 : N == 1 ? 4 : 6;
 constexpr std::size_t NR = NV * N;
-// A panel [KC, MR] (18 KiB at MR = 12) stays in a 32 KiB L1; the packed B
-// block [KC, NC] (480 KiB) and A block [MC, KC] (720 KiB) share L2 with the
-// C rows they update (N = 256: 480 KiB), so C stays in L2 from one K block
-// to the next (an A block of 1536 rows left the step's GEMMs with small N and
-// large K 3 to 15% slower). NC is a multiple of every NR, MC of every MR.
+// A panel (18 KiB at MR = 12) stays in a 32 KiB L1; the packed B block
+// [KC, NC] (480 KiB) and A block of MC rows (750 KiB at stride KS) share a
+// 2 MiB L2 with the C rows they update (480 KiB at 256 columns), so C stays
+// in L2 from one K block to the next (A blocks of 1536 rows left the training
+// step's GEMMs with 64 or 256 columns and large K 3 to 15% slower). NC is a
+// multiple of every NR, MC of every MR.
 constexpr std::size_t KC = sgemm_k_block;
-// The row stride of [MR, KC] panels: 25 cache lines, so the MR rows fall in different L1 sets.
+// The row stride of A's row panels: 25 cache lines, so the MR rows fall in different L1 sets.
 constexpr std::size_t KS = KC + 16;
 constexpr std::size_t NC = 320;
 constexpr std::size_t MC = 480;
@@ -124,7 +125,7 @@ void pack(const f32_operand& x, std::size_t r0, std::size_t rows, std::size_t p0
         pack_panel<W>(x, r0 + r, std::min(W, rows - r), p0, kc, out);
 }
 
-// The same rows of an untransposed X as consecutive [MR, KC] panels:
+// The same rows of an untransposed X as consecutive panels of MR rows at stride KS:
 // out[r * KS + p] = X[r0 + r, p0 + p], rows past `rows` zero.
 inline void pack_rows(const f32_operand& x, std::size_t r0, std::size_t rows, std::size_t p0, std::size_t kc,
                       float* out) {
@@ -134,7 +135,7 @@ inline void pack_rows(const f32_operand& x, std::size_t r0, std::size_t rows, st
     }
 }
 
-// Where the tile finds op(A)[r, p] in a packed panel: [kc, MR] (k_major) or [MR, KC].
+// Where the tile finds op(A)[r, p] in a packed panel: [kc, MR] (k_major) or MR rows at stride KS.
 template <bool k_major>
 QTENSOR_OPS_INLINE float a_at(const float* a, std::size_t r, std::size_t p) {
     return k_major ? a[p * MR + r] : a[r * KS + p];

@@ -151,7 +151,16 @@ HWY_INLINE vf tanh(vf x) {
     return hn::IfThenElse(nan, x, hn::Tanh(df, hn::IfThenZeroElse(nan, x)));
 }
 
+#if HWY_ARCH_ARM_V7 // Highway's Sqrt there is an estimate refined by Newton steps, not IEEE's
+HWY_INLINE vf sqrt(vf x) {
+    HWY_ALIGN float lane[lanes];
+    hn::Store(x, df, lane);
+    for (float& v : lane) v = std::sqrt(v);
+    return hn::Load(df, lane);
+}
+#else
 HWY_INLINE vf sqrt(vf x) { return hn::Sqrt(x); }
+#endif
 
 template <class M, class V>
 HWY_INLINE V select(M m, V a, V b) { return hn::IfThenElse(m, a, b); }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -404,7 +405,16 @@ inline vf tanh(vf x) {
     return xsimd::select(nan, x, xsimd::tanh(xsimd::select(nan, vf(0.0f), x)));
 }
 
+#if defined(__arm__) // xsimd's NEON sqrt is an estimate refined by Newton steps, not IEEE's
+inline vf sqrt(vf x) {
+    alignas(64) float lane[vf::size];
+    x.store_aligned(lane);
+    for (float& v : lane) v = std::sqrt(v);
+    return vf::load_aligned(lane);
+}
+#else
 inline vf sqrt(vf x) { return xsimd::sqrt(x); }
+#endif
 
 template <class M, class V>
 V select(M m, V a, V b) { return xsimd::select(m, a, b); }
