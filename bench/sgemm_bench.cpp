@@ -26,6 +26,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include <unistd.h>
+
 #include "bench_util.hpp"
 #include "qtensor/kernels/kernels.hpp"
 
@@ -89,6 +91,17 @@ double median(std::vector<double> v) {
 } // namespace
 
 int main(int argc, char** argv) {
+#if defined(QTENSOR_BENCH_OPENBLAS)
+    // After a call, OpenBLAS's worker threads spin (2^28 cycles by default)
+    // before they sleep, and a spinning worker on a 2-core machine leaves
+    // qtensor's next 2-thread call one core. OpenBLAS reads the variable as it
+    // loads, before main: so set it and start again.
+    if (std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1); // the least: 2^4 cycles
+        execv("/proc/self/exe", argv);
+        std::perror("sgemm_bench: execv /proc/self/exe"); // then go on, spinning workers and all
+    }
+#endif
     const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
     const std::size_t T = argc > 2 ? static_cast<std::size_t>(std::atoll(argv[2])) : 1024;
     // [rows, cols] and count of gemma4-10m's linear layers: 8 layers (6 sliding, 2 full; the last 2
@@ -110,7 +123,7 @@ int main(int argc, char** argv) {
         {256, 64, 8},    // per_layer_projection
     };
     kernels::thread_pool pool(2);
-    std::printf("# T=%zu rounds=%d target=%s\n", T, rounds, kernels::target::best().name().c_str());
+    std::printf("# T=%zu rounds=%d target=%s\n", T, rounds, kernels::compiled_targets().front().name().c_str());
 #if defined(QTENSOR_BENCH_OPENBLAS)
     // OpenBLAS picks its kernels by CPU model: one it does not know (a newer
     // Xeon, a virtual CPU) gets the SSE3 "Prescott" kernels, several times

@@ -167,36 +167,49 @@ QTENSOR_OPS_INLINE bool block_scales(const float* x, std::size_t group, float di
     return true;
 }
 
-} // namespace quant_impl
-
-// x[n] -> y[n / 32], as q4_0::quantize_row, N blocks at a time (one lane per
-// block for the per-block values): block_scales, then per block
-// code = min(15, trunc(x * id + 8.5)) on N lanes, the product rounded before
-// the add, and the nibbles packed.
-inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t n) {
-    if constexpr (!ops::can_round) return q4_0::quantize_row(x, y, n);
+// Q4_0's steps, shared by quantize_q4_0 and fake_quant_q4_0 below: each
+// block b of x[n] with its scale d (fp16) and id = 1/d from block_scales, N
+// blocks at a time (one lane per block), given to f(b, d, id). False, and
+// stopped, at a group where a block is not finite or d overflows fp16.
+template <class F>
+QTENSOR_OPS_INLINE bool for_each_q4_0_block(const float* x, std::size_t n, F&& f) {
     constexpr std::size_t N = ops::lanes;
-    const auto half_up = ops::set_f(8.5f);
-    const auto fifteen = ops::set_i(15);
     const std::size_t blocks = n / 32;
     alignas(64) float id[N];
     alignas(64) std::int32_t d16[N];
     for (std::size_t b0 = 0; b0 < blocks; b0 += N) {
         const std::size_t group = std::min(N, blocks - b0);
-        if (!quant_impl::block_scales<true>(x + 32 * b0, group, -8.0f, d16, id)) return q4_0::quantize_row(x, y, n);
-        for (std::size_t k = 0; k < group; ++k) {
-            const float* xb = x + 32 * (b0 + k);
-            block_q4_0& out = y[b0 + k];
-            out.d = fp16_t{static_cast<std::uint16_t>(d16[k])};
-            const auto idk = ops::set_f(id[k]);
-            for (std::size_t j = 0; j < 16; j += N) {
-                const auto lo = ops::truncate(ops::rounded(ops::load(xb + j) * idk) + half_up);
-                const auto hi = ops::truncate(ops::rounded(ops::load(xb + 16 + j) * idk) + half_up);
-                ops::store_low_bytes(ops::min(lo, fifteen) | ops::shift_left<4>(ops::min(hi, fifteen)),
-                                     out.qs.data() + j);
-            }
-        }
+        if (!block_scales<true>(x + 32 * b0, group, -8.0f, d16, id)) return false;
+        for (std::size_t k = 0; k < group; ++k)
+            f(b0 + k, fp16_t{static_cast<std::uint16_t>(d16[k])}, ops::set_f(id[k]));
     }
+    return true;
+}
+
+// The codes of x[0, N) before the clamp to 15: trunc(x * id + 8.5), the
+// product rounded before the add.
+QTENSOR_OPS_INLINE ops::vi q4_0_unclamped(const float* x, ops::vf id) {
+    return ops::truncate(ops::rounded(ops::load(x) * id) + ops::set_f(8.5f));
+}
+
+} // namespace quant_impl
+
+// x[n] -> y[n / 32], as q4_0::quantize_row: per block, code =
+// min(15, q4_0_unclamped) and the nibbles packed.
+inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t n) {
+    if constexpr (!ops::can_round) return q4_0::quantize_row(x, y, n);
+    constexpr std::size_t N = ops::lanes;
+    const auto fifteen = ops::set_i(15);
+    const bool done = quant_impl::for_each_q4_0_block(x, n, [&](std::size_t b, fp16_t d, ops::vf id) QTENSOR_OPS_LAMBDA {
+        const float* xb = x + 32 * b;
+        y[b].d = d;
+        for (std::size_t j = 0; j < 16; j += N) {
+            const auto lo = ops::min(quant_impl::q4_0_unclamped(xb + j, id), fifteen);
+            const auto hi = ops::min(quant_impl::q4_0_unclamped(xb + 16 + j, id), fifteen);
+            ops::store_low_bytes(lo | ops::shift_left<4>(hi), y[b].qs.data() + j);
+        }
+    });
+    if (!done) q4_0::quantize_row(x, y, n);
 }
 
 // x[n] -> y[n] = dequantize(quantize(x)) and the clip mask saturated[n], as
@@ -211,28 +224,18 @@ inline void fake_quant_q4_0(const float* x, float* y, std::uint8_t* saturated, s
     if constexpr (!ops::can_round) return reference();
     constexpr std::size_t N = ops::lanes;
     if (quant_impl::max_abs_bits(x, n) >= std::bit_cast<std::uint32_t>(8.0f * 65504.0f)) return reference();
-    const auto half_up = ops::set_f(8.5f);
     const auto eight = ops::set_i(8);
     const auto fifteen = ops::set_i(15);
-    const std::size_t blocks = n / 32;
-    alignas(64) float id[N];
-    alignas(64) std::int32_t d16[N];
-    for (std::size_t b0 = 0; b0 < blocks; b0 += N) {
-        const std::size_t group = std::min(N, blocks - b0);
-        if (!quant_impl::block_scales<true>(x + 32 * b0, group, -8.0f, d16, id))
-            return reference(); // not reached: the check above sent such rows to the reference
-        for (std::size_t k = 0; k < group; ++k) {
-            const std::size_t at = 32 * (b0 + k);
-            const auto idk = ops::set_f(id[k]);
-            const auto d = ops::set_f(fp16_to_fp32(fp16_t{static_cast<std::uint16_t>(d16[k])}));
-            for (std::size_t j = 0; j < 32; j += N) {
-                const auto unclamped = ops::truncate(ops::rounded(ops::load(x + at + j) * idk) + half_up);
-                const auto code = ops::min(unclamped, fifteen);
-                ops::store_low_bytes(unclamped - code, saturated + at + j); // unclamped <= 16: 0 or 1
-                ops::store(ops::to_float(code - eight) * d, y + at + j);
-            }
+    const bool done = quant_impl::for_each_q4_0_block(x, n, [&](std::size_t b, fp16_t d16, ops::vf id) QTENSOR_OPS_LAMBDA {
+        const auto d = ops::set_f(fp16_to_fp32(d16));
+        for (std::size_t at = 32 * b; at < 32 * b + 32; at += N) {
+            const auto unclamped = quant_impl::q4_0_unclamped(x + at, id);
+            const auto code = ops::min(unclamped, fifteen);
+            ops::store_low_bytes(unclamped - code, saturated + at); // unclamped <= 16: 0 or 1
+            ops::store(ops::to_float(code - eight) * d, y + at);
         }
-    }
+    });
+    if (!done) reference(); // not reached: the check above sent such rows to the reference
 }
 
 // x[n] -> y[n / 32], as q8_0::quantize_row, N blocks at a time as above (only
