@@ -16,12 +16,14 @@
 // once per call into the order the code vectors come in (`plan`).
 //
 // Per block, exact integers: the codes times the activations, weighted by
-// their sub-block's scale (pairs of byte products as int16, each pair times
-// its scale as int32); then either the mins times the activation sums of
-// their sub-blocks, or the offset taken back out through the activations'
-// pair sums. The scales and mins come straight from the block's bytes with
-// lane shifts (`field_plan`). The block adds them into fp32 lanes with one
-// FMA each.
+// their sub-block's scale. With mins: pairs of byte products as int16, each
+// pair times its scale as int32, and the mins times the activation sums of
+// their sub-blocks. With a code offset: the four byte products of each lane
+// summed into an int32 that starts at -offset times the four activations'
+// sum, so it holds the lane's own (c - offset) a, which fits int16; then that
+// times its scale. The scales and mins come straight from the block's bytes
+// with lane shifts (`field_plan`). The block adds them into fp32 lanes with
+// one FMA each.
 //
 // No include guard and no namespace on purpose: included by
 // generic/kernels-inl.hpp inside each instruction set's namespace.
@@ -313,12 +315,12 @@ QTENSOR_OPS_INLINE void load_fields(const std::byte* block, ops::vi* out) {
 
 // One Q8_K block rearranged once per call: the activations in the order of
 // S's code vectors; for schemes with a code offset, -offset times the sums of
-// their byte pairs (pair p of vector g at offset_pairs[V/2 g + p]); for
+// their lanes' four bytes (lane l of vector g at offset_quads[N g + l]); for
 // schemes with mins, against each field the activation sum of its
 // sub-block where the field is a min, 0 where it is a scale.
 struct activation {
     alignas(64) std::int8_t qs[256];
-    alignas(64) std::int16_t offset_pairs[128];
+    alignas(64) std::int32_t offset_quads[64];
     alignas(64) std::int32_t min_sums[32];
     float d;
 };
@@ -335,8 +337,8 @@ void prepare(const block_q8_k& src, activation& out) {
             for (std::size_t k = per * j; k < per * (j + 1); ++k) out.min_sums[L::sub_blocks + j] += src.bsums[k];
         }
     } else {
-        for (std::size_t i = 0; i < 128; ++i)
-            out.offset_pairs[i] = static_cast<std::int16_t>(-L::code_offset * (out.qs[2 * i] + out.qs[2 * i + 1]));
+        for (std::size_t i = 0; i < 64; ++i)
+            out.offset_quads[i] = -L::code_offset * (out.qs[4 * i] + out.qs[4 * i + 1] + out.qs[4 * i + 2] + out.qs[4 * i + 3]);
     }
     out.d = src.d;
 }
@@ -362,8 +364,11 @@ QTENSOR_OPS_INLINE ops::vi codes(const std::byte* w, std::size_t g) {
     return c;
 }
 
-// The scale in both int16 halves of each lane, for the pair products below.
+// The scale in both int16 halves of each lane, against two pair sums; or in
+// the low half only, against one int32 that fits int16 (whose high half is
+// its sign).
 QTENSOR_OPS_INLINE ops::vi both_halves(ops::vi s) { return (s & ops::set_i(0xffff)) | ops::shift_left<16>(s); }
+QTENSOR_OPS_INLINE ops::vi low_half(ops::vi s) { return s & ops::set_i(0xffff); }
 
 // Vectors of fields per block (one, unused, where there are none).
 template <class S>
@@ -390,9 +395,9 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
         if constexpr (has_fields<S>) {
             load_fields<S>(block, field);
             QTENSOR_UNROLL
-            for (std::size_t c = 0; c < scale_vectors; ++c) scales[c] = both_halves(field[c]);
+            for (std::size_t c = 0; c < scale_vectors; ++c) scales[c] = L::mins ? both_halves(field[c]) : low_half(field[c]);
         } else {
-            scales[0] = ops::set_i(0x00010001); // 1 in both halves
+            scales[0] = ops::set_i(1);
         }
         // Two partial sums halve the dependency chain of the scale products.
         ops::vi sums[2] = {ops::set_i(0), ops::set_i(0)};
@@ -400,12 +405,17 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
         for (std::size_t g = 0; g < vectors; ++g) {
             const vector_plan& v = p.v[g];
             const auto lane_scale = ops::lookup(scales[v.scale_base / N], v.scale_index);
-            // Two int16 sums of byte pairs per lane (at most 2 * 63 * 128),
-            // then each pair times its lane's scale, summed into int32.
-            sums[g % 2] = dot.pairs(sums[g % 2], ops::pair_sums(codes<S>(block, g), ops::load_bytes(a[b].qs + V * g)),
-                                    lane_scale);
-            if constexpr (!L::mins) // the offset, so each lane sums its own weights' products
-                sums[g % 2] = dot.pairs(sums[g % 2], ops::load_bytes(a[b].offset_pairs + V / 2 * g), lane_scale);
+            const auto c = codes<S>(block, g), act = ops::load_bytes(a[b].qs + V * g);
+            if constexpr (L::mins) {
+                // Two int16 sums of byte pairs per lane (at most 2 * 63 * 128),
+                // then each pair times its lane's scale, summed into int32.
+                sums[g % 2] = dot.pairs(sums[g % 2], ops::pair_sums(c, act), lane_scale);
+            } else {
+                // Each lane's four (c - offset) a, so it sums its own weights'
+                // products: at most 4 * 32 * 128 (Q6_K's codes less 32).
+                const auto own = dot(ops::load_i32(a[b].offset_quads + N * g), c, act);
+                sums[g % 2] = dot.pairs(sums[g % 2], own, lane_scale);
+            }
         }
         const float d = ops::f16_to_f32(w[b].d) * a[b].d;
         acc = ops::mul_add(ops::to_float(sums[0] + sums[1]), ops::set_f(d), acc);
