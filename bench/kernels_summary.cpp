@@ -201,12 +201,11 @@ void gemv_line(const char* kernel, std::size_t rows, std::size_t cols, bool inte
 // read roof, this is the headroom: well above 1, a kernel out of cache waits
 // on memory; near 1, on its own instructions.
 template <class S>
-void gemv_in_cache_line(const char* kernel, std::size_t cols, const roofs& roof) {
+void gemv_in_cache_line(const char* kernel, std::size_t cols, const roofs& roof, kernels::thread_pool& one) {
     const std::size_t rows = (std::size_t{512} << 10) / row_bytes<S>(cols);
     const auto w = random_weights<S>(rows, cols, 42);
     const auto x = qtensor_bench::random_floats(cols);
     std::vector<float> y(rows);
-    kernels::thread_pool one(1);
     const auto ex = one.get_executor();
     const double s = best_seconds(1, [&] {
         for (int i = 0; i < 100; ++i) kernels::gemv(view_of<S>(w, rows, cols), x, y, ex);
@@ -286,13 +285,13 @@ int main(int argc, char** argv) {
     if (want("gemv_q6_k")) gemv_line<q6_k>("gemv_q6_k", 8192, 4096, false, both);
     if (want("gemv_bf16")) gemv_line<bf16>("gemv_bf16", 8192, 4096, false, both);
     if (want("gemv_f32")) gemv_line<f32>("gemv_f32", 4096, 4096, false, both);
-    if (want("gemv_in_cache_q4_0")) gemv_in_cache_line<q4_0>("gemv_in_cache_q4_0", 1024, roof);
-    if (want("gemv_in_cache_q8_0")) gemv_in_cache_line<q8_0>("gemv_in_cache_q8_0", 1024, roof);
-    if (want("gemv_in_cache_q2_k")) gemv_in_cache_line<q2_k>("gemv_in_cache_q2_k", 1024, roof);
-    if (want("gemv_in_cache_q3_k")) gemv_in_cache_line<q3_k>("gemv_in_cache_q3_k", 1024, roof);
-    if (want("gemv_in_cache_q4_k")) gemv_in_cache_line<q4_k>("gemv_in_cache_q4_k", 1024, roof);
-    if (want("gemv_in_cache_q5_k")) gemv_in_cache_line<q5_k>("gemv_in_cache_q5_k", 1024, roof);
-    if (want("gemv_in_cache_q6_k")) gemv_in_cache_line<q6_k>("gemv_in_cache_q6_k", 1024, roof);
+    if (want("gemv_in_cache_q4_0")) gemv_in_cache_line<q4_0>("gemv_in_cache_q4_0", 1024, roof, one);
+    if (want("gemv_in_cache_q8_0")) gemv_in_cache_line<q8_0>("gemv_in_cache_q8_0", 1024, roof, one);
+    if (want("gemv_in_cache_q2_k")) gemv_in_cache_line<q2_k>("gemv_in_cache_q2_k", 1024, roof, one);
+    if (want("gemv_in_cache_q3_k")) gemv_in_cache_line<q3_k>("gemv_in_cache_q3_k", 1024, roof, one);
+    if (want("gemv_in_cache_q4_k")) gemv_in_cache_line<q4_k>("gemv_in_cache_q4_k", 1024, roof, one);
+    if (want("gemv_in_cache_q5_k")) gemv_in_cache_line<q5_k>("gemv_in_cache_q5_k", 1024, roof, one);
+    if (want("gemv_in_cache_q6_k")) gemv_in_cache_line<q6_k>("gemv_in_cache_q6_k", 1024, roof, one);
     if (want("gemm_q4_0_interleaved")) gemm_line<q4_0>("gemm_q4_0_interleaved", 4096, 4096, 64, true, one);
     if (want("gemm_q4_0_interleaved")) gemm_line<q4_0>("gemm_q4_0_interleaved", 4096, 4096, 64, true, two);
     if (want("gemm_q4_0")) gemm_line<q4_0>("gemm_q4_0", 4096, 4096, 64, false, one);

@@ -417,15 +417,15 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
                 sums[g % 2] = dot.pairs(sums[g % 2], own, lane_scale);
             }
         }
-        const float d = ops::f16_to_f32(w[b].d) * a[b].d;
-        acc = ops::mul_add(ops::to_float(sums[0] + sums[1]), ops::set_f(d), acc);
+        const auto d = ops::set_f16(w[b].d) * ops::set_f(a[b].d);
+        acc = ops::mul_add(ops::to_float(sums[0] + sums[1]), d, acc);
         if constexpr (L::mins) {
             ops::vi mins = ops::set_i(0);
             QTENSOR_UNROLL
             for (std::size_t c = L::sub_blocks / N; c < field_vectors; ++c)
                 mins = mins + field[c] * ops::load_i32(a[b].min_sums + N * c);
-            const float dmin = ops::f16_to_f32(w[b].dmin) * a[b].d;
-            acc_min = ops::mul_add(ops::to_float(mins), ops::set_f(dmin), acc_min);
+            const auto dmin = ops::set_f16(w[b].dmin) * ops::set_f(a[b].d);
+            acc_min = ops::mul_add(ops::to_float(mins), dmin, acc_min);
         }
     }
     return ops::reduce_sum(acc) - ops::reduce_sum(acc_min);

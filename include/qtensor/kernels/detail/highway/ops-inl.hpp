@@ -83,6 +83,15 @@ HWY_INLINE float f16_to_f32(fp16_t h) {
     return fp16_to_fp32(h);
 #endif
 }
+// The fp16 h converted, in every lane (one broadcast and one vector conversion).
+HWY_INLINE vf set_f16(fp16_t h) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
+    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+    return hn::PromoteTo(df, hn::BitCast(dh, hn::Set(hn::RebindToUnsigned<decltype(dh)>(), h.bits)));
+#else
+    return set_f(f16_to_f32(h));
+#endif
+}
 HWY_INLINE vd load_f64(const float* p) { return hn::PromoteTo(dd, hn::LoadU(hn::Rebind<float, decltype(dd)>(), p)); }
 HWY_INLINE void store_f32(vd v, float* p) {
     const hn::Rebind<float, decltype(dd)> dfd;

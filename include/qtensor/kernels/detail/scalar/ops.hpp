@@ -99,8 +99,10 @@ inline vi load_u16(const std::uint16_t* p) { return {*p}; }
 inline vf load_f16(const fp16_t* p) { return {fp16_to_fp32(*p)}; }
 // `lanes` int32 at p (any alignment).
 inline vi load_i32(const std::int32_t* p) { return {*p}; }
-// One fp16 as a float (the instruction set's conversion where native_f16).
+// One fp16 as a float (the instruction set's conversion where native_f16);
+// and in every lane.
 inline float f16_to_f32(fp16_t h) { return fp16_to_fp32(h); }
+inline vf set_f16(fp16_t h) { return {fp16_to_fp32(h)}; }
 // `lanes_d` floats at p, widened; and back, rounded to nearest.
 inline vd load_f64(const float* p) { return {*p}; }
 inline void store_f32(vd v, float* p) { *p = static_cast<float>(v.v); }

@@ -497,6 +497,7 @@ inline float f16_to_f32(fp16_t h) {
     return fp16_to_fp32(h);
 #endif
 }
+inline vf set_f16(fp16_t h) { return set_f(f16_to_f32(h)); }
 inline vi load_bytes(const void* p) { return load_i32(static_cast<const std::int32_t*>(p)); }
 inline void store_bytes(vi v, void* p) { v.store_unaligned(static_cast<std::int32_t*>(p)); }
 
