@@ -273,6 +273,45 @@ void check_random_blocks() {
     }
 }
 
+// K-quant blocks whose every byte but d and dmin is one value (codes, scales
+// and mins at their extremes: all zero, all ones, Q6_K's scale -128, ...)
+// against Q8_K blocks whose every byte is -128 or 127, which the reference
+// quantizer never makes: the kernels' integer sums at their largest (a lane's
+// four (c - offset) a up to 4 * 32 * 128 for Q6_K), through gemv's partner-block
+// form on every target.
+template <class S>
+void check_extreme_blocks() {
+    constexpr std::size_t cols = 512, nb = cols / 256;
+    const std::vector<unsigned char> fills{0x00, 0x55, 0x80, 0xaa, 0xff};
+    std::mt19937 rng(29);
+    weights<S> w(fills.size(), cols, 0, rng);
+    for (std::size_t r = 0; r < fills.size(); ++r)
+        for (std::size_t b = 0; b < nb; ++b) {
+            block_of<S>& block = w.row(r)[b];
+            std::memset(&block, fills[r], sizeof block);
+            block.d = fp32_to_fp16(b == 0 ? 1.0f : -0.5f);
+            if constexpr (requires { block.dmin; }) block.dmin = fp32_to_fp16(0.25f);
+        }
+    for (const int q : {-128, 127}) {
+        std::vector<block_q8_k> a(nb);
+        for (std::size_t b = 0; b < nb; ++b) {
+            a[b].d = b == 0 ? 0.125f : 1.0f;
+            a[b].qs.fill(static_cast<std::int8_t>(q));
+            a[b].bsums.fill(static_cast<std::int16_t>(16 * q));
+        }
+        for (const auto t : kernels::compiled_targets()) {
+            std::vector<float> y(fills.size(), -1.0f);
+            kernels::gemv(w.view(), std::span<const block_q8_k>(a), y, {}, t);
+            for (std::size_t r = 0; r < fills.size(); ++r) {
+                const auto e = exact_k_quant<S>(w.row(r), a.data(), cols);
+                INFO(S::name << " " << t.name() << " fill=" << int{fills[r]} << " q=" << q << " exact=" << e.sum
+                             << " got=" << y[r]);
+                REQUIRE(std::fabs(y[r] - e.sum) <= oracle<S>::budget(cols, e.magnitude));
+            }
+        }
+    }
+}
+
 template <class S>
 struct has_interleaved_kernel : std::bool_constant<kernels::interleavable_scheme<S>> {};
 using gemm_schemes = kernels::gemm_scheme_list::apply<std::tuple>;
@@ -288,6 +327,11 @@ TEST_CASE_TEMPLATE_APPLY(gemm_each, gemm_schemes);
 
 TEST_CASE_TEMPLATE("kernels: K-quant gemm on blocks of random bytes, every target", S, tq2_0, q2_k, q3_k, q4_k, q5_k, q6_k) {
     check_random_blocks<S>();
+}
+
+TEST_CASE_TEMPLATE("kernels: K-quant gemv at the extremes of codes, scales and activations, every target", S, tq2_0, q2_k,
+                   q3_k, q4_k, q5_k, q6_k) {
+    check_extreme_blocks<S>();
 }
 
 TEST_CASE_TEMPLATE_DEFINE("kernels: interleaved layout converts back bit for bit and gives the same outputs from 4 tokens on", S,

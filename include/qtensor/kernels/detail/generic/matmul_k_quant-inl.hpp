@@ -397,7 +397,7 @@ QTENSOR_OPS_INLINE float row_dot(const block_of<S>* w, const activation* a, std:
             QTENSOR_UNROLL
             for (std::size_t c = 0; c < scale_vectors; ++c) scales[c] = L::mins ? both_halves(field[c]) : low_half(field[c]);
         } else {
-            scales[0] = ops::set_i(1);
+            scales[0] = ops::set_i(1); // in the low half, as the offset schemes' scales
         }
         // Two partial sums halve the dependency chain of the scale products.
         ops::vi sums[2] = {ops::set_i(0), ops::set_i(0)};

@@ -83,7 +83,7 @@ HWY_INLINE float f16_to_f32(fp16_t h) {
     return fp16_to_fp32(h);
 #endif
 }
-// The fp16 h converted, in every lane (one broadcast and one vector conversion).
+// The fp16 h converted, in every lane (with F16C one broadcast and one vector conversion).
 HWY_INLINE vf set_f16(fp16_t h) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
     const hn::Rebind<hwy::float16_t, decltype(df)> dh;
